@@ -1,0 +1,485 @@
+//! The shared-memory segment through which tsod publishes its bound to
+//! clients on the same host (SPEC.md §5), and the seqlock that guards it.
+//!
+//! The layout is [`ShmSegment`], `#[repr(C)]`, 192 bytes at the start of a
+//! 4096-byte file, in the host's native byte order. Every field is an atomic
+//! so that concurrent access from the writer and from readers in other
+//! processes is defined behaviour; on x86-64 and AArch64 relaxed atomic loads
+//! and stores are plain `mov`/`ldr`/`str`, so this costs nothing.
+//!
+//! # Seqlock
+//!
+//! One writer (the daemon, which holds an exclusive lock on the file),
+//! any number of lock-free readers. `generation` is odd while a write is in
+//! progress and grows by 2 with every completed write, so a 64-bit counter
+//! never wraps (2^63 writes at 10 kHz is 29 million years).
+//!
+//! ```text
+//! writer                                   reader
+//!   g := generation (relaxed)                loop:
+//!   s := g if g is odd else g + 1              g1 := generation (ACQUIRE)
+//!   generation := s (relaxed)                  if g1 is odd: retry
+//!   fence(RELEASE)                             copy fields (relaxed loads)
+//!   store fields (relaxed)                     fence(ACQUIRE)
+//!   generation := s + 1 (RELEASE)              g2 := generation (relaxed)
+//!                                              if g1 == g2: done, else retry
+//! ```
+//!
+//! The release fence after the odd store keeps the field stores from moving
+//! before it; the reader's acquire fence keeps its second load of
+//! `generation` from moving before the copies. If a copy saw any store of a
+//! later write, the fences synchronize and the reader sees that write's odd
+//! `generation` (or later), so `g1 != g2` and it retries. On AArch64 the
+//! fences are `dmb ish` / `dmb ishld` and the acquire load is `ldar`; on
+//! x86-64 they compile to nothing (TSO) but still constrain the compiler.
+//! This is the construction of H.-J. Boehm, "Can seqlocks get along with
+//! programming language memory models?" (MSPC 2012).
+
+use core::mem::{align_of, offset_of, size_of};
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering, fence};
+
+use crate::bound::DriftModel;
+use crate::status::{ClockStatus, MonoInstant, Ppb, Timescale};
+use crate::time::{TimeInterval, Timestamp};
+
+/// The first 8 bytes of every segment.
+pub const SHM_MAGIC: [u8; 8] = *b"TSOD-SHM";
+/// The layout version this crate reads and writes.
+pub const SHM_LAYOUT_VERSION: u32 = 1;
+/// Size of the segment file: one page.
+pub const SHM_FILE_SIZE: u32 = 4096;
+/// Default path of the segment.
+pub const SHM_DEFAULT_PATH: &str = "/dev/shm/tsod";
+/// The environment variable that overrides [`SHM_DEFAULT_PATH`] for clients.
+pub const SHM_PATH_ENV: &str = "TSOD_SHM";
+/// Linux clock id of the clock readers read: `CLOCK_MONOTONIC_RAW`.
+pub const READER_CLOCK_MONOTONIC_RAW: u32 = 4;
+/// Attempts a reader makes before reporting [`ShmError::Busy`]; the first
+/// few spin, the rest yield the CPU between attempts.
+pub const READ_ATTEMPTS: u32 = 10_000;
+/// Attempts that spin before the reader starts yielding.
+const SPIN_ATTEMPTS: u32 = 16;
+
+/// The segment, as mapped from the file. See the module doc for the protocol.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct ShmSegment {
+    // Header: written before the file is made visible, never changed after.
+    magic: AtomicU64,
+    layout_version: AtomicU32,
+    file_size: AtomicU32,
+    reader_clock: AtomicU32,
+    timescale: AtomicU32,
+    boot_id: [AtomicU64; 2],
+    header_reserved: [AtomicU64; 3],
+    // State: guarded by the seqlock.
+    generation: AtomicU64,
+    reference: AtomicU64,
+    earliest: AtomicU64,
+    latest: AtomicU64,
+    frequency_ppb: AtomicI64,
+    drift_bound_ppb: AtomicU32,
+    status: AtomicU32,
+    valid_until: AtomicU64,
+    disruption_count: AtomicU64,
+    reference_boottime: AtomicU64,
+    writer_instance: AtomicU64,
+    state_reserved: [AtomicU64; 6],
+}
+
+/// Offsets that SPEC.md §5.3 states; the build fails if the struct drifts.
+const _: () = {
+    assert!(size_of::<ShmSegment>() == 192);
+    assert!(align_of::<ShmSegment>() == 8);
+    assert!(offset_of!(ShmSegment, magic) == 0);
+    assert!(offset_of!(ShmSegment, layout_version) == 8);
+    assert!(offset_of!(ShmSegment, file_size) == 12);
+    assert!(offset_of!(ShmSegment, reader_clock) == 16);
+    assert!(offset_of!(ShmSegment, timescale) == 20);
+    assert!(offset_of!(ShmSegment, boot_id) == 24);
+    assert!(offset_of!(ShmSegment, header_reserved) == 40);
+    assert!(offset_of!(ShmSegment, generation) == 64);
+    assert!(offset_of!(ShmSegment, reference) == 72);
+    assert!(offset_of!(ShmSegment, earliest) == 80);
+    assert!(offset_of!(ShmSegment, latest) == 88);
+    assert!(offset_of!(ShmSegment, frequency_ppb) == 96);
+    assert!(offset_of!(ShmSegment, drift_bound_ppb) == 104);
+    assert!(offset_of!(ShmSegment, status) == 108);
+    assert!(offset_of!(ShmSegment, valid_until) == 112);
+    assert!(offset_of!(ShmSegment, disruption_count) == 120);
+    assert!(offset_of!(ShmSegment, reference_boottime) == 128);
+    assert!(offset_of!(ShmSegment, writer_instance) == 136);
+    assert!(offset_of!(ShmSegment, state_reserved) == 144);
+    assert!(size_of::<ShmSegment>() <= SHM_FILE_SIZE as usize);
+};
+
+/// The immutable header of a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShmHeader {
+    /// Timescale of every interval in the segment.
+    pub timescale: Timescale,
+    /// `/proc/sys/kernel/random/boot_id` of the boot that wrote it, as 16 bytes.
+    pub boot_id: [u8; 16],
+}
+
+/// What the daemon publishes; what a reader copies out under the seqlock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishedState {
+    /// Reader-clock instant the interval refers to.
+    pub reference: MonoInstant,
+    /// True time at `reference` (meaningful only when `status` is bounded).
+    pub interval: TimeInterval,
+    /// How to carry the interval to other instants.
+    pub drift: DriftModel,
+    /// The daemon's status.
+    pub status: ClockStatus,
+    /// After this reader-clock instant the state is stale: clients must
+    /// report an error, not extrapolate further.
+    pub valid_until: MonoInstant,
+    /// Number of disruptions (clock steps, suspends, restarts of an
+    /// unsynchronized daemon) the daemon has seen on this segment.
+    pub disruption_count: u64,
+    /// `CLOCK_BOOTTIME` at `reference`, for the optional suspend check (§5.6).
+    pub reference_boottime: MonoInstant,
+    /// Random per daemon start: a change means the daemon restarted.
+    pub writer_instance: u64,
+}
+
+/// Why a segment cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShmError {
+    /// The file is not a tsod segment.
+    #[error("not a tsod segment (bad magic); is the path right?")]
+    BadMagic,
+    /// Written by an incompatible tsod.
+    #[error("segment layout version {0} is not supported (this client reads version 1); upgrade the client")]
+    UnsupportedLayout(u32),
+    /// The file is not 4096 bytes (or its header says otherwise).
+    #[error("segment size {0} bytes is not the expected 4096")]
+    WrongSize(u64),
+    /// Extrapolated with a clock this reader does not read.
+    #[error("segment is for clock id {0}, this client reads CLOCK_MONOTONIC_RAW (4)")]
+    WrongReaderClock(u32),
+    /// A timescale this reader does not know.
+    #[error("segment timescale {0} is unknown to this client")]
+    UnknownTimescale(u32),
+    /// Left over from an earlier boot: its reader-clock instants mean nothing now.
+    #[error("segment was written during an earlier boot; is tsod running?")]
+    OtherBoot,
+    /// The seqlock stayed odd: the writer died or stalled mid-write.
+    #[error("segment is being written and did not settle; the daemon may have died mid-update")]
+    Busy,
+    /// A state field holds a value no writer would write.
+    #[error("segment field {0} holds an impossible value")]
+    Corrupt(&'static str),
+}
+
+/// Why a valid segment yields no interval: the error semantics of SPEC.md §6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BoundError {
+    /// No majority of sources agrees, or never synchronized.
+    #[error("clock is unsynchronized: no valid bound (check `tsod status`)")]
+    Unsynchronized,
+    /// The clock was disturbed and is not yet re-synchronized.
+    #[error("clock was disrupted (step, suspend or restart); waiting for re-synchronization")]
+    Disrupted,
+    /// The daemon has not refreshed the segment within its validity horizon.
+    #[error("published bound is stale (daemon stopped or stalled); is tsod running?")]
+    Stale,
+    /// The result is outside the representable time range.
+    #[error("bound is outside the representable time range")]
+    OutOfRange,
+}
+
+impl ShmHeader {
+    /// Reads and checks the header: magic, layout version, size, reader
+    /// clock, timescale, and (when given) that it was written during this boot.
+    pub fn read(segment: &ShmSegment, this_boot: Option<[u8; 16]>) -> Result<Self, ShmError> {
+        if segment.magic.load(Ordering::Relaxed).to_ne_bytes() != SHM_MAGIC {
+            return Err(ShmError::BadMagic);
+        }
+        let version = segment.layout_version.load(Ordering::Relaxed);
+        if version != SHM_LAYOUT_VERSION {
+            return Err(ShmError::UnsupportedLayout(version));
+        }
+        let size = segment.file_size.load(Ordering::Relaxed);
+        if size != SHM_FILE_SIZE {
+            return Err(ShmError::WrongSize(u64::from(size)));
+        }
+        let clock = segment.reader_clock.load(Ordering::Relaxed);
+        if clock != READER_CLOCK_MONOTONIC_RAW {
+            return Err(ShmError::WrongReaderClock(clock));
+        }
+        let code = segment.timescale.load(Ordering::Relaxed);
+        let timescale =
+            u8::try_from(code).ok().and_then(Timescale::from_code).ok_or(ShmError::UnknownTimescale(code))?;
+        let mut boot_id = [0u8; 16];
+        let (first, second) = boot_id.split_at_mut(8);
+        first.copy_from_slice(&segment.boot_id[0].load(Ordering::Relaxed).to_ne_bytes());
+        second.copy_from_slice(&segment.boot_id[1].load(Ordering::Relaxed).to_ne_bytes());
+        if this_boot.is_some_and(|b| b != boot_id) {
+            return Err(ShmError::OtherBoot);
+        }
+        Ok(Self { timescale, boot_id })
+    }
+
+    /// Writes the header. Only for a fresh segment that no reader can see yet
+    /// (the daemon then renames the file into place).
+    pub fn write(&self, segment: &ShmSegment) {
+        segment.magic.store(u64::from_ne_bytes(SHM_MAGIC), Ordering::Relaxed);
+        segment.layout_version.store(SHM_LAYOUT_VERSION, Ordering::Relaxed);
+        segment.file_size.store(SHM_FILE_SIZE, Ordering::Relaxed);
+        segment.reader_clock.store(READER_CLOCK_MONOTONIC_RAW, Ordering::Relaxed);
+        segment.timescale.store(u32::from(self.timescale.code()), Ordering::Relaxed);
+        let (first, second) = self.boot_id.split_at(8);
+        for (slot, half) in segment.boot_id.iter().zip([first, second]) {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(half);
+            slot.store(u64::from_ne_bytes(bytes), Ordering::Relaxed);
+        }
+    }
+}
+
+impl ShmSegment {
+    /// The seqlock counter: even when no write is in progress.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Publishes `state` (writer side of the seqlock). Only one writer may
+    /// call this at a time; the daemon guarantees it with a file lock.
+    /// If a previous writer died mid-write (odd generation), this write
+    /// completes its cycle, so readers never see its partial state.
+    pub fn publish(&self, state: &PublishedState) {
+        let g = self.generation.load(Ordering::Relaxed);
+        let start = if g % 2 == 1 { g } else { g.wrapping_add(1) };
+        self.generation.store(start, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.reference.store(state.reference.as_nanos(), Ordering::Relaxed);
+        self.earliest.store(state.interval.earliest().as_nanos(), Ordering::Relaxed);
+        self.latest.store(state.interval.latest().as_nanos(), Ordering::Relaxed);
+        self.frequency_ppb.store(state.drift.frequency().get(), Ordering::Relaxed);
+        let bound = u32::try_from(state.drift.bound().get()).unwrap_or(u32::MAX);
+        self.drift_bound_ppb.store(bound, Ordering::Relaxed);
+        self.status.store(u32::from(state.status.code()), Ordering::Relaxed);
+        self.valid_until.store(state.valid_until.as_nanos(), Ordering::Relaxed);
+        self.disruption_count.store(state.disruption_count, Ordering::Relaxed);
+        self.reference_boottime.store(state.reference_boottime.as_nanos(), Ordering::Relaxed);
+        self.writer_instance.store(state.writer_instance, Ordering::Relaxed);
+        self.generation.store(start.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Copies a consistent state out (reader side of the seqlock), lock-free.
+    pub fn read(&self) -> Result<PublishedState, ShmError> {
+        for attempt in 0..READ_ATTEMPTS {
+            if let Some(raw) = self.try_read() {
+                return raw.validate();
+            }
+            if attempt < SPIN_ATTEMPTS {
+                core::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        Err(ShmError::Busy)
+    }
+
+    /// One attempt: `None` if a write was in progress or overlapped the copy.
+    fn try_read(&self) -> Option<RawState> {
+        let g1 = self.generation.load(Ordering::Acquire);
+        if g1 % 2 == 1 {
+            return None;
+        }
+        let raw = RawState {
+            reference: self.reference.load(Ordering::Relaxed),
+            earliest: self.earliest.load(Ordering::Relaxed),
+            latest: self.latest.load(Ordering::Relaxed),
+            frequency_ppb: self.frequency_ppb.load(Ordering::Relaxed),
+            drift_bound_ppb: self.drift_bound_ppb.load(Ordering::Relaxed),
+            status: self.status.load(Ordering::Relaxed),
+            valid_until: self.valid_until.load(Ordering::Relaxed),
+            disruption_count: self.disruption_count.load(Ordering::Relaxed),
+            reference_boottime: self.reference_boottime.load(Ordering::Relaxed),
+            writer_instance: self.writer_instance.load(Ordering::Relaxed),
+        };
+        fence(Ordering::Acquire);
+        let g2 = self.generation.load(Ordering::Relaxed);
+        (g1 == g2).then_some(raw)
+    }
+}
+
+/// The state fields exactly as copied, before validation.
+struct RawState {
+    reference: u64,
+    earliest: u64,
+    latest: u64,
+    frequency_ppb: i64,
+    drift_bound_ppb: u32,
+    status: u32,
+    valid_until: u64,
+    disruption_count: u64,
+    reference_boottime: u64,
+    writer_instance: u64,
+}
+
+impl RawState {
+    fn validate(self) -> Result<PublishedState, ShmError> {
+        let status =
+            u8::try_from(self.status).ok().and_then(ClockStatus::from_code).ok_or(ShmError::Corrupt("status"))?;
+        let interval = TimeInterval::new(Timestamp::from_nanos(self.earliest), Timestamp::from_nanos(self.latest))
+            .map_err(|_| ShmError::Corrupt("interval"))?;
+        let drift = DriftModel::new(Ppb::new(self.frequency_ppb), Ppb::new(i64::from(self.drift_bound_ppb)))
+            .map_err(|_| ShmError::Corrupt("drift"))?;
+        Ok(PublishedState {
+            reference: MonoInstant::from_nanos(self.reference),
+            interval,
+            drift,
+            status,
+            valid_until: MonoInstant::from_nanos(self.valid_until),
+            disruption_count: self.disruption_count,
+            reference_boottime: MonoInstant::from_nanos(self.reference_boottime),
+            writer_instance: self.writer_instance,
+        })
+    }
+}
+
+impl PublishedState {
+    /// The bound at reader-clock instant `now`, or why there is none:
+    /// the status must be bounded and `now` no later than `valid_until`.
+    pub fn interval_at(&self, now: MonoInstant) -> Result<TimeInterval, BoundError> {
+        match self.status {
+            ClockStatus::Unsynchronized => return Err(BoundError::Unsynchronized),
+            ClockStatus::Disrupted => return Err(BoundError::Disrupted),
+            ClockStatus::Synchronized | ClockStatus::Degraded | ClockStatus::FreeRunning => {}
+        }
+        if now > self.valid_until {
+            return Err(BoundError::Stale);
+        }
+        self.drift.extrapolate(self.interval, self.reference, now).ok_or(BoundError::OutOfRange)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    fn state(k: u64) -> PublishedState {
+        PublishedState {
+            reference: MonoInstant::from_nanos(k),
+            interval: TimeInterval::new(Timestamp::from_nanos(k * 3), Timestamp::from_nanos(k * 3 + 1000)).unwrap(),
+            drift: DriftModel::new(Ppb::new(i64::try_from(k % 1000).unwrap()), Ppb::from_ppm(15)).unwrap(),
+            status: ClockStatus::Synchronized,
+            valid_until: MonoInstant::from_nanos(k + 1_000_000_000),
+            disruption_count: k,
+            reference_boottime: MonoInstant::from_nanos(k + 7),
+            writer_instance: k ^ 0x5555,
+        }
+    }
+
+    fn header() -> ShmHeader {
+        ShmHeader { timescale: Timescale::UtcSmear24h, boot_id: *b"0123456789abcdef" }
+    }
+
+    #[test]
+    fn publish_then_read_round_trips_and_generation_grows_by_two() {
+        let seg = ShmSegment::default();
+        header().write(&seg);
+        assert_eq!(ShmHeader::read(&seg, Some(*b"0123456789abcdef")), Ok(header()));
+        seg.publish(&state(42));
+        assert_eq!(seg.generation(), 2);
+        assert_eq!(seg.read(), Ok(state(42)));
+        seg.publish(&state(43));
+        assert_eq!(seg.generation(), 4);
+        assert_eq!(seg.read(), Ok(state(43)));
+    }
+
+    #[test]
+    fn header_checks_each_field() {
+        let seg = ShmSegment::default();
+        assert_eq!(ShmHeader::read(&seg, None), Err(ShmError::BadMagic));
+        header().write(&seg);
+        assert_eq!(ShmHeader::read(&seg, Some([0; 16])), Err(ShmError::OtherBoot));
+        seg.layout_version.store(2, Ordering::Relaxed);
+        assert_eq!(ShmHeader::read(&seg, None), Err(ShmError::UnsupportedLayout(2)));
+        header().write(&seg);
+        seg.file_size.store(8192, Ordering::Relaxed);
+        assert_eq!(ShmHeader::read(&seg, None), Err(ShmError::WrongSize(8192)));
+        header().write(&seg);
+        seg.reader_clock.store(1, Ordering::Relaxed);
+        assert_eq!(ShmHeader::read(&seg, None), Err(ShmError::WrongReaderClock(1)));
+        header().write(&seg);
+        seg.timescale.store(9, Ordering::Relaxed);
+        assert_eq!(ShmHeader::read(&seg, None), Err(ShmError::UnknownTimescale(9)));
+    }
+
+    #[test]
+    fn a_writer_that_died_mid_write_blocks_readers_until_the_next_publish() {
+        let seg = ShmSegment::default();
+        seg.publish(&state(1));
+        seg.generation.store(3, Ordering::Relaxed); // died after the odd store
+        assert_eq!(seg.read(), Err(ShmError::Busy));
+        seg.publish(&state(2)); // the restarted writer completes the cycle
+        assert_eq!(seg.generation(), 4);
+        assert_eq!(seg.read(), Ok(state(2)));
+    }
+
+    #[test]
+    fn impossible_values_are_corrupt_not_bounds() {
+        let seg = ShmSegment::default();
+        assert_eq!(seg.read(), Err(ShmError::Corrupt("status")), "a zeroed segment is not a state");
+        seg.publish(&state(5));
+        seg.latest.store(0, Ordering::Relaxed);
+        assert_eq!(seg.read(), Err(ShmError::Corrupt("interval")));
+        seg.publish(&state(5));
+        seg.drift_bound_ppb.store(2_000_000, Ordering::Relaxed);
+        assert_eq!(seg.read(), Err(ShmError::Corrupt("drift")));
+    }
+
+    #[test]
+    fn interval_at_applies_status_and_horizon() {
+        let mut s = state(1_000);
+        let at_ref = s.interval_at(MonoInstant::from_nanos(1_000)).unwrap();
+        assert_eq!(at_ref, s.interval);
+        assert!(s.interval_at(MonoInstant::from_nanos(1_000_001_000)).is_ok(), "the horizon itself is valid");
+        assert_eq!(s.interval_at(MonoInstant::from_nanos(1_000_001_001)), Err(BoundError::Stale));
+        s.status = ClockStatus::FreeRunning;
+        assert!(s.interval_at(MonoInstant::from_nanos(2_000)).is_ok());
+        s.status = ClockStatus::Unsynchronized;
+        assert_eq!(s.interval_at(MonoInstant::from_nanos(2_000)), Err(BoundError::Unsynchronized));
+        s.status = ClockStatus::Disrupted;
+        assert_eq!(s.interval_at(MonoInstant::from_nanos(2_000)), Err(BoundError::Disrupted));
+    }
+
+    /// Readers racing one writer never see a mix of two states: every field
+    /// they copy belongs to the same `k`.
+    #[test]
+    fn concurrent_readers_never_see_torn_state() {
+        let seg = Arc::new(ShmSegment::default());
+        seg.publish(&state(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (seg, stop) = (Arc::clone(&seg), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut seen = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let s = seg.read().unwrap();
+                        let k = s.reference.as_nanos();
+                        assert_eq!(s, state(k), "torn read");
+                        seen = seen.max(k);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for k in 2..200_000 {
+            seg.publish(&state(k));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for r in readers {
+            assert!(r.join().unwrap() >= 1);
+        }
+    }
+}

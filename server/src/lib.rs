@@ -1,0 +1,9 @@
+//! # tsod — the time daemon
+//!
+//! Will hold (see `ARCHITECTURE.md`): the `Clock` abstraction, time sources
+//! (NTP, gpsd, kernel, peers) as sans-IO state machines, the bound model and
+//! selection, shared-memory publication, the QUIC peer and client endpoints,
+//! and the replicated TSO. Today it holds the command-line tools that work
+//! on the protocol itself.
+
+pub mod inspect;

@@ -191,6 +191,34 @@ pub enum BoundError {
     OutOfRange,
 }
 
+impl ShmError {
+    /// Kebab-case name of the variant, as used in the test vectors.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::BadMagic => "bad-magic",
+            Self::UnsupportedLayout(_) => "unsupported-layout",
+            Self::WrongSize(_) => "wrong-size",
+            Self::WrongReaderClock(_) => "wrong-reader-clock",
+            Self::UnknownTimescale(_) => "unknown-timescale",
+            Self::OtherBoot => "other-boot",
+            Self::Busy => "busy",
+            Self::Corrupt(_) => "corrupt",
+        }
+    }
+}
+
+impl BoundError {
+    /// Kebab-case name of the variant, as used in the test vectors.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Unsynchronized => "unsynchronized",
+            Self::Disrupted => "disrupted",
+            Self::Stale => "stale",
+            Self::OutOfRange => "out-of-range",
+        }
+    }
+}
+
 impl ShmHeader {
     /// Reads and checks the header: magic, layout version, size, reader
     /// clock, timescale, and (when given) that it was written during this boot.

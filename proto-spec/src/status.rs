@@ -86,6 +86,7 @@ impl fmt::Display for ClockStatus {
 pub enum Timescale {
     /// UTC with each leap second smeared linearly over the 24 hours from
     /// noon UTC before it to noon UTC after it (code 1).
+    #[serde(rename = "utc-smear-24h")]
     UtcSmear24h,
 }
 

@@ -1,6 +1,6 @@
 //! The `tsod` command line.
 
-use std::io::Read;
+use std::io::{ErrorKind, Read, Write};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -33,8 +33,17 @@ fn main() -> anyhow::Result<()> {
                 hex
             };
             let json = tsod::inspect::decode_hex_to_json(&input)?;
-            println!("{json}");
+            print_line(&json)?;
         }
     }
     Ok(())
+}
+
+/// Prints one line to standard output; a closed pipe (`tsod … | head`) is
+/// the reader's choice, not an error.
+fn print_line(text: &str) -> anyhow::Result<()> {
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e).context("writing to standard output"),
+        _ => Ok(()),
+    }
 }

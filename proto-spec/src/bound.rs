@@ -47,6 +47,10 @@ impl DriftModel {
     /// a broken clock or a broken publisher, not a usable bound.
     pub const MAX_RATE: Ppb = Ppb::new(1_000_000);
 
+    /// A perfect clock: no frequency error, no drift. Only for states that
+    /// carry no bound (and for tests).
+    pub const ZERO: Self = Self { frequency: Ppb::ZERO, bound: Ppb::ZERO };
+
     /// A model with measured frequency error `frequency` and residual bound `bound`.
     pub fn new(frequency: Ppb, bound: Ppb) -> Result<Self, DriftModelError> {
         if frequency.get().unsigned_abs() > Self::MAX_RATE.get().unsigned_abs() {

@@ -7,3 +7,5 @@
 //! on the protocol itself.
 
 pub mod inspect;
+pub mod publish;
+pub mod sample;

@@ -77,12 +77,12 @@ impl LocalClock {
     /// integer arithmetic; callable from any number of threads at once.
     pub fn now(&self) -> Result<TimeInterval, ClockError> {
         let now = sys::reader_clock_now().map_err(ClockError::Clock)?;
-        Ok(self.mapping.read()?.interval_at(now)?)
+        Ok(self.mapping.read_anchor()?.interval_at(now)?)
     }
 
     /// The daemon's status as published (no interval computed).
     pub fn status(&self) -> Result<ClockStatus, ClockError> {
-        Ok(self.mapping.read()?.status)
+        Ok(self.mapping.read_anchor()?.status)
     }
 
     /// The whole published state, for tools that show it.

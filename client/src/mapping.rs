@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io;
 
 use memmap2::{MmapOptions, MmapRaw};
-use tsod_proto::shm::{PublishedState, SHM_FILE_SIZE, ShmError, ShmHeader, ShmSegment};
+use tsod_proto::shm::{Anchor, PublishedState, SHM_FILE_SIZE, ShmError, ShmHeader, ShmSegment};
 
 /// The file could not be mapped as a segment.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,12 @@ impl ReadMapping {
     /// A consistent copy of the published state (reader side of the seqlock).
     pub fn read(&self) -> Result<PublishedState, ShmError> {
         view(&self.map).read()
+    }
+
+    /// A consistent copy of what `now()` needs (the hot path).
+    #[inline]
+    pub fn read_anchor(&self) -> Result<Anchor, ShmError> {
+        view(&self.map).read_anchor()
     }
 }
 

@@ -1,19 +1,31 @@
 //! Carrying a bound forward (or backward) in time along the reader clock.
 //!
 //! A bound is published as "true time was in `[e, l]` when the reader clock
-//! read `r`", with a [`DriftModel`]: over a reader-clock span `Δ = now − r`
-//! (signed), the true time that elapsed lies within
-//! `Δ·(1 + f) ± |Δ|·ρ`, where `f` is the measured frequency error of the
-//! reader clock and `ρ` bounds what is left of it (SPEC.md §5.4). Hence at
-//! `now` true time lies in
+//! read `r`", with a [`DriftModel`]: over a reader-clock span of `m`
+//! nanoseconds the true time that elapsed lies within `m·(1 + f) ± m·ρ`,
+//! where `f` is the measured frequency error of the reader clock and `ρ`
+//! bounds what is left of it, both in parts per billion (SPEC.md §5.4).
+//!
+//! For extrapolation the model is turned into [`RateBounds`]: the slowest
+//! and fastest rate of true time per reader-clock nanosecond as Q32.32 fixed
+//! point, rounded outwards once, when the bound is published:
 //!
 //! ```text
-//! [ e + ⌊(Δ·(10⁹ + f) − |Δ|·ρ) / 10⁹⌋ ,  l + ⌈(Δ·(10⁹ + f) + |Δ|·ρ) / 10⁹⌉ ]
+//! low  = ⌊(10⁹ + f − ρ) · 2³² / 10⁹⌋        high = ⌈(10⁹ + f + ρ) · 2³² / 10⁹⌉
 //! ```
 //!
-//! with `f`, `ρ` in parts per billion. The lower end rounds down and the
-//! upper end up, so rounding only ever widens. The same function serves the
-//! daemon's bound model and every client's `now()`, so they cannot disagree.
+//! At reader-clock instant `now`, with `m = |now − r|`:
+//!
+//! ```text
+//! now ≥ r:  [ e + ⌊m·low / 2³²⌋ ,  l + ⌈m·high / 2³²⌉ ]
+//! now < r:  [ e − ⌈m·high / 2³²⌉ , l − ⌊m·low / 2³²⌋ ]
+//! ```
+//!
+//! Every rounding widens, so the result contains true time whenever `[e, l]`
+//! did and the clock kept within `f ± ρ`. The products are one 64×64→128-bit
+//! multiplication each and the divisions are shifts: this is the whole cost
+//! of a client's `now()` beyond its clock read. The daemon's bound model uses
+//! the same function, so daemon and clients cannot disagree.
 
 use serde::Serialize;
 
@@ -21,7 +33,9 @@ use crate::status::{MonoInstant, Ppb};
 use crate::time::{TimeInterval, Timestamp};
 
 /// Parts per billion in one.
-const BILLION: i128 = 1_000_000_000;
+const BILLION: u128 = 1_000_000_000;
+/// Q32.32 fixed point: one is 2³².
+const Q32_ONE: u128 = 1 << 32;
 
 /// How the reader clock relates to true time between two samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -39,6 +53,14 @@ pub enum DriftModelError {
     /// Negative bound or above [`DriftModel::MAX_RATE`].
     #[error("drift bound {0} must be within 0..=1000 ppm")]
     BoundOutOfRange(Ppb),
+    /// Rate bounds out of order or outside 1 ± 2000 ppm.
+    #[error("rate bounds {low:#x}..{high:#x} (Q32.32) are out of order or beyond 1 ± 2000 ppm")]
+    RatesOutOfRange {
+        /// The lower rate.
+        low: u64,
+        /// The upper rate.
+        high: u64,
+    },
 }
 
 impl DriftModel {
@@ -77,28 +99,91 @@ impl DriftModel {
         self.bound
     }
 
+    /// The rate bounds this model implies, rounded outwards.
+    pub fn rates(&self) -> RateBounds {
+        // |f|, ρ ≤ 10⁶, so 10⁹ + f ∓ ρ is within [998·10⁶, 1002·10⁶]: positive,
+        // and the Q32.32 results are within RateBounds' range by construction.
+        let f = i128::from(self.frequency.get());
+        let rho = i128::from(self.bound.get());
+        let slow = u128::try_from(1_000_000_000 + f - rho).unwrap_or(0);
+        let fast = u128::try_from(1_000_000_000 + f + rho).unwrap_or(u128::MAX / Q32_ONE);
+        let low = slow.saturating_mul(Q32_ONE) / BILLION;
+        let high = fast.saturating_mul(Q32_ONE).div_ceil(BILLION);
+        RateBounds { low: u64::try_from(low).unwrap_or(0), high: u64::try_from(high).unwrap_or(u64::MAX) }
+    }
+
     /// The interval at reader-clock instant `to`, given that true time was in
-    /// `at_ref` when the reader clock read `reference`. `None` only if the
-    /// result leaves the [`Timestamp`] range (after 2554 or before 1970).
+    /// `at_ref` when the reader clock read `reference`; see [`RateBounds::extrapolate`].
     pub fn extrapolate(&self, at_ref: TimeInterval, reference: MonoInstant, to: MonoInstant) -> Option<TimeInterval> {
-        let delta = to.signed_nanos_since(reference);
-        // |Δ| < 2^64, (10⁹ + f) < 2^31, ρ < 2^30: every product is < 2^96.
-        let scaled = delta.checked_mul(BILLION.checked_add(i128::from(self.frequency.get()))?)?;
-        let spread = delta.checked_abs()?.checked_mul(i128::from(self.bound.get()))?;
-        let low = scaled.checked_sub(spread)?.div_euclid(BILLION);
-        let high = div_ceil(scaled.checked_add(spread)?, BILLION);
-        let earliest = i128::from(at_ref.earliest().as_nanos()).checked_add(low)?;
-        let latest = i128::from(at_ref.latest().as_nanos()).checked_add(high)?;
-        let earliest = Timestamp::from_nanos(u64::try_from(earliest).ok()?);
-        let latest = Timestamp::from_nanos(u64::try_from(latest).ok()?);
-        TimeInterval::new(earliest, latest).ok()
+        self.rates().extrapolate(at_ref, reference, to)
     }
 }
 
-/// ⌈a / b⌉ for b > 0.
-fn div_ceil(a: i128, b: i128) -> i128 {
-    let q = a.div_euclid(b);
-    if a.rem_euclid(b) == 0 { q } else { q.saturating_add(1) }
+/// Bounds on how much true time passes per reader-clock nanosecond, as
+/// Q32.32 fixed point (2³² is exactly one): what the shared-memory segment
+/// carries (SPEC.md §5.3) and what every `now()` multiplies by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct RateBounds {
+    low: u64,
+    high: u64,
+}
+
+impl RateBounds {
+    /// The slowest rate accepted: 1 − 2000 ppm (the extreme of a [`DriftModel`]).
+    pub const MIN_Q32: u64 = 4_286_377_361; // ⌊0.998 · 2³²⌋
+    /// The fastest rate accepted: 1 + 2000 ppm.
+    pub const MAX_Q32: u64 = 4_303_557_231; // ⌈1.002 · 2³²⌉
+    /// Exactly one: a perfect clock.
+    pub const EXACT: Self = Self { low: 1 << 32, high: 1 << 32 };
+
+    /// Rates from their Q32.32 encodings; `low <= high`, both within
+    /// [`RateBounds::MIN_Q32`]..=[`RateBounds::MAX_Q32`].
+    pub fn new(low: u64, high: u64) -> Result<Self, DriftModelError> {
+        if low <= high && Self::MIN_Q32 <= low && high <= Self::MAX_Q32 {
+            Ok(Self { low, high })
+        } else {
+            Err(DriftModelError::RatesOutOfRange { low, high })
+        }
+    }
+
+    /// The slowest rate, Q32.32.
+    pub const fn low_q32(&self) -> u64 {
+        self.low
+    }
+
+    /// The fastest rate, Q32.32.
+    pub const fn high_q32(&self) -> u64 {
+        self.high
+    }
+
+    /// The interval at reader-clock instant `to`, given that true time was in
+    /// `at_ref` when the reader clock read `reference`. `None` only if the
+    /// result leaves the [`Timestamp`] range (after 2554 or before 1970).
+    #[inline]
+    pub fn extrapolate(&self, at_ref: TimeInterval, reference: MonoInstant, to: MonoInstant) -> Option<TimeInterval> {
+        let (e, l) = (at_ref.earliest().as_nanos(), at_ref.latest().as_nanos());
+        let (earliest, latest) = if to >= reference {
+            let m = to.as_nanos().wrapping_sub(reference.as_nanos());
+            (e.checked_add(scale_floor(m, self.low)?)?, l.checked_add(scale_ceil(m, self.high)?)?)
+        } else {
+            let m = reference.as_nanos().wrapping_sub(to.as_nanos());
+            (e.checked_sub(scale_ceil(m, self.high)?)?, l.checked_sub(scale_floor(m, self.low)?)?)
+        };
+        TimeInterval::new(Timestamp::from_nanos(earliest), Timestamp::from_nanos(latest)).ok()
+    }
+}
+
+/// ⌊m · rate / 2³²⌋, or `None` beyond 64 bits.
+#[inline]
+fn scale_floor(m: u64, rate: u64) -> Option<u64> {
+    u64::try_from((u128::from(m) * u128::from(rate)) >> 32).ok()
+}
+
+/// ⌈m · rate / 2³²⌉, or `None` beyond 64 bits. m, rate < 2⁶⁴, so the
+/// product plus 2³² − 1 stays below 2¹²⁸.
+#[inline]
+fn scale_ceil(m: u64, rate: u64) -> Option<u64> {
+    u64::try_from((u128::from(m) * u128::from(rate) + (Q32_ONE - 1)) >> 32).ok()
 }
 
 #[cfg(test)]
@@ -118,22 +203,46 @@ mod tests {
     fn one_second_at_fifty_ppm_widens_by_fifty_microseconds() {
         let m = DriftModel::symmetric(Ppb::from_ppm(50)).unwrap();
         let i = m.extrapolate(interval(1_000, 2_000), mono(5), mono(1_000_000_005)).unwrap();
-        assert_eq!(i, interval(1_000 + 1_000_000_000 - 50_000, 2_000 + 1_000_000_000 + 50_000));
+        // Exact: [1_000 + 999_950_000, 2_000 + 1_000_050_000]; Q32 rounding
+        // may widen each end by at most 1 ns per 4.3 s, plus 1 for the floor/ceil.
+        assert!((1_000 + 999_950_000 - 2..=1_000 + 999_950_000).contains(&i.earliest().as_nanos()), "{i:?}");
+        assert!((2_000 + 1_000_050_000..=2_000 + 1_000_050_000 + 2).contains(&i.latest().as_nanos()), "{i:?}");
     }
 
     #[test]
-    fn frequency_shifts_both_ends_and_rounding_widens() {
-        // f = +1 ppb, ρ = 0, Δ = 1.5 s: the shift is 1.5 ns, floor/ceil to 1 and 2.
-        let m = DriftModel::new(Ppb::new(1), Ppb::ZERO).unwrap();
-        let i = m.extrapolate(interval(0, 0), mono(0), mono(1_500_000_000)).unwrap();
-        assert_eq!(i, interval(1_500_000_001, 1_500_000_002));
+    fn rates_round_outwards() {
+        let r = DriftModel::new(Ppb::new(1), Ppb::ZERO).unwrap().rates();
+        // (1 + 10⁻⁹)·2³² = 4294967300.29…
+        assert_eq!((r.low_q32(), r.high_q32()), (4_294_967_300, 4_294_967_301));
+        assert_eq!(DriftModel::ZERO.rates(), RateBounds::EXACT);
+        let extreme = DriftModel::new(Ppb::new(-1_000_000), Ppb::new(1_000_000)).unwrap().rates();
+        assert_eq!(extreme.low_q32(), RateBounds::MIN_Q32);
+        let extreme = DriftModel::new(Ppb::new(1_000_000), Ppb::new(1_000_000)).unwrap().rates();
+        assert_eq!(extreme.high_q32(), RateBounds::MAX_Q32);
+    }
+
+    #[test]
+    fn exact_rates_move_both_ends_by_the_elapsed_time() {
+        let r = RateBounds::EXACT;
+        assert_eq!(r.extrapolate(interval(10, 20), mono(100), mono(1_100)), Some(interval(1_010, 1_020)));
+        assert_eq!(r.extrapolate(interval(1_010, 1_020), mono(1_100), mono(100)), Some(interval(10, 20)));
     }
 
     #[test]
     fn backwards_extrapolation_also_widens() {
         let m = DriftModel::symmetric(Ppb::from_ppm(100)).unwrap();
         let i = m.extrapolate(interval(10_000_000, 10_000_000), mono(2_000_000), mono(1_000_000)).unwrap();
-        assert_eq!(i, interval(10_000_000 - 1_000_000 - 100, 10_000_000 - 1_000_000 + 100));
+        // Exact: 9_000_000 ∓ 100; each end may round 1 ns further out.
+        assert_eq!(i, interval(10_000_000 - 1_000_000 - 101, 10_000_000 - 1_000_000 + 101));
+    }
+
+    #[test]
+    fn rate_bounds_reject_impossible_encodings() {
+        assert!(RateBounds::new(RateBounds::MIN_Q32, RateBounds::MAX_Q32).is_ok());
+        assert!(RateBounds::new(RateBounds::MIN_Q32 - 1, RateBounds::MAX_Q32).is_err());
+        assert!(RateBounds::new(RateBounds::MIN_Q32, RateBounds::MAX_Q32 + 1).is_err());
+        assert!(RateBounds::new(1 << 32, (1 << 32) - 1).is_err(), "low above high");
+        assert!(RateBounds::new(0, 0).is_err(), "zeroed memory is not a rate");
     }
 
     #[test]
@@ -161,7 +270,7 @@ mod tests {
             truth0 in 1_000_000_000_000u64..4_000_000_000_000_000_000,
             below in 0u64..1_000_000, above in 0u64..1_000_000,
             r in 0u64..1_000_000_000_000_000,
-            delta in -100_000_000_000i64..100_000_000_000,
+            delta in prop_oneof![-100_000_000_000i64..100_000_000_000, -(1i64 << 43)..(1i64 << 43)],
             f in -1_000_000i64..=1_000_000, rho in 0i64..=1_000_000,
             share in 0i64..=1_000,
         ) {
@@ -171,10 +280,15 @@ mod tests {
             let d = to.signed_nanos_since(mono(r));
             // A true rate anywhere in [f − ρ, f + ρ] ppb, chosen by `share`.
             let rate = i128::from(f - rho + 2 * rho * share / 1_000);
-            let truth_scaled = i128::from(truth0) * BILLION + d * (BILLION + rate);
+            let billion = 1_000_000_000i128;
+            let truth_scaled = i128::from(truth0) * billion + d * (billion + rate);
             let i = m.extrapolate(at_ref, mono(r), to).unwrap();
-            prop_assert!(i128::from(i.earliest().as_nanos()) * BILLION <= truth_scaled);
-            prop_assert!(i128::from(i.latest().as_nanos()) * BILLION >= truth_scaled);
+            prop_assert!(i128::from(i.earliest().as_nanos()) * billion <= truth_scaled);
+            prop_assert!(i128::from(i.latest().as_nanos()) * billion >= truth_scaled);
+            // And no wider than the exact bound plus the rounding allowance.
+            let slack = d.abs() / (1 << 30) + 2;
+            let exact_low = (i128::from(truth0 - below) * billion + d * billion + d * i128::from(f) - d.abs() * i128::from(rho)).div_euclid(billion);
+            prop_assert!(i128::from(i.earliest().as_nanos()) >= exact_low - slack);
         }
     }
 }

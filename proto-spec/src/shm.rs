@@ -36,10 +36,10 @@
 //! programming language memory models?" (MSPC 2012).
 
 use core::mem::{align_of, offset_of, size_of};
-use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering, fence};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
-use crate::bound::DriftModel;
-use crate::status::{ClockStatus, MonoInstant, Ppb, Timescale};
+use crate::bound::RateBounds;
+use crate::status::{ClockStatus, MonoInstant, Timescale};
 use crate::time::{TimeInterval, Timestamp};
 
 /// The first 8 bytes of every segment.
@@ -77,14 +77,15 @@ pub struct ShmSegment {
     reference: AtomicU64,
     earliest: AtomicU64,
     latest: AtomicU64,
-    frequency_ppb: AtomicI64,
-    drift_bound_ppb: AtomicU32,
-    status: AtomicU32,
+    rate_low: AtomicU64,
+    rate_high: AtomicU64,
     valid_until: AtomicU64,
+    status: AtomicU32,
+    status_reserved: AtomicU32,
     disruption_count: AtomicU64,
     reference_boottime: AtomicU64,
     writer_instance: AtomicU64,
-    state_reserved: [AtomicU64; 6],
+    state_reserved: [AtomicU64; 5],
 }
 
 /// Offsets that SPEC.md §5.3 states; the build fails if the struct drifts.
@@ -102,14 +103,15 @@ const _: () = {
     assert!(offset_of!(ShmSegment, reference) == 72);
     assert!(offset_of!(ShmSegment, earliest) == 80);
     assert!(offset_of!(ShmSegment, latest) == 88);
-    assert!(offset_of!(ShmSegment, frequency_ppb) == 96);
-    assert!(offset_of!(ShmSegment, drift_bound_ppb) == 104);
-    assert!(offset_of!(ShmSegment, status) == 108);
+    assert!(offset_of!(ShmSegment, rate_low) == 96);
+    assert!(offset_of!(ShmSegment, rate_high) == 104);
     assert!(offset_of!(ShmSegment, valid_until) == 112);
-    assert!(offset_of!(ShmSegment, disruption_count) == 120);
-    assert!(offset_of!(ShmSegment, reference_boottime) == 128);
-    assert!(offset_of!(ShmSegment, writer_instance) == 136);
-    assert!(offset_of!(ShmSegment, state_reserved) == 144);
+    assert!(offset_of!(ShmSegment, status) == 120);
+    assert!(offset_of!(ShmSegment, status_reserved) == 124);
+    assert!(offset_of!(ShmSegment, disruption_count) == 128);
+    assert!(offset_of!(ShmSegment, reference_boottime) == 136);
+    assert!(offset_of!(ShmSegment, writer_instance) == 144);
+    assert!(offset_of!(ShmSegment, state_reserved) == 152);
     assert!(size_of::<ShmSegment>() <= SHM_FILE_SIZE as usize);
 };
 
@@ -122,24 +124,33 @@ pub struct ShmHeader {
     pub boot_id: [u8; 16],
 }
 
-/// What the daemon publishes; what a reader copies out under the seqlock.
+/// What a `now()` needs: the interval at a reference instant of the reader
+/// clock, how to carry it along, whether it is a bound, and for how long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PublishedState {
+pub struct Anchor {
     /// Reader-clock instant the interval refers to.
     pub reference: MonoInstant,
     /// True time at `reference` (meaningful only when `status` is bounded).
     pub interval: TimeInterval,
-    /// How to carry the interval to other instants.
-    pub drift: DriftModel,
+    /// Bounds on the reader clock's rate against true time.
+    pub rates: RateBounds,
     /// The daemon's status.
     pub status: ClockStatus,
-    /// After this reader-clock instant the state is stale: clients must
+    /// After this reader-clock instant the anchor is stale: clients must
     /// report an error, not extrapolate further.
     pub valid_until: MonoInstant,
+}
+
+/// Everything the daemon publishes; what a reader copies out under the seqlock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishedState {
+    /// The bound and how to use it.
+    pub anchor: Anchor,
     /// Number of disruptions (clock steps, suspends, restarts of an
     /// unsynchronized daemon) the daemon has seen on this segment.
     pub disruption_count: u64,
-    /// `CLOCK_BOOTTIME` at `reference`, for the optional suspend check (§5.6).
+    /// `CLOCK_BOOTTIME` at the anchor's reference, for the optional suspend
+    /// check (SPEC.md §5.6).
     pub reference_boottime: MonoInstant,
     /// Random per daemon start: a change means the daemon restarted.
     pub writer_instance: u64,
@@ -283,25 +294,57 @@ impl ShmSegment {
         let start = if g % 2 == 1 { g } else { g.wrapping_add(1) };
         self.generation.store(start, Ordering::Relaxed);
         fence(Ordering::Release);
-        self.reference.store(state.reference.as_nanos(), Ordering::Relaxed);
-        self.earliest.store(state.interval.earliest().as_nanos(), Ordering::Relaxed);
-        self.latest.store(state.interval.latest().as_nanos(), Ordering::Relaxed);
-        self.frequency_ppb.store(state.drift.frequency().get(), Ordering::Relaxed);
-        let bound = u32::try_from(state.drift.bound().get()).unwrap_or(u32::MAX);
-        self.drift_bound_ppb.store(bound, Ordering::Relaxed);
-        self.status.store(u32::from(state.status.code()), Ordering::Relaxed);
-        self.valid_until.store(state.valid_until.as_nanos(), Ordering::Relaxed);
+        let anchor = &state.anchor;
+        self.reference.store(anchor.reference.as_nanos(), Ordering::Relaxed);
+        self.earliest.store(anchor.interval.earliest().as_nanos(), Ordering::Relaxed);
+        self.latest.store(anchor.interval.latest().as_nanos(), Ordering::Relaxed);
+        self.rate_low.store(anchor.rates.low_q32(), Ordering::Relaxed);
+        self.rate_high.store(anchor.rates.high_q32(), Ordering::Relaxed);
+        self.valid_until.store(anchor.valid_until.as_nanos(), Ordering::Relaxed);
+        self.status.store(u32::from(anchor.status.code()), Ordering::Relaxed);
+        self.status_reserved.store(0, Ordering::Relaxed);
         self.disruption_count.store(state.disruption_count, Ordering::Relaxed);
         self.reference_boottime.store(state.reference_boottime.as_nanos(), Ordering::Relaxed);
         self.writer_instance.store(state.writer_instance, Ordering::Relaxed);
         self.generation.store(start.wrapping_add(1), Ordering::Release);
     }
 
-    /// Copies a consistent state out (reader side of the seqlock), lock-free.
+    /// Copies the whole published state out (reader side of the seqlock).
     pub fn read(&self) -> Result<PublishedState, ShmError> {
+        let (anchor, disruption_count, reference_boottime, writer_instance) = self.read_consistent(|s| {
+            (
+                s.copy_anchor(),
+                s.disruption_count.load(Ordering::Relaxed),
+                s.reference_boottime.load(Ordering::Relaxed),
+                s.writer_instance.load(Ordering::Relaxed),
+            )
+        })?;
+        Ok(PublishedState {
+            anchor: anchor.validate()?,
+            disruption_count,
+            reference_boottime: MonoInstant::from_nanos(reference_boottime),
+            writer_instance,
+        })
+    }
+
+    /// Copies only what `now()` needs (the hot path): seven loads under the seqlock.
+    #[inline]
+    pub fn read_anchor(&self) -> Result<Anchor, ShmError> {
+        self.read_consistent(Self::copy_anchor)?.validate()
+    }
+
+    /// The seqlock's reader loop around `copy`, which must only do relaxed
+    /// loads of state fields. Lock-free; gives up with [`ShmError::Busy`].
+    #[inline]
+    fn read_consistent<T>(&self, copy: impl Fn(&Self) -> T) -> Result<T, ShmError> {
         for attempt in 0..READ_ATTEMPTS {
-            if let Some(raw) = self.try_read() {
-                return raw.validate();
+            let g1 = self.generation.load(Ordering::Acquire);
+            if g1 % 2 == 0 {
+                let copied = copy(self);
+                fence(Ordering::Acquire);
+                if self.generation.load(Ordering::Relaxed) == g1 {
+                    return Ok(copied);
+                }
             }
             if attempt < SPIN_ATTEMPTS {
                 core::hint::spin_loop();
@@ -312,68 +355,53 @@ impl ShmSegment {
         Err(ShmError::Busy)
     }
 
-    /// One attempt: `None` if a write was in progress or overlapped the copy.
-    fn try_read(&self) -> Option<RawState> {
-        let g1 = self.generation.load(Ordering::Acquire);
-        if g1 % 2 == 1 {
-            return None;
-        }
-        let raw = RawState {
+    #[inline]
+    fn copy_anchor(&self) -> RawAnchor {
+        RawAnchor {
             reference: self.reference.load(Ordering::Relaxed),
             earliest: self.earliest.load(Ordering::Relaxed),
             latest: self.latest.load(Ordering::Relaxed),
-            frequency_ppb: self.frequency_ppb.load(Ordering::Relaxed),
-            drift_bound_ppb: self.drift_bound_ppb.load(Ordering::Relaxed),
-            status: self.status.load(Ordering::Relaxed),
+            rate_low: self.rate_low.load(Ordering::Relaxed),
+            rate_high: self.rate_high.load(Ordering::Relaxed),
             valid_until: self.valid_until.load(Ordering::Relaxed),
-            disruption_count: self.disruption_count.load(Ordering::Relaxed),
-            reference_boottime: self.reference_boottime.load(Ordering::Relaxed),
-            writer_instance: self.writer_instance.load(Ordering::Relaxed),
-        };
-        fence(Ordering::Acquire);
-        let g2 = self.generation.load(Ordering::Relaxed);
-        (g1 == g2).then_some(raw)
+            status: self.status.load(Ordering::Relaxed),
+        }
     }
 }
 
-/// The state fields exactly as copied, before validation.
-struct RawState {
+/// The anchor's fields exactly as copied, before validation.
+struct RawAnchor {
     reference: u64,
     earliest: u64,
     latest: u64,
-    frequency_ppb: i64,
-    drift_bound_ppb: u32,
-    status: u32,
+    rate_low: u64,
+    rate_high: u64,
     valid_until: u64,
-    disruption_count: u64,
-    reference_boottime: u64,
-    writer_instance: u64,
+    status: u32,
 }
 
-impl RawState {
-    fn validate(self) -> Result<PublishedState, ShmError> {
+impl RawAnchor {
+    #[inline]
+    fn validate(self) -> Result<Anchor, ShmError> {
         let status =
             u8::try_from(self.status).ok().and_then(ClockStatus::from_code).ok_or(ShmError::Corrupt("status"))?;
         let interval = TimeInterval::new(Timestamp::from_nanos(self.earliest), Timestamp::from_nanos(self.latest))
             .map_err(|_| ShmError::Corrupt("interval"))?;
-        let drift = DriftModel::new(Ppb::new(self.frequency_ppb), Ppb::new(i64::from(self.drift_bound_ppb)))
-            .map_err(|_| ShmError::Corrupt("drift"))?;
-        Ok(PublishedState {
+        let rates = RateBounds::new(self.rate_low, self.rate_high).map_err(|_| ShmError::Corrupt("rates"))?;
+        Ok(Anchor {
             reference: MonoInstant::from_nanos(self.reference),
             interval,
-            drift,
+            rates,
             status,
             valid_until: MonoInstant::from_nanos(self.valid_until),
-            disruption_count: self.disruption_count,
-            reference_boottime: MonoInstant::from_nanos(self.reference_boottime),
-            writer_instance: self.writer_instance,
         })
     }
 }
 
-impl PublishedState {
+impl Anchor {
     /// The bound at reader-clock instant `now`, or why there is none:
     /// the status must be bounded and `now` no later than `valid_until`.
+    #[inline]
     pub fn interval_at(&self, now: MonoInstant) -> Result<TimeInterval, BoundError> {
         match self.status {
             ClockStatus::Unsynchronized => return Err(BoundError::Unsynchronized),
@@ -383,23 +411,28 @@ impl PublishedState {
         if now > self.valid_until {
             return Err(BoundError::Stale);
         }
-        self.drift.extrapolate(self.interval, self.reference, now).ok_or(BoundError::OutOfRange)
+        self.rates.extrapolate(self.interval, self.reference, now).ok_or(BoundError::OutOfRange)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bound::DriftModel;
+    use crate::status::Ppb;
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
 
     fn state(k: u64) -> PublishedState {
+        let drift = DriftModel::new(Ppb::new(i64::try_from(k % 1000).unwrap()), Ppb::from_ppm(15)).unwrap();
         PublishedState {
-            reference: MonoInstant::from_nanos(k),
-            interval: TimeInterval::new(Timestamp::from_nanos(k * 3), Timestamp::from_nanos(k * 3 + 1000)).unwrap(),
-            drift: DriftModel::new(Ppb::new(i64::try_from(k % 1000).unwrap()), Ppb::from_ppm(15)).unwrap(),
-            status: ClockStatus::Synchronized,
-            valid_until: MonoInstant::from_nanos(k + 1_000_000_000),
+            anchor: Anchor {
+                reference: MonoInstant::from_nanos(k),
+                interval: TimeInterval::new(Timestamp::from_nanos(k * 3), Timestamp::from_nanos(k * 3 + 1000)).unwrap(),
+                rates: drift.rates(),
+                status: ClockStatus::Synchronized,
+                valid_until: MonoInstant::from_nanos(k + 1_000_000_000),
+            },
             disruption_count: k,
             reference_boottime: MonoInstant::from_nanos(k + 7),
             writer_instance: k ^ 0x5555,
@@ -461,13 +494,14 @@ mod tests {
         seg.latest.store(0, Ordering::Relaxed);
         assert_eq!(seg.read(), Err(ShmError::Corrupt("interval")));
         seg.publish(&state(5));
-        seg.drift_bound_ppb.store(2_000_000, Ordering::Relaxed);
-        assert_eq!(seg.read(), Err(ShmError::Corrupt("drift")));
+        seg.rate_high.store(RateBounds::MAX_Q32 + 1, Ordering::Relaxed);
+        assert_eq!(seg.read(), Err(ShmError::Corrupt("rates")));
+        assert_eq!(seg.read_anchor(), Err(ShmError::Corrupt("rates")));
     }
 
     #[test]
     fn interval_at_applies_status_and_horizon() {
-        let mut s = state(1_000);
+        let mut s = state(1_000).anchor;
         let at_ref = s.interval_at(MonoInstant::from_nanos(1_000)).unwrap();
         assert_eq!(at_ref, s.interval);
         assert!(s.interval_at(MonoInstant::from_nanos(1_000_001_000)).is_ok(), "the horizon itself is valid");
@@ -494,7 +528,8 @@ mod tests {
                     let mut seen = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         let s = seg.read().unwrap();
-                        let k = s.reference.as_nanos();
+                        let k = s.anchor.reference.as_nanos();
+                        assert_eq!(seg.read_anchor().map(|a| a.reference.as_nanos() >= k), Ok(true));
                         assert_eq!(s, state(k), "torn read");
                         seen = seen.max(k);
                     }

@@ -12,7 +12,8 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use tsod_proto::shm::{PublishedState, ShmHeader, ShmSegment};
+use tsod_proto::bound::RateBounds;
+use tsod_proto::shm::{Anchor, PublishedState, ShmHeader, ShmSegment};
 use tsod_proto::wire::{self, MessageKind};
 use tsod_proto::{ClockStatus, DriftModel, MonoInstant, Ppb, TimeInterval, Timescale, Timestamp};
 
@@ -86,16 +87,23 @@ fn image_of(segment: &ShmSegment) -> Vec<u8> {
 
 fn state_from(v: &Value) -> PublishedState {
     let u = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("field {k}"));
+    let rates = RateBounds::new(u("rate-low-q32"), u("rate-high-q32")).unwrap();
+    // The rates are the model's, rounded outwards as SPEC.md §5.4 says.
+    let model = DriftModel::new(
+        Ppb::new(v["model"]["frequency-ppb"].as_i64().unwrap()),
+        Ppb::new(v["model"]["drift-bound-ppb"].as_i64().unwrap()),
+    )
+    .unwrap();
+    assert_eq!(model.rates(), rates, "rates of {}", v["model"]);
     PublishedState {
-        reference: MonoInstant::from_nanos(u("reference")),
-        interval: TimeInterval::new(Timestamp::from_nanos(u("earliest")), Timestamp::from_nanos(u("latest"))).unwrap(),
-        drift: DriftModel::new(
-            Ppb::new(v["frequency-ppb"].as_i64().unwrap()),
-            Ppb::new(i64::try_from(u("drift-bound-ppb")).unwrap()),
-        )
-        .unwrap(),
-        status: ClockStatus::from_code(u8::try_from(u("status")).unwrap()).unwrap(),
-        valid_until: MonoInstant::from_nanos(u("valid-until")),
+        anchor: Anchor {
+            reference: MonoInstant::from_nanos(u("reference")),
+            interval: TimeInterval::new(Timestamp::from_nanos(u("earliest")), Timestamp::from_nanos(u("latest")))
+                .unwrap(),
+            rates,
+            status: ClockStatus::from_code(u8::try_from(u("status")).unwrap()).unwrap(),
+            valid_until: MonoInstant::from_nanos(u("valid-until")),
+        },
         disruption_count: u("disruption-count"),
         reference_boottime: MonoInstant::from_nanos(u("reference-boottime")),
         writer_instance: u("writer-instance"),
@@ -119,7 +127,8 @@ fn shared_memory_vectors_hold() {
         let state = segment.read().unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(state, expected, "{name}");
         let now = MonoInstant::from_nanos(case["now"].as_u64().unwrap());
-        let got = match state.interval_at(now) {
+        assert_eq!(segment.read_anchor(), Ok(expected.anchor), "{name}: read_anchor");
+        let got = match state.anchor.interval_at(now) {
             Ok(i) => serde_json::json!({"earliest": i.earliest().as_nanos(), "latest": i.latest().as_nanos()}),
             Err(e) => Value::from(e.name()),
         };

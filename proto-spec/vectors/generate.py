@@ -268,14 +268,21 @@ def specific_invalid(kind, b):
 BOOT_ID = bytes.fromhex("6f1c2a3b4c5d4e6f8091a2b3c4d5e6f7")
 
 
+def rates(frequency_ppb, drift_bound_ppb):
+    """§5.4: the Q32.32 rate bounds of a drift model, rounded outwards."""
+    low = ((BILLION + frequency_ppb - drift_bound_ppb) << 32) // BILLION
+    high = -((-((BILLION + frequency_ppb + drift_bound_ppb) << 32)) // BILLION)
+    return low, high
+
+
 def shm_image(s):
     """The 192-byte little-endian image of a segment (§5.3)."""
     header = (b"TSOD-SHM" + struct.pack("<IIII", s.get("layout-version", 1), s.get("file-size", 4096),
                                          s.get("reader-clock", 4), s.get("timescale", 1))
               + BOOT_ID + bytes(24))
-    state = struct.pack("<QQQQqIIQQQQ", s["generation"], s["reference"], s["earliest"], s["latest"],
-                        s["frequency-ppb"], s["drift-bound-ppb"], s["status"], s["valid-until"],
-                        s["disruption-count"], s["reference-boottime"], s["writer-instance"]) + bytes(48)
+    state = struct.pack("<QQQQQQQIIQQQ", s["generation"], s["reference"], s["earliest"], s["latest"],
+                        s["rate-low-q32"], s["rate-high-q32"], s["valid-until"], s["status"], 0,
+                        s["disruption-count"], s["reference-boottime"], s["writer-instance"]) + bytes(40)
     out = header + state
     assert len(out) == 192
     return out
@@ -289,30 +296,40 @@ def extrapolate(s, now):
         return "disrupted"
     if now > s["valid-until"]:
         return "stale"
-    d = now - s["reference"]
-    scaled = d * (BILLION + s["frequency-ppb"])
-    spread = abs(d) * s["drift-bound-ppb"]
-    lo = s["earliest"] + (scaled - spread) // BILLION
-    hi = s["latest"] + -((-(scaled + spread)) // BILLION)
+    low, high = s["rate-low-q32"], s["rate-high-q32"]
+    if now >= s["reference"]:
+        m = now - s["reference"]
+        lo = s["earliest"] + ((m * low) >> 32)
+        hi = s["latest"] + ((m * high + (1 << 32) - 1) >> 32)
+    else:
+        m = s["reference"] - now
+        lo = s["earliest"] - ((m * high + (1 << 32) - 1) >> 32)
+        hi = s["latest"] - ((m * low) >> 32)
     if lo < 0 or hi > U64_MAX:
         return "out-of-range"
     return iv(lo, hi)
 
 
+def with_model(s, frequency_ppb, drift_bound_ppb):
+    low, high = rates(frequency_ppb, drift_bound_ppb)
+    return {**s, "model": {"frequency-ppb": frequency_ppb, "drift-bound-ppb": drift_bound_ppb},
+            "rate-low-q32": low, "rate-high-q32": high}
+
+
 def shm_vectors():
-    base = {
+    base = with_model({
         "generation": 10, "reference": 3_600_000_000_000, "earliest": T0 - 12_000, "latest": T0 + 11_000,
-        "frequency-ppb": 23_456, "drift-bound-ppb": 2_000, "status": 1,
-        "valid-until": 3_601_000_000_000, "disruption-count": 2, "reference-boottime": 3_700_000_000_000,
-        "writer-instance": 0x0DDC0FFEE0DDF00D,
-    }
+        "status": 1, "valid-until": 3_601_000_000_000, "disruption-count": 2,
+        "reference-boottime": 3_700_000_000_000, "writer-instance": 0x0DDC0FFEE0DDF00D,
+    }, 23_456, 2_000)
     reads = [
         ("at-reference", base, 3_600_000_000_000),
         ("half-second-later", base, 3_600_500_000_000),
         ("one-ns-before-reference", base, 3_599_999_999_999),
         ("at-horizon", base, 3_601_000_000_000),
         ("past-horizon", base, 3_601_000_000_001),
-        ("negative-frequency", {**base, "frequency-ppb": -1_000_000, "drift-bound-ppb": 1_000_000}, 3_600_333_333_333),
+        ("negative-frequency", with_model(base, -1_000_000, 1_000_000), 3_600_333_333_333),
+        ("exact-clock", with_model(base, 0, 0), 3_600_700_000_001),
         ("degraded", {**base, "status": 2}, 3_600_000_001_000),
         ("free-running", {**base, "status": 3}, 3_600_100_000_000),
         ("unsynchronized", {**base, "status": 4}, 3_600_000_000_000),
@@ -330,8 +347,10 @@ def shm_vectors():
         ("generation-odd", {**base, "generation": 11}, None, "busy"),
         ("status-0", {**base, "status": 0}, None, "corrupt"),
         ("inverted-interval", {**base, "earliest": T0 + 1, "latest": T0}, None, "corrupt"),
-        ("frequency-over-1000ppm", {**base, "frequency-ppb": 1_000_001}, None, "corrupt"),
-        ("drift-bound-over-1000ppm", {**base, "drift-bound-ppb": 1_000_001}, None, "corrupt"),
+        ("rate-high-above-range", {**base, "rate-high-q32": 4_303_557_232}, None, "corrupt"),
+        ("rate-low-below-range", {**base, "rate-low-q32": 4_286_377_360}, None, "corrupt"),
+        ("rates-inverted", {**base, "rate-low-q32": base["rate-high-q32"] + 1}, None, "corrupt"),
+        ("rates-zero", {**base, "rate-low-q32": 0, "rate-high-q32": 0}, None, "corrupt"),
     ]
     out = {
         "kind": "shm",

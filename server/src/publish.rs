@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 
 use tsod_client::mapping::{MapError, WriteMapping};
 use tsod_client::sys;
-use tsod_proto::shm::{PublishedState, SHM_FILE_SIZE, ShmHeader};
-use tsod_proto::{ClockStatus, DriftModel, MonoInstant, TimeInterval, Timescale, Timestamp};
+use tsod_proto::bound::RateBounds;
+use tsod_proto::shm::{Anchor, PublishedState, SHM_FILE_SIZE, ShmHeader};
+use tsod_proto::{ClockStatus, MonoInstant, TimeInterval, Timescale, Timestamp};
 
 /// File mode of the segment: the daemon writes, every local user reads.
 const SEGMENT_MODE: u32 = 0o644;
@@ -85,11 +86,13 @@ impl Publisher {
 /// The state of a segment that holds no bound yet.
 pub fn unsynchronized_state(writer_instance: u64, disruption_count: u64) -> PublishedState {
     PublishedState {
-        reference: MonoInstant::from_nanos(0),
-        interval: TimeInterval::point(Timestamp::EPOCH),
-        drift: DriftModel::ZERO,
-        status: ClockStatus::Unsynchronized,
-        valid_until: MonoInstant::from_nanos(0),
+        anchor: Anchor {
+            reference: MonoInstant::from_nanos(0),
+            interval: TimeInterval::point(Timestamp::EPOCH),
+            rates: RateBounds::EXACT,
+            status: ClockStatus::Unsynchronized,
+            valid_until: MonoInstant::from_nanos(0),
+        },
         disruption_count,
         reference_boottime: MonoInstant::from_nanos(0),
         writer_instance,

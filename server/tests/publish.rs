@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tsod::publish::{PublishError, Publisher, unsynchronized_state};
 use tsod_client::{BoundError, ClockError, LocalClock, ShmError, sys};
-use tsod_proto::shm::PublishedState;
+use tsod_proto::shm::{Anchor, PublishedState};
 use tsod_proto::{ClockStatus, DriftModel, Ppb, TimeInterval, Timescale, Timestamp};
 
 /// A fresh directory for one test's segment, removed when dropped.
@@ -50,11 +50,13 @@ fn synchronized_state(slack: Duration) -> PublishedState {
     let reference = sys::reader_clock_now().unwrap();
     let now = realtime_now();
     PublishedState {
-        reference,
-        interval: TimeInterval::around(now, slack),
-        drift: DriftModel::symmetric(Ppb::from_ppm(500)).unwrap(),
-        status: ClockStatus::Synchronized,
-        valid_until: reference.checked_add(Duration::from_secs(1)).unwrap(),
+        anchor: Anchor {
+            reference,
+            interval: TimeInterval::around(now, slack),
+            rates: DriftModel::symmetric(Ppb::from_ppm(500)).unwrap().rates(),
+            status: ClockStatus::Synchronized,
+            valid_until: reference.checked_add(Duration::from_secs(1)).unwrap(),
+        },
         disruption_count: 0,
         reference_boottime: sys::boottime_now().unwrap(),
         writer_instance: 7,
@@ -99,7 +101,7 @@ fn a_stale_segment_is_an_error_not_a_bound() {
     let path = dir.segment();
     let (publisher, _) = Publisher::open(&path, Timescale::UtcSmear24h).unwrap();
     let mut state = synchronized_state(Duration::from_millis(1));
-    state.valid_until = state.reference;
+    state.anchor.valid_until = state.anchor.reference;
     publisher.publish(&state);
     let clock = LocalClock::open_path(&path).unwrap();
     assert!(matches!(clock.now(), Err(ClockError::Bound(BoundError::Stale))));

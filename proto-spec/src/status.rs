@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// What a site (or a client reading it) may claim about its bound.
 ///
-/// Encoded as one byte; 0 is never valid, so zeroed memory reads as invalid
-/// rather than as a status (SPEC.md §3.5).
+/// Encoded as one byte on the wire and as a `u32` in shared memory, with the
+/// same codes; 0 is never valid, so zeroed memory reads as invalid rather
+/// than as a status (SPEC.md §3.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClockStatus {

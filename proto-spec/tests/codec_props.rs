@@ -123,7 +123,7 @@ fn message() -> impl Strategy<Value = Message<'static>> {
                 count
             })
         ),
-        (any::<u64>(), any::<u16>(), proptest::option::of(1u64..=u64::from(u32::MAX)), text(MAX_ERROR_MESSAGE_LEN))
+        (any::<u64>(), 1..=u16::MAX, proptest::option::of(1u64..=u64::from(u32::MAX)), text(MAX_ERROR_MESSAGE_LEN))
             .prop_map(|(request_id, code, retry, message)| Message::Error(ErrorResponse {
                 request_id,
                 code: ErrorCode::from_code(code),
@@ -244,4 +244,8 @@ fn encoder_refuses_messages_receivers_would_reject() {
     assert!(error(Some(Duration::from_micros(1500))).to_vec().is_err(), "not whole milliseconds");
     assert!(error(Some(Duration::from_millis(u64::from(u32::MAX) + 1))).to_vec().is_err());
     assert!(error(Some(Duration::from_millis(1))).to_vec().is_ok());
+    let coded = |code| Message::Error(ErrorResponse { request_id: 1, code, retry_after: None, message: "" });
+    assert!(coded(ErrorCode::Other(0)).to_vec().is_err(), "code 0 is never sent");
+    assert!(coded(ErrorCode::Other(4)).to_vec().is_err(), "4 must be sent as Unsynchronized");
+    assert!(coded(ErrorCode::Other(999)).to_vec().is_ok());
 }

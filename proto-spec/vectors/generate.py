@@ -259,7 +259,8 @@ def specific_invalid(kind, b):
     if kind == "error":
         return [("message-1025-bytes", frame("error", struct.pack(">QHHI", 1, 2, 1025, 0) + b"x" * 1025),
                  "invalid-field"),
-                ("message-control-char", frame("error", struct.pack(">QHHI", 1, 2, 3, 0) + b"a\nb"), "invalid-text")]
+                ("message-control-char", frame("error", struct.pack(">QHHI", 1, 2, 3, 0) + b"a\nb"), "invalid-text"),
+                ("code-0", frame("error", struct.pack(">QHHI", 1, 0, 0, 0)), "invalid-field")]
     return []
 
 

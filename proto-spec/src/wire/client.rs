@@ -216,6 +216,7 @@ pub enum ErrorCode {
     /// 11: a bug or an I/O failure on the server.
     Internal,
     /// Any other code (from a newer version); treat as a failed request.
+    /// Never 0, and never a code listed above.
     Other(u16),
 }
 
@@ -312,7 +313,11 @@ pub struct ErrorResponse<'a> {
 impl<'a> ErrorResponse<'a> {
     pub(crate) fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let request_id = r.u64()?;
+        let code_at = r.position();
         let code = ErrorCode::from_code(r.u16()?);
+        if code.code() == 0 {
+            return Err(DecodeError::InvalidField { offset: code_at, field: "code" });
+        }
         let len_at = r.position();
         let len = usize::from(r.u16()?);
         let retry_after = match r.u32()? {
@@ -331,6 +336,11 @@ impl<'a> ErrorResponse<'a> {
     }
 
     pub(crate) fn check(&self) -> Result<(), EncodeError> {
+        // Code 0 is never sent, and a known code must use its own variant
+        // (so that decoding gives back the same value).
+        if ErrorCode::from_code(self.code.code()) != self.code || self.code.code() == 0 {
+            return Err(EncodeError::Invalid { field: "code" });
+        }
         if self.message.len() > MAX_ERROR_MESSAGE_LEN || self.message.chars().any(char::is_control) {
             return Err(EncodeError::Invalid { field: "message" });
         }

@@ -50,7 +50,9 @@ pub enum Channel {
     PeerStream,
     /// `tsod-client/1`, on a stream.
     ClientStream,
-    /// Either ALPN, on a stream: the error response.
+    /// Either ALPN, on a stream: TSO requests and responses (clients ask
+    /// their site, follower sites forward batches to the leader) and the
+    /// error response.
     AnyStream,
 }
 
@@ -115,21 +117,14 @@ impl MessageKind {
         Self::ALL.into_iter().find(|k| k.code() == code)
     }
 
-    /// Where this kind is sent. A receiver answers a kind on the wrong
-    /// channel like an unknown kind, with one exception (SPEC.md §4.8): TSO
-    /// requests and responses are also carried on `tsod-peer/1` streams, as
-    /// a follower site's batch to the leader.
+    /// Where this kind is sent (SPEC.md §4.1). A receiver answers a kind on
+    /// the wrong channel like an unknown kind.
     pub const fn channel(self) -> Channel {
         match self {
             Self::ProbeRequest | Self::ProbeReply => Channel::PeerDatagram,
             Self::Gossip => Channel::PeerStream,
-            Self::NowRequest
-            | Self::NowResponse
-            | Self::StatusRequest
-            | Self::StatusResponse
-            | Self::TsoRequest
-            | Self::TsoResponse => Channel::ClientStream,
-            Self::Error => Channel::AnyStream,
+            Self::NowRequest | Self::NowResponse | Self::StatusRequest | Self::StatusResponse => Channel::ClientStream,
+            Self::TsoRequest | Self::TsoResponse | Self::Error => Channel::AnyStream,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Bodies of the `tsod-peer/1` messages: probes (datagrams) and gossip (stream).
 //!
-//! Layouts are in SPEC.md §4.4–§4.6; offsets in comments are from the start
-//! of the message (the 8-byte header comes first).
+//! Layouts, with offsets, are in SPEC.md §4.4–§4.6; fields are read and
+//! written here in exactly that order, after the 8-byte header.
 
 use core::time::Duration;
 

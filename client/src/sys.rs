@@ -3,7 +3,7 @@
 
 use std::io;
 
-use tsod_proto::MonoInstant;
+use tsod_proto::{MonoInstant, Timestamp};
 
 /// Reads `clock` with `clock_gettime` (the vDSO on Linux: no system call).
 #[expect(unsafe_code, reason = "clock_gettime is a C function")]
@@ -26,6 +26,16 @@ fn read_clock(clock: libc::clockid_t) -> io::Result<MonoInstant> {
 /// The reader clock, `CLOCK_MONOTONIC_RAW` (SPEC.md §5.2).
 pub fn reader_clock_now() -> io::Result<MonoInstant> {
     read_clock(libc::CLOCK_MONOTONIC_RAW)
+}
+
+/// `CLOCK_MONOTONIC` (slewed by the discipline, stopped during suspend).
+pub fn monotonic_now() -> io::Result<MonoInstant> {
+    read_clock(libc::CLOCK_MONOTONIC)
+}
+
+/// `CLOCK_REALTIME`, the system clock, as nanoseconds since the Unix epoch.
+pub fn realtime_now() -> io::Result<Timestamp> {
+    read_clock(libc::CLOCK_REALTIME).map(|t| Timestamp::from_nanos(t.as_nanos()))
 }
 
 /// `CLOCK_BOOTTIME`, for the optional suspend check (SPEC.md §5.6).

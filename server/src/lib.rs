@@ -6,6 +6,8 @@
 //! and the replicated TSO. Today it holds the command-line tools that work
 //! on the protocol itself.
 
+pub mod clock;
+pub mod frequency;
 pub mod inspect;
 pub mod publish;
 pub mod sample;

@@ -7,6 +7,7 @@
 //! on the protocol itself.
 
 pub mod clock;
+pub mod config;
 pub mod frequency;
 pub mod inspect;
 pub mod publish;

@@ -1,0 +1,474 @@
+//! The daemon's configuration file (TOML), and its validation.
+//!
+//! Keys are kebab-case, unknown keys are errors (`deny_unknown_fields`),
+//! sources are a tagged list (`[[source]] kind = "ntp" | "gpsd" | "kernel"`),
+//! and every unit is in the key's name (`-ms`, `-ppm`). Parsing errors point
+//! at the line and column (from the `toml` crate); validation errors name
+//! the source and key. `tsod check-config FILE` runs both.
+//!
+//! Every source must say which timescale it serves (`timescale = "utc"` or
+//! `"utc-smear-24h"`, no default), so mixing smeared and unsmeared sources is
+//! impossible by configuration (SPEC.md §2).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tsod_proto::shm::SHM_DEFAULT_PATH;
+use tsod_proto::{Offset, Ppb};
+
+use crate::clock::ScriptedStep;
+use crate::frequency::FrequencyConfig;
+
+/// A whole configuration file.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// How the bound is modelled and selected.
+    #[serde(default)]
+    pub clock: ClockConfig,
+    /// Where it is published.
+    #[serde(default)]
+    pub publish: PublishConfig,
+    /// The time sources, at least one.
+    #[serde(rename = "source")]
+    pub sources: Vec<SourceConfig>,
+    /// Test-only settings; never set in production.
+    #[serde(default)]
+    pub testing: TestingConfig,
+}
+
+/// `[clock]`: the bound model.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ClockConfig {
+    /// Bound on the reader clock's rate error before it is measured (ppm).
+    pub max_drift_ppm: u32,
+    /// Bound on the reader clock's rate wander around its measured average (ppm).
+    pub wander_ppm: u32,
+    /// Sources that may be wrong at once (default ⌊(n−1)/2⌋).
+    pub max_faulty: Option<usize>,
+    /// Agreeing sources needed for `synchronized` rather than `degraded`
+    /// (default: all configured sources).
+    pub min_agreeing: Option<usize>,
+    /// Longest time between two publications (ms).
+    pub update_interval_ms: u64,
+    /// How long past its reference a published bound may be used (ms).
+    pub horizon_ms: u64,
+    /// A sample older than this is no longer used (ms).
+    pub max_sample_age_ms: u64,
+    /// How long the last bound is carried forward with no usable source (ms).
+    pub holdover_ms: u64,
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        Self {
+            max_drift_ppm: 100,
+            wander_ppm: 5,
+            max_faulty: None,
+            min_agreeing: None,
+            update_interval_ms: 100,
+            horizon_ms: 1_000,
+            max_sample_age_ms: 64_000,
+            holdover_ms: 3_600_000,
+        }
+    }
+}
+
+/// `[publish]`: the shared-memory segment.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct PublishConfig {
+    /// Path of the segment (SPEC.md §5.1).
+    pub path: PathBuf,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        Self { path: PathBuf::from(SHM_DEFAULT_PATH) }
+    }
+}
+
+/// The timescale a source serves (SPEC.md §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceTimescale {
+    /// UTC with leap seconds inserted (what most NTP servers and GPS give).
+    Utc,
+    /// UTC with the 24-hour noon-to-noon linear smear (Google, AWS).
+    #[serde(rename = "utc-smear-24h")]
+    UtcSmear24h,
+}
+
+/// `[[source]]`: one time source.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// An NTP server.
+    Ntp {
+        /// Unique name, shown in status.
+        name: String,
+        /// `host:port` of the server.
+        address: String,
+        /// What the server serves.
+        timescale: SourceTimescale,
+        /// Time between polls (ms), 125 … 1 024 000.
+        #[serde(default = "default_poll_ms", rename = "poll-interval-ms")]
+        poll_interval_ms: u64,
+    },
+    /// A GPS receiver through gpsd.
+    Gpsd {
+        /// Unique name, shown in status.
+        name: String,
+        /// `host:port` of gpsd (normally 127.0.0.1:2947).
+        address: String,
+        /// What the receiver's time is converted to (gpsd reports UTC).
+        timescale: SourceTimescale,
+        /// Error bound of PPS-disciplined time (µs).
+        #[serde(default = "default_pps_error_us", rename = "pps-error-us")]
+        pps_error_us: u64,
+        /// Error bound of NMEA-only time, without PPS (µs).
+        #[serde(default = "default_nmea_error_us", rename = "nmea-error-us")]
+        nmea_error_us: u64,
+    },
+    /// The kernel's own estimate (`adjtimex` `maxerror`).
+    Kernel {
+        /// Unique name, shown in status.
+        name: String,
+        /// What the system clock serves (its discipline's timescale).
+        timescale: SourceTimescale,
+        /// Time between readings (ms).
+        #[serde(default = "default_poll_ms", rename = "poll-interval-ms")]
+        poll_interval_ms: u64,
+    },
+}
+
+fn default_poll_ms() -> u64 {
+    1_000
+}
+
+fn default_pps_error_us() -> u64 {
+    1
+}
+
+fn default_nmea_error_us() -> u64 {
+    500_000
+}
+
+impl SourceConfig {
+    /// The source's configured name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Ntp { name, .. } | Self::Gpsd { name, .. } | Self::Kernel { name, .. } => name,
+        }
+    }
+
+    /// The timescale the source serves.
+    pub fn timescale(&self) -> SourceTimescale {
+        match self {
+            Self::Ntp { timescale, .. } | Self::Gpsd { timescale, .. } | Self::Kernel { timescale, .. } => *timescale,
+        }
+    }
+}
+
+/// `[testing]`: only for tests and the testbed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TestingConfig {
+    /// Run on a simulated wrong clock instead of the host's.
+    pub simulated_clock: Option<SimulatedClockConfig>,
+}
+
+/// `[testing.simulated-clock]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct SimulatedClockConfig {
+    /// Offset of the simulated realtime from the host's (ns).
+    pub offset_ns: i64,
+    /// Frequency error of the simulated realtime (ppb, positive = fast).
+    pub frequency_ppb: i64,
+    /// Steps of the simulated realtime.
+    pub steps: Vec<StepConfig>,
+}
+
+/// One scripted step.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StepConfig {
+    /// When, after the daemon starts (ms).
+    pub after_ms: u64,
+    /// By how much (ns, may be negative).
+    pub by_ns: i64,
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown key, or a wrong type (the message has line and column).
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What and where.
+        source: Box<toml::de::Error>,
+    },
+    /// Parsed, but a value is impossible.
+    #[error("{path}: {what}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Which key and why.
+        what: String,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates `text` (`path` only names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text)
+            .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(source) })?;
+        config.validate().map_err(|what| ConfigError::Invalid { path: path.to_path_buf(), what })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let c = &self.clock;
+        if self.sources.is_empty() {
+            return Err("no [[source]]: configure at least one time source".into());
+        }
+        if !(1..=1_000).contains(&c.max_drift_ppm) {
+            return Err(format!("clock.max-drift-ppm = {} must be within 1 … 1000", c.max_drift_ppm));
+        }
+        if c.wander_ppm > 1_000 {
+            return Err(format!("clock.wander-ppm = {} must be at most 1000", c.wander_ppm));
+        }
+        if !(10..=1_000).contains(&c.update_interval_ms) {
+            return Err(format!("clock.update-interval-ms = {} must be within 10 … 1000", c.update_interval_ms));
+        }
+        if c.horizon_ms < c.update_interval_ms.saturating_mul(2) || c.horizon_ms > 3_600_000 {
+            return Err(format!(
+                "clock.horizon-ms = {} must be at least twice update-interval-ms ({}) and at most 3600000",
+                c.horizon_ms, c.update_interval_ms
+            ));
+        }
+        let n = self.sources.len();
+        if let Some(f) = c.max_faulty {
+            if f >= n {
+                return Err(format!("clock.max-faulty = {f} must be below the number of sources ({n})"));
+            }
+        }
+        if let Some(m) = c.min_agreeing {
+            if m == 0 || m > n {
+                return Err(format!("clock.min-agreeing = {m} must be within 1 … {n} (the number of sources)"));
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let name = s.name();
+            let at = format!("source #{} ({name:?})", i.saturating_add(1));
+            if name.is_empty() || name.len() > tsod_proto::wire::MAX_NAME_LEN || name.chars().any(char::is_control) {
+                return Err(format!("{at}: name must be 1 … 63 bytes without control characters"));
+            }
+            if !names.insert(name) {
+                return Err(format!("{at}: name is used by another source"));
+            }
+            match s {
+                SourceConfig::Ntp { address, poll_interval_ms, .. } => {
+                    check_address(address).map_err(|e| format!("{at}: address {address:?}: {e}"))?;
+                    check_poll(*poll_interval_ms).map_err(|e| format!("{at}: {e}"))?;
+                }
+                SourceConfig::Gpsd { address, pps_error_us, nmea_error_us, .. } => {
+                    check_address(address).map_err(|e| format!("{at}: address {address:?}: {e}"))?;
+                    if *pps_error_us == 0 || *nmea_error_us < *pps_error_us {
+                        return Err(format!("{at}: need 0 < pps-error-us <= nmea-error-us"));
+                    }
+                }
+                SourceConfig::Kernel { poll_interval_ms, .. } => {
+                    check_poll(*poll_interval_ms).map_err(|e| format!("{at}: {e}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The frequency measurement's parameters.
+    pub fn frequency(&self) -> FrequencyConfig {
+        FrequencyConfig {
+            max_drift: Ppb::from_ppm(i32::try_from(self.clock.max_drift_ppm).unwrap_or(1_000)),
+            wander: Ppb::from_ppm(i32::try_from(self.clock.wander_ppm).unwrap_or(1_000)),
+            ..FrequencyConfig::default()
+        }
+    }
+}
+
+impl ClockConfig {
+    /// `update-interval-ms` as a duration.
+    pub fn update_interval(&self) -> Duration {
+        Duration::from_millis(self.update_interval_ms)
+    }
+
+    /// `horizon-ms` as a duration.
+    pub fn horizon(&self) -> Duration {
+        Duration::from_millis(self.horizon_ms)
+    }
+
+    /// `max-sample-age-ms` as a duration.
+    pub fn max_sample_age(&self) -> Duration {
+        Duration::from_millis(self.max_sample_age_ms)
+    }
+
+    /// `holdover-ms` as a duration.
+    pub fn holdover(&self) -> Duration {
+        Duration::from_millis(self.holdover_ms)
+    }
+}
+
+impl SimulatedClockConfig {
+    /// The scripted steps.
+    pub fn steps(&self) -> Vec<ScriptedStep> {
+        self.steps
+            .iter()
+            .map(|s| ScriptedStep { after: Duration::from_millis(s.after_ms), by: Offset::from_nanos(s.by_ns) })
+            .collect()
+    }
+}
+
+fn check_address(address: &str) -> Result<(), &'static str> {
+    let (host, port) = address.rsplit_once(':').ok_or("expected host:port")?;
+    if host.is_empty() {
+        return Err("empty host");
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err("port must be 1 … 65535"),
+    }
+}
+
+fn check_poll(ms: u64) -> Result<(), String> {
+    if (125..=1_024_000).contains(&ms) {
+        Ok(())
+    } else {
+        Err(format!("poll-interval-ms = {ms} must be within 125 … 1024000"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    const MINIMAL: &str = r#"
+[[source]]
+kind = "ntp"
+name = "local"
+address = "127.0.0.1:123"
+timescale = "utc"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.clock, ClockConfig::default());
+        assert_eq!(c.publish.path, PathBuf::from("/dev/shm/tsod"));
+        assert_eq!(c.sources.len(), 1);
+        assert_eq!(c.sources[0].timescale(), SourceTimescale::Utc);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line_number() {
+        // Inside a [[source]] table the span is the table's header (serde
+        // buffers tagged enums); the message still names the key.
+        let err = parse(&format!("{MINIMAL}poll-intervall-ms = 5\n")).unwrap_err().to_string();
+        assert!(err.contains("poll-intervall-ms") && err.contains("line 2"), "{err}");
+        let err = parse("[clock]\nmax-drift = 3\n").unwrap_err().to_string();
+        assert!(err.contains("max-drift") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn timescale_is_required_for_every_source() {
+        let err = parse("[[source]]\nkind = \"kernel\"\nname = \"k\"\n").unwrap_err().to_string();
+        assert!(err.contains("timescale"), "{err}");
+        let err = parse("[[source]]\nkind = \"kernel\"\nname = \"k\"\ntimescale = \"tai\"\n").unwrap_err().to_string();
+        assert!(err.contains("tai"), "{err}");
+    }
+
+    #[test]
+    fn impossible_values_are_named() {
+        let cases = [
+            ("[clock]\nmax-drift-ppm = 0\n", "max-drift-ppm"),
+            ("[clock]\nhorizon-ms = 150\n", "horizon-ms"),
+            ("[clock]\nmax-faulty = 1\n", "max-faulty"),
+            ("[clock]\nmin-agreeing = 2\n", "min-agreeing"),
+        ];
+        for (prefix, key) in cases {
+            let err = parse(&format!("{prefix}{MINIMAL}")).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let dup = format!("{MINIMAL}{MINIMAL}");
+        assert!(parse(&dup).unwrap_err().to_string().contains("used by another source"));
+        let bad_addr = MINIMAL.replace("127.0.0.1:123", "127.0.0.1");
+        assert!(parse(&bad_addr).unwrap_err().to_string().contains("host:port"));
+        let bad_poll = format!("{MINIMAL}poll-interval-ms = 10\n");
+        assert!(parse(&bad_poll).unwrap_err().to_string().contains("poll-interval-ms"));
+        assert!(parse("").unwrap_err().to_string().contains("source"));
+    }
+
+    #[test]
+    fn all_source_kinds_and_testing_section_parse() {
+        let text = r#"
+[clock]
+max-faulty = 1
+min-agreeing = 2
+
+[[source]]
+kind = "ntp"
+name = "a"
+address = "ntp.example:123"
+timescale = "utc-smear-24h"
+poll-interval-ms = 500
+
+[[source]]
+kind = "gpsd"
+name = "gps"
+address = "127.0.0.1:2947"
+timescale = "utc"
+
+[[source]]
+kind = "kernel"
+name = "kernel"
+timescale = "utc"
+
+[testing.simulated-clock]
+offset-ns = 5000000
+frequency-ppb = -20000
+steps = [{ after-ms = 10000, by-ns = -3000000 }]
+"#;
+        let c = parse(text).unwrap();
+        assert_eq!(c.sources.len(), 3);
+        let sim = c.testing.simulated_clock.unwrap();
+        assert_eq!(
+            sim.steps(),
+            vec![ScriptedStep { after: Duration::from_secs(10), by: Offset::from_nanos(-3_000_000) }]
+        );
+    }
+}

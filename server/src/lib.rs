@@ -12,3 +12,5 @@ pub mod frequency;
 pub mod inspect;
 pub mod publish;
 pub mod sample;
+pub mod sources;
+pub mod timescale;

@@ -1,0 +1,5 @@
+//! Time sources. Each turns its raw input into [`crate::sample::Sample`]s
+//! with pure functions (tested without I/O); the daemon's tasks only do the
+//! reading and writing.
+
+pub mod kernel;

@@ -8,9 +8,12 @@
 
 pub mod clock;
 pub mod config;
+pub mod engine;
 pub mod frequency;
 pub mod inspect;
 pub mod publish;
 pub mod sample;
+pub mod selection;
 pub mod sources;
+pub mod status_file;
 pub mod timescale;

@@ -1,8 +1,9 @@
 //! The `tsod` command line.
 
-use std::io::{ErrorKind, Read, Write};
+mod cmd;
 
-use anyhow::Context;
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 /// tsod: a time service with bounded error for replicated databases.
@@ -15,6 +16,35 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Parse and validate a configuration file without running.
+    CheckConfig {
+        /// The configuration file (TOML).
+        config: PathBuf,
+    },
+    /// Print the local daemon's current interval (read like an application reads it).
+    Now {
+        /// The segment (default: $TSOD_SHM, else /dev/shm/tsod).
+        #[arg(long)]
+        segment: Option<PathBuf>,
+        /// Print JSON: {"earliest_ns", "latest_ns", "status"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the local daemon's status: sources, falsetickers, drift model.
+    Status {
+        /// The segment (default: $TSOD_SHM, else /dev/shm/tsod).
+        #[arg(long)]
+        segment: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Decode one protocol message given as hex (SPEC.md §4) and print it as JSON.
     Decode {
         /// The message bytes in hex; `-` reads them from standard input.
@@ -23,27 +53,19 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Decode { hex } => {
-            let input = if hex == "-" {
-                let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).context("reading hex from standard input")?;
-                s
-            } else {
-                hex
-            };
-            let json = tsod::inspect::decode_hex_to_json(&input)?;
-            print_line(&json)?;
-        }
-    }
-    Ok(())
-}
-
-/// Prints one line to standard output; a closed pipe (`tsod … | head`) is
-/// the reader's choice, not an error.
-fn print_line(text: &str) -> anyhow::Result<()> {
-    match writeln!(std::io::stdout().lock(), "{text}") {
-        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e).context("writing to standard output"),
-        _ => Ok(()),
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TSOD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Run { config } => cmd::run::run(&config),
+        Command::CheckConfig { config } => cmd::check_config::run(&config),
+        Command::Now { segment, json } => cmd::now::run(segment, json),
+        Command::Status { segment, json } => cmd::status::run(segment, json),
+        Command::Decode { hex } => cmd::decode::run(&hex),
     }
 }

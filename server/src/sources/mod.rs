@@ -3,3 +3,4 @@
 //! reading and writing.
 
 pub mod kernel;
+pub mod ntp;

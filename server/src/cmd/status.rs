@@ -1,0 +1,56 @@
+//! `tsod status [--json]`: what the local daemon is doing and why — its
+//! status file (sources, falsetickers, drift model) plus the segment.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tsod::status_file;
+use tsod_proto::shm::{SHM_DEFAULT_PATH, SHM_PATH_ENV};
+
+pub(crate) fn run(segment: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
+    let segment = segment
+        .or_else(|| std::env::var_os(SHM_PATH_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(SHM_DEFAULT_PATH));
+    let path = status_file::status_path(&segment);
+    let snapshot = status_file::read(&path)
+        .with_context(|| format!("reading {} (is tsod running with this segment?)", path.display()))?;
+    if json {
+        return super::print_line(&serde_json::to_string_pretty(&snapshot)?);
+    }
+    let mut out = format!("status {}", snapshot.status);
+    if let Some(hw) = snapshot.half_width_ns {
+        out.push_str(&format!(", half-width {:.3} µs", hw as f64 / 1e3));
+    }
+    if let (Some(f), Some(rho)) = (snapshot.frequency_ppb, snapshot.drift_bound_ppb) {
+        out.push_str(&format!(", reader clock {:+.3} ppm ± {:.3} ppm", f as f64 / 1e3, rho as f64 / 1e3));
+    }
+    out.push_str(&format!(", {} disruption(s), pid {}\n", snapshot.disruption_count, snapshot.pid));
+    out.push_str(&format!(
+        "{:<16} {:<7} {:<12} {:>14} {:>12} {:>8} {:>8}\n",
+        "source", "kind", "state", "offset µs", "error µs", "samples", "rejects"
+    ));
+    for s in &snapshot.sources {
+        let state = if !s.usable {
+            "unusable"
+        } else if s.falseticker {
+            "FALSETICKER"
+        } else {
+            "ok"
+        };
+        let micros = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{:.3}", v / 1e3));
+        out.push_str(&format!(
+            "{:<16} {:<7} {:<12} {:>14} {:>12} {:>8} {:>8}\n",
+            s.name,
+            s.kind,
+            state,
+            micros(s.offset_ns.map(|o| o as f64)),
+            micros(s.error_ns.map(|e| e as f64)),
+            s.samples,
+            s.rejects
+        ));
+        if let Some(e) = &s.last_error {
+            out.push_str(&format!("{:<16} last refusal: {e}\n", ""));
+        }
+    }
+    super::print_line(out.trim_end())
+}

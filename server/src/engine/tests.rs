@@ -1,0 +1,201 @@
+//! The engine on a simulated host: a perfect reader clock (true time =
+//! T0 + raw) unless a test says otherwise, sources whose samples are built
+//! from the truth, and checks that every bounded publication contains it.
+
+use super::*;
+use tsod_proto::Ppb;
+
+const T0: u64 = 1_795_462_647_000_000_000;
+const SEC: u64 = 1_000_000_000;
+
+fn config(min_agreeing: usize) -> EngineConfig {
+    EngineConfig {
+        max_faulty: None,
+        min_agreeing,
+        horizon: Duration::from_secs(1),
+        max_sample_age: Duration::from_secs(64),
+        holdover: Duration::from_secs(3600),
+        frequency: FrequencyConfig::default(),
+    }
+}
+
+/// A reading of a quiet host at raw time `raw` ns.
+fn reading(raw: u64) -> ClockReading {
+    ClockReading {
+        raw: MonoInstant::from_nanos(raw),
+        monotonic: MonoInstant::from_nanos(raw),
+        boottime: MonoInstant::from_nanos(raw + 5 * SEC),
+        realtime: Timestamp::from_nanos(T0 + raw),
+    }
+}
+
+fn truth(raw: u64) -> Timestamp {
+    Timestamp::from_nanos(T0 + raw)
+}
+
+/// A sample at `raw` of half-width `hw`, its centre `off` ns from the truth.
+fn sample(raw: u64, hw: u64, off: i64) -> Sample {
+    let centre = Timestamp::from_nanos(T0.checked_add_signed(off).unwrap() + raw);
+    Sample { at: MonoInstant::from_nanos(raw), interval: TimeInterval::around(centre, Duration::from_nanos(hw)) }
+}
+
+fn engine(n: usize, min_agreeing: usize) -> Engine {
+    let sources = (0..n).map(|i| (format!("s{i}"), SourceKind::Ntp)).collect();
+    Engine::new(config(min_agreeing), sources, 42, None, reading(0))
+}
+
+/// Asserts the tick's anchor contains the truth over its whole horizon.
+fn assert_true(tick: &Tick, raw: u64) {
+    let a = &tick.state.anchor;
+    assert!(a.status.is_bounded(), "{:?}", a.status);
+    for later in [raw, raw + SEC / 2, a.valid_until.as_nanos()] {
+        let i = a.interval_at(MonoInstant::from_nanos(later)).unwrap();
+        assert!(i.contains(truth(later)), "{i} misses {} at +{}", truth(later), later - raw);
+    }
+}
+
+#[test]
+fn agreeing_sources_give_a_synchronized_true_bound() {
+    let mut e = engine(3, 3);
+    let raw = SEC;
+    e.on_sample(SourceId(0), sample(raw, 20_000, 5_000));
+    e.on_sample(SourceId(1), sample(raw, 30_000, -10_000));
+    e.on_sample(SourceId(2), sample(raw, 50_000, 0));
+    let t = e.tick(reading(raw));
+    assert_eq!(t.state.anchor.status, ClockStatus::Synchronized);
+    assert_true(&t, raw);
+    // With f = 1 every point covered by two sources: [−40 µs, +25 µs]. (The
+    // overlap of all three, 35 µs, would not survive one liar; see selection.rs.)
+    assert_eq!(t.state.anchor.interval.width(), Duration::from_micros(65));
+    assert_eq!(t.state.writer_instance, 42);
+}
+
+#[test]
+fn a_lying_source_is_a_falseticker_and_the_site_degraded() {
+    let mut e = engine(3, 3);
+    let raw = SEC;
+    e.on_sample(SourceId(0), sample(raw, 20_000, 0));
+    e.on_sample(SourceId(1), sample(raw, 20_000, 3_000));
+    e.on_sample(SourceId(2), sample(raw, 1_000, 5_000_000)); // a spoofed, confident GPS
+    let t = e.tick(reading(raw));
+    assert_eq!(t.state.anchor.status, ClockStatus::Degraded);
+    assert_true(&t, raw);
+    let liar = e.sources().nth(2).unwrap();
+    assert!(liar.falseticker && liar.usable);
+    assert!(liar.offset.unwrap().as_nanos() > 4_900_000);
+    assert!(!e.sources().next().unwrap().falseticker);
+}
+
+#[test]
+fn two_disagreeing_sources_are_unsynchronized() {
+    let mut e = engine(2, 2);
+    e.on_sample(SourceId(0), sample(SEC, 10_000, 0));
+    e.on_sample(SourceId(1), sample(SEC, 10_000, 1_000_000));
+    let t = e.tick(reading(SEC));
+    assert_eq!(t.state.anchor.status, ClockStatus::Unsynchronized);
+    assert!(t.state.anchor.interval_at(MonoInstant::from_nanos(SEC)).is_err());
+}
+
+#[test]
+fn without_sources_the_site_free_runs_then_gives_up() {
+    let mut e = Engine::new(
+        EngineConfig { holdover: Duration::from_secs(100), ..config(1) },
+        vec![("s".into(), SourceKind::Ntp)],
+        1,
+        None,
+        reading(0),
+    );
+    assert_eq!(e.tick(reading(SEC / 2)).state.anchor.status, ClockStatus::Unsynchronized, "never synchronized");
+    e.on_sample(SourceId(0), sample(SEC, 10_000, 0));
+    assert_eq!(e.tick(reading(SEC)).state.anchor.status, ClockStatus::Synchronized);
+    // The sample ages out after 64 s; holdover carries the bound at 100 ppm.
+    let t = e.tick(reading(70 * SEC));
+    assert_eq!(t.state.anchor.status, ClockStatus::FreeRunning);
+    assert_true(&t, 70 * SEC);
+    let hw = t.state.anchor.interval.half_width();
+    assert!(hw >= Duration::from_micros(10 + 6_900), "69 s at 100 ppm: {hw:?}");
+    assert_eq!(e.tick(reading(102 * SEC)).state.anchor.status, ClockStatus::Unsynchronized, "holdover over");
+}
+
+#[test]
+fn a_suspend_disrupts_until_sources_agree_again() {
+    let mut e = engine(1, 1);
+    e.on_sample(SourceId(0), sample(SEC, 10_000, 0));
+    assert_eq!(e.tick(reading(SEC)).state.anchor.status, ClockStatus::Synchronized);
+    // 30 s of suspend: boottime and realtime jump, raw and monotonic do not.
+    let mut r = reading(2 * SEC);
+    r.boottime = MonoInstant::from_nanos(r.boottime.as_nanos() + 30 * SEC);
+    r.realtime = Timestamp::from_nanos(r.realtime.as_nanos() + 30 * SEC);
+    let t = e.tick(r);
+    assert_eq!(t.disruption, Some(Disruption::Suspend));
+    assert_eq!(t.state.anchor.status, ClockStatus::Disrupted, "no holdover across a suspend");
+    assert_eq!(t.state.disruption_count, 1);
+    assert!(!e.sources().next().unwrap().usable, "pre-suspend samples are gone");
+    // The next good sample (taken after resume) re-synchronizes.
+    let mut s = sample(3 * SEC, 10_000, 0);
+    s.interval = TimeInterval::around(Timestamp::from_nanos(T0 + 33 * SEC), Duration::from_micros(10));
+    e.on_sample(SourceId(0), s);
+    let mut r = reading(3 * SEC);
+    r.boottime = MonoInstant::from_nanos(r.boottime.as_nanos() + 30 * SEC);
+    r.realtime = Timestamp::from_nanos(r.realtime.as_nanos() + 30 * SEC);
+    let t = e.tick(r);
+    assert_eq!(t.disruption, None);
+    assert_eq!(t.state.anchor.status, ClockStatus::Synchronized);
+}
+
+#[test]
+fn realtime_steps_and_backward_raw_are_disruptions_but_slews_are_not() {
+    let a = reading(SEC);
+    let mut stepped = reading(2 * SEC);
+    stepped.realtime = Timestamp::from_nanos(stepped.realtime.as_nanos() + 200_000_000);
+    assert_eq!(detect_disruption(&a, &stepped), Some(Disruption::RealtimeStep));
+    let mut slewed = reading(2 * SEC);
+    slewed.realtime = Timestamp::from_nanos(slewed.realtime.as_nanos() + 80_000_000); // 8 % slew
+    assert_eq!(detect_disruption(&a, &slewed), None);
+    assert_eq!(detect_disruption(&a, &reading(SEC / 2)), Some(Disruption::ReaderClockBackwards));
+    assert_eq!(detect_disruption(&a, &reading(2 * SEC)), None);
+}
+
+#[test]
+fn a_restarted_daemon_adopts_the_previous_bound_unless_suspended() {
+    let mut first = engine(1, 1);
+    first.on_sample(SourceId(0), sample(SEC, 10_000, 0));
+    let previous = first.tick(reading(SEC)).state;
+    // Restarted 200 ms later, no samples yet: free-running from the previous bound.
+    let mut second = Engine::new(config(1), vec![("s0".into(), SourceKind::Ntp)], 43, Some(previous), reading(SEC));
+    let t = second.tick(reading(SEC + 200_000_000));
+    assert_eq!(t.state.anchor.status, ClockStatus::FreeRunning);
+    assert_true(&t, SEC + 200_000_000);
+    assert_eq!(t.state.writer_instance, 43);
+    // After a suspend between the two daemons, the old bound is not trusted.
+    let mut resumed = reading(SEC + 200_000_000);
+    resumed.boottime = MonoInstant::from_nanos(resumed.boottime.as_nanos() + 60 * SEC);
+    let mut third = Engine::new(config(1), vec![("s0".into(), SourceKind::Ntp)], 44, Some(previous), resumed);
+    assert_eq!(third.tick(resumed).state.anchor.status, ClockStatus::Unsynchronized);
+}
+
+#[test]
+fn a_drifting_reader_clock_is_measured_and_the_bound_stays_true() {
+    // The reader clock runs 40 ppm fast: true time advances 1/(1 + 40e-6) per raw ns.
+    let truth = |raw: u64| T0 + u64::try_from(u128::from(raw) * 1_000_000 / 1_000_040).unwrap();
+    let mut e = engine(1, 1);
+    let mut last_hw = Duration::MAX;
+    for k in 1..=120u64 {
+        let raw = k * SEC;
+        let at = MonoInstant::from_nanos(raw);
+        let t_now = Timestamp::from_nanos(truth(raw));
+        e.on_sample(SourceId(0), Sample { at, interval: TimeInterval::around(t_now, Duration::from_micros(15)) });
+        let tick = e.tick(ClockReading { realtime: t_now, ..reading(raw) });
+        let a = tick.state.anchor;
+        for later in [raw, raw + SEC / 2, raw + SEC] {
+            let i = a.interval_at(MonoInstant::from_nanos(later)).unwrap();
+            assert!(i.contains(Timestamp::from_nanos(truth(later))), "k={k}: {i} at +{}", later - raw);
+        }
+        // Half a second after the reference, what a client sees.
+        last_hw = a.interval_at(MonoInstant::from_nanos(raw + SEC / 2)).unwrap().half_width();
+    }
+    let model = e.frequency.model().unwrap();
+    assert!((-41_000..=-39_000).contains(&model.frequency().get()), "measured {model:?}");
+    assert!(last_hw < Duration::from_micros(15 + 5), "measured frequency keeps the bound tight: {last_hw:?}");
+    let _ = Ppb::ZERO;
+}

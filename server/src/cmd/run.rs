@@ -72,7 +72,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let (tx, mut rx) = mpsc::channel::<Event>(256);
     for (index, source) in config.sources.iter().enumerate() {
-        spawn_source(SourceId(index), source.clone(), Arc::clone(&clock), tx.clone())?;
+        spawn_source(SourceId(index), source.clone(), config.frequency().max_drift, Arc::clone(&clock), tx.clone())?;
     }
     drop(tx);
 
@@ -137,6 +137,7 @@ fn kind_of(source: &SourceConfig) -> SourceKind {
 fn spawn_source(
     id: SourceId,
     source: SourceConfig,
+    max_drift: Ppb,
     clock: Arc<dyn Clock>,
     tx: mpsc::Sender<Event>,
 ) -> anyhow::Result<()> {
@@ -145,9 +146,17 @@ fn spawn_source(
             tokio::spawn(kernel_task(id, Duration::from_millis(poll_interval_ms), LeapGuard::new(timescale), tx));
             Ok(())
         }
-        SourceConfig::Ntp { name, .. } => {
-            let _ = clock;
-            anyhow::bail!("source {name:?}: the NTP source is not wired into the daemon yet")
+        SourceConfig::Ntp { name, address, timescale, poll_interval_ms } => {
+            let task = super::run_ntp::NtpTask {
+                id,
+                name,
+                address,
+                poll: Duration::from_millis(poll_interval_ms),
+                guard: LeapGuard::new(timescale),
+                max_drift,
+            };
+            tokio::spawn(super::run_ntp::ntp_task(task, clock, tx));
+            Ok(())
         }
         SourceConfig::Gpsd { name, .. } => {
             anyhow::bail!("source {name:?}: the gpsd source is not implemented yet in this version of tsod")

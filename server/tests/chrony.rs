@@ -148,12 +148,22 @@ fn synchronized(segment: &Path) -> LocalClock {
 
 /// Reads the clock for `span`, checking every interval against the host
 /// clock read just before and just after; returns the half-widths seen (ns).
-fn check_truth(clock: &LocalClock, span: Duration) -> Vec<u64> {
+/// With `must_be_bounded` false, errors (no bound, e.g. while sources that
+/// disagree arrive one by one) are allowed: only a wrong bound fails.
+fn check_truth(clock: &LocalClock, span: Duration, must_be_bounded: bool) -> Vec<u64> {
     let mut widths = Vec::new();
     let end = Instant::now() + span;
     while Instant::now() < end {
         let before = realtime();
-        let interval = clock.now().expect("synchronized clock gives intervals");
+        let interval = match clock.now() {
+            Ok(interval) => interval,
+            Err(e) if !must_be_bounded => {
+                eprintln!("no bound for now: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            Err(e) => panic!("expected a bound: {e}"),
+        };
         let after = realtime();
         assert!(
             interval.earliest() <= after && before <= interval.latest(),
@@ -180,7 +190,7 @@ fn one_chronyd_server_gives_a_true_tight_bound() {
     let _server = chronyd(&dir.0, port, None);
     let (_tsod, segment) = tsod(&dir.0, &[("chrony", port)]);
     let clock = synchronized(&segment);
-    let widths = check_truth(&clock, Duration::from_secs(4));
+    let widths = check_truth(&clock, Duration::from_secs(4), true);
     let median = widths[widths.len() / 2];
     eprintln!("median half-width {median} ns over {} reads", widths.len());
     // A loopback exchange: round trip and precision terms, well under a millisecond.
@@ -188,6 +198,7 @@ fn one_chronyd_server_gives_a_true_tight_bound() {
 
     // The model's prediction: with one source the bound is that source's
     // projected interval, which the status file reports as its error.
+    std::thread::sleep(Duration::from_millis(1100)); // the status file is written once a second
     let status = status_file::read(&status_file::status_path(&segment)).unwrap();
     assert_eq!(status.status, ClockStatus::Synchronized);
     let source = &status.sources[0];
@@ -215,14 +226,16 @@ fn a_chronyd_with_a_wrong_clock_is_outvoted_as_a_falseticker() {
     // three deliver, checking the truth all along.
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        check_truth(&clock, Duration::from_millis(500));
-        let status = status_file::read(&status_file::status_path(&segment)).unwrap();
-        if status.sources.iter().all(|s| s.usable) {
-            break status;
+        check_truth(&clock, Duration::from_millis(500), false);
+        let status = status_file::read(&status_file::status_path(&segment));
+        if let Ok(status) = &status {
+            if status.sources.iter().all(|s| s.usable) {
+                break status.clone();
+            }
         }
         assert!(Instant::now() < deadline, "not every source became usable: {status:?}");
     };
-    check_truth(&clock, Duration::from_secs(2));
+    check_truth(&clock, Duration::from_secs(2), true);
     let liar = status.sources.iter().find(|s| s.name == "liar").unwrap();
     assert!(liar.usable && liar.falseticker, "{status:?}");
     assert!(liar.offset_ns.unwrap().unsigned_abs() > 40_000_000, "{status:?}");

@@ -155,8 +155,7 @@ fn spawn_source(
                 guard: LeapGuard::new(timescale),
                 max_drift,
             };
-            tokio::spawn(super::run_ntp::ntp_task(task, clock, tx));
-            Ok(())
+            super::run_ntp::spawn_ntp(task, clock, tx).context("starting an NTP source thread")
         }
         SourceConfig::Gpsd { name, .. } => {
             anyhow::bail!("source {name:?}: the gpsd source is not implemented yet in this version of tsod")

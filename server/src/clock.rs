@@ -48,15 +48,27 @@ pub trait Clock: Send + Sync {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
+/// Longest gap between the first and last raw read of one [`ClockReading`]:
+/// a reading that took longer was preempted between its clock reads, and
+/// its clocks would disagree by the preemption (which would look like a
+/// suspend or a step), so it is taken again.
+const READING_MAX_SPAN: u64 = 50_000;
+/// Attempts before giving up on an unpreempted reading.
+const READING_ATTEMPTS: usize = 20;
+
 impl Clock for SystemClock {
     fn read(&self) -> io::Result<ClockReading> {
-        // Raw first and last-but-one: the others are read within a few
-        // hundred nanoseconds of it.
-        let raw = sys::reader_clock_now()?;
-        let monotonic = sys::monotonic_now()?;
-        let boottime = sys::boottime_now()?;
-        let realtime = sys::realtime_now()?;
-        Ok(ClockReading { raw, monotonic, boottime, realtime })
+        for _ in 0..READING_ATTEMPTS {
+            let raw = sys::reader_clock_now()?;
+            let monotonic = sys::monotonic_now()?;
+            let boottime = sys::boottime_now()?;
+            let realtime = sys::realtime_now()?;
+            let raw_after = sys::reader_clock_now()?;
+            if raw_after.as_nanos().saturating_sub(raw.as_nanos()) <= READING_MAX_SPAN {
+                return Ok(ClockReading { raw, monotonic, boottime, realtime });
+            }
+        }
+        Err(io::Error::other("clock reads keep being preempted; no consistent reading"))
     }
 }
 

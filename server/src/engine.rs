@@ -113,6 +113,10 @@ pub struct Engine {
     frequency: FrequencyEstimator,
     holdover_from: Option<Sample>,
     disrupted: bool,
+    /// Samples taken at or before this reader instant are from before the
+    /// last disruption (the reader clock stood still or jumped since) and
+    /// are refused, however late they arrive.
+    not_before: Option<MonoInstant>,
     disruption_count: u64,
     last_reading: Option<ClockReading>,
     writer_instance: u64,
@@ -167,14 +171,20 @@ impl Engine {
             frequency: FrequencyEstimator::new(config.frequency),
             holdover_from,
             disrupted: false,
+            not_before: None,
             disruption_count: previous.map_or(0, |p| p.disruption_count),
             last_reading: Some(now),
             writer_instance,
         }
     }
 
-    /// A sample from source `id`.
+    /// A sample from source `id`. One measured at or before the last
+    /// disruption is refused (counted as a reject).
     pub fn on_sample(&mut self, id: SourceId, sample: Sample) {
+        if self.not_before.is_some_and(|limit| sample.at <= limit) {
+            self.on_reject(id, "measured before a clock disruption");
+            return;
+        }
         if let Some(slot) = self.sources.get_mut(id.0) {
             slot.sample = Some(sample);
             slot.state.samples = slot.state.samples.saturating_add(1);
@@ -200,7 +210,7 @@ impl Engine {
         let disruption = self.last_reading.and_then(|last| detect_disruption(&last, &now));
         self.last_reading = Some(now);
         if disruption.is_some() {
-            self.disrupt();
+            self.disrupt(now.raw);
         }
         let Some(model) = self.frequency.model() else {
             return self.unbounded(now, ClockStatus::Unsynchronized, None, disruption);
@@ -209,11 +219,14 @@ impl Engine {
         if projected.is_empty() {
             return self.holdover(now, model, disruption);
         }
+        // f counts against the configured sources, not the ones heard from:
+        // with f = 1 a lone reporting source may be the liar, so it cannot
+        // carry a bound on its own (the site free-runs instead).
+        let max_faulty = self.config.max_faulty.unwrap_or_else(|| selection::default_max_faulty(self.sources.len()));
+        if projected.len() <= max_faulty {
+            return self.holdover(now, model, disruption);
+        }
         let intervals: Vec<TimeInterval> = projected.iter().map(|(_, i)| *i).collect();
-        let max_faulty = self.config.max_faulty.map_or_else(
-            || selection::default_max_faulty(intervals.len()),
-            |f| f.min(intervals.len().saturating_sub(1)),
-        );
         match selection::select(&intervals, max_faulty) {
             Selection::Agreed { bound, verdicts } => {
                 let mut agreeing = 0usize;
@@ -273,8 +286,11 @@ impl Engine {
         out
     }
 
+    /// Carries the last bound forward with no (or too few) sources, at the
+    /// holdover model: the datasheet tolerance widened to the measured
+    /// frequency (so a clock beyond its datasheet stays covered).
     fn holdover(&mut self, now: ClockReading, model: DriftModel, disruption: Option<Disruption>) -> Tick {
-        let datasheet = DriftModel::symmetric(self.config.frequency.max_drift).ok();
+        let datasheet = self.frequency.holdover_model();
         let carried = self.holdover_from.zip(datasheet).and_then(|(from, datasheet)| {
             let age = Duration::from_nanos(now.raw.as_nanos().checked_sub(from.at.as_nanos())?);
             if age > self.config.holdover || self.disrupted {
@@ -293,7 +309,8 @@ impl Engine {
         }
     }
 
-    fn disrupt(&mut self) {
+    fn disrupt(&mut self, detected_at: MonoInstant) {
+        self.not_before = Some(detected_at);
         for slot in &mut self.sources {
             slot.sample = None;
             slot.state.usable = false;

@@ -21,10 +21,13 @@
 //! `wander` (configured, default 5 ppm) bounds that difference, which is the
 //! one modelling assumption (oscillator frequency changes with temperature,
 //! by well under 1 ppm/°C for an ordinary crystal near room temperature, and
-//! the baseline is at most minutes long). The unmeasured bound `max_drift`
-//! (default 100 ppm, a common crystal tolerance) is the other; the model is
-//! the intersection of both, and if they contradict each other the measured
-//! one wins, since it is evidence and the tolerance is only a datasheet.
+//! the baseline is at most minutes long). Before a baseline exists the
+//! datasheet tolerance `max_drift` (default 100 ppm) applies; once measured,
+//! the measurement plus `wander` replaces it entirely — never cut by the
+//! datasheet, since a clock measured beyond its tolerance is where the
+//! measurement says. For holdover (minutes to an hour without sources) the
+//! wander allowance is too short-term, so [`FrequencyEstimator::holdover_model`]
+//! uses the hull of the datasheet tolerance and the measured range.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -123,9 +126,30 @@ impl FrequencyEstimator {
             None => (-max, max),
             Some((low, high)) => {
                 let wander = self.config.wander.get();
-                let (low, high) = (low.saturating_sub(wander), high.saturating_add(wander));
-                // Intersect with the datasheet tolerance unless they contradict.
-                if high < -max || low > max { (low, high) } else { (low.max(-max), high.min(max)) }
+                // The measurement alone: never cut by the datasheet, since a
+                // clock measured beyond its tolerance is where the
+                // measurement says, and cutting there drops the true rate.
+                (low.saturating_sub(wander), high.saturating_add(wander))
+            }
+        };
+        let frequency = low.saturating_add(high).div_euclid(2);
+        let bound = high.saturating_sub(frequency).max(frequency.saturating_sub(low));
+        DriftModel::new(Ppb::new(frequency), Ppb::new(bound)).ok()
+    }
+}
+
+impl FrequencyEstimator {
+    /// The model for holdover (no source for minutes to an hour): the
+    /// datasheet tolerance, widened to include the measured range if the
+    /// clock was measured beyond it. The short-term wander allowance is not
+    /// enough over such spans, so the measurement never narrows this one.
+    pub fn holdover_model(&self) -> Option<DriftModel> {
+        let max = self.config.max_drift.get();
+        let (low, high) = match self.measured() {
+            None => (-max, max),
+            Some((low, high)) => {
+                let wander = self.config.wander.get();
+                (low.saturating_sub(wander).min(-max), high.saturating_add(wander).max(max))
             }
         };
         let frequency = low.saturating_add(high).div_euclid(2);
@@ -192,6 +216,21 @@ mod tests {
         f.reset();
         assert_eq!(f.measured(), None);
         assert_eq!(f.model(), DriftModel::symmetric(Ppb::from_ppm(100)).ok());
+    }
+
+    /// A clock 3 ppm beyond the datasheet: the model must contain its rate.
+    #[test]
+    fn model_contains_a_true_rate_just_beyond_the_datasheet() {
+        let mut f = FrequencyEstimator::new(FrequencyConfig::default());
+        for s in 0..=300u64 {
+            f.observe(bound(s, 103_000, 20_000));
+        }
+        let m = f.model().unwrap();
+        let (lo, hi) = (m.frequency().get() - m.bound().get(), m.frequency().get() + m.bound().get());
+        assert!(lo <= -102_989 && -102_989 <= hi, "{:?} {lo}..{hi}", f.measured());
+        let h = f.holdover_model().unwrap();
+        let (lo, hi) = (h.frequency().get() - h.bound().get(), h.frequency().get() + h.bound().get());
+        assert!(lo <= -102_989 && hi >= 100_000, "holdover hull {lo}..{hi}");
     }
 
     #[test]

@@ -16,8 +16,9 @@ use std::time::Duration;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
-use tsod::clock::Clock;
-use tsod::engine::SourceId;
+use tsod::clock::{Clock, ClockReading};
+use tsod::engine::{SourceId, detect_disruption};
+use tsod::sample::Sample;
 use tsod::sources::ntp::{LeapSecond, NtpParams, NtpSource, NtpSourceConfig};
 use tsod::timescale::{LeapAnnouncement, LeapGuard};
 use tsod_proto::{DriftModel, Ppb};
@@ -39,13 +40,34 @@ pub(crate) struct NtpTask {
 /// channel closes) and reports samples and refusals on `tx`.
 pub(crate) fn spawn_ntp(task: NtpTask, clock: Arc<dyn Clock>, tx: mpsc::Sender<Event>) -> std::io::Result<()> {
     let name = format!("ntp-{}", task.name);
-    std::thread::Builder::new().name(name).spawn(move || ntp_thread(&task, clock.as_ref(), &tx)).map(|_| ())
+    std::thread::Builder::new().name(name).spawn(move || ntp_thread(task, clock.as_ref(), &tx)).map(|_| ())
 }
 
-fn ntp_thread(task: &NtpTask, clock: &dyn Clock, tx: &mpsc::Sender<Event>) {
+/// What survives a reconnect: the poll state (kiss-o'-death, filter) and
+/// the leap guard's memory of announcements.
+struct State {
+    source: NtpSource,
+    guard: LeapGuard,
+    /// The clocks at the last look, to notice a suspend or step between polls.
+    last: Option<ClockReading>,
+    /// The clocks when the outstanding request was sent (t1).
+    sent: Option<ClockReading>,
+}
+
+fn ntp_thread(task: NtpTask, clock: &dyn Clock, tx: &mpsc::Sender<Event>) {
+    let params = NtpParams { local_drift: task.max_drift, ..NtpParams::default() };
+    let config = NtpSourceConfig { params, poll_interval: task.poll, ..NtpSourceConfig::default() };
+    let source = match NtpSource::new(config) {
+        Ok(source) => source,
+        Err(e) => {
+            let _ = tx.blocking_send(Event::Reject(task.id, format!("configuration: {e}")));
+            return;
+        }
+    };
+    let mut state = State { source, guard: task.guard.clone(), last: None, sent: None };
     let mut backoff = Duration::from_secs(1);
     loop {
-        match poll_server(task, clock, tx) {
+        match poll_server(&task, clock, tx, &mut state, &mut backoff) {
             Ok(()) => return, // the daemon is stopping
             Err(reason) => {
                 if tx.blocking_send(Event::Reject(task.id, reason.clone())).is_err() {
@@ -60,37 +82,41 @@ fn ntp_thread(task: &NtpTask, clock: &dyn Clock, tx: &mpsc::Sender<Event>) {
 }
 
 /// Polls one server until an I/O error (returned) or the daemon stops (Ok).
-fn poll_server(task: &NtpTask, clock: &dyn Clock, tx: &mpsc::Sender<Event>) -> Result<(), String> {
+fn poll_server(
+    task: &NtpTask,
+    clock: &dyn Clock,
+    tx: &mpsc::Sender<Event>,
+    state: &mut State,
+    backoff: &mut Duration,
+) -> Result<(), String> {
     let server = resolve(&task.address)?;
     let bind: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let socket = UdpSocket::bind(bind).map_err(|e| format!("bind: {e}"))?;
     socket.connect(server).map_err(|e| format!("connect {server}: {e}"))?;
-    let params = NtpParams { local_drift: task.max_drift, ..NtpParams::default() };
-    let config = NtpSourceConfig { params, poll_interval: task.poll, ..NtpSourceConfig::default() };
-    let mut source = NtpSource::new(config).map_err(|e| format!("configuration: {e}"))?;
     let choose = DriftModel::symmetric(task.max_drift).map_err(|e| e.to_string())?;
     let random = SystemRandom::new();
-    let mut guard = task.guard.clone();
     let mut buf = [0u8; 1024];
     loop {
-        let now = clock.read().map_err(|e| format!("clock: {e}"))?.raw;
-        let Some(due) = source.next_poll(now) else {
+        let now = look(clock, state)?;
+        let Some(due) = state.source.next_poll(now.raw) else {
             return Err("server refused service (kiss-o'-death DENY/RSTR)".into());
         };
-        if due <= now {
+        if due <= now.raw {
             let mut cookie = [0u8; 8];
             random.fill(&mut cookie).map_err(|_| "no randomness from the OS".to_owned())?;
-            let t1 = clock.read().map_err(|e| format!("clock: {e}"))?.raw;
-            let request = source.start_request(t1, u64::from_ne_bytes(cookie));
+            let t1 = clock.read().map_err(|e| format!("clock: {e}"))?;
+            let request = state.source.start_request(t1.raw, u64::from_ne_bytes(cookie));
+            state.sent = Some(t1);
             socket.send(&request).map_err(|e| format!("send to {server}: {e}"))?;
             continue;
         }
         // Wait for a reply until the next poll is due (at least 1 ms: a zero
         // timeout would mean "block forever").
-        let wait = Duration::from_nanos(due.as_nanos().saturating_sub(now.as_nanos())).max(Duration::from_millis(1));
+        let wait =
+            Duration::from_nanos(due.as_nanos().saturating_sub(now.raw.as_nanos())).max(Duration::from_millis(1));
         socket.set_read_timeout(Some(wait)).map_err(|e| format!("socket timeout: {e}"))?;
         let received = socket.recv(&mut buf);
-        let reading = clock.read().map_err(|e| format!("clock: {e}"))?;
+        let t4 = clock.read().map_err(|e| format!("clock: {e}"))?;
         let n = match received {
             Ok(n) => n,
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
@@ -109,28 +135,67 @@ fn poll_server(task: &NtpTask, clock: &dyn Clock, tx: &mpsc::Sender<Event>) -> R
             }
             Err(e) => return Err(format!("receive from {server}: {e}")),
         };
-        let event = match source.handle_reply(buf.get(..n).unwrap_or_default(), reading.raw, reading.realtime) {
-            Err(reject) => Event::Reject(task.id, format!("reply refused: {}", reject.name())),
-            Ok(reply) => {
-                let leap = match reply.leap {
-                    Some(LeapSecond::Insert) => LeapAnnouncement::Insert,
-                    Some(LeapSecond::Delete) => LeapAnnouncement::Delete,
-                    None => LeapAnnouncement::None,
-                };
-                if guard.admit(reply.sample.interval.midpoint(), leap) {
-                    debug!(source = %task.name, delay = ?reply.delay, "NTP sample");
-                    // The narrowest recent sample, not just the newest.
-                    let best = source.best(reading.raw, &choose).map_or(reply.sample, |b| b.sample);
-                    Event::Sample(task.id, best)
-                } else {
-                    Event::Reject(task.id, "utc source paused around an announced leap second".into())
-                }
-            }
-        };
+        *backoff = Duration::from_secs(1);
+        let event = reply_event(task, state, buf.get(..n).unwrap_or_default(), t4, &choose);
         if tx.blocking_send(event).is_err() {
             return Ok(());
         }
     }
+}
+
+/// Reads the clocks; if they were disturbed since the last look (a suspend
+/// stops the reader clock, so samples and requests from before it cannot
+/// be carried across), forgets every sample and the outstanding request.
+fn look(clock: &dyn Clock, state: &mut State) -> Result<ClockReading, String> {
+    let now = clock.read().map_err(|e| format!("clock: {e}"))?;
+    if state.last.is_some_and(|last| detect_disruption(&last, &now).is_some()) {
+        state.source.reset();
+        state.sent = None;
+    }
+    state.last = Some(now);
+    Ok(now)
+}
+
+/// Turns a reply received at `t4` into the event for the engine.
+fn reply_event(task: &NtpTask, state: &mut State, reply: &[u8], t4: ClockReading, choose: &DriftModel) -> Event {
+    // A disruption between sending and receiving makes t4 − t1 meaningless.
+    if let Some(t1) = state.sent {
+        if detect_disruption(&t1, &t4).is_some() {
+            state.source.reset();
+            state.sent = None;
+            return Event::Reject(task.id, "clock disrupted during the exchange".into());
+        }
+    }
+    let reply = match state.source.handle_reply(reply, t4.raw, t4.realtime) {
+        Err(reject) => return Event::Reject(task.id, format!("reply refused: {}", reject.name())),
+        Ok(reply) => reply,
+    };
+    let leap = match reply.leap {
+        Some(LeapSecond::Insert) => LeapAnnouncement::Insert,
+        Some(LeapSecond::Delete) => LeapAnnouncement::Delete,
+        None => LeapAnnouncement::None,
+    };
+    if !state.guard.admit(reply.sample.interval.midpoint(), leap) {
+        return Event::Reject(task.id, "utc source paused around an announced leap second".into());
+    }
+    debug!(source = %task.name, delay = ?reply.delay, "NTP sample");
+    Event::Sample(task.id, narrowest(state, t4, choose).unwrap_or(reply.sample))
+}
+
+/// Of the recent samples, the one whose projection to now is narrowest,
+/// sent as measured (its own instant): the engine projects it with its own
+/// drift model, so the choice here only has to be good, not exact.
+fn narrowest(state: &State, now: ClockReading, choose: &DriftModel) -> Option<Sample> {
+    state
+        .source
+        .filter()
+        .iter()
+        .filter_map(|kept| {
+            let projected = choose.extrapolate(kept.sample.interval, kept.sample.at, now.raw)?;
+            Some((projected.width(), std::cmp::Reverse(kept.sample.at), kept.sample))
+        })
+        .min_by_key(|(width, newest, _)| (*width, *newest))
+        .map(|(_, _, sample)| sample)
 }
 
 fn resolve(address: &str) -> Result<SocketAddr, String> {

@@ -199,3 +199,104 @@ fn a_drifting_reader_clock_is_measured_and_the_bound_stays_true() {
     assert!(last_hw < Duration::from_micros(15 + 5), "measured frequency keeps the bound tight: {last_hw:?}");
     let _ = Ppb::ZERO;
 }
+
+// Regressions found in review: each of these published a wrong bound before
+// the fix named in its comment.
+
+fn resumed(raw: u64) -> ClockReading {
+    let mut r = reading(raw);
+    r.boottime = MonoInstant::from_nanos(r.boottime.as_nanos() + 30 * SEC);
+    r.realtime = Timestamp::from_nanos(r.realtime.as_nanos() + 30 * SEC);
+    r
+}
+
+/// A sample measured before a suspend but delivered after it is detected
+/// is refused (`not_before`).
+#[test]
+fn a_pre_suspend_sample_delivered_late_is_refused() {
+    let mut e = engine(1, 1);
+    e.on_sample(SourceId(0), sample(SEC, 10_000, 0));
+    let _ = e.tick(reading(SEC));
+    assert_eq!(e.tick(resumed(2 * SEC)).disruption, Some(Disruption::Suspend));
+    e.on_sample(SourceId(0), sample(SEC + SEC / 2, 10_000, 0)); // measured before the suspend
+    let a = e.tick(resumed(2 * SEC + 100_000_000)).state.anchor;
+    assert!(!a.status.is_bounded(), "{:?} {}", a.status, a.interval);
+    assert_eq!(e.sources().next().unwrap().last_error.as_deref(), Some("measured before a clock disruption"));
+}
+
+/// A clock 3 ppm beyond its datasheet: the measurement is no longer cut at
+/// the datasheet edge.
+#[test]
+fn a_clock_slightly_beyond_its_datasheet_is_modelled_where_measured() {
+    let truth = |raw: u64| T0 + u64::try_from(u128::from(raw) * 1_000_000 / 1_000_103).unwrap();
+    let mut e = Engine::new(
+        EngineConfig { max_sample_age: Duration::from_secs(200), ..config(1) },
+        vec![("s".into(), SourceKind::Ntp)],
+        1,
+        None,
+        reading(0),
+    );
+    for k in 1..=120u64 {
+        let raw = k * SEC;
+        let t = Timestamp::from_nanos(truth(raw));
+        e.on_sample(
+            SourceId(0),
+            Sample { at: MonoInstant::from_nanos(raw), interval: TimeInterval::around(t, Duration::from_micros(15)) },
+        );
+        let _ = e.tick(ClockReading { realtime: t, ..reading(raw) });
+    }
+    let raw = 150 * SEC;
+    let a = e.tick(ClockReading { realtime: Timestamp::from_nanos(truth(raw)), ..reading(raw) }).state.anchor;
+    assert!(a.status.is_bounded() && a.interval.contains(Timestamp::from_nanos(truth(raw))), "{}", a.interval);
+}
+
+/// Holdover of a clock measured at −150 ppm against a 100 ppm datasheet.
+#[test]
+fn holdover_covers_a_clock_measured_beyond_its_datasheet() {
+    let truth = |raw: u64| T0 + u64::try_from(u128::from(raw) * 1_000_000 / 1_000_150).unwrap();
+    let mut e = Engine::new(
+        EngineConfig { max_sample_age: Duration::from_secs(5), ..config(1) },
+        vec![("s".into(), SourceKind::Ntp)],
+        1,
+        None,
+        reading(0),
+    );
+    for k in 1..=120u64 {
+        let raw = k * SEC;
+        let t = Timestamp::from_nanos(truth(raw));
+        e.on_sample(
+            SourceId(0),
+            Sample { at: MonoInstant::from_nanos(raw), interval: TimeInterval::around(t, Duration::from_micros(15)) },
+        );
+        assert!(e.tick(ClockReading { realtime: t, ..reading(raw) }).state.anchor.interval.contains(t));
+    }
+    for s in [126u64, 130, 140, 160, 600] {
+        let raw = s * SEC;
+        let a = e.tick(ClockReading { realtime: Timestamp::from_nanos(truth(raw)), ..reading(raw) }).state.anchor;
+        assert_eq!(a.status, ClockStatus::FreeRunning);
+        assert!(a.interval.contains(Timestamp::from_nanos(truth(raw))), "at {s} s: {}", a.interval);
+    }
+}
+
+/// With f = 1 of three sources, a lone reporting source may be the liar:
+/// it never carries a bound on its own.
+#[test]
+fn a_lone_source_cannot_outvote_the_configured_number_of_liars() {
+    for max_faulty in [Some(1), None] {
+        let mut e = Engine::new(
+            EngineConfig { max_faulty, ..config(3) },
+            (0..3).map(|i| (format!("s{i}"), SourceKind::Ntp)).collect(),
+            1,
+            None,
+            reading(0),
+        );
+        e.on_sample(SourceId(2), sample(SEC, 1_000, 5_000_000)); // the liar, alone
+        let a = e.tick(reading(SEC)).state.anchor;
+        assert!(!a.status.is_bounded(), "{max_faulty:?}: {:?} {}", a.status, a.interval);
+        // Two of three reporting and agreeing: a bound.
+        e.on_sample(SourceId(0), sample(2 * SEC, 10_000, 0));
+        e.on_sample(SourceId(1), sample(2 * SEC, 10_000, 1_000));
+        let a = e.tick(reading(2 * SEC)).state.anchor;
+        assert!(a.status.is_bounded() && a.interval.contains(truth(2 * SEC)), "{:?} {}", a.status, a.interval);
+    }
+}

@@ -7,17 +7,24 @@
 //! `CLOCK_REALTIME` is within `maxerror` µs of true time: a usable source on
 //! any host that runs a disciplining daemon, with nothing to configure.
 //!
-//! The sample: `adjtimex(modes = 0)` returns the realtime `t` and `maxerror`
-//! atomically. The reader clock is read just before (`r₀`) and just after
-//! (`r₁`) the call; `t` was taken somewhere between, so at `r₁`
+//! The sample: `adjtimex(modes = 0)` returns the realtime `t`, `maxerror`
+//! and the offset the discipline is still slewing out (`offset`, which
+//! `maxerror` does not include: chronyd sets `maxerror` to its root distance
+//! while a start-up correction may still be in progress) atomically. The
+//! reader clock is read just before (`r₀`) and just after (`r₁`) the call;
+//! `t` was taken somewhere between, so at `r₁`
 //!
 //! ```text
-//! true time ∈ [ t − maxerror ,  t + maxerror + 2·(r₁ − r₀) ]
+//! true time ∈ [ t − maxerror − |offset| ,  t + maxerror + |offset| + 2·(r₁ − r₀) ]
 //! ```
 //!
 //! (the elapsed reader time, doubled to cover any rate error; the call takes
 //! a microsecond). Samples are refused when `STA_UNSYNC` is set, the call
-//! reports `TIME_ERROR`, or `maxerror` exceeds 16 s.
+//! reports `TIME_ERROR`, `maxerror` exceeds 16 s, or `maxerror` is zero:
+//! systemd-timesyncd clears `STA_UNSYNC` with `maxerror = 0` while the
+//! clock may still be hundreds of milliseconds off, so a zero is a claim no
+//! real discipline can back. This source is meant for hosts disciplined by
+//! chronyd or ntpd; it is one vote among the site's sources.
 
 use std::time::Duration;
 
@@ -35,6 +42,8 @@ pub struct KernelReading {
     pub status: i32,
     /// `timex.maxerror`, µs.
     pub maxerror_us: i64,
+    /// `timex.offset`: what the discipline still has to slew out, ns.
+    pub offset_ns: i64,
     /// `timex.time`, the system clock (ns resolution with `STA_NANO`).
     pub time: Timestamp,
     /// Reader clock just before the call.
@@ -52,8 +61,8 @@ pub enum KernelReject {
     /// The kernel reports `TIME_ERROR`.
     #[error("kernel reports TIME_ERROR")]
     ClockError,
-    /// `maxerror` is beyond 16 s (or negative).
-    #[error("kernel maxerror {0} µs is out of range")]
+    /// `maxerror` is zero, beyond 16 s, or negative.
+    #[error("kernel maxerror {0} µs is out of range (0 means the discipline makes no claim)")]
     MaxErrorOutOfRange(i64),
     /// The reader clock went backwards around the call (impossible unless broken).
     #[error("reader clock went backwards around adjtimex")]
@@ -87,11 +96,12 @@ pub fn kernel_sample(k: &KernelReading) -> Result<(Sample, LeapAnnouncement), Ke
     if k.state == TIME_ERROR {
         return Err(KernelReject::ClockError);
     }
-    if !(0..=MAX_ERROR_US).contains(&k.maxerror_us) {
+    if !(1..=MAX_ERROR_US).contains(&k.maxerror_us) {
         return Err(KernelReject::MaxErrorOutOfRange(k.maxerror_us));
     }
     let call = k.raw_after.as_nanos().checked_sub(k.raw_before.as_nanos()).ok_or(KernelReject::ReaderClockBackwards)?;
-    let maxerror = Duration::from_micros(k.maxerror_us.unsigned_abs());
+    let maxerror = Duration::from_micros(k.maxerror_us.unsigned_abs())
+        .saturating_add(Duration::from_nanos(k.offset_ns.unsigned_abs()));
     let earliest = k.time.saturating_sub(maxerror);
     let latest = k.time.saturating_add(maxerror).saturating_add(Duration::from_nanos(call.saturating_mul(2)));
     let interval = TimeInterval::new(earliest, latest).map_err(|_| KernelReject::MaxErrorOutOfRange(k.maxerror_us))?;
@@ -118,9 +128,11 @@ pub fn read_kernel() -> std::io::Result<KernelReading> {
     }
     let secs = u64::try_from(tx.time.tv_sec).map_err(|_| std::io::Error::other("system clock before 1970"))?;
     let sub = u64::try_from(tx.time.tv_usec).map_err(|_| std::io::Error::other("negative sub-second field"))?;
-    let sub_ns = if tx.status & libc::STA_NANO != 0 { sub } else { sub.saturating_mul(1_000) };
+    let nano = tx.status & libc::STA_NANO != 0;
+    let sub_ns = if nano { sub } else { sub.saturating_mul(1_000) };
     let time = Timestamp::from_nanos(secs.saturating_mul(1_000_000_000).saturating_add(sub_ns));
-    Ok(KernelReading { state, status: tx.status, maxerror_us: tx.maxerror, time, raw_before, raw_after })
+    let offset_ns = if nano { tx.offset } else { tx.offset.saturating_mul(1_000) };
+    Ok(KernelReading { state, status: tx.status, maxerror_us: tx.maxerror, offset_ns, time, raw_before, raw_after })
 }
 
 #[cfg(test)]
@@ -132,6 +144,7 @@ mod tests {
             state,
             status,
             maxerror_us,
+            offset_ns: 0,
             time: Timestamp::from_nanos(1_795_462_647_000_000_000),
             raw_before: MonoInstant::from_nanos(10_000),
             raw_after: MonoInstant::from_nanos(11_000),
@@ -145,6 +158,11 @@ mod tests {
         assert_eq!(s.interval.earliest().as_nanos(), 1_795_462_647_000_000_000 - 250_000);
         assert_eq!(s.interval.latest().as_nanos(), 1_795_462_647_000_000_000 + 250_000 + 2_000);
         assert_eq!(leap, LeapAnnouncement::None);
+        // An offset still being slewed out widens both sides.
+        let mut slewing = reading(0, 0, 250);
+        slewing.offset_ns = -3_000_000;
+        let (s, _) = kernel_sample(&slewing).unwrap();
+        assert_eq!(s.interval.earliest().as_nanos(), 1_795_462_647_000_000_000 - 250_000 - 3_000_000);
         assert_eq!(kernel_sample(&reading(0, TIME_INS, 1)).unwrap().1, LeapAnnouncement::Insert);
         assert_eq!(kernel_sample(&reading(0, TIME_DEL, 1)).unwrap().1, LeapAnnouncement::Delete);
     }
@@ -155,6 +173,7 @@ mod tests {
         assert_eq!(kernel_sample(&reading(0, TIME_ERROR, 1)), Err(KernelReject::ClockError));
         assert_eq!(kernel_sample(&reading(0, 0, 16_000_001)), Err(KernelReject::MaxErrorOutOfRange(16_000_001)));
         assert_eq!(kernel_sample(&reading(0, 0, -1)), Err(KernelReject::MaxErrorOutOfRange(-1)));
+        assert_eq!(kernel_sample(&reading(0, 0, 0)), Err(KernelReject::MaxErrorOutOfRange(0)), "timesyncd's zero");
         let mut r = reading(0, 0, 1);
         r.raw_after = MonoInstant::from_nanos(1);
         assert_eq!(kernel_sample(&r), Err(KernelReject::ReaderClockBackwards));

@@ -3,11 +3,12 @@
 
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tsod_proto::shm::{BoundError, PublishedState, SHM_DEFAULT_PATH, SHM_PATH_ENV, ShmError};
-use tsod_proto::{ClockStatus, TimeInterval, Timescale};
+use tsod_proto::{ClockStatus, MonoInstant, TimeInterval, Timescale};
 
 use crate::mapping::{MapError, ReadMapping};
 use crate::sys;
@@ -30,6 +31,15 @@ pub enum ClockError {
         path: PathBuf,
         /// Why.
         source: MapError,
+    },
+    /// The segment file is writable by users other than its owner: anyone
+    /// could forge bounds in it.
+    #[error("tsod segment {path} has mode {mode:o}: writable by others, so its bounds cannot be trusted")]
+    Insecure {
+        /// The path.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
     /// The segment is unusable (wrong format, other boot, busy, corrupt).
     #[error(transparent)]
@@ -66,6 +76,10 @@ impl LocalClock {
     pub fn open_path(path: impl AsRef<Path>) -> Result<Self, ClockError> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|source| ClockError::Open { path: path.clone(), source })?;
+        let mode = file.metadata().map_err(|source| ClockError::Open { path: path.clone(), source })?.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(ClockError::Insecure { path, mode });
+        }
         let mapping = ReadMapping::new(&file).map_err(|source| ClockError::Map { path: path.clone(), source })?;
         let boot = sys::this_boot_id().map_err(|source| ClockError::Open { path: path.clone(), source })?;
         let header = mapping.header(Some(boot))?;
@@ -78,6 +92,20 @@ impl LocalClock {
     pub fn now(&self) -> Result<TimeInterval, ClockError> {
         let now = sys::reader_clock_now().map_err(ClockError::Clock)?;
         Ok(self.mapping.read_anchor()?.interval_at(now)?)
+    }
+
+    /// Like [`LocalClock::now`], plus the suspend check of SPEC.md §5.6: a
+    /// second clock read (`CLOCK_BOOTTIME`) catches a suspend between the
+    /// daemon's last publication and this read, which the reader clock alone
+    /// cannot see (it stops during suspend). Use it on hosts that may suspend.
+    pub fn now_checked(&self) -> Result<TimeInterval, ClockError> {
+        let raw = sys::reader_clock_now().map_err(ClockError::Clock)?;
+        let boot = sys::boottime_now().map_err(ClockError::Clock)?;
+        let state = self.mapping.read()?;
+        if suspended_since(&state, raw, boot) {
+            return Err(ClockError::Bound(BoundError::Disrupted));
+        }
+        Ok(state.anchor.interval_at(raw)?)
     }
 
     /// The daemon's status as published (no interval computed).
@@ -114,5 +142,54 @@ impl LocalClock {
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
         }
+    }
+}
+
+/// SPEC.md §5.6: whether `CLOCK_BOOTTIME` ran ahead of the reader clock
+/// since the anchor by more than 1 ms + |Δ|/8 (the discipline may slew
+/// BOOTTIME by up to about 10 %), i.e. the host was suspended.
+pub(crate) fn suspended_since(state: &PublishedState, raw: MonoInstant, boot: MonoInstant) -> bool {
+    let d_raw = raw.signed_nanos_since(state.anchor.reference);
+    let d_boot = boot.signed_nanos_since(state.reference_boottime);
+    d_boot.saturating_sub(d_raw) > 1_000_000i128.saturating_add(d_raw.saturating_abs() / 8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tsod_proto::Timestamp;
+    use tsod_proto::bound::RateBounds;
+    use tsod_proto::shm::Anchor;
+
+    fn state(reference: u64, boot: u64) -> PublishedState {
+        PublishedState {
+            anchor: Anchor {
+                reference: MonoInstant::from_nanos(reference),
+                interval: TimeInterval::point(Timestamp::from_nanos(1)),
+                rates: RateBounds::EXACT,
+                status: ClockStatus::Synchronized,
+                valid_until: MonoInstant::from_nanos(reference + 1_000_000_000),
+            },
+            disruption_count: 0,
+            reference_boottime: MonoInstant::from_nanos(boot),
+            writer_instance: 1,
+        }
+    }
+
+    #[test]
+    fn suspend_check_follows_spec_5_6() {
+        let s = state(10_000_000_000, 15_000_000_000);
+        let at = |raw_after: u64, boot_after: u64| {
+            suspended_since(
+                &s,
+                MonoInstant::from_nanos(10_000_000_000 + raw_after),
+                MonoInstant::from_nanos(15_000_000_000 + boot_after),
+            )
+        };
+        assert!(!at(500_000_000, 500_000_000), "no suspend");
+        assert!(!at(500_000_000, 500_000_000 + 60_000_000), "slew within 1 ms + Δ/8");
+        assert!(at(500_000_000, 500_000_000 + 64_000_000), "beyond 1 ms + Δ/8 = 63.5 ms");
+        assert!(at(1_000, 30_000_000_000), "a 30 s suspend right after publication");
+        assert!(!at(0, 0));
     }
 }

@@ -7,14 +7,20 @@
 //!   made readable by everyone (0644), and renamed into place, so a reader
 //!   never sees a partial header.
 //! * Reuse across restarts: if the file at `path` is a valid segment of this
-//!   boot and timescale, the daemon maps it again instead of replacing it.
+//!   boot and timescale, owned by the daemon's user and writable by no one
+//!   else, the daemon maps it again instead of replacing it. A segment
+//!   another user planted is never reused (its "previous state" would be a
+//!   forged bound); in a sticky directory like `/dev/shm` it cannot be
+//!   replaced either, so the daemon refuses to start and says why. A
+//!   directory only the daemon's user can write (e.g. `/run/tsod/`) rules
+//!   the attack out.
 //!   Clients keep their mapping and keep working; the previous state is
 //!   returned so the daemon can carry it forward as holdover (it was a true
 //!   bound, and extrapolating it at ρ keeps it true).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +39,9 @@ pub enum PublishError {
     /// Another process holds the segment's lock.
     #[error("another tsod is already publishing at {0} (its lock file is held)")]
     AlreadyRunning(PathBuf),
+    /// The lock file belongs to someone else.
+    #[error("lock file {0} is not owned by this user; refusing to share it")]
+    ForeignLock(PathBuf),
     /// A file operation failed.
     #[error("{what} {path}: {source}")]
     Io {
@@ -118,8 +127,13 @@ fn lock(path: &Path) -> Result<File, PublishError> {
         .create(true)
         .truncate(false)
         .mode(SEGMENT_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&lock_path)
         .map_err(|source| io_error("opening lock file", &lock_path, source))?;
+    let meta = file.metadata().map_err(|source| io_error("inspecting lock file", &lock_path, source))?;
+    if meta.uid() != effective_uid() {
+        return Err(PublishError::ForeignLock(lock_path));
+    }
     // SAFETY: flock takes a file descriptor that `file` owns and keeps open.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc == 0 {
@@ -133,9 +147,14 @@ fn lock(path: &Path) -> Result<File, PublishError> {
     }
 }
 
-/// The existing segment at `path`, if it is valid for this boot and timescale.
+/// The existing segment at `path`, if it is ours (owned by this user,
+/// writable by no one else) and valid for this boot and timescale.
 fn reusable(path: &Path, timescale: Timescale, boot: [u8; 16]) -> Option<WriteMapping> {
-    let file = OpenOptions::new().read(true).write(true).open(path).ok()?;
+    let file = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if meta.uid() != effective_uid() || meta.mode() & 0o022 != 0 {
+        return None;
+    }
     let mapping = WriteMapping::new(&file).ok()?;
     let header = ShmHeader::read(mapping.segment(), Some(boot)).ok()?;
     (header.timescale == timescale).then_some(mapping)
@@ -147,12 +166,15 @@ fn create(path: &Path, header: ShmHeader) -> Result<WriteMapping, PublishError> 
     tmp_name.push(path.file_name().unwrap_or_default());
     tmp_name.push(format!(".tmp.{}", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
+    // A leftover of ours from a crash may be in the way; anything else there
+    // (a planted file or symlink) makes create_new fail instead of being used.
+    let _ = fs::remove_file(&tmp);
     let file = OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(SEGMENT_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
         .map_err(|source| io_error("creating", &tmp, source))?;
     let result = (|| {
@@ -163,11 +185,24 @@ fn create(path: &Path, header: ShmHeader) -> Result<WriteMapping, PublishError> 
         let mapping = WriteMapping::new(&file).map_err(|e| PublishError::Map(tmp.clone(), e))?;
         header.write(mapping.segment());
         mapping.segment().publish(&unsynchronized_state(0, 0));
-        fs::rename(&tmp, path).map_err(|source| io_error("renaming into place", path, source))?;
+        fs::rename(&tmp, path).map_err(|source| {
+            let what = if source.kind() == io::ErrorKind::PermissionDenied {
+                "replacing a segment another user owns (remove it, or publish in a directory only tsod can write)"
+            } else {
+                "renaming into place"
+            };
+            io_error(what, path, source)
+        })?;
         Ok(mapping)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+#[expect(unsafe_code, reason = "geteuid is a C function")]
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
 }

@@ -6,8 +6,12 @@
 //! inserted; outside the 24 hours around a leap second the two timescales are
 //! identical. Inside them they differ by up to one second, so a `utc`
 //! sample is *not used* there: [`LeapGuard`] refuses `utc` samples within
-//! 12 hours of a month's end whenever the source announced a leap second in
-//! the preceding 36 hours. The site then carries on with its smeared
+//! 12 hours (plus two minutes, for samples carried into the window) of a
+//! month's end whenever the source announced a leap second in the preceding
+//! 36 hours — and, since a guard that starts inside such a window cannot
+//! know whether a leap just happened, a guard whose first sample falls
+//! within the window of a June or December end (where IERS schedules leap
+//! seconds) refuses `utc` samples until that window is over. The site then carries on with its smeared
 //! sources, its peers, or holdover; a source never contributes a bound it
 //! cannot back. (Converting exactly through the smear, instead of refusing,
 //! is a later refinement; it needs the leap's direction and instant, which
@@ -32,8 +36,9 @@ pub enum LeapAnnouncement {
     Delete,
 }
 
-/// Half the smear window: a leap's smear runs from 12 h before to 12 h after it.
-const HALF_SMEAR: Duration = Duration::from_secs(12 * 3600);
+/// Half the smear window: a leap's smear runs from 12 h before to 12 h after
+/// it; two minutes more cover samples carried into the window.
+const HALF_SMEAR: Duration = Duration::from_secs(12 * 3600 + 120);
 /// How long an announcement keeps the guard closed around month ends.
 const ANNOUNCEMENT_MEMORY: Duration = Duration::from_secs(36 * 3600);
 
@@ -42,12 +47,15 @@ const ANNOUNCEMENT_MEMORY: Duration = Duration::from_secs(36 * 3600);
 pub struct LeapGuard {
     timescale: SourceTimescale,
     last_announcement: Option<Timestamp>,
+    /// Set when the guard's first sample fell inside a June/December
+    /// window: it has not been watching, so it refuses until the window ends.
+    blind_until_outside: Option<bool>,
 }
 
 impl LeapGuard {
     /// A guard for a source serving `timescale`.
     pub fn new(timescale: SourceTimescale) -> Self {
-        Self { timescale, last_announcement: None }
+        Self { timescale, last_announcement: None, blind_until_outside: None }
     }
 
     /// Whether a sample whose source time is `at` (with the source's current
@@ -56,18 +64,32 @@ impl LeapGuard {
         if self.timescale == SourceTimescale::UtcSmear24h {
             return true;
         }
+        let near = near_month_end(at);
+        let blind = self.blind_until_outside.get_or_insert_with(|| near && near_june_or_december_end(at));
+        if !near {
+            *blind = false;
+        }
+        if *blind {
+            return false;
+        }
         if announcement != LeapAnnouncement::None {
             self.last_announcement = Some(at);
         }
         let recently_announced = self
             .last_announcement
             .is_some_and(|t| at.checked_duration_since(t).is_none_or(|d| d <= ANNOUNCEMENT_MEMORY));
-        !(recently_announced && near_month_end(at))
+        !(recently_announced && near)
     }
 }
 
-/// Whether `at` lies within 12 hours of the end of a month (where IERS
-/// may place a leap second).
+/// Whether `at` lies within the window of the end of June or December.
+fn near_june_or_december_end(at: Timestamp) -> bool {
+    let t = DateTime::<Utc>::from(at);
+    near_month_end(at) && matches!((t.month(), t.day() > 15), (6, true) | (7, false) | (12, true) | (1, false))
+}
+
+/// Whether `at` lies within 12 hours (and two minutes) of the end of a
+/// month (where IERS may place a leap second).
 pub fn near_month_end(at: Timestamp) -> bool {
     let t = DateTime::<Utc>::from(at);
     let this_month = NaiveDate::from_ymd_opt(t.year(), t.month(), 1);
@@ -95,7 +117,8 @@ mod tests {
         assert!(near_month_end(ts("2026-12-31T23:59:59Z")));
         assert!(near_month_end(ts("2027-01-01T11:59:59Z")));
         assert!(near_month_end(ts("2026-06-30T12:00:01Z")));
-        assert!(!near_month_end(ts("2026-06-30T11:59:59Z")));
+        assert!(near_month_end(ts("2026-06-30T11:59:59Z")), "two minutes of margin");
+        assert!(!near_month_end(ts("2026-06-30T11:57:59Z")));
         assert!(!near_month_end(ts("2026-11-23T19:37:27Z")));
         assert!(near_month_end(ts("2026-02-28T23:00:00Z")));
     }
@@ -103,13 +126,25 @@ mod tests {
     #[test]
     fn utc_sources_pause_around_an_announced_leap_only() {
         let mut g = LeapGuard::new(SourceTimescale::Utc);
+        assert!(g.admit(ts("2026-12-30T20:00:00Z"), LeapAnnouncement::None), "watching before the window");
         assert!(g.admit(ts("2026-12-31T20:00:00Z"), LeapAnnouncement::None), "no leap announced");
         let mut g = LeapGuard::new(SourceTimescale::Utc);
         assert!(g.admit(ts("2026-12-31T00:00:00Z"), LeapAnnouncement::Insert), "announced, not yet near");
         assert!(!g.admit(ts("2026-12-31T13:00:00Z"), LeapAnnouncement::Insert));
         // After the leap the announcement is withdrawn, but the smear goes on until noon.
         assert!(!g.admit(ts("2027-01-01T06:00:00Z"), LeapAnnouncement::None));
-        assert!(g.admit(ts("2027-01-01T12:00:01Z"), LeapAnnouncement::None));
+        assert!(g.admit(ts("2027-01-01T12:02:01Z"), LeapAnnouncement::None));
+    }
+
+    #[test]
+    fn a_guard_starting_inside_a_june_or_december_window_waits_it_out() {
+        let mut g = LeapGuard::new(SourceTimescale::Utc);
+        assert!(!g.admit(ts("2027-01-01T06:00:00Z"), LeapAnnouncement::None), "a leap may just have happened");
+        assert!(!g.admit(ts("2027-01-01T11:00:00Z"), LeapAnnouncement::None));
+        assert!(g.admit(ts("2027-01-01T12:03:00Z"), LeapAnnouncement::None), "window over");
+        assert!(g.admit(ts("2027-06-30T13:00:00Z"), LeapAnnouncement::None), "watching since: no announcement seen");
+        let mut other = LeapGuard::new(SourceTimescale::Utc);
+        assert!(other.admit(ts("2026-11-30T23:00:00Z"), LeapAnnouncement::None), "November: no blind start");
     }
 
     #[test]

@@ -145,3 +145,20 @@ fn a_missing_segment_is_a_clear_error() {
     assert!(matches!(err, ClockError::Open { .. }));
     assert!(err.to_string().contains("segment"), "{err}");
 }
+
+#[test]
+fn a_segment_writable_by_others_is_neither_read_nor_reused() {
+    let dir = Scratch::new("insecure");
+    let path = dir.segment();
+    let (publisher, _) = Publisher::open(&path, Timescale::UtcSmear24h).unwrap();
+    publisher.publish(&synchronized_state(Duration::from_millis(1)));
+    drop(publisher);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(matches!(LocalClock::open_path(&path), Err(ClockError::Insecure { mode: 0o666, .. })));
+    // The daemon does not adopt a state anyone could have written; it replaces the file.
+    let (_publisher, previous) = Publisher::open(&path, Timescale::UtcSmear24h).unwrap();
+    assert_eq!(previous, None);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+    assert!(LocalClock::open_path(&path).is_ok());
+}

@@ -122,40 +122,35 @@ impl FrequencyEstimator {
     /// (beyond ±1000 ppm): then the daemon must not publish a bound.
     pub fn model(&self) -> Option<DriftModel> {
         let max = self.config.max_drift.get();
-        let (low, high) = match self.measured() {
-            None => (-max, max),
-            Some((low, high)) => {
-                let wander = self.config.wander.get();
-                // The measurement alone: never cut by the datasheet, since a
-                // clock measured beyond its tolerance is where the
-                // measurement says, and cutting there drops the true rate.
-                (low.saturating_sub(wander), high.saturating_add(wander))
-            }
-        };
-        let frequency = low.saturating_add(high).div_euclid(2);
-        let bound = high.saturating_sub(frequency).max(frequency.saturating_sub(low));
-        DriftModel::new(Ppb::new(frequency), Ppb::new(bound)).ok()
+        let wander = self.config.wander.get();
+        // Once measured, the measurement alone: never cut by the datasheet,
+        // since a clock measured beyond its tolerance is where the
+        // measurement says, and cutting there drops the true rate.
+        let (low, high) = self
+            .measured()
+            .map_or((-max, max), |(low, high)| (low.saturating_sub(wander), high.saturating_add(wander)));
+        covering(low, high)
     }
-}
 
-impl FrequencyEstimator {
     /// The model for holdover (no source for minutes to an hour): the
     /// datasheet tolerance, widened to include the measured range if the
     /// clock was measured beyond it. The short-term wander allowance is not
     /// enough over such spans, so the measurement never narrows this one.
     pub fn holdover_model(&self) -> Option<DriftModel> {
         let max = self.config.max_drift.get();
-        let (low, high) = match self.measured() {
-            None => (-max, max),
-            Some((low, high)) => {
-                let wander = self.config.wander.get();
-                (low.saturating_sub(wander).min(-max), high.saturating_add(wander).max(max))
-            }
-        };
-        let frequency = low.saturating_add(high).div_euclid(2);
-        let bound = high.saturating_sub(frequency).max(frequency.saturating_sub(low));
-        DriftModel::new(Ppb::new(frequency), Ppb::new(bound)).ok()
+        let wander = self.config.wander.get();
+        let (low, high) = self.measured().map_or((-max, max), |(low, high)| {
+            (low.saturating_sub(wander).min(-max), high.saturating_add(wander).max(max))
+        });
+        covering(low, high)
     }
+}
+
+/// The [`DriftModel`] `f ± ρ` covering the rate range `[low, high]` ppb.
+fn covering(low: i64, high: i64) -> Option<DriftModel> {
+    let frequency = low.saturating_add(high).div_euclid(2);
+    let bound = high.saturating_sub(frequency).max(frequency.saturating_sub(low));
+    DriftModel::new(Ppb::new(frequency), Ppb::new(bound)).ok()
 }
 
 fn span(from: MonoInstant, to: MonoInstant) -> Duration {

@@ -13,11 +13,14 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod common;
+
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::Scratch;
 use tsod::status_file;
 use tsod_client::LocalClock;
 use tsod_proto::{ClockStatus, Timestamp};
@@ -52,24 +55,6 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// A scratch directory removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tsod-chrony-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -185,7 +170,7 @@ fn one_chronyd_server_gives_a_true_tight_bound() {
         eprintln!("SKIPPED: chronyd must be started as root; this test did not run");
         return;
     }
-    let dir = Scratch::new("one");
+    let dir = Scratch::new("chrony", "one");
     let port = free_udp_port();
     let _server = chronyd(&dir.0, port, None);
     let (_tsod, segment) = tsod(&dir.0, &[("chrony", port)]);
@@ -215,7 +200,7 @@ fn a_chronyd_with_a_wrong_clock_is_outvoted_as_a_falseticker() {
         eprintln!("SKIPPED: chronyd must be started as root; this test did not run");
         return;
     }
-    let dir = Scratch::new("three");
+    let dir = Scratch::new("chrony", "three");
     let ports = [free_udp_port(), free_udp_port(), free_udp_port()];
     let _a = chronyd(&dir.0, ports[0], None);
     let _b = chronyd(&dir.0, ports[1], None);

@@ -8,36 +8,16 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::Scratch;
 use tsod::publish::{PublishError, Publisher, unsynchronized_state};
 use tsod_client::{BoundError, ClockError, LocalClock, ShmError, sys};
 use tsod_proto::shm::{Anchor, PublishedState};
 use tsod_proto::{ClockStatus, DriftModel, Ppb, TimeInterval, Timescale, Timestamp};
-
-/// A fresh directory for one test's segment, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tsod-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn segment(&self) -> PathBuf {
-        self.0.join("segment")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn realtime_now() -> Timestamp {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
@@ -65,8 +45,8 @@ fn synchronized_state(slack: Duration) -> PublishedState {
 
 #[test]
 fn a_new_segment_is_readable_by_everyone_and_starts_unsynchronized() {
-    let dir = Scratch::new("new");
-    let path = dir.segment();
+    let dir = Scratch::new("publish", "new");
+    let path = dir.join("segment");
     let (_publisher, previous) = Publisher::open(&path, Timescale::UtcSmear24h).unwrap();
     assert_eq!(previous, None);
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -79,8 +59,8 @@ fn a_new_segment_is_readable_by_everyone_and_starts_unsynchronized() {
 
 #[test]
 fn client_intervals_contain_the_host_clock() {
-    let dir = Scratch::new("truth");
-    let path = dir.segment();
+    let dir = Scratch::new("publish", "truth");
+    let path = dir.join("segment");
     let (publisher, _) = Publisher::open(&path, Timescale::UtcSmear24h).unwrap();
     publisher.publish(&synchronized_state(Duration::from_millis(2)));
     let clock = LocalClock::open_path(&path).unwrap();
@@ -97,8 +77,8 @@ fn client_intervals_contain_the_host_clock() {
 
 #[test]
 fn a_stale_segment_is_an_error_not_a_bound() {
-    let dir = Scratch::new("stale");
-    let path = dir.segment();
+    let dir = Scratch::new("publish", "stale");
+    let path = dir.join("segment");
     let (publisher, _) = Publisher::open(&path, Timescale::UtcSmear24h).unwrap();
     let mut state = synchronized_state(Duration::from_millis(1));
     state.anchor.valid_until = state.anchor.reference;
@@ -109,8 +89,8 @@ fn a_stale_segment_is_an_error_not_a_bound() {
 
 #[test]
 fn one_writer_at_a_time_and_restarts_reuse_the_segment() {
-    let dir = Scratch::new("reuse");
-    let path = dir.segment();
+    let dir = Scratch::new("publish", "reuse");
+    let path = dir.join("segment");
     let (first, _) = Publisher::open(&path, Timescale::UtcSmear24h).unwrap();
     let state = synchronized_state(Duration::from_millis(1));
     first.publish(&state);
@@ -126,8 +106,8 @@ fn one_writer_at_a_time_and_restarts_reuse_the_segment() {
 
 #[test]
 fn garbage_at_the_path_is_replaced_and_never_read_as_a_bound() {
-    let dir = Scratch::new("garbage");
-    let path = dir.segment();
+    let dir = Scratch::new("publish", "garbage");
+    let path = dir.join("segment");
     std::fs::write(&path, vec![0xAB; 4096]).unwrap();
     assert!(matches!(LocalClock::open_path(&path), Err(ClockError::Segment(ShmError::BadMagic))));
     std::fs::write(&path, b"short").unwrap();
@@ -139,8 +119,8 @@ fn garbage_at_the_path_is_replaced_and_never_read_as_a_bound() {
 
 #[test]
 fn a_missing_segment_is_a_clear_error() {
-    let dir = Scratch::new("missing");
-    let path = dir.segment();
+    let dir = Scratch::new("publish", "missing");
+    let path = dir.join("segment");
     let err = LocalClock::open_path(&path).unwrap_err();
     assert!(matches!(err, ClockError::Open { .. }));
     assert!(err.to_string().contains("segment"), "{err}");
@@ -148,8 +128,8 @@ fn a_missing_segment_is_a_clear_error() {
 
 #[test]
 fn a_segment_writable_by_others_is_neither_read_nor_reused() {
-    let dir = Scratch::new("insecure");
-    let path = dir.segment();
+    let dir = Scratch::new("publish", "insecure");
+    let path = dir.join("segment");
     let (publisher, _) = Publisher::open(&path, Timescale::UtcSmear24h).unwrap();
     publisher.publish(&synchronized_state(Duration::from_millis(1)));
     drop(publisher);

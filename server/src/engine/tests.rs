@@ -224,43 +224,9 @@ fn a_pre_suspend_sample_delivered_late_is_refused() {
     assert_eq!(e.sources().next().unwrap().last_error.as_deref(), Some("measured before a clock disruption"));
 }
 
-/// A clock 3 ppm beyond its datasheet: the measurement is no longer cut at
-/// the datasheet edge.
-#[test]
-fn a_clock_slightly_beyond_its_datasheet_is_modelled_where_measured() {
-    let truth = |raw: u64| T0 + u64::try_from(u128::from(raw) * 1_000_000 / 1_000_103).unwrap();
-    let mut e = Engine::new(
-        EngineConfig { max_sample_age: Duration::from_secs(200), ..config(1) },
-        vec![("s".into(), SourceKind::Ntp)],
-        1,
-        None,
-        reading(0),
-    );
-    for k in 1..=120u64 {
-        let raw = k * SEC;
-        let t = Timestamp::from_nanos(truth(raw));
-        e.on_sample(
-            SourceId(0),
-            Sample { at: MonoInstant::from_nanos(raw), interval: TimeInterval::around(t, Duration::from_micros(15)) },
-        );
-        let _ = e.tick(ClockReading { realtime: t, ..reading(raw) });
-    }
-    let raw = 150 * SEC;
-    let a = e.tick(ClockReading { realtime: Timestamp::from_nanos(truth(raw)), ..reading(raw) }).state.anchor;
-    assert!(a.status.is_bounded() && a.interval.contains(Timestamp::from_nanos(truth(raw))), "{}", a.interval);
-}
-
-/// Holdover of a clock measured at −150 ppm against a 100 ppm datasheet.
-#[test]
-fn holdover_covers_a_clock_measured_beyond_its_datasheet() {
-    let truth = |raw: u64| T0 + u64::try_from(u128::from(raw) * 1_000_000 / 1_000_150).unwrap();
-    let mut e = Engine::new(
-        EngineConfig { max_sample_age: Duration::from_secs(5), ..config(1) },
-        vec![("s".into(), SourceKind::Ntp)],
-        1,
-        None,
-        reading(0),
-    );
+/// Feeds `e` one ±15 µs sample a second for 120 s of `truth(raw)`,
+/// checking that each tick's bound contains it.
+fn feed_drifting(e: &mut Engine, truth: impl Fn(u64) -> u64) {
     for k in 1..=120u64 {
         let raw = k * SEC;
         let t = Timestamp::from_nanos(truth(raw));
@@ -270,6 +236,30 @@ fn holdover_covers_a_clock_measured_beyond_its_datasheet() {
         );
         assert!(e.tick(ClockReading { realtime: t, ..reading(raw) }).state.anchor.interval.contains(t));
     }
+}
+
+fn single_source(max_sample_age: Duration) -> Engine {
+    Engine::new(EngineConfig { max_sample_age, ..config(1) }, vec![("s".into(), SourceKind::Ntp)], 1, None, reading(0))
+}
+
+/// A clock 3 ppm beyond its datasheet: the measurement is no longer cut at
+/// the datasheet edge.
+#[test]
+fn a_clock_slightly_beyond_its_datasheet_is_modelled_where_measured() {
+    let truth = |raw: u64| T0 + u64::try_from(u128::from(raw) * 1_000_000 / 1_000_103).unwrap();
+    let mut e = single_source(Duration::from_secs(200));
+    feed_drifting(&mut e, truth);
+    let raw = 150 * SEC;
+    let a = e.tick(ClockReading { realtime: Timestamp::from_nanos(truth(raw)), ..reading(raw) }).state.anchor;
+    assert!(a.status.is_bounded() && a.interval.contains(Timestamp::from_nanos(truth(raw))), "{}", a.interval);
+}
+
+/// Holdover of a clock measured at −150 ppm against a 100 ppm datasheet.
+#[test]
+fn holdover_covers_a_clock_measured_beyond_its_datasheet() {
+    let truth = |raw: u64| T0 + u64::try_from(u128::from(raw) * 1_000_000 / 1_000_150).unwrap();
+    let mut e = single_source(Duration::from_secs(5));
+    feed_drifting(&mut e, truth);
     for s in [126u64, 130, 140, 160, 600] {
         let raw = s * SEC;
         let a = e.tick(ClockReading { realtime: Timestamp::from_nanos(truth(raw)), ..reading(raw) }).state.anchor;

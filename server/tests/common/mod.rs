@@ -6,11 +6,11 @@
 use std::path::PathBuf;
 
 /// A fresh scratch directory for one test, removed when dropped.
-pub struct Scratch(pub PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Scratch {
     /// `$TMPDIR/tsod-<suite>-<pid>-<name>`, emptied first.
-    pub fn new(suite: &str, name: &str) -> Self {
+    pub(crate) fn new(suite: &str, name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("tsod-{suite}-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -18,7 +18,7 @@ impl Scratch {
     }
 
     /// A path inside the directory.
-    pub fn join(&self, name: &str) -> PathBuf {
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }

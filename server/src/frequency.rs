@@ -123,12 +123,18 @@ impl FrequencyEstimator {
     pub fn model(&self) -> Option<DriftModel> {
         let max = self.config.max_drift.get();
         let wander = self.config.wander.get();
-        // Once measured, the measurement alone: never cut by the datasheet,
-        // since a clock measured beyond its tolerance is where the
-        // measurement says, and cutting there drops the true rate.
-        let (low, high) = self
-            .measured()
-            .map_or((-max, max), |(low, high)| (low.saturating_sub(wander), high.saturating_add(wander)));
+        let measured = self.measured().map(|(low, high)| (low.saturating_sub(wander), high.saturating_add(wander)));
+        let (low, high) = match measured {
+            // A measurement narrower than the datasheet replaces it — never
+            // cut by it, since a clock measured beyond its tolerance is where
+            // the measurement says, and cutting there drops the true rate.
+            Some((low, high)) if high.saturating_sub(low) < max.saturating_mul(2) => (low, high),
+            // One that contradicts the datasheet outright wins too (and is
+            // likely too wide to model: then no bound).
+            Some((low, high)) if high < -max || low > max => (low, high),
+            // A wider one (wide sources, short baseline) adds nothing.
+            _ => (-max, max),
+        };
         covering(low, high)
     }
 
@@ -226,6 +232,18 @@ mod tests {
         let h = f.holdover_model().unwrap();
         let (lo, hi) = (h.frequency().get() - h.bound().get(), h.frequency().get() + h.bound().get());
         assert!(lo <= -102_989 && hi >= 100_000, "holdover hull {lo}..{hi}");
+    }
+
+    /// NMEA-class sources (seconds wide) measure nothing useful over minutes:
+    /// the datasheet model applies, rather than no model at all.
+    #[test]
+    fn a_measurement_wider_than_the_datasheet_falls_back_to_it() {
+        let mut f = FrequencyEstimator::new(FrequencyConfig::default());
+        for s in 0..=30 {
+            f.observe(bound(s, 0, 3_000_000_000));
+        }
+        assert!(f.measured().is_some());
+        assert_eq!(f.model(), DriftModel::symmetric(Ppb::from_ppm(100)).ok());
     }
 
     #[test]

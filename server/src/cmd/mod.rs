@@ -5,6 +5,7 @@ pub(crate) mod check_config;
 pub(crate) mod decode;
 pub(crate) mod now;
 pub(crate) mod run;
+pub(crate) mod run_gpsd;
 pub(crate) mod run_ntp;
 pub(crate) mod status;
 

@@ -157,8 +157,16 @@ fn spawn_source(
             };
             super::run_ntp::spawn_ntp(task, clock, tx).context("starting an NTP source thread")
         }
-        SourceConfig::Gpsd { name, .. } => {
-            anyhow::bail!("source {name:?}: the gpsd source is not implemented yet in this version of tsod")
+        SourceConfig::Gpsd { name, address, timescale, pps_error_us, nmea_error_us } => {
+            let params = tsod::sources::gpsd::GpsdParams {
+                pps_error: Duration::from_micros(pps_error_us),
+                nmea_error: Duration::from_micros(nmea_error_us),
+                ..tsod::sources::gpsd::GpsdParams::default()
+            };
+            let task =
+                super::run_gpsd::GpsdTask { id, name, address, params, guard: LeapGuard::new(timescale), max_drift };
+            tokio::spawn(super::run_gpsd::gpsd_task(task, tx));
+            Ok(())
         }
     }
 }

@@ -2,5 +2,6 @@
 //! with pure functions (tested without I/O); the daemon's tasks only do the
 //! reading and writing.
 
+pub mod gpsd;
 pub mod kernel;
 pub mod ntp;

@@ -1,9 +1,20 @@
 //! Helpers shared by the integration tests.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
-#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
-use std::path::PathBuf;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tsod_client::LocalClock;
+use tsod_proto::Timestamp;
 
 /// A fresh scratch directory for one test, removed when dropped.
 pub(crate) struct Scratch(pub(crate) PathBuf);
@@ -27,4 +38,149 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Whether `program` is installed; prints the reason and returns false when
+/// it is not (outside CI), panics under CI.
+pub(crate) fn available(program: &str, package: &str) -> bool {
+    let found =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false)
+            || Path::new("/usr/sbin").join(program).is_file();
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{program} is missing under CI: .ci/run must install {package}");
+        }
+        eprintln!("SKIPPED: {program} not installed (apt-get install {package}); this test did not run");
+    }
+    found
+}
+
+pub(crate) fn is_root() -> bool {
+    // chronyd must start as root to drop privileges; the test runs it as root.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// A child process killed when dropped.
+pub(crate) struct Running(pub(crate) Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(crate) fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts chronyd on `port`. `source` is its time: `None` serves its own
+/// clock at stratum 1; `Some((upstream, offset))` follows another chronyd
+/// with a deliberate offset (chrony's `server … offset`), so it serves a
+/// consistently wrong time while claiming stratum 2 and a tiny root
+/// distance: a confident liar, not a broken server.
+pub(crate) fn chronyd(dir: &Path, port: u16, source: Option<(u16, &str)>) -> Running {
+    let conf = dir.join(format!("chrony-{port}.conf"));
+    let time = match source {
+        None => "local stratum 1\n".to_owned(),
+        Some((upstream, offset)) => {
+            format!("server 127.0.0.1 port {upstream} iburst minpoll -4 maxpoll -4 offset {offset}\n")
+        }
+    };
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\n{time}allow 127.0.0.1\ncmdport 0\npidfile {}\n",
+            dir.join(format!("chrony-{port}.pid")).display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("chronyd")
+        .args(["-d", "-x", "-u", "root", "-f"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chronyd");
+    Running(child)
+}
+
+/// One `[[source]]` table for an NTP server on loopback, polled every 250 ms.
+pub(crate) fn ntp_source(name: &str, port: u16) -> String {
+    format!(
+        "\n[[source]]\nkind = \"ntp\"\nname = \"{name}\"\naddress = \"127.0.0.1:{port}\"\ntimescale = \"utc\"\npoll-interval-ms = 250\n"
+    )
+}
+
+/// Starts `tsod run` with `sources` (TOML `[[source]]` tables) and `extra`
+/// configuration, publishing in `dir`; returns the daemon and the segment path.
+pub(crate) fn tsod_with(dir: &Path, extra: &str, sources: &str) -> (Running, PathBuf) {
+    let segment = dir.join("segment");
+    let conf = format!("{extra}\n[publish]\npath = \"{}\"\n{sources}", segment.display());
+    let path = dir.join("tsod.toml");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_tsod"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("TSOD_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start tsod");
+    (Running(child), segment)
+}
+
+/// [`tsod_with`] with the default `[clock]` section.
+pub(crate) fn tsod(dir: &Path, sources: &str) -> (Running, PathBuf) {
+    tsod_with(dir, "", sources)
+}
+
+pub(crate) fn realtime() -> Timestamp {
+    Timestamp::from_nanos(u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()).unwrap())
+}
+
+/// Opens the segment once it exists and waits for a bound.
+pub(crate) fn synchronized(segment: &Path) -> LocalClock {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(clock) = LocalClock::open_path(segment) {
+            if clock.wait_until_synchronized(Duration::from_secs(20)).is_ok() {
+                return clock;
+            }
+        }
+        assert!(Instant::now() < deadline, "tsod did not synchronize within 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads the clock for `span`, checking every interval against the host
+/// clock read just before and just after; returns the half-widths seen (ns).
+/// With `must_be_bounded` false, errors (no bound, e.g. while sources that
+/// disagree arrive one by one) are allowed: only a wrong bound fails.
+pub(crate) fn check_truth(clock: &LocalClock, span: Duration, must_be_bounded: bool) -> Vec<u64> {
+    let mut widths = Vec::new();
+    let end = Instant::now() + span;
+    while Instant::now() < end {
+        let before = realtime();
+        let interval = match clock.now() {
+            Ok(interval) => interval,
+            Err(e) if !must_be_bounded => {
+                eprintln!("no bound for now: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            Err(e) => panic!("expected a bound: {e}"),
+        };
+        let after = realtime();
+        assert!(
+            interval.earliest() <= after && before <= interval.latest(),
+            "{interval} excludes the host clock [{before}, {after}]"
+        );
+        widths.push(u64::try_from(interval.half_width().as_nanos()).unwrap());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    widths.sort_unstable();
+    widths
 }

@@ -1,0 +1,147 @@
+//! The gpsd source's I/O: a TCP connection to gpsd, `?WATCH` for JSON and
+//! PPS, and one line at a time through the pure functions of
+//! [`tsod::sources::gpsd`]. gpsd stamps events with the host's real
+//! `CLOCK_REALTIME`, so the host clock (not a simulated one) is read here.
+//!
+//! A PPS sample (µs-class) must not be displaced by the next NMEA one
+//! (hundreds of ms): the task keeps the last sample of each class and sends
+//! the one whose projection to now is narrowest, as measured.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tracing::warn;
+use tsod::clock::{Clock, ClockReading, SystemClock};
+use tsod::engine::SourceId;
+use tsod::sample::Sample;
+use tsod::sources::gpsd::{self, GpsdMessage, GpsdParams, MAX_LINE, WATCH};
+use tsod::timescale::LeapGuard;
+use tsod_proto::{DriftModel, Ppb};
+
+use super::run::Event;
+
+/// Settings of one gpsd source task.
+pub(crate) struct GpsdTask {
+    pub(crate) id: SourceId,
+    pub(crate) name: String,
+    pub(crate) address: String,
+    pub(crate) params: GpsdParams,
+    pub(crate) guard: LeapGuard,
+    pub(crate) max_drift: Ppb,
+}
+
+/// Runs until the daemon stops, reconnecting with backoff.
+pub(crate) async fn gpsd_task(mut task: GpsdTask, tx: mpsc::Sender<Event>) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match follow(&mut task, &tx, &mut backoff).await {
+            Ok(()) => return,
+            Err(reason) => {
+                if tx.send(Event::Reject(task.id, reason.clone())).await.is_err() {
+                    return;
+                }
+                warn!(source = %task.name, %reason, "gpsd source failed; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = backoff.saturating_mul(2).min(Duration::from_secs(64));
+            }
+        }
+    }
+}
+
+/// The last sample of each class.
+#[derive(Default)]
+struct Recent {
+    pps: Option<Sample>,
+    serial: Option<Sample>,
+}
+
+async fn follow(task: &mut GpsdTask, tx: &mpsc::Sender<Event>, backoff: &mut Duration) -> Result<(), String> {
+    let mut stream = TcpStream::connect(&task.address).await.map_err(|e| format!("connect {}: {e}", task.address))?;
+    stream.write_all(WATCH.as_bytes()).await.map_err(|e| format!("send WATCH: {e}"))?;
+    let mut reader = BufReader::new(stream);
+    let choose = DriftModel::symmetric(task.max_drift).map_err(|e| e.to_string())?;
+    let mut recent = Recent::default();
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        line.clear();
+        let n = read_capped_line(&mut reader, &mut line).await.map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("gpsd closed the connection".into());
+        }
+        let reading = SystemClock.read().map_err(|e| format!("clock: {e}"))?;
+        *backoff = Duration::from_secs(1);
+        let Some(event) = handle_line(task, &line, &reading, &mut recent, &choose) else { continue };
+        if tx.send(event).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// One gpsd line to the event for the engine, if it carries one.
+fn handle_line(
+    task: &mut GpsdTask,
+    line: &[u8],
+    reading: &ClockReading,
+    recent: &mut Recent,
+    choose: &DriftModel,
+) -> Option<Event> {
+    if line.len() > MAX_LINE {
+        return Some(Event::Reject(task.id, "line too long".into()));
+    }
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Some(Event::Reject(task.id, "line is not UTF-8".into()));
+    };
+    let sample = match gpsd::parse_line(text) {
+        Err(reject) => return Some(Event::Reject(task.id, format!("gpsd line refused: {}", reject.name()))),
+        Ok(GpsdMessage::Pps(pps)) => gpsd::pps_sample(&pps, reading, &task.params).map(|s| (s, true)),
+        Ok(GpsdMessage::Toff(toff)) => gpsd::toff_sample(&toff, reading, &task.params).map(|s| (s, false)),
+        Ok(GpsdMessage::Tpv(tpv)) => gpsd::tpv_sample(&tpv, reading, &task.params).map(|s| (s, false)),
+        Ok(GpsdMessage::Error { message }) => return Some(Event::Reject(task.id, format!("gpsd: {message}"))),
+        Ok(_) => return None,
+    };
+    let (sample, is_pps) = match sample {
+        Ok(found) => found,
+        Err(reject) => return Some(Event::Reject(task.id, format!("no sample: {}", reject.name()))),
+    };
+    if !task.guard.admit(sample.interval.midpoint(), gpsd::LEAP_ANNOUNCEMENT) {
+        return Some(Event::Reject(task.id, "utc source paused around a possible leap second".into()));
+    }
+    if is_pps {
+        recent.pps = Some(sample);
+    } else {
+        recent.serial = Some(sample);
+    }
+    let width = |s: &Sample| choose.extrapolate(s.interval, s.at, reading.raw).map(|i| i.width());
+    let best =
+        [recent.pps, recent.serial].into_iter().flatten().filter(|s| width(s).is_some()).min_by_key(|s| width(s));
+    best.map(|s| Event::Sample(task.id, s))
+}
+
+/// Reads one line (up to and including `\n`) into `line`, never buffering
+/// more than `MAX_LINE + 1` bytes of it: a longer line is consumed to its end
+/// and reported by its length. Returns the bytes consumed (0 at end of stream).
+async fn read_capped_line(reader: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut consumed = 0usize;
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(consumed);
+        }
+        let (take, done) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (i.saturating_add(1), true),
+            None => (chunk.len(), false),
+        };
+        let room = MAX_LINE.saturating_add(1).saturating_sub(line.len());
+        line.extend_from_slice(chunk.get(..take.min(room)).unwrap_or_default());
+        reader.consume(take);
+        consumed = consumed.saturating_add(take);
+        if done {
+            while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                line.pop();
+            }
+            return Ok(consumed);
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! tsod reading a real gpsd fed by `gpsfake` (package gpsd-clients) with
+//! NMEA sentences (RMC, GGA, ZDA) this test writes itself. gpsfake replays
+//! at its own pace, so a log stamped with the current time is an honest GPS
+//! (within gpsfake's start-up delay: the configured NMEA error covers it),
+//! and a log stamped an hour ago is a GPS that is an hour wrong.
+//!
+//! Without gpsd/gpsfake (or chronyd for the second test) the tests print why
+//! they skip; under CI (`CI=true`) a missing program is a failure.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Datelike, Utc};
+use common::{
+    Running, Scratch, available, check_truth, chronyd, free_udp_port, is_root, ntp_source, realtime, synchronized,
+    tsod_with,
+};
+use tsod::status_file::{self, StatusSnapshot};
+use tsod_proto::ClockStatus;
+
+/// Writes `seconds` of one-per-second RMC/GGA/ZDA sentences starting at
+/// `start` (Unix seconds).
+fn nmea_log(path: &Path, start: i64, seconds: i64) {
+    let sentence = |body: String| {
+        let checksum = body.bytes().fold(0u8, |c, b| c ^ b);
+        format!("${body}*{checksum:02X}\r\n")
+    };
+    let mut log = String::new();
+    for k in 0..seconds {
+        let t: DateTime<Utc> = DateTime::from_timestamp(start + k, 0).unwrap();
+        let hms = t.format("%H%M%S.00");
+        let dmy = t.format("%d%m%y");
+        log += &sentence(format!("GPRMC,{hms},A,4807.038,N,01131.000,E,000.0,000.0,{dmy},,,A"));
+        log += &sentence(format!("GPGGA,{hms},4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,"));
+        log += &sentence(format!("GPZDA,{hms},{:02},{:02},{},00,00", t.day(), t.month(), t.year()));
+    }
+    std::fs::write(path, log).unwrap();
+}
+
+/// gpsfake serving `log` once, three sentences a second, on `port`.
+fn gpsfake(log: &Path, port: u16) -> Running {
+    let child = Command::new("gpsfake")
+        .args(["-q", "-1", "-c", "0.333", "-P", &port.to_string()])
+        .arg(log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gpsfake");
+    Running(child)
+}
+
+fn gpsd_source(port: u16) -> String {
+    // NMEA-only time: a 3 s error class covers gpsfake's start-up delay.
+    format!(
+        "\n[[source]]\nkind = \"gpsd\"\nname = \"gps\"\naddress = \"127.0.0.1:{port}\"\ntimescale = \"utc\"\nnmea-error-us = 3000000\n"
+    )
+}
+
+fn status(segment: &Path) -> Option<StatusSnapshot> {
+    status_file::read(&status_file::status_path(segment)).ok()
+}
+
+fn wait_for(segment: &Path, what: &str, ok: impl Fn(&StatusSnapshot) -> bool) -> StatusSnapshot {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = status(segment).filter(|s| ok(s)) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what}: last status {:?}", status(segment));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn prerequisites(programs: &[(&str, &str)]) -> bool {
+    if !programs.iter().all(|(p, pkg)| available(p, pkg)) {
+        return false;
+    }
+    if !is_root() {
+        eprintln!("SKIPPED: gpsfake/chronyd must be started as root here; this test did not run");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn an_honest_gps_gives_a_true_bound_and_its_loss_never_breaks_it() {
+    if !prerequisites(&[("gpsd", "gpsd"), ("gpsfake", "gpsd-clients")]) {
+        return;
+    }
+    let dir = Scratch::new("gpsd", "honest");
+    let port = free_udp_port();
+    let log = dir.join("honest.nmea");
+    let now = i64::try_from(realtime().as_nanos() / 1_000_000_000).unwrap();
+    nmea_log(&log, now, 15);
+    let _gps = gpsfake(&log, port);
+    std::thread::sleep(Duration::from_millis(500)); // gpsd's port opens
+    let (_tsod, segment) = tsod_with(&dir.0, "[clock]\nmax-sample-age-ms = 3000\n", &gpsd_source(port));
+    let clock = synchronized(&segment);
+    check_truth(&clock, Duration::from_secs(3), true);
+    let s = wait_for(&segment, "gps usable", |s| s.sources[0].usable && s.sources[0].samples > 0);
+    assert_eq!(s.status, ClockStatus::Synchronized);
+    // The log ends, gpsd has nothing more: the source goes unusable and the
+    // site carries its last bound forward; it never publishes a wrong one.
+    let s = wait_for(&segment, "gps unusable after the log ends", |s| !s.sources[0].usable);
+    assert!(matches!(s.status, ClockStatus::FreeRunning | ClockStatus::Unsynchronized), "{s:?}");
+    check_truth(&clock, Duration::from_secs(1), false);
+}
+
+#[test]
+fn a_gps_an_hour_wrong_is_outvoted_by_two_chronyd_servers() {
+    if !prerequisites(&[("gpsd", "gpsd"), ("gpsfake", "gpsd-clients"), ("chronyd", "chrony")]) {
+        return;
+    }
+    let dir = Scratch::new("gpsd", "stale");
+    let gps_port = free_udp_port();
+    let log = dir.join("old.nmea");
+    let an_hour_ago = i64::try_from(realtime().as_nanos() / 1_000_000_000).unwrap() - 3600;
+    nmea_log(&log, an_hour_ago, 40);
+    let _gps = gpsfake(&log, gps_port);
+    let ports = [free_udp_port(), free_udp_port()];
+    let _a = chronyd(&dir.0, ports[0], None);
+    let _b = chronyd(&dir.0, ports[1], None);
+    std::thread::sleep(Duration::from_millis(500));
+    let sources = format!("{}{}{}", ntp_source("a", ports[0]), ntp_source("b", ports[1]), gpsd_source(gps_port));
+    let (_tsod, segment) = tsod_with(&dir.0, "", &sources);
+    let clock = synchronized(&segment);
+    let s = wait_for(&segment, "all three usable", |s| s.sources.iter().all(|x| x.usable));
+    check_truth(&clock, Duration::from_secs(2), true);
+    let gps = s.sources.iter().find(|x| x.name == "gps").unwrap();
+    assert!(gps.falseticker, "{s:?}");
+    assert!(gps.offset_ns.unwrap() < -3_000_000_000_000, "an hour behind: {s:?}");
+    assert_eq!(s.status, ClockStatus::Degraded);
+}

@@ -23,6 +23,10 @@
 //!    `holdover`; the datasheet bound rather than the measured one, because
 //!    the wander allowance covers seconds, not an hour.
 //!
+//! Near the end of June and December the drift bound also carries the leap
+//! smear's rate change (1/86400), which a smeared source's time may start
+//! or stop at any such boundary ([`crate::timescale::smear_allowance`]).
+//!
 //! Invariant: whenever the returned status is bounded, the returned interval
 //! contains true time, provided the sources' samples did, at most
 //! `max-faulty` sources lie, and the reader clock kept within the drift model.
@@ -32,12 +36,13 @@ use std::time::Duration;
 use tsod_proto::bound::RateBounds;
 use tsod_proto::shm::{Anchor, PublishedState};
 use tsod_proto::wire::SourceKind;
-use tsod_proto::{ClockStatus, DriftModel, MonoInstant, Offset, TimeInterval, Timestamp};
+use tsod_proto::{ClockStatus, DriftModel, MonoInstant, Offset, Ppb, TimeInterval, Timestamp};
 
 use crate::clock::ClockReading;
 use crate::frequency::{FrequencyConfig, FrequencyEstimator};
 use crate::sample::Sample;
 use crate::selection::{self, Selection, Verdict};
+use crate::timescale::smear_allowance;
 
 /// What the engine needs from the configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,7 +217,8 @@ impl Engine {
         if disruption.is_some() {
             self.disrupt(now.raw);
         }
-        let Some(model) = self.frequency.model() else {
+        let allowance = smear_allowance(now.realtime);
+        let Some(model) = self.frequency.model().and_then(|m| widen(m, allowance)) else {
             return self.unbounded(now, ClockStatus::Unsynchronized, None, disruption);
         };
         let projected = self.project(now.raw, model);
@@ -290,7 +296,7 @@ impl Engine {
     /// holdover model: the datasheet tolerance widened to the measured
     /// frequency (so a clock beyond its datasheet stays covered).
     fn holdover(&mut self, now: ClockReading, model: DriftModel, disruption: Option<Disruption>) -> Tick {
-        let datasheet = self.frequency.holdover_model();
+        let datasheet = self.frequency.holdover_model().and_then(|m| widen(m, smear_allowance(now.realtime)));
         let carried = self.holdover_from.zip(datasheet).and_then(|(from, datasheet)| {
             let age = Duration::from_nanos(now.raw.as_nanos().checked_sub(from.at.as_nanos())?);
             if age > self.config.holdover || self.disrupted {
@@ -402,6 +408,11 @@ fn adoptable(previous: &PublishedState, now: &ClockReading) -> Option<Sample> {
         return None;
     }
     Some(Sample { at: anchor.reference, interval: anchor.interval })
+}
+
+/// `model` with its bound widened by `extra` (`None` beyond what a model can be).
+fn widen(model: DriftModel, extra: Ppb) -> Option<DriftModel> {
+    DriftModel::new(model.frequency(), Ppb::new(model.bound().get().saturating_add(extra.get()))).ok()
 }
 
 fn offset(source: &TimeInterval, bound: &TimeInterval) -> Offset {

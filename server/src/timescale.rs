@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use tsod_proto::Timestamp;
+use tsod_proto::{Ppb, Timestamp};
 
 use crate::config::SourceTimescale;
 
@@ -81,6 +81,30 @@ impl LeapGuard {
         !(recently_announced && near)
     }
 }
+
+/// The service timescale's own rate change during a leap smear: 1/86400
+/// (11 574.07 ppb), rounded up.
+pub const SMEAR_RATE: Ppb = Ppb::new(11_575);
+
+/// How much to widen the drift bound at `at` for the timescale itself: near
+/// the end of June or December a smear may start or stop (its rate changes
+/// by [`SMEAR_RATE`]), which neither the measured frequency nor the wander
+/// allowance covers. Zero elsewhere. The window is an hour wider than the
+/// smear's on each side, so samples and frequency baselines that straddle
+/// an edge are covered too.
+pub fn smear_allowance(at: Timestamp) -> Ppb {
+    let t = DateTime::<Utc>::from(at);
+    let candidates = [(t.year(), 7), (t.year(), 1), (t.year().saturating_add(1), 1)];
+    let near = candidates.into_iter().any(|(year, month)| {
+        NaiveDate::from_ymd_opt(year, month, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .is_some_and(|b| (t - b.and_utc()).abs().to_std().is_ok_and(|gap| gap < SMEAR_ALLOWANCE_WINDOW))
+    });
+    if near { SMEAR_RATE } else { Ppb::ZERO }
+}
+
+/// Half-width of the window in which [`smear_allowance`] applies: 13 hours.
+const SMEAR_ALLOWANCE_WINDOW: Duration = Duration::from_secs(13 * 3600);
 
 /// Whether `at` lies within the window of the end of June or December.
 fn near_june_or_december_end(at: Timestamp) -> bool {
@@ -145,6 +169,15 @@ mod tests {
         assert!(g.admit(ts("2027-06-30T13:00:00Z"), LeapAnnouncement::None), "watching since: no announcement seen");
         let mut other = LeapGuard::new(SourceTimescale::Utc);
         assert!(other.admit(ts("2026-11-30T23:00:00Z"), LeapAnnouncement::None), "November: no blind start");
+    }
+
+    #[test]
+    fn smear_allowance_covers_june_and_december_ends_only() {
+        assert_eq!(smear_allowance(ts("2026-12-31T11:30:00Z")), SMEAR_RATE);
+        assert_eq!(smear_allowance(ts("2027-01-01T12:30:00Z")), SMEAR_RATE);
+        assert_eq!(smear_allowance(ts("2026-06-30T23:59:59Z")), SMEAR_RATE);
+        assert_eq!(smear_allowance(ts("2026-11-30T23:59:59Z")), Ppb::ZERO);
+        assert_eq!(smear_allowance(ts("2026-12-31T10:00:00Z")), Ppb::ZERO);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! from the truth, and checks that every bounded publication contains it.
 
 use super::*;
+#[allow(unused_imports, reason = "used by the smear regression test")]
+use crate::timescale::SMEAR_RATE;
 use tsod_proto::Ppb;
 
 const T0: u64 = 1_795_462_647_000_000_000;
@@ -289,4 +291,38 @@ fn a_lone_source_cannot_outvote_the_configured_number_of_liars() {
         let a = e.tick(reading(2 * SEC)).state.anchor;
         assert!(a.status.is_bounded() && a.interval.contains(truth(2 * SEC)), "{:?} {}", a.status, a.interval);
     }
+}
+
+/// A smear starting while the site free-runs on a measured model: the
+/// timescale's rate changes by 1/86400, more than the 5 ppm wander.
+#[test]
+fn a_smear_starting_is_covered_by_the_drift_bound() {
+    // 2026-12-31T11:56:40Z + raw: the smear (noon to noon) starts at raw = 200 s.
+    const NOON_MINUS_200: u64 = 1_798_718_200_000_000_000;
+    const START: u64 = 200 * SEC;
+    let truth = |raw: u64| NOON_MINUS_200 + if raw <= START { raw } else { raw - (raw - START) / 86_400 };
+    let at = |raw: u64| ClockReading {
+        raw: MonoInstant::from_nanos(raw),
+        monotonic: MonoInstant::from_nanos(raw),
+        boottime: MonoInstant::from_nanos(raw),
+        realtime: Timestamp::from_nanos(truth(raw)),
+    };
+    let mut e = Engine::new(
+        EngineConfig { max_sample_age: Duration::from_secs(64), ..config(1) },
+        vec![("s".into(), SourceKind::Ntp)],
+        1,
+        None,
+        at(0),
+    );
+    for k in 1..=201u64 {
+        let raw = k * SEC;
+        let t = Timestamp::from_nanos(truth(raw));
+        e.on_sample(
+            SourceId(0),
+            Sample { at: MonoInstant::from_nanos(raw), interval: TimeInterval::around(t, Duration::from_micros(15)) },
+        );
+        let _ = e.tick(at(raw));
+    }
+    let a = e.tick(at(230 * SEC)).state.anchor;
+    assert!(a.status.is_bounded() && a.interval.contains(Timestamp::from_nanos(truth(230 * SEC))), "{}", a.interval);
 }

@@ -11,6 +11,6 @@ mod local;
 pub mod mapping;
 pub mod sys;
 
-pub use local::{ClockError, LocalClock};
+pub use local::{ClockError, LocalClock, MAX_MAPPINGS, REOPEN_INTERVAL};
 pub use tsod_proto::shm::{BoundError, PublishedState, ShmError};
 pub use tsod_proto::{ClockStatus, HybridTimestamp, TimeInterval, Timestamp};

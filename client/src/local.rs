@@ -5,6 +5,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tsod_proto::shm::{BoundError, PublishedState, SHM_DEFAULT_PATH, SHM_PATH_ENV, ShmError};
@@ -57,12 +59,36 @@ pub enum ClockError {
 
 /// The local tsod's bounded clock. Cheap to share between threads (`&self`
 /// everywhere); one instance per process is enough.
+///
+/// If the daemon replaces the segment file (a restart that could not reuse
+/// it), the old mapping goes stale; the clock then re-opens the path, off
+/// the hot path, at most every [`REOPEN_INTERVAL`], and continues on the new
+/// file. Mappings are never unmapped while the clock lives (a reader may
+/// still be copying from one), so at most [`MAX_MAPPINGS`] are kept.
 #[derive(Debug)]
 pub struct LocalClock {
-    mapping: ReadMapping,
+    /// The file opened first: the hot path's mapping until a replacement.
+    primary: Mapped,
+    /// Replacements, in order; `current` is 0 for `primary`, k for `replacements[k − 1]`.
+    replacements: Box<[OnceLock<Mapped>]>,
+    current: AtomicUsize,
+    last_reopen: Mutex<Option<Instant>>,
     timescale: Timescale,
     path: PathBuf,
 }
+
+/// One mapped segment file and the identity of the file it maps.
+#[derive(Debug)]
+struct Mapped {
+    mapping: ReadMapping,
+    file_id: (u64, u64),
+}
+
+/// Most segment files one [`LocalClock`] maps over its life (one per
+/// replacement by the daemon).
+pub const MAX_MAPPINGS: usize = 64;
+/// Least time between two attempts to re-open a replaced segment.
+pub const REOPEN_INTERVAL: Duration = Duration::from_millis(100);
 
 impl LocalClock {
     /// Opens the segment at `$TSOD_SHM`, or `/dev/shm/tsod`.
@@ -75,23 +101,77 @@ impl LocalClock {
     /// was written during this boot.
     pub fn open_path(path: impl AsRef<Path>) -> Result<Self, ClockError> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(|source| ClockError::Open { path: path.clone(), source })?;
-        let mode = file.metadata().map_err(|source| ClockError::Open { path: path.clone(), source })?.mode() & 0o7777;
-        if mode & 0o022 != 0 {
-            return Err(ClockError::Insecure { path, mode });
+        let (primary, timescale) = map(&path)?;
+        let replacements = (1..MAX_MAPPINGS).map(|_| OnceLock::new()).collect();
+        Ok(Self { primary, replacements, current: AtomicUsize::new(0), last_reopen: Mutex::new(None), timescale, path })
+    }
+
+    /// The mapped file in use: one atomic load and a compare on the hot path.
+    #[inline]
+    fn mapped(&self) -> Option<&Mapped> {
+        match self.current.load(Ordering::Acquire) {
+            0 => Some(&self.primary),
+            k => self.replacements.get(k.saturating_sub(1)).and_then(OnceLock::get),
         }
-        let mapping = ReadMapping::new(&file).map_err(|source| ClockError::Map { path: path.clone(), source })?;
-        let boot = sys::this_boot_id().map_err(|source| ClockError::Open { path: path.clone(), source })?;
-        let header = mapping.header(Some(boot))?;
-        Ok(Self { mapping, timescale: header.timescale, path })
+    }
+
+    #[inline]
+    fn mapping(&self) -> Option<&ReadMapping> {
+        self.mapped().map(|m| &m.mapping)
     }
 
     /// An interval that contains true time now, or why there is none.
     /// One `CLOCK_MONOTONIC_RAW` read (vDSO), a lock-free seqlock copy, and
     /// integer arithmetic; callable from any number of threads at once.
     pub fn now(&self) -> Result<TimeInterval, ClockError> {
+        match self.now_once() {
+            Ok(interval) => Ok(interval),
+            Err(e) => self.now_after(e),
+        }
+    }
+
+    /// The error path of [`LocalClock::now`]: follow a replaced file, once.
+    #[cold]
+    #[inline(never)]
+    fn now_after(&self, error: ClockError) -> Result<TimeInterval, ClockError> {
+        if error.may_mean_replaced() && self.reopen_if_replaced() { self.now_once() } else { Err(error) }
+    }
+
+    #[inline]
+    fn now_once(&self) -> Result<TimeInterval, ClockError> {
         let now = sys::reader_clock_now().map_err(ClockError::Clock)?;
-        Ok(self.mapping.read_anchor()?.interval_at(now)?)
+        let mapping = self.mapping().ok_or(ClockError::Segment(ShmError::Busy))?;
+        Ok(mapping.read_anchor()?.interval_at(now)?)
+    }
+
+    /// If the file at the path is no longer the one mapped (the daemon
+    /// replaced it), maps the new one and returns true. Rate-limited; a
+    /// concurrent attempt by another thread makes this one return false.
+    fn reopen_if_replaced(&self) -> bool {
+        let Ok(mut last) = self.last_reopen.try_lock() else { return false };
+        let now = Instant::now();
+        if last.is_some_and(|t| now.saturating_duration_since(t) < REOPEN_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        let index = self.current.load(Ordering::Acquire);
+        let current_id = self.mapped().map(|m| m.file_id);
+        let Ok(meta) = std::fs::metadata(&self.path) else { return false };
+        if current_id == Some((meta.dev(), meta.ino())) {
+            return false;
+        }
+        let Ok((mapped, timescale)) = map(&self.path) else { return false };
+        if timescale != self.timescale {
+            return false;
+        }
+        let next = index.saturating_add(1);
+        match self.replacements.get(index) {
+            Some(slot) if slot.set(mapped).is_ok() => {
+                self.current.store(next, Ordering::Release);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Like [`LocalClock::now`], plus the suspend check of SPEC.md §5.6: a
@@ -101,7 +181,7 @@ impl LocalClock {
     pub fn now_checked(&self) -> Result<TimeInterval, ClockError> {
         let raw = sys::reader_clock_now().map_err(ClockError::Clock)?;
         let boot = sys::boottime_now().map_err(ClockError::Clock)?;
-        let state = self.mapping.read()?;
+        let state = self.mapping().ok_or(ClockError::Segment(ShmError::Busy))?.read()?;
         if suspended_since(&state, raw, boot) {
             return Err(ClockError::Bound(BoundError::Disrupted));
         }
@@ -110,12 +190,12 @@ impl LocalClock {
 
     /// The daemon's status as published (no interval computed).
     pub fn status(&self) -> Result<ClockStatus, ClockError> {
-        Ok(self.mapping.read_anchor()?.status)
+        Ok(self.mapping().ok_or(ClockError::Segment(ShmError::Busy))?.read_anchor()?.status)
     }
 
     /// The whole published state, for tools that show it.
     pub fn published_state(&self) -> Result<PublishedState, ClockError> {
-        Ok(self.mapping.read()?)
+        Ok(self.mapping().ok_or(ClockError::Segment(ShmError::Busy))?.read()?)
     }
 
     /// The timescale of every interval this clock returns.
@@ -143,6 +223,27 @@ impl LocalClock {
             }
         }
     }
+}
+
+impl ClockError {
+    /// Errors a replaced segment file produces on the old mapping.
+    fn may_mean_replaced(&self) -> bool {
+        matches!(self, Self::Bound(BoundError::Stale) | Self::Segment(ShmError::Busy | ShmError::Corrupt(_)))
+    }
+}
+
+/// Opens, checks and maps the segment at `path` (SPEC.md §5.1).
+fn map(path: &Path) -> Result<(Mapped, Timescale), ClockError> {
+    let file = File::open(path).map_err(|source| ClockError::Open { path: path.to_path_buf(), source })?;
+    let meta = file.metadata().map_err(|source| ClockError::Open { path: path.to_path_buf(), source })?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(ClockError::Insecure { path: path.to_path_buf(), mode });
+    }
+    let mapping = ReadMapping::new(&file).map_err(|source| ClockError::Map { path: path.to_path_buf(), source })?;
+    let boot = sys::this_boot_id().map_err(|source| ClockError::Open { path: path.to_path_buf(), source })?;
+    let header = mapping.header(Some(boot))?;
+    Ok((Mapped { mapping, file_id: (meta.dev(), meta.ino()) }, header.timescale))
 }
 
 /// SPEC.md §5.6: whether `CLOCK_BOOTTIME` ran ahead of the reader clock

@@ -142,3 +142,23 @@ fn a_segment_writable_by_others_is_neither_read_nor_reused() {
     assert_eq!(mode, 0o644);
     assert!(LocalClock::open_path(&path).is_ok());
 }
+
+#[test]
+fn clients_follow_a_replaced_segment() {
+    let dir = Scratch::new("publish", "replaced");
+    let path = dir.join("segment");
+    let (old, _) = Publisher::open(&path, Timescale::UtcSmear24h).unwrap();
+    let mut stale = synchronized_state(Duration::from_millis(1));
+    stale.anchor.valid_until = stale.anchor.reference;
+    old.publish(&stale);
+    let clock = LocalClock::open_path(&path).unwrap();
+    assert!(matches!(clock.now(), Err(ClockError::Bound(BoundError::Stale))), "same file, nothing to follow");
+    drop(old);
+    // A daemon that could not reuse the file puts a new one in its place.
+    std::fs::remove_file(&path).unwrap();
+    let (new, _) = Publisher::open(&path, Timescale::UtcSmear24h).unwrap();
+    new.publish(&synchronized_state(Duration::from_millis(1)));
+    std::thread::sleep(tsod_client::REOPEN_INTERVAL);
+    let interval = clock.now().expect("the client re-opened the new file");
+    assert!(interval.half_width() < Duration::from_millis(2));
+}

@@ -7,6 +7,7 @@
 //! on the protocol itself.
 
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod frequency;

@@ -45,10 +45,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make or extend the cluster's identity (CA and site certificates for mutual TLS).
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Decode one protocol message given as hex (SPEC.md §4) and print it as JSON.
     Decode {
         /// The message bytes in hex; `-` reads them from standard input.
         hex: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Create a cluster CA and a certificate for each site, in a new directory.
+    Init {
+        /// Where to write ca.crt, ca.key and <site>.crt/.key.
+        #[arg(long)]
+        out: PathBuf,
+        /// A site: NAME or NAME=IP[,IP…] (repeat for each site).
+        #[arg(long = "site", required = true)]
+        sites: Vec<String>,
+        /// Site certificate validity in days (the CA gets four times as long).
+        #[arg(long)]
+        validity_days: Option<i64>,
+    },
+    /// Add a site certificate to an existing cluster directory.
+    AddSite {
+        /// The cluster directory (with ca.crt and ca.key).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The site: NAME or NAME=IP[,IP…].
+        #[arg(long)]
+        site: String,
+        /// Validity in days.
+        #[arg(long)]
+        validity_days: Option<i64>,
     },
 }
 
@@ -66,6 +99,12 @@ fn main() -> anyhow::Result<()> {
         Command::CheckConfig { config } => cmd::check_config::run(&config),
         Command::Now { segment, json } => cmd::now::run(segment, json),
         Command::Status { segment, json } => cmd::status::run(segment, json),
+        Command::Cluster { command: ClusterCommand::Init { out, sites, validity_days } } => {
+            cmd::cluster::init(&out, &sites, validity_days)
+        }
+        Command::Cluster { command: ClusterCommand::AddSite { dir, site, validity_days } } => {
+            cmd::cluster::add_site(&dir, &site, validity_days)
+        }
         Command::Decode { hex } => cmd::decode::run(&hex),
     }
 }

@@ -2,6 +2,7 @@
 //! these modules only parse, wire up, print and add context to errors.
 
 pub(crate) mod check_config;
+pub(crate) mod cluster;
 pub(crate) mod decode;
 pub(crate) mod now;
 pub(crate) mod run;

@@ -1,0 +1,89 @@
+//! `tsod cluster init` / `add-site` produce certificates that rustls (on
+//! ring, as the peers will use it) accepts for the right site and only
+//! from the right cluster.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use common::Scratch;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+fn tsod(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tsod")).args(args).output().unwrap()
+}
+
+fn cert(path: &Path) -> CertificateDer<'static> {
+    CertificateDer::from_pem_file(path).unwrap()
+}
+
+fn verifier(ca: &Path) -> Arc<WebPkiServerVerifier> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert(ca)).unwrap();
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::new(rustls::crypto::ring::default_provider()))
+        .build()
+        .unwrap()
+}
+
+fn accepts(verifier: &WebPkiServerVerifier, site_cert: &Path, name: &str) -> bool {
+    let name = ServerName::try_from(name.to_owned()).unwrap();
+    verifier.verify_server_cert(&cert(site_cert), &[], &name, &[], UnixTime::now()).is_ok()
+}
+
+#[test]
+fn sites_are_certified_by_their_cluster_only() {
+    let dir = Scratch::new("cluster", "init");
+    let out = dir.join("cluster");
+    let out_s = out.to_str().unwrap();
+    let done = tsod(&["cluster", "init", "--out", out_s, "--site", "bj-a=127.0.0.2", "--site", "xa"]);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    for (file, mode) in [("ca.key", 0o600), ("ca.crt", 0o644), ("bj-a.key", 0o600), ("bj-a.crt", 0o644)] {
+        let m = std::fs::metadata(out.join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, mode, "{file}");
+    }
+    let v = verifier(&out.join("ca.crt"));
+    assert!(accepts(&v, &out.join("bj-a.crt"), "bj-a"));
+    assert!(accepts(&v, &out.join("bj-a.crt"), "127.0.0.2"), "the address is in the SAN");
+    assert!(!accepts(&v, &out.join("bj-a.crt"), "xa"), "a site's certificate does not name another site");
+
+    // A site added later, with the CA read back from disk, is trusted too.
+    let added = tsod(&["cluster", "add-site", "--dir", out_s, "--site", "sh-c"]);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    assert!(accepts(&v, &out.join("sh-c.crt"), "sh-c"));
+
+    // Another cluster's site is not.
+    let other = dir.join("other");
+    assert!(tsod(&["cluster", "init", "--out", other.to_str().unwrap(), "--site", "bj-a"]).status.success());
+    assert!(!accepts(&v, &other.join("bj-a.crt"), "bj-a"));
+}
+
+#[test]
+fn nothing_is_ever_overwritten_and_bad_names_are_refused() {
+    let dir = Scratch::new("cluster", "refuse");
+    let out = dir.join("cluster");
+    let out_s = out.to_str().unwrap();
+    assert!(tsod(&["cluster", "init", "--out", out_s, "--site", "a"]).status.success());
+    let ca_before = std::fs::read(out.join("ca.key")).unwrap();
+    let again = tsod(&["cluster", "init", "--out", out_s, "--site", "b"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    assert_eq!(std::fs::read(out.join("ca.key")).unwrap(), ca_before, "the CA survives");
+    assert!(!out.join("b.key").exists(), "nothing half-written");
+    assert!(!tsod(&["cluster", "add-site", "--dir", out_s, "--site", "a"]).status.success());
+    let bad = tsod(&["cluster", "add-site", "--dir", out_s, "--site", "../etc"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("DNS label"));
+}

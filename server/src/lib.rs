@@ -18,3 +18,4 @@ pub mod selection;
 pub mod sources;
 pub mod status_file;
 pub mod timescale;
+pub mod tls;

@@ -1,0 +1,184 @@
+//! TLS for `tsod-peer/1` and `tsod-client/1`: rustls on the `ring`
+//! provider, chosen explicitly (no process-wide default), TLS 1.3 only (QUIC
+//! requires it), mutual authentication against the cluster CA made by
+//! `tsod cluster init` (see [`crate::cluster`]).
+//!
+//! A site presents `<site>.crt`/`<site>.key` and trusts only `ca.crt`. As a
+//! client it names the peer site it expects, so a certificate for another
+//! site — even from the same cluster — is refused; as a server it requires a
+//! client certificate from the cluster CA (the endpoint then checks which
+//! site it names against its configured peers).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+/// A site's certificate chain and private key.
+#[derive(Debug)]
+pub struct Identity {
+    /// The site's certificate (then any intermediates).
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Its private key.
+    pub key: PrivateKeyDer<'static>,
+}
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file could not be read or holds nothing usable.
+    #[error("{path}: {why}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client-certificate verifier could not be built.
+    #[error("client verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// The one crypto provider tsod uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The cluster CA from `<dir>/ca.crt`.
+pub fn load_roots(dir: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let path = dir.join("ca.crt");
+    let pem_error = |why: String| TlsError::Pem { path: path.clone(), why };
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&path).map_err(|e| pem_error(e.to_string()))? {
+        roots.add(cert.map_err(|e| pem_error(e.to_string()))?).map_err(|e| pem_error(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(pem_error("no certificate".into()));
+    }
+    Ok(Arc::new(roots))
+}
+
+/// `<dir>/<site>.crt` and `<dir>/<site>.key`.
+pub fn load_identity(dir: &Path, site: &str) -> Result<Identity, TlsError> {
+    let cert_path = dir.join(format!("{site}.crt"));
+    let key_path = dir.join(format!("{site}.key"));
+    let chain = CertificateDer::pem_file_iter(&cert_path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError::Pem { path: cert_path.clone(), why: e.to_string() })?;
+    if chain.is_empty() {
+        return Err(TlsError::Pem { path: cert_path, why: "no certificate".into() });
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(&key_path).map_err(|e| TlsError::Pem { path: key_path, why: e.to_string() })?;
+    Ok(Identity { chain, key })
+}
+
+/// The server side: requires a client certificate from the cluster CA.
+pub fn server_config(roots: Arc<RootCertStore>, identity: Identity, alpn: &[&[u8]]) -> Result<ServerConfig, TlsError> {
+    let provider = provider();
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots, Arc::clone(&provider)).build()?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(identity.chain, identity.key)?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// The client side: trusts only the cluster CA and presents the site's identity.
+pub fn client_config(roots: Arc<RootCertStore>, identity: Identity, alpn: &[&[u8]]) -> Result<ClientConfig, TlsError> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(identity.chain, identity.key)?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{self, SiteSpec};
+    use rustls::pki_types::ServerName;
+    use rustls::{ClientConnection, ServerConnection};
+    use tsod_proto::wire::ALPN_PEER;
+
+    struct Dir(PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn cluster_dir(name: &str, sites: &[&str]) -> Dir {
+        let dir = std::env::temp_dir().join(format!("tsod-tls-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let specs: Vec<SiteSpec> = sites.iter().map(|s| SiteSpec::parse(s).unwrap()).collect();
+        cluster::init(&dir, &specs, 30).unwrap();
+        Dir(dir)
+    }
+
+    /// Runs a TLS handshake in memory; Ok(negotiated ALPN) or the first error.
+    fn handshake(client: ClientConfig, server: ServerConfig, name: &str) -> Result<Option<Vec<u8>>, rustls::Error> {
+        let mut c = ClientConnection::new(Arc::new(client), ServerName::try_from(name.to_owned()).unwrap())?;
+        let mut s = ServerConnection::new(Arc::new(server))?;
+        for _ in 0..10 {
+            let mut buf = Vec::new();
+            c.write_tls(&mut buf).unwrap();
+            s.read_tls(&mut buf.as_slice()).unwrap();
+            s.process_new_packets()?;
+            let mut buf = Vec::new();
+            s.write_tls(&mut buf).unwrap();
+            c.read_tls(&mut buf.as_slice()).unwrap();
+            c.process_new_packets()?;
+            if !c.is_handshaking() && !s.is_handshaking() {
+                return Ok(s.alpn_protocol().map(<[u8]>::to_vec));
+            }
+        }
+        panic!("handshake did not finish");
+    }
+
+    #[test]
+    fn sites_of_one_cluster_authenticate_each_other() {
+        let d = cluster_dir("ok", &["bj-a", "xa"]);
+        let roots = load_roots(&d.0).unwrap();
+        let server = server_config(Arc::clone(&roots), load_identity(&d.0, "bj-a").unwrap(), &[ALPN_PEER]).unwrap();
+        let client = client_config(roots, load_identity(&d.0, "xa").unwrap(), &[ALPN_PEER]).unwrap();
+        assert_eq!(handshake(client, server, "bj-a").unwrap().as_deref(), Some(ALPN_PEER));
+    }
+
+    #[test]
+    fn the_wrong_site_or_a_foreign_cluster_is_refused() {
+        let d = cluster_dir("mine", &["bj-a", "xa"]);
+        let other = cluster_dir("theirs", &["xa", "bj-a"]);
+        let roots = load_roots(&d.0).unwrap();
+        let server = || server_config(Arc::clone(&roots), load_identity(&d.0, "bj-a").unwrap(), &[ALPN_PEER]).unwrap();
+        // Expecting site xa, but bj-a answers: refused by name.
+        let client = client_config(Arc::clone(&roots), load_identity(&d.0, "xa").unwrap(), &[ALPN_PEER]).unwrap();
+        assert!(handshake(client, server(), "xa").is_err());
+        // A client with a certificate from another cluster: refused by the server.
+        let foreign = client_config(Arc::clone(&roots), load_identity(&other.0, "xa").unwrap(), &[ALPN_PEER]).unwrap();
+        assert!(handshake(foreign, server(), "bj-a").is_err());
+        // A server from another cluster: refused by the client.
+        let foreign_server =
+            server_config(load_roots(&other.0).unwrap(), load_identity(&other.0, "bj-a").unwrap(), &[ALPN_PEER])
+                .unwrap();
+        let client = client_config(Arc::clone(&roots), load_identity(&d.0, "xa").unwrap(), &[ALPN_PEER]).unwrap();
+        assert!(handshake(client, foreign_server, "bj-a").is_err());
+    }
+
+    #[test]
+    fn missing_or_garbage_files_are_typed_errors() {
+        let d = cluster_dir("bad", &["bj-a"]);
+        assert!(matches!(load_identity(&d.0, "nope"), Err(TlsError::Pem { .. })));
+        std::fs::write(d.0.join("ca.crt"), "not pem").unwrap();
+        assert!(matches!(load_roots(&d.0), Err(TlsError::Pem { .. })));
+    }
+}

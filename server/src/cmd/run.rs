@@ -117,7 +117,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             warn!(?d, "clock disruption: dropping samples until the sources agree again");
         }
         if last.as_ref().map(|l| l.state.anchor.status) != Some(tick.state.anchor.status) {
-            info!(status = %tick.state.anchor.status, half_width = ?tick.state.anchor.interval.half_width(), "status");
+            let anchor = &tick.state.anchor;
+            let half_width = anchor.status.is_bounded().then(|| anchor.interval.half_width());
+            info!(status = %anchor.status, ?half_width, "status");
         }
         publisher.publish(&tick.state);
         last = Some(tick);

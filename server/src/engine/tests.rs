@@ -226,10 +226,10 @@ fn a_pre_suspend_sample_delivered_late_is_refused() {
     assert_eq!(e.sources().next().unwrap().last_error.as_deref(), Some("measured before a clock disruption"));
 }
 
-/// Feeds `e` one ±15 µs sample a second for 120 s of `truth(raw)`,
+/// Feeds `e` one ±15 µs sample a second for `seconds` s of `truth(raw)`,
 /// checking that each tick's bound contains it.
-fn feed_drifting(e: &mut Engine, truth: impl Fn(u64) -> u64) {
-    for k in 1..=120u64 {
+fn feed_drifting(e: &mut Engine, seconds: u64, truth: impl Fn(u64) -> u64) {
+    for k in 1..=seconds {
         let raw = k * SEC;
         let t = Timestamp::from_nanos(truth(raw));
         e.on_sample(
@@ -240,8 +240,10 @@ fn feed_drifting(e: &mut Engine, truth: impl Fn(u64) -> u64) {
     }
 }
 
-fn single_source(max_sample_age: Duration) -> Engine {
-    Engine::new(EngineConfig { max_sample_age, ..config(1) }, vec![("s".into(), SourceKind::Ntp)], 1, None, reading(0))
+/// One source; the first reading's realtime is `first_realtime` (ns).
+fn single_source(max_sample_age: Duration, first_realtime: u64) -> Engine {
+    let first = ClockReading { realtime: Timestamp::from_nanos(first_realtime), ..reading(0) };
+    Engine::new(EngineConfig { max_sample_age, ..config(1) }, vec![("s".into(), SourceKind::Ntp)], 1, None, first)
 }
 
 /// A clock 3 ppm beyond its datasheet: the measurement is no longer cut at
@@ -249,8 +251,8 @@ fn single_source(max_sample_age: Duration) -> Engine {
 #[test]
 fn a_clock_slightly_beyond_its_datasheet_is_modelled_where_measured() {
     let truth = |raw: u64| T0 + u64::try_from(u128::from(raw) * 1_000_000 / 1_000_103).unwrap();
-    let mut e = single_source(Duration::from_secs(200));
-    feed_drifting(&mut e, truth);
+    let mut e = single_source(Duration::from_secs(200), T0);
+    feed_drifting(&mut e, 120, truth);
     let raw = 150 * SEC;
     let a = e.tick(ClockReading { realtime: Timestamp::from_nanos(truth(raw)), ..reading(raw) }).state.anchor;
     assert!(a.status.is_bounded() && a.interval.contains(Timestamp::from_nanos(truth(raw))), "{}", a.interval);
@@ -260,8 +262,8 @@ fn a_clock_slightly_beyond_its_datasheet_is_modelled_where_measured() {
 #[test]
 fn holdover_covers_a_clock_measured_beyond_its_datasheet() {
     let truth = |raw: u64| T0 + u64::try_from(u128::from(raw) * 1_000_000 / 1_000_150).unwrap();
-    let mut e = single_source(Duration::from_secs(5));
-    feed_drifting(&mut e, truth);
+    let mut e = single_source(Duration::from_secs(5), T0);
+    feed_drifting(&mut e, 120, truth);
     for s in [126u64, 130, 140, 160, 600] {
         let raw = s * SEC;
         let a = e.tick(ClockReading { realtime: Timestamp::from_nanos(truth(raw)), ..reading(raw) }).state.anchor;
@@ -301,28 +303,9 @@ fn a_smear_starting_is_covered_by_the_drift_bound() {
     const NOON_MINUS_200: u64 = 1_798_718_200_000_000_000;
     const START: u64 = 200 * SEC;
     let truth = |raw: u64| NOON_MINUS_200 + if raw <= START { raw } else { raw - (raw - START) / 86_400 };
-    let at = |raw: u64| ClockReading {
-        raw: MonoInstant::from_nanos(raw),
-        monotonic: MonoInstant::from_nanos(raw),
-        boottime: MonoInstant::from_nanos(raw),
-        realtime: Timestamp::from_nanos(truth(raw)),
-    };
-    let mut e = Engine::new(
-        EngineConfig { max_sample_age: Duration::from_secs(64), ..config(1) },
-        vec![("s".into(), SourceKind::Ntp)],
-        1,
-        None,
-        at(0),
-    );
-    for k in 1..=201u64 {
-        let raw = k * SEC;
-        let t = Timestamp::from_nanos(truth(raw));
-        e.on_sample(
-            SourceId(0),
-            Sample { at: MonoInstant::from_nanos(raw), interval: TimeInterval::around(t, Duration::from_micros(15)) },
-        );
-        let _ = e.tick(at(raw));
-    }
+    let mut e = single_source(Duration::from_secs(64), truth(0));
+    feed_drifting(&mut e, 201, truth);
+    let at = |raw: u64| ClockReading { realtime: Timestamp::from_nanos(truth(raw)), ..reading(raw) };
     let a = e.tick(at(230 * SEC)).state.anchor;
     assert!(a.status.is_bounded() && a.interval.contains(Timestamp::from_nanos(truth(230 * SEC))), "{}", a.interval);
 }

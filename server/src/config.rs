@@ -21,6 +21,10 @@ use tsod_proto::{Offset, Ppb};
 use crate::clock::ScriptedStep;
 use crate::frequency::FrequencyConfig;
 
+mod site;
+
+pub use site::{ClientsConfig, PeerConfig, SiteConfig};
+
 /// A whole configuration file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -31,9 +35,18 @@ pub struct Config {
     /// Where it is published.
     #[serde(default)]
     pub publish: PublishConfig,
-    /// The time sources, at least one.
-    #[serde(rename = "source")]
+    /// The local time sources (at least one, unless peers are configured).
+    #[serde(rename = "source", default)]
     pub sources: Vec<SourceConfig>,
+    /// This daemon as a site of a cluster (optional).
+    #[serde(default)]
+    pub site: Option<SiteConfig>,
+    /// The other sites, used as sources.
+    #[serde(rename = "peer", default)]
+    pub peers: Vec<PeerConfig>,
+    /// Remote clients (with `[site]`).
+    #[serde(default)]
+    pub clients: ClientsConfig,
     /// Test-only settings; never set in production.
     #[serde(default)]
     pub testing: TestingConfig,
@@ -250,8 +263,8 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         let c = &self.clock;
-        if self.sources.is_empty() {
-            return Err("no [[source]]: configure at least one time source".into());
+        if self.sources.is_empty() && self.peers.is_empty() {
+            return Err("no [[source]] and no [[peer]]: configure at least one time source".into());
         }
         if !(1..=1_000).contains(&c.max_drift_ppm) {
             return Err(format!("clock.max-drift-ppm = {} must be within 1 … 1000", c.max_drift_ppm));
@@ -268,15 +281,17 @@ impl Config {
                 c.horizon_ms, c.update_interval_ms
             ));
         }
-        let n = self.sources.len();
+        let n = self.source_count();
         if let Some(f) = c.max_faulty {
             if f >= n {
-                return Err(format!("clock.max-faulty = {f} must be below the number of sources ({n})"));
+                return Err(format!("clock.max-faulty = {f} must be below the number of sources and peers ({n})"));
             }
         }
         if let Some(m) = c.min_agreeing {
             if m == 0 || m > n {
-                return Err(format!("clock.min-agreeing = {m} must be within 1 … {n} (the number of sources)"));
+                return Err(format!(
+                    "clock.min-agreeing = {m} must be within 1 … {n} (the number of sources and peers)"
+                ));
             }
         }
         let mut names = HashSet::new();
@@ -305,7 +320,12 @@ impl Config {
                 }
             }
         }
-        Ok(())
+        site::validate(self.site.as_ref(), &self.peers, &self.clients, &names)
+    }
+
+    /// Local sources plus peers: what selection counts.
+    pub fn source_count(&self) -> usize {
+        self.sources.len().saturating_add(self.peers.len())
     }
 
     /// The frequency measurement's parameters.

@@ -12,6 +12,8 @@ pub mod config;
 pub mod engine;
 pub mod frequency;
 pub mod inspect;
+pub mod net;
+pub mod peer;
 pub mod publish;
 pub mod sample;
 pub mod selection;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tsod_proto::ClockStatus;
+use tsod_proto::wire::SourceKind;
 
 use crate::engine::{SourceState, Tick};
 
@@ -28,6 +29,103 @@ pub struct StatusSnapshot {
     pub pid: u32,
     /// Per source.
     pub sources: Vec<SourceSnapshot>,
+    /// This site's name, when it is part of a cluster.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// Status of the local basis (own sources only), when part of a cluster.
+    #[serde(default)]
+    pub local_status: Option<String>,
+    /// The other sites: the link to each and the last report it gossiped.
+    #[serde(default)]
+    pub peers: Vec<PeerSnapshot>,
+    /// Refusals counted by the QUIC endpoint.
+    #[serde(default)]
+    pub endpoint: EndpointCounters,
+}
+
+/// One peer site in a [`StatusSnapshot`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerSnapshot {
+    /// The peer's site name.
+    pub name: String,
+    /// Its configured address.
+    pub address: String,
+    /// Our connection to it is up.
+    pub connected: bool,
+    /// Round trip of the last probe answered, ns.
+    pub last_round_trip_ns: Option<u64>,
+    /// Probes sent.
+    pub probes_sent: u64,
+    /// Replies that became samples.
+    pub replies_used: u64,
+    /// Replies refused (stale, replayed, inconsistent, unbounded …).
+    pub replies_refused: u64,
+    /// Times our connection to it was (re-)established.
+    pub connects: u64,
+    /// The last report it gossiped to us, if any.
+    pub report: Option<SiteSummary>,
+}
+
+/// A site's report (SPEC.md §4.6) in owned, JSON-friendly form.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteSummary {
+    /// The site's name.
+    pub site: String,
+    /// Its report generation.
+    pub generation: u64,
+    /// Status of its published interval.
+    pub status: String,
+    /// Status of its local basis.
+    pub local_status: String,
+    /// Half-width of its published interval, ns (`None`: no bound).
+    pub half_width_ns: Option<u64>,
+    /// Its drift bound, ppb.
+    pub drift_bound_ppb: i64,
+    /// Its sources.
+    pub sources: Vec<ReportedSource>,
+}
+
+/// One source of a [`SiteSummary`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedSource {
+    /// Configured name.
+    pub name: String,
+    /// `ntp`, `gpsd`, `kernel` or `peer`.
+    pub kind: String,
+    /// Yields samples.
+    pub usable: bool,
+    /// Rejected by the site's selection.
+    pub falseticker: bool,
+    /// Its midpoint minus the site's, ns.
+    pub offset_ns: i64,
+    /// Its half-width, ns.
+    pub error_ns: u64,
+}
+
+/// Refusals at the QUIC endpoint (each one also logged).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointCounters {
+    /// Handshakes that failed (foreign CA, expired or missing certificate, no common ALPN).
+    pub handshakes_refused: u64,
+    /// Peer connections whose certificate names no configured peer.
+    pub unknown_peers: u64,
+    /// Connections refused because too many were open.
+    pub connections_over_limit: u64,
+    /// Datagrams that did not decode or were the wrong kind.
+    pub bad_datagrams: u64,
+    /// Stream messages that did not decode or were the wrong kind.
+    pub bad_messages: u64,
+    /// Gossip reports dropped (stale generation, wrong timescale, inconsistent).
+    pub gossip_refused: u64,
+    /// Client requests refused by the rate limit.
+    pub rate_limited: u64,
+    /// Client requests answered.
+    pub client_requests: u64,
+}
+
+/// The JSON name of a source kind (`ntp`, `gpsd`, `kernel`, `peer`).
+pub fn kind_name(kind: SourceKind) -> String {
+    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// One source in a [`StatusSnapshot`].
@@ -70,10 +168,7 @@ impl StatusSnapshot {
             sources: sources
                 .map(|s| SourceSnapshot {
                     name: s.name.clone(),
-                    kind: serde_json::to_value(s.kind)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
+                    kind: kind_name(s.kind),
                     usable: s.usable,
                     falseticker: s.falseticker,
                     offset_ns: s.offset.map(|o| o.as_nanos()),
@@ -83,6 +178,10 @@ impl StatusSnapshot {
                     last_error: s.last_error.clone(),
                 })
                 .collect(),
+            site: None,
+            local_status: None,
+            peers: Vec::new(),
+            endpoint: EndpointCounters::default(),
         }
     }
 }

@@ -80,10 +80,29 @@ pub fn load_identity(dir: &Path, site: &str) -> Result<Identity, TlsError> {
     Ok(Identity { chain, key })
 }
 
-/// The server side: requires a client certificate from the cluster CA.
-pub fn server_config(roots: Arc<RootCertStore>, identity: Identity, alpn: &[&[u8]]) -> Result<ServerConfig, TlsError> {
+/// Whether the server side demands a client certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Every client presents a certificate from the cluster CA.
+    Required,
+    /// A client may present none (anonymous remote clients); one it presents
+    /// is still verified. Peer connections check for a certificate themselves.
+    Optional,
+}
+
+/// The server side: verifies client certificates against the cluster CA.
+pub fn server_config(
+    roots: Arc<RootCertStore>,
+    identity: Identity,
+    alpn: &[&[u8]],
+    client_auth: ClientAuth,
+) -> Result<ServerConfig, TlsError> {
     let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots, Arc::clone(&provider)).build()?;
+    let builder = WebPkiClientVerifier::builder_with_provider(roots, Arc::clone(&provider));
+    let verifier = match client_auth {
+        ClientAuth::Required => builder.build()?,
+        ClientAuth::Optional => builder.allow_unauthenticated().build()?,
+    };
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -149,7 +168,9 @@ mod tests {
     fn sites_of_one_cluster_authenticate_each_other() {
         let d = cluster_dir("ok", &["bj-a", "xa"]);
         let roots = load_roots(&d.0).unwrap();
-        let server = server_config(Arc::clone(&roots), load_identity(&d.0, "bj-a").unwrap(), &[ALPN_PEER]).unwrap();
+        let server =
+            server_config(Arc::clone(&roots), load_identity(&d.0, "bj-a").unwrap(), &[ALPN_PEER], ClientAuth::Required)
+                .unwrap();
         let client = client_config(roots, load_identity(&d.0, "xa").unwrap(), &[ALPN_PEER]).unwrap();
         assert_eq!(handshake(client, server, "bj-a").unwrap().as_deref(), Some(ALPN_PEER));
     }
@@ -159,7 +180,10 @@ mod tests {
         let d = cluster_dir("mine", &["bj-a", "xa"]);
         let other = cluster_dir("theirs", &["xa", "bj-a"]);
         let roots = load_roots(&d.0).unwrap();
-        let server = || server_config(Arc::clone(&roots), load_identity(&d.0, "bj-a").unwrap(), &[ALPN_PEER]).unwrap();
+        let server = || {
+            server_config(Arc::clone(&roots), load_identity(&d.0, "bj-a").unwrap(), &[ALPN_PEER], ClientAuth::Required)
+                .unwrap()
+        };
         // Expecting site xa, but bj-a answers: refused by name.
         let client = client_config(Arc::clone(&roots), load_identity(&d.0, "xa").unwrap(), &[ALPN_PEER]).unwrap();
         assert!(handshake(client, server(), "xa").is_err());
@@ -167,9 +191,13 @@ mod tests {
         let foreign = client_config(Arc::clone(&roots), load_identity(&other.0, "xa").unwrap(), &[ALPN_PEER]).unwrap();
         assert!(handshake(foreign, server(), "bj-a").is_err());
         // A server from another cluster: refused by the client.
-        let foreign_server =
-            server_config(load_roots(&other.0).unwrap(), load_identity(&other.0, "bj-a").unwrap(), &[ALPN_PEER])
-                .unwrap();
+        let foreign_server = server_config(
+            load_roots(&other.0).unwrap(),
+            load_identity(&other.0, "bj-a").unwrap(),
+            &[ALPN_PEER],
+            ClientAuth::Required,
+        )
+        .unwrap();
         let client = client_config(Arc::clone(&roots), load_identity(&d.0, "xa").unwrap(), &[ALPN_PEER]).unwrap();
         assert!(handshake(client, foreign_server, "bj-a").is_err());
     }

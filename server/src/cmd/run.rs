@@ -1,7 +1,13 @@
 //! `tsod run --config FILE`: the daemon. A small, boring async shell around
 //! the pure [`Engine`]: source tasks read their inputs and send samples; the
-//! main loop feeds them to the engine, publishes every tick to the segment,
+//! main loop feeds them to the engines, publishes every tick to the segment,
 //! and writes the status file once a second.
+//!
+//! Two engines run side by side (the no-echo rule, SPEC.md §4.5): the
+//! *local basis* over this site's own sources only, which answers peers'
+//! probes, and the *site* engine over every source, peers included, whose
+//! bound is published. Local samples go to both; peer samples only to the
+//! site engine.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,17 +16,21 @@ use std::time::Duration;
 use anyhow::Context;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tracing::{info, warn};
 use tsod::clock::{Clock, SimulatedClock, SystemClock};
 use tsod::config::{Config, SourceConfig};
-use tsod::engine::{Engine, EngineConfig, SourceId, Tick};
+use tsod::engine::{Engine, EngineConfig, SourceId, SourceState, Tick};
+use tsod::net::endpoint::NetSetup;
+use tsod::net::{Cluster, OwnReport, OwnSource, PeerEvent, SiteView};
 use tsod::publish::Publisher;
 use tsod::sample::Sample;
 use tsod::sources::kernel;
 use tsod::status_file::{self, StatusSnapshot};
 use tsod::timescale::LeapGuard;
+use tsod_proto::shm::PublishedState;
 use tsod_proto::wire::SourceKind;
-use tsod_proto::{Offset, Ppb, Timescale};
+use tsod_proto::{ClockStatus, DriftModel, Offset, Ppb, Timescale};
 
 /// What source tasks tell the main loop.
 #[derive(Debug)]
@@ -55,17 +65,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut instance = [0u8; 8];
     SystemRandom::new().fill(&mut instance).map_err(|_| anyhow::anyhow!("no randomness from the OS"))?;
 
-    let sources = config.sources.iter().map(|s| (s.name().to_owned(), kind_of(s))).collect();
+    let local_sources: Vec<(String, SourceKind)> =
+        config.sources.iter().map(|s| (s.name().to_owned(), kind_of(s))).collect();
+    let mut site_sources = local_sources.clone();
+    site_sources.extend(config.peers.iter().map(|p| (p.name.clone(), SourceKind::Peer)));
+    let n_local = local_sources.len();
     let engine_config = EngineConfig {
         max_faulty: config.clock.max_faulty,
-        min_agreeing: config.clock.min_agreeing.unwrap_or(config.sources.len()),
+        min_agreeing: config.clock.min_agreeing.unwrap_or(config.source_count()),
         horizon: config.clock.horizon(),
         max_sample_age: config.clock.max_sample_age(),
         holdover: config.clock.holdover(),
         frequency: config.frequency(),
     };
+    // The local basis never adopts the previous daemon's bound: that bound
+    // may have come from peers, and the local basis must not (no echo).
+    let local_config = EngineConfig { max_faulty: None, min_agreeing: n_local.max(1), ..engine_config };
     let first = clock.read().context("reading the clocks")?;
-    let mut engine = Engine::new(engine_config, sources, u64::from_ne_bytes(instance), previous, first);
+    let writer = u64::from_ne_bytes(instance);
+    let mut engine = Engine::new(engine_config, site_sources, writer, previous, first);
+    let mut local = Engine::new(local_config, local_sources, writer, None, first);
     if previous.is_some() {
         info!(path = %config.publish.path.display(), "reusing the segment of a previous daemon");
     }
@@ -75,27 +94,62 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         spawn_source(SourceId(index), source.clone(), config.frequency().max_drift, Arc::clone(&clock), tx.clone())?;
     }
     drop(tx);
+    let (peer_tx, mut peer_rx) = mpsc::channel::<PeerEvent>(256);
+    let datasheet = DriftModel::symmetric(config.frequency().max_drift).context("the configured max-drift")?;
+    let first_local = local.tick(first);
+    let first_site = engine.tick(first);
+    let (view_tx, view_rx) =
+        watch::channel(site_view(&config, &first_local, &first_site, datasheet, engine.sources(), n_local));
+    let net = match &config.site {
+        Some(site) => {
+            let setup = NetSetup { site: site.clone(), peers: config.peers.clone(), clients: config.clients.clone() };
+            let (endpoint, cluster) =
+                tsod::net::endpoint::start(setup, view_rx, peer_tx).context("starting the QUIC endpoint")?;
+            Some((endpoint, cluster))
+        }
+        None => {
+            drop(peer_tx);
+            None
+        }
+    };
 
     let mut interval = tokio::time::interval(config.clock.update_interval());
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut status_every = tokio::time::interval(Duration::from_secs(1));
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing SIGTERM")?;
-    info!(sources = config.sources.len(), path = %config.publish.path.display(), "tsod running");
+    info!(sources = config.sources.len(), peers = config.peers.len(), path = %config.publish.path.display(), "tsod running");
     let mut last: Option<Tick> = None;
+    let mut peers_open = net.is_some();
     loop {
         tokio::select! {
-            event = rx.recv() => {
+            event = rx.recv(), if n_local > 0 => {
                 match event {
-                    Some(Event::Sample(id, sample)) => engine.on_sample(id, sample),
-                    Some(Event::Reject(id, reason)) => engine.on_reject(id, reason),
+                    Some(Event::Sample(id, sample)) => {
+                        local.on_sample(id, sample);
+                        engine.on_sample(id, sample);
+                    }
+                    Some(Event::Reject(id, reason)) => {
+                        local.on_reject(id, reason.clone());
+                        engine.on_reject(id, reason);
+                    }
                     None => anyhow::bail!("every source task stopped"),
+                }
+            }
+            event = peer_rx.recv(), if peers_open => {
+                match event {
+                    Some(PeerEvent::Sample { peer, sample }) => engine.on_sample(SourceId(n_local + peer), sample),
+                    Some(PeerEvent::Reject { peer, reason }) => engine.on_reject(SourceId(n_local + peer), reason),
+                    None => peers_open = false,
                 }
             }
             _ = interval.tick() => {}
             _ = status_every.tick() => {
                 if let Some(tick) = &last {
-                    let snapshot = StatusSnapshot::new(tick, engine.sources());
+                    let mut snapshot = StatusSnapshot::new(tick, engine.sources());
+                    if let Some((_, cluster)) = &net {
+                        add_cluster(&mut snapshot, &config, cluster, view_tx.borrow().report.local_status);
+                    }
                     if let Err(e) = status_file::write(&status_path, &snapshot) {
                         warn!(error = %e, path = %status_path.display(), "cannot write the status file");
                     }
@@ -112,6 +166,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 continue;
             }
         };
+        let local_tick = local.tick(reading);
         let tick = engine.tick(reading);
         if let Some(d) = tick.disruption {
             warn!(?d, "clock disruption: dropping samples until the sources agree again");
@@ -122,10 +177,53 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             info!(status = %anchor.status, ?half_width, "status");
         }
         publisher.publish(&tick.state);
+        view_tx.send_replace(site_view(&config, &local_tick, &tick, datasheet, engine.sources(), n_local));
         last = Some(tick);
+    }
+    if let Some((endpoint, _)) = net {
+        endpoint.close(0u8.into(), b"tsod stopping");
     }
     info!("tsod stopping; the segment stays valid until its horizon");
     Ok(())
+}
+
+/// What the QUIC shell needs from this tick.
+fn site_view<'a>(
+    config: &Config,
+    local: &Tick,
+    site: &Tick,
+    datasheet: DriftModel,
+    sources: impl Iterator<Item = &'a SourceState>,
+    n_local: usize,
+) -> SiteView {
+    let published: PublishedState = site.state;
+    let anchor = published.anchor;
+    let report = OwnReport {
+        site: config.site.as_ref().map_or_else(String::new, |s| s.name.clone()),
+        status: anchor.status,
+        local_status: if n_local == 0 { ClockStatus::Unsynchronized } else { local.state.anchor.status },
+        half_width: anchor.status.is_bounded().then(|| anchor.interval.half_width()),
+        drift_bound: site.model.map_or(datasheet.bound(), |m| m.bound()),
+        sources: sources
+            .map(|s| OwnSource {
+                kind: s.kind,
+                name: s.name.clone(),
+                usable: s.usable,
+                falseticker: s.falseticker,
+                offset: s.offset.unwrap_or(Offset::from_nanos(0)),
+                error: s.error.unwrap_or(Duration::ZERO),
+            })
+            .collect(),
+    };
+    SiteView { local: local.state.anchor, published: anchor, drift: site.model.unwrap_or(datasheet), report }
+}
+
+/// Adds this site's name, its peers and the endpoint's counters to the status.
+fn add_cluster(snapshot: &mut StatusSnapshot, config: &Config, cluster: &Cluster, local_status: ClockStatus) {
+    snapshot.site = config.site.as_ref().map(|s| s.name.clone());
+    snapshot.local_status = Some(local_status.to_string());
+    snapshot.peers = cluster.snapshot();
+    snapshot.endpoint = cluster.counters.snapshot();
 }
 
 fn kind_of(source: &SourceConfig) -> SourceKind {

@@ -1,0 +1,162 @@
+//! `[site]`, `[[peer]]` and `[clients]`: this daemon as one site of a
+//! cluster. Without `[site]` the daemon serves only its host (shared
+//! memory); with it, it opens one QUIC endpoint for its peers
+//! (`tsod-peer/1`) and, unless disabled, remote clients (`tsod-client/1`).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[site]`: who this daemon is in the cluster and how it talks to peers.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SiteConfig {
+    /// The site's name: its certificate from `tsod cluster init` names it.
+    pub name: String,
+    /// UDP address of the QUIC endpoint (peers and remote clients).
+    pub listen: SocketAddr,
+    /// The cluster directory: `ca.crt`, `<name>.crt`, `<name>.key`.
+    pub cluster_dir: PathBuf,
+    /// Time between probes to each peer (ms).
+    #[serde(default = "default_probe_interval_ms")]
+    pub probe_interval_ms: u64,
+    /// A probe unanswered this long is forgotten (ms).
+    #[serde(default = "default_probe_timeout_ms")]
+    pub probe_timeout_ms: u64,
+    /// A probe whose round trip exceeds this is not used (ms).
+    #[serde(default = "default_max_round_trip_ms")]
+    pub max_round_trip_ms: u64,
+    /// A peer silent this long is declared dead and redialled (ms).
+    #[serde(default = "default_dead_after_ms")]
+    pub dead_after_ms: u64,
+    /// Time between gossip reports to each peer (ms).
+    #[serde(default = "default_gossip_interval_ms")]
+    pub gossip_interval_ms: u64,
+}
+
+fn default_probe_interval_ms() -> u64 {
+    1_000
+}
+fn default_probe_timeout_ms() -> u64 {
+    2_000
+}
+fn default_max_round_trip_ms() -> u64 {
+    1_000
+}
+fn default_dead_after_ms() -> u64 {
+    3_000
+}
+fn default_gossip_interval_ms() -> u64 {
+    1_000
+}
+
+/// `[[peer]]`: another site, used as a time source.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PeerConfig {
+    /// The peer's site name (its certificate must name it).
+    pub name: String,
+    /// Its QUIC endpoint.
+    pub address: SocketAddr,
+}
+
+/// `[clients]`: remote clients on `tsod-client/1`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ClientsConfig {
+    /// Serve remote clients at all.
+    pub enabled: bool,
+    /// Accept clients without a certificate from the cluster CA.
+    pub allow_anonymous: bool,
+    /// Requests per second one connection may make (a burst of as many is allowed).
+    pub max_requests_per_second: u32,
+}
+
+impl Default for ClientsConfig {
+    fn default() -> Self {
+        Self { enabled: true, allow_anonymous: false, max_requests_per_second: 1_000 }
+    }
+}
+
+impl SiteConfig {
+    /// `probe-interval-ms`.
+    pub fn probe_interval(&self) -> Duration {
+        Duration::from_millis(self.probe_interval_ms)
+    }
+    /// `probe-timeout-ms`.
+    pub fn probe_timeout(&self) -> Duration {
+        Duration::from_millis(self.probe_timeout_ms)
+    }
+    /// `max-round-trip-ms`.
+    pub fn max_round_trip(&self) -> Duration {
+        Duration::from_millis(self.max_round_trip_ms)
+    }
+    /// `dead-after-ms`.
+    pub fn dead_after(&self) -> Duration {
+        Duration::from_millis(self.dead_after_ms)
+    }
+    /// `gossip-interval-ms`.
+    pub fn gossip_interval(&self) -> Duration {
+        Duration::from_millis(self.gossip_interval_ms)
+    }
+}
+
+/// Checks `[site]`, `[[peer]]` and `[clients]` together; `source_names`
+/// are the local sources' names (a peer may not reuse one).
+pub(super) fn validate(
+    site: Option<&SiteConfig>,
+    peers: &[PeerConfig],
+    clients: &ClientsConfig,
+    source_names: &HashSet<&str>,
+) -> Result<(), String> {
+    let Some(site) = site else {
+        if peers.is_empty() {
+            return Ok(());
+        }
+        return Err("[[peer]] needs a [site] section (name, listen, cluster-dir)".into());
+    };
+    check_name(&site.name).map_err(|e| format!("site.name: {e}"))?;
+    if !(100..=3_600_000).contains(&site.probe_interval_ms) {
+        return Err(format!("site.probe-interval-ms = {} must be within 100 … 3600000", site.probe_interval_ms));
+    }
+    if site.max_round_trip_ms == 0 || site.probe_timeout_ms < site.max_round_trip_ms {
+        return Err(format!(
+            "site: need 0 < max-round-trip-ms ({}) <= probe-timeout-ms ({})",
+            site.max_round_trip_ms, site.probe_timeout_ms
+        ));
+    }
+    if !(500..=600_000).contains(&site.dead_after_ms) {
+        return Err(format!("site.dead-after-ms = {} must be within 500 … 600000", site.dead_after_ms));
+    }
+    if !(100..=3_600_000).contains(&site.gossip_interval_ms) {
+        return Err(format!("site.gossip-interval-ms = {} must be within 100 … 3600000", site.gossip_interval_ms));
+    }
+    let mut names = HashSet::new();
+    for (i, p) in peers.iter().enumerate() {
+        let at = format!("peer #{} ({:?})", i.saturating_add(1), p.name);
+        check_name(&p.name).map_err(|e| format!("{at}: {e}"))?;
+        if p.name == site.name {
+            return Err(format!("{at}: is this site itself"));
+        }
+        if source_names.contains(p.name.as_str()) || !names.insert(p.name.as_str()) {
+            return Err(format!("{at}: name is used by another source or peer"));
+        }
+        if p.address.port() == 0 {
+            return Err(format!("{at}: address needs a port"));
+        }
+    }
+    if clients.max_requests_per_second == 0 {
+        return Err("clients.max-requests-per-second must be at least 1".into());
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > tsod_proto::wire::MAX_NAME_LEN || name.chars().any(char::is_control) {
+        return Err("must be 1 … 63 bytes without control characters");
+    }
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! The QUIC shell: one endpoint per daemon, routed by ALPN (SPEC.md §4.1).
+//!
+//! * `tsod-peer/1` ([`peer_link`]): this site dials every configured peer and
+//!   keeps that connection alive (redialled with backoff when lost; a peer
+//!   silent for `dead-after` is dead). On it the site sends probes as
+//!   datagrams (the replies become samples for the engine) and gossips its
+//!   report on streams. Connections a peer dials to us are served the same
+//!   way: probe requests are answered from our local basis, gossip is kept
+//!   for `tsod status`.
+//! * `tsod-client/1` ([`client_service`]): now, status and TSO requests from
+//!   remote clients, with a per-connection rate limit.
+//!
+//! Authentication is mutual TLS against the cluster CA ([`crate::tls`]); a
+//! peer connection must also present a certificate naming a configured peer.
+//! Every refusal is logged and counted ([`Counters`]).
+//!
+//! The shell holds no time logic: the engine's latest results arrive as a
+//! [`SiteView`] on a watch channel, probe math is [`crate::peer::probe`].
+
+pub mod client_service;
+pub mod endpoint;
+pub mod limit;
+pub mod peer_link;
+pub mod stream;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tsod_proto::shm::Anchor;
+use tsod_proto::wire::{SiteReport, SourceKind, SourceReport};
+use tsod_proto::{ClockStatus, DriftModel, Offset, Ppb, Timescale};
+
+use crate::sample::Sample;
+use crate::status_file::{EndpointCounters, PeerSnapshot, ReportedSource, SiteSummary, kind_name};
+
+/// What the engine last produced, as the shell needs it.
+#[derive(Clone, Debug)]
+pub struct SiteView {
+    /// The local basis (own sources only): answers probes.
+    pub local: Anchor,
+    /// The published bound (all sources): answers remote clients.
+    pub published: Anchor,
+    /// The local drift model, for turning probe replies into samples.
+    pub drift: DriftModel,
+    /// This site's report for gossip and status responses.
+    pub report: OwnReport,
+}
+
+/// This site's report, ready to be put on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnReport {
+    /// The site's name.
+    pub site: String,
+    /// Status of the published interval.
+    pub status: ClockStatus,
+    /// Status of the local basis.
+    pub local_status: ClockStatus,
+    /// Half-width of the published interval (`None` when not bounded).
+    pub half_width: Option<Duration>,
+    /// The site's drift bound.
+    pub drift_bound: Ppb,
+    /// Its sources (at most [`tsod_proto::wire::MAX_SOURCES`] are sent).
+    pub sources: Vec<OwnSource>,
+}
+
+/// One source in an [`OwnReport`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnSource {
+    /// Kind.
+    pub kind: SourceKind,
+    /// Name.
+    pub name: String,
+    /// Yields samples.
+    pub usable: bool,
+    /// Rejected by selection.
+    pub falseticker: bool,
+    /// Midpoint minus the site's.
+    pub offset: Offset,
+    /// Half-width.
+    pub error: Duration,
+}
+
+impl OwnReport {
+    /// The wire form with `generation`.
+    pub fn to_wire(&self, generation: u64) -> SiteReport<'_> {
+        // The sentinel goes exactly with the unbounded statuses (SPEC.md §4.6).
+        let half_width = if self.status.is_bounded() { Some(self.half_width.unwrap_or(Duration::ZERO)) } else { None };
+        SiteReport {
+            generation,
+            site: &self.site,
+            status: self.status,
+            local_status: self.local_status,
+            timescale: Timescale::UtcSmear24h,
+            half_width,
+            drift_bound: Ppb::new(self.drift_bound.get().clamp(0, DriftModel::MAX_RATE.get())),
+            sources: self
+                .sources
+                .iter()
+                .take(tsod_proto::wire::MAX_SOURCES)
+                .map(|s| SourceReport {
+                    kind: s.kind,
+                    name: &s.name,
+                    usable: s.usable,
+                    falseticker: s.falseticker,
+                    offset: s.offset,
+                    error: s.error,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl SiteSummary {
+    /// The owned, JSON-friendly form of a received report.
+    pub fn from_wire(report: &SiteReport<'_>) -> Self {
+        Self {
+            site: report.site.to_owned(),
+            generation: report.generation,
+            status: report.status.to_string(),
+            local_status: report.local_status.to_string(),
+            half_width_ns: report.half_width.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            drift_bound_ppb: report.drift_bound.get(),
+            sources: report
+                .sources
+                .iter()
+                .map(|s| ReportedSource {
+                    name: s.name.to_owned(),
+                    kind: kind_name(s.kind),
+                    usable: s.usable,
+                    falseticker: s.falseticker,
+                    offset_ns: s.offset.as_nanos(),
+                    error_ns: u64::try_from(s.error.as_nanos()).unwrap_or(u64::MAX),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What the shell tells the main loop about peers.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// A sample from peer `peer` (index into the configured peers).
+    Sample {
+        /// Which peer.
+        peer: usize,
+        /// The sample (best of its recent ones).
+        sample: Sample,
+    },
+    /// A probe reply from `peer` was refused.
+    Reject {
+        /// Which peer.
+        peer: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Refusal counters of the endpoint.
+#[derive(Debug, Default)]
+pub struct Counters {
+    handshakes_refused: AtomicU64,
+    unknown_peers: AtomicU64,
+    connections_over_limit: AtomicU64,
+    bad_datagrams: AtomicU64,
+    bad_messages: AtomicU64,
+    gossip_refused: AtomicU64,
+    rate_limited: AtomicU64,
+    client_requests: AtomicU64,
+}
+
+/// Which counter to bump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Count {
+    /// A failed handshake.
+    HandshakeRefused,
+    /// A peer certificate naming no configured peer.
+    UnknownPeer,
+    /// Too many connections.
+    OverLimit,
+    /// A datagram that did not decode or was the wrong kind.
+    BadDatagram,
+    /// A stream message that did not decode or was the wrong kind.
+    BadMessage,
+    /// A refused gossip report.
+    GossipRefused,
+    /// A rate-limited client request.
+    RateLimited,
+    /// A client request answered.
+    ClientRequest,
+}
+
+impl Counters {
+    /// Adds one.
+    pub fn bump(&self, which: Count) {
+        let counter = match which {
+            Count::HandshakeRefused => &self.handshakes_refused,
+            Count::UnknownPeer => &self.unknown_peers,
+            Count::OverLimit => &self.connections_over_limit,
+            Count::BadDatagram => &self.bad_datagrams,
+            Count::BadMessage => &self.bad_messages,
+            Count::GossipRefused => &self.gossip_refused,
+            Count::RateLimited => &self.rate_limited,
+            Count::ClientRequest => &self.client_requests,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> EndpointCounters {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        EndpointCounters {
+            handshakes_refused: get(&self.handshakes_refused),
+            unknown_peers: get(&self.unknown_peers),
+            connections_over_limit: get(&self.connections_over_limit),
+            bad_datagrams: get(&self.bad_datagrams),
+            bad_messages: get(&self.bad_messages),
+            gossip_refused: get(&self.gossip_refused),
+            rate_limited: get(&self.rate_limited),
+            client_requests: get(&self.client_requests),
+        }
+    }
+}
+
+/// The cluster as this site sees it: one entry per configured peer.
+#[derive(Debug)]
+pub struct Cluster {
+    peers: Vec<Mutex<PeerSnapshot>>,
+    /// The endpoint's counters.
+    pub counters: Counters,
+}
+
+impl Cluster {
+    /// Entries for `peers` (name, address).
+    pub fn new(peers: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self {
+            peers: peers
+                .into_iter()
+                .map(|(name, address)| Mutex::new(PeerSnapshot { name, address, ..PeerSnapshot::default() }))
+                .collect(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Changes peer `index`'s entry (a poisoned lock is recovered: the
+    /// entry is plain data, for display only).
+    pub fn update(&self, index: usize, f: impl FnOnce(&mut PeerSnapshot)) {
+        if let Some(entry) = self.peers.get(index) {
+            let mut guard = entry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut guard);
+        }
+    }
+
+    /// Every peer's entry.
+    pub fn snapshot(&self) -> Vec<PeerSnapshot> {
+        self.peers.iter().map(|p| p.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()).collect()
+    }
+
+    /// How many peers are configured.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// No peers configured.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+}

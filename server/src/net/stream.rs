@@ -1,0 +1,49 @@
+//! One message per stream direction (SPEC.md §4.1): read at most 65 535
+//! bytes, decode, and write one message then finish.
+
+use quinn::{RecvStream, SendStream};
+use tsod_proto::wire::{self, ErrorCode, ErrorResponse, MAX_MESSAGE_LEN, Message};
+
+/// Why a stream exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The peer sent more than one message's worth, or the stream broke.
+    #[error("reading: {0}")]
+    Read(#[from] quinn::ReadToEndError),
+    /// Writing failed.
+    #[error("writing: {0}")]
+    Write(#[from] quinn::WriteError),
+    /// The stream was already finished.
+    #[error("stream closed")]
+    Closed(#[from] quinn::ClosedStream),
+    /// A message could not be encoded (a bug; never sent half-made).
+    #[error("encoding: {0}")]
+    Encode(#[from] wire::EncodeError),
+}
+
+/// Reads the whole of one direction (bounded by the largest message).
+pub async fn read_one(recv: &mut RecvStream) -> Result<Vec<u8>, StreamError> {
+    Ok(recv.read_to_end(MAX_MESSAGE_LEN).await?)
+}
+
+/// Writes `message` and finishes the direction.
+pub async fn write_one(send: &mut SendStream, message: &Message<'_>) -> Result<(), StreamError> {
+    let bytes = message.to_vec()?;
+    send.write_all(&bytes).await?;
+    send.finish()?;
+    Ok(())
+}
+
+/// An `error` message (SPEC.md §4.9).
+pub fn error_message(request_id: u64, code: ErrorCode, message: &str) -> Message<'_> {
+    Message::Error(ErrorResponse { request_id, code, retry_after: None, message })
+}
+
+/// The request id of a request message, else 0.
+pub fn request_id(message: &Message<'_>) -> u64 {
+    match message {
+        Message::NowRequest(r) | Message::StatusRequest(r) => r.request_id,
+        Message::TsoRequest(r) => r.request_id,
+        _ => 0,
+    }
+}

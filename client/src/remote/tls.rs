@@ -1,0 +1,57 @@
+//! The QUIC client configuration of a [`RemoteClock`](super::RemoteClock):
+//! rustls on the `ring` provider, chosen explicitly (no process-wide
+//! default), TLS 1.3 only, trusting only the cluster CA, ALPN exactly
+//! `tsod-client/1`, and optionally a client certificate for mutual TLS.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use quinn::crypto::rustls::QuicClientConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore};
+use tsod_proto::wire::ALPN_CLIENT;
+
+use super::{RemoteError, RemoteOptions};
+
+/// The quinn client configuration `options` ask for.
+pub(crate) fn quic_client_config(options: &RemoteOptions) -> Result<quinn::ClientConfig, RemoteError> {
+    let roots = load_roots(&options.ca_path)?;
+    let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots);
+    let mut tls = match &options.client_identity {
+        Some((cert_path, key_path)) => {
+            let chain = load_chain(cert_path)?;
+            let key = PrivateKeyDer::from_pem_file(key_path)
+                .map_err(|e| RemoteError::Pem { path: key_path.clone(), why: e.to_string() })?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    tls.alpn_protocols = vec![ALPN_CLIENT.to_vec()];
+    let quic = QuicClientConfig::try_from(tls)
+        .map_err(|e| RemoteError::InvalidOptions(format!("TLS configuration unusable for QUIC: {e}")))?;
+    Ok(quinn::ClientConfig::new(Arc::new(quic)))
+}
+
+/// Every certificate in the PEM file at `path`, as trust anchors.
+fn load_roots(path: &Path) -> Result<RootCertStore, RemoteError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_chain(path)? {
+        roots.add(cert).map_err(|e| RemoteError::Pem { path: path.to_path_buf(), why: e.to_string() })?;
+    }
+    Ok(roots)
+}
+
+/// The certificates in the PEM file at `path`, in order; at least one.
+fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, RemoteError> {
+    let pem_error = |why: String| RemoteError::Pem { path: path.to_path_buf(), why };
+    let chain = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| pem_error(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(pem_error("no certificate in the file".to_owned()));
+    }
+    Ok(chain)
+}

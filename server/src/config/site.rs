@@ -160,3 +160,60 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    const SITE: &str = r#"
+[site]
+name = "bj-a"
+listen = "127.0.0.1:4460"
+cluster-dir = "/etc/tsod/cluster"
+
+[[peer]]
+name = "bj-b"
+address = "127.0.0.2:4460"
+
+[[peer]]
+name = "xa"
+address = "127.0.0.3:4460"
+"#;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn peers_alone_are_enough_and_count_as_sources() {
+        let c = parse(SITE).unwrap();
+        assert_eq!(c.site.as_ref().unwrap().dead_after(), std::time::Duration::from_secs(3));
+        assert_eq!((c.sources.len(), c.peers.len(), c.source_count()), (0, 2, 2));
+        assert!(c.clients.enabled && !c.clients.allow_anonymous);
+        assert!(parse(&format!("[clock]\nmin-agreeing = 2\n{SITE}")).is_ok());
+        assert!(parse(&format!("[clock]\nmin-agreeing = 3\n{SITE}")).unwrap_err().contains("min-agreeing"));
+    }
+
+    #[test]
+    fn broken_site_and_peer_settings_are_named() {
+        let peer_only = "[[peer]]\nname = \"x\"\naddress = \"127.0.0.1:1\"\n";
+        assert!(parse(peer_only).unwrap_err().contains("[site]"));
+        let cases = [
+            (SITE.replace("bj-b", "bj-a"), "itself"),
+            (SITE.replace("name = \"xa\"", "name = \"bj-b\""), "used by another"),
+            (SITE.replace("127.0.0.3:4460", "127.0.0.3:0"), "port"),
+            (SITE.replace("cluster-dir", "probe-interval-ms = 10\ncluster-dir"), "probe-interval-ms"),
+            (SITE.replace("cluster-dir", "probe-timeout-ms = 10\ncluster-dir"), "max-round-trip-ms"),
+            (SITE.replace("cluster-dir", "dead-after-ms = 1\ncluster-dir"), "dead-after-ms"),
+            (format!("{SITE}\n[clients]\nmax-requests-per-second = 0\n"), "max-requests-per-second"),
+            (SITE.replace("listen = \"127.0.0.1:4460\"", "listen = \"nowhere\""), "listen"),
+            (SITE.replace("cluster-dir", "colour = 1\ncluster-dir"), "colour"),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Three `tsod` daemons on loopback, one per site, each on its own wrong
+//! simulated clock and fed by its own simulated GPS receiver (the testbed's
+//! gpsd simulator, through tsod's real gpsd code path), measuring each other
+//! over QUIC (`tsod-peer/1`). The host clock is true time.
+//!
+//! Checks: every site's interval contains true time; a lying GPS is out-voted
+//! by the other two sites and its own site does not publish the lie; killing
+//! a site leaves the others synchronized; foreign certificates and
+//! unauthenticated clients are refused.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Running, Scratch, check_truth, free_udp_port, synchronized, tsod_with};
+use tsod::cluster::{self, SiteSpec};
+use tsod::status_file::{self, StatusSnapshot};
+use tsod_proto::{Offset, Ppb};
+use tsod_testbed::sim::gpsd::{GpsFault, GpsdSim};
+
+const SITES: [&str; 3] = ["bj-a", "bj-b", "xa"];
+/// Each site's simulated clock: offset (ns) and frequency error (ppb).
+const CLOCKS: [(i64, i64); 3] = [(3_000_000_000, 40_000), (-2_500_000, -25_000), (7_000_000, 0)];
+
+struct Site {
+    name: &'static str,
+    port: u16,
+    gps: GpsdSim,
+    daemon: Option<Running>,
+    segment: PathBuf,
+}
+
+impl Site {
+    fn status(&self) -> StatusSnapshot {
+        status_file::read(&status_file::status_path(&self.segment)).unwrap()
+    }
+}
+
+fn cluster_dir(scratch: &Scratch, name: &str, sites: &[&str]) -> PathBuf {
+    let dir = scratch.join(name);
+    let specs: Vec<SiteSpec> = sites.iter().map(|s| SiteSpec::parse(&format!("{s}=127.0.0.1")).unwrap()).collect();
+    cluster::init(&dir, &specs, 30).unwrap();
+    dir
+}
+
+/// Starts the three sites; `extra` goes into every configuration.
+fn start_cluster(scratch: &Scratch, certs: &Path, extra: &str) -> Vec<Site> {
+    let ports: Vec<u16> = SITES.iter().map(|_| free_udp_port()).collect();
+    let mut sites = Vec::new();
+    for (i, name) in SITES.iter().enumerate() {
+        let dir = scratch.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let gps = GpsdSim::start("127.0.0.1:0".parse().unwrap()).unwrap();
+        let (offset, frequency) = CLOCKS[i];
+        let mut peers = String::new();
+        for (j, peer) in SITES.iter().enumerate() {
+            if j != i {
+                peers.push_str(&format!("\n[[peer]]\nname = \"{peer}\"\naddress = \"127.0.0.1:{}\"\n", ports[j]));
+            }
+        }
+        let config = format!(
+            "{extra}\n[site]\nname = \"{name}\"\nlisten = \"127.0.0.1:{}\"\ncluster-dir = \"{}\"\n\
+             probe-interval-ms = 250\ngossip-interval-ms = 250\n\
+             [testing.simulated-clock]\noffset-ns = {offset}\nfrequency-ppb = {frequency}\n",
+            ports[i],
+            certs.display()
+        );
+        let sources = format!(
+            "\n[[source]]\nkind = \"gpsd\"\nname = \"gps\"\naddress = \"{}\"\ntimescale = \"utc\"\n{peers}",
+            gps.local_addr()
+        );
+        let (daemon, segment) = tsod_with(&dir, &config, &sources);
+        sites.push(Site { name, port: ports[i], gps, daemon: Some(daemon), segment });
+    }
+    sites
+}
+
+/// Waits until `check` holds for the site's status file.
+fn wait_for(site: &Site, what: &str, within: Duration, check: impl Fn(&StatusSnapshot) -> bool) -> StatusSnapshot {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(s) = status_file::read(&status_file::status_path(&site.segment)) {
+            if check(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{}: {what} not reached within {within:?}: {s:#?}", site.name);
+        }
+        assert!(Instant::now() < deadline, "{}: no status file within {within:?}", site.name);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn source<'a>(s: &'a StatusSnapshot, name: &str) -> &'a status_file::SourceSnapshot {
+    s.sources.iter().find(|x| x.name == name).unwrap_or_else(|| panic!("no source {name}: {s:#?}"))
+}
+
+fn all_peers_usable(s: &StatusSnapshot) -> bool {
+    s.sources.iter().filter(|x| x.kind == "peer").all(|x| x.usable && !x.falseticker)
+        && s.peers.iter().all(|p| p.connected && p.report.as_ref().is_some_and(|r| r.half_width_ns.is_some()))
+}
+
+#[test]
+fn three_sites_bound_true_time_through_each_other_and_survive_losing_one() {
+    let scratch = Scratch::new("peers", "three");
+    let certs = cluster_dir(&scratch, "certs", &SITES);
+    // Two agreeing sources suffice for `synchronized`; samples of a dead peer
+    // are dropped after 4 s, so the survivors run on two sources.
+    let mut sites = start_cluster(&scratch, &certs, "[clock]\nmin-agreeing = 2\nmax-sample-age-ms = 4000\n");
+    for site in &sites {
+        let s = wait_for(site, "all peers usable", Duration::from_secs(20), all_peers_usable);
+        assert_eq!(s.site.as_deref(), Some(site.name));
+        // Every site sees the whole cluster, with each peer's own report.
+        for p in &s.peers {
+            let report = p.report.as_ref().unwrap();
+            assert_eq!(report.site, p.name);
+            assert_eq!(report.local_status, "synchronized", "{report:?}");
+            assert_eq!(report.sources.len(), 3, "{report:?}");
+        }
+    }
+    for site in &sites {
+        let clock = synchronized(&site.segment);
+        let widths = check_truth(&clock, Duration::from_secs(2), true);
+        eprintln!("{}: median half-width {} ns", site.name, widths[widths.len() / 2]);
+    }
+
+    // Lose site xa: the others notice within the dead-peer time and stay synchronized.
+    let lost = sites.pop().unwrap();
+    drop(lost.daemon);
+    let started = Instant::now();
+    for site in &sites {
+        let s = wait_for(site, "xa disconnected", Duration::from_secs(5), |s| {
+            s.peers.iter().any(|p| p.name == "xa" && !p.connected)
+        });
+        eprintln!("{}: xa declared lost after {:?}", site.name, started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(5), "{s:#?}");
+    }
+    for site in &sites {
+        wait_for(site, "xa's samples aged out", Duration::from_secs(10), |s| !source(s, "xa").usable);
+        let s = site.status();
+        assert_eq!(s.status, tsod_proto::ClockStatus::Synchronized, "{s:#?}");
+        check_truth(&synchronized(&site.segment), Duration::from_secs(1), true);
+    }
+}
+
+#[test]
+fn a_lying_gps_is_outvoted_by_the_other_sites() {
+    let scratch = Scratch::new("peers", "liar");
+    let certs = cluster_dir(&scratch, "certs", &SITES);
+    let sites = start_cluster(&scratch, &certs, "");
+    for site in &sites {
+        wait_for(site, "all peers usable", Duration::from_secs(20), all_peers_usable);
+    }
+    // xa's GPS now claims a time 20 ms ahead, with its usual microsecond error.
+    let liar = &sites[2];
+    liar.gps.set_fault(GpsFault { offset: Offset::from_nanos(20_000_000), drift: Ppb::ZERO, outage: false });
+    for site in &sites[..2] {
+        let s = wait_for(site, "xa a falseticker", Duration::from_secs(10), |s| source(s, "xa").falseticker);
+        assert!(!source(&s, "gps").falseticker && !source(&s, other(site.name)).falseticker, "{s:#?}");
+        check_truth(&synchronized(&site.segment), Duration::from_secs(1), true);
+    }
+    let s = wait_for(liar, "its own GPS a falseticker", Duration::from_secs(10), |s| source(s, "gps").falseticker);
+    assert!(
+        matches!(s.status, tsod_proto::ClockStatus::Degraded | tsod_proto::ClockStatus::Unsynchronized),
+        "the lying site must not claim full synchronization: {s:#?}"
+    );
+    // Whatever it publishes is true (from its peers), never the lie.
+    check_truth(&tsod_client::LocalClock::open_path(&liar.segment).unwrap(), Duration::from_secs(2), false);
+}
+
+fn other(name: &str) -> &'static str {
+    if name == "bj-a" { "bj-b" } else { "bj-a" }
+}
+
+#[test]
+fn foreign_peers_and_unauthenticated_clients_are_refused() {
+    let scratch = Scratch::new("peers", "auth");
+    let certs = cluster_dir(&scratch, "certs", &["bj-a", "bj-b", "xa", "intruder"]);
+    let foreign = cluster_dir(&scratch, "foreign", &["bj-b"]);
+    let sites = start_cluster(&scratch, &certs, "");
+    let target = &sites[0];
+    wait_for(target, "all peers usable", Duration::from_secs(20), all_peers_usable);
+    let addr: SocketAddr = format!("127.0.0.1:{}", target.port).parse().unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        // bj-b's name, but a certificate from another cluster's CA.
+        let conn = dial(&foreign, &certs, "bj-b", addr, tsod_proto::wire::ALPN_PEER).await;
+        let reason = refusal(conn).await.expect("a foreign certificate was accepted");
+        assert!(reason.contains("certificate") || reason.contains("alert"), "{reason}");
+        // A certificate from our CA for a site that is not a configured peer.
+        let conn = dial(&certs, &certs, "intruder", addr, tsod_proto::wire::ALPN_PEER).await;
+        let reason = refusal(conn).await.expect("an unconfigured site was accepted as a peer");
+        assert!(reason.contains("unknown peer"), "{reason}");
+        // A client without a certificate (anonymous clients are off by default).
+        let conn = dial_anonymous(&certs, addr).await;
+        refusal(conn).await.expect("an unauthenticated client was accepted");
+        // The same client is fine with a certificate from the cluster CA.
+        let conn = dial(&certs, &certs, "intruder", addr, tsod_proto::wire::ALPN_CLIENT).await;
+        assert_eq!(refusal(conn).await, None);
+    });
+    let s = wait_for(target, "refusals counted", Duration::from_secs(5), |s| {
+        s.endpoint.handshakes_refused >= 2 && s.endpoint.unknown_peers >= 1
+    });
+    // The real peers were never disturbed.
+    assert!(all_peers_usable(&s), "{s:#?}");
+}
+
+/// A QUIC client presenting `site`'s certificate from `identity_dir`,
+/// trusting `ca_dir`'s CA, expecting the server to be `bj-a`.
+async fn dial(
+    identity_dir: &Path,
+    ca_dir: &Path,
+    site: &str,
+    addr: SocketAddr,
+    alpn: &[u8],
+) -> Result<quinn::Connection, String> {
+    let roots = tsod::tls::load_roots(ca_dir).unwrap();
+    let tls = tsod::tls::client_config(roots, tsod::tls::load_identity(identity_dir, site).unwrap(), &[alpn]).unwrap();
+    connect(tls, addr).await
+}
+
+async fn dial_anonymous(ca_dir: &Path, addr: SocketAddr) -> Result<quinn::Connection, String> {
+    let roots = tsod::tls::load_roots(ca_dir).unwrap();
+    let mut tls = rustls::ClientConfig::builder_with_provider(tsod::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![tsod_proto::wire::ALPN_CLIENT.to_vec()];
+    connect(tls, addr).await
+}
+
+async fn connect(tls: rustls::ClientConfig, addr: SocketAddr) -> Result<quinn::Connection, String> {
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+    let connecting = endpoint.connect(addr, "bj-a").map_err(|e| e.to_string())?;
+    let conn = tokio::time::timeout(Duration::from_secs(5), connecting)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// Why the server refused the connection, or `None` if it kept it open for
+/// two seconds. With TLS 1.3 the client may finish its side of the handshake
+/// before the server's refusal arrives, so a refusal shows as the connection
+/// closing, not necessarily as a failed connect.
+async fn refusal(conn: Result<quinn::Connection, String>) -> Option<String> {
+    let conn = match conn {
+        Ok(c) => c,
+        Err(e) => return Some(e),
+    };
+    tokio::time::timeout(Duration::from_secs(2), conn.closed()).await.ok().map(|reason| reason.to_string())
+}

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use common::{Running, Scratch, check_truth, free_udp_port, synchronized, tsod_with};
 use tsod::cluster::{self, SiteSpec};
 use tsod::status_file::{self, StatusSnapshot};
+use tsod_client::{RemoteClock, RemoteError, RemoteOptions};
 use tsod_proto::{Offset, Ppb};
 use tsod_testbed::sim::gpsd::{GpsFault, GpsdSim};
 
@@ -105,7 +106,7 @@ fn source<'a>(s: &'a StatusSnapshot, name: &str) -> &'a status_file::SourceSnaps
 }
 
 fn all_peers_usable(s: &StatusSnapshot) -> bool {
-    s.sources.iter().filter(|x| x.kind == "peer").all(|x| x.usable && !x.falseticker)
+    s.sources.iter().all(|x| x.usable && !x.falseticker)
         && s.peers.iter().all(|p| p.connected && p.report.as_ref().is_some_and(|r| r.half_width_ns.is_some()))
 }
 
@@ -132,6 +133,18 @@ fn three_sites_bound_true_time_through_each_other_and_survive_losing_one() {
         let widths = check_truth(&clock, Duration::from_secs(2), true);
         eprintln!("{}: median half-width {} ns", site.name, widths[widths.len() / 2]);
     }
+
+    // bj-a's GPS fails: it keeps a valid, wider bound from its peers alone
+    // (holdover over the WAN), and still says so in its status.
+    sites[0].gps.set_fault(GpsFault { outage: true, ..GpsFault::default() });
+    let s = wait_for(&sites[0], "its GPS unusable", Duration::from_secs(10), |s| !source(s, "gps").usable);
+    assert_eq!(s.status, tsod_proto::ClockStatus::Synchronized, "{s:#?}");
+    // Its local basis (what its probe replies carry) is at most holdover.
+    assert!(matches!(s.local_status.as_deref(), Some("free-running" | "unsynchronized")), "{s:#?}");
+    let widths = check_truth(&synchronized(&sites[0].segment), Duration::from_secs(2), true);
+    eprintln!("bj-a from its peers alone: median half-width {} ns", widths[widths.len() / 2]);
+    sites[0].gps.set_fault(GpsFault::default());
+    wait_for(&sites[0], "its GPS back", Duration::from_secs(10), all_peers_usable);
 
     // Lose site xa: the others notice within the dead-peer time and stay synchronized.
     let lost = sites.pop().unwrap();
@@ -173,6 +186,27 @@ fn a_lying_gps_is_outvoted_by_the_other_sites() {
         matches!(s.status, tsod_proto::ClockStatus::Degraded | tsod_proto::ClockStatus::Unsynchronized),
         "the lying site must not claim full synchronization: {s:#?}"
     );
+    // `tsod status --json` on any site lists every site with its half-width
+    // and what it flags as falsetickers.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tsod"))
+        .args(["status", "--json", "--segment"])
+        .arg(&sites[0].segment)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["site"], "bj-a");
+    assert!(json["half_width_ns"].is_u64(), "{json:#}");
+    let peers = json["peers"].as_array().unwrap();
+    let names: Vec<&str> = peers.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bj-b", "xa"]);
+    for p in peers {
+        assert!(p["report"]["half_width_ns"].is_u64() || p["report"]["half_width_ns"].is_null(), "{p:#}");
+        assert!(p["report"]["sources"].as_array().unwrap().iter().all(|s| s["falseticker"].is_boolean()), "{p:#}");
+    }
+    let xa = json["sources"].as_array().unwrap().iter().find(|s| s["name"] == "xa").unwrap();
+    assert_eq!(xa["falseticker"], true, "{json:#}");
+
     // Whatever it publishes is true (from its peers), never the lie.
     check_truth(&tsod_client::LocalClock::open_path(&liar.segment).unwrap(), Duration::from_secs(2), false);
 }
@@ -186,7 +220,7 @@ fn foreign_peers_and_unauthenticated_clients_are_refused() {
     let scratch = Scratch::new("peers", "auth");
     let certs = cluster_dir(&scratch, "certs", &["bj-a", "bj-b", "xa", "intruder"]);
     let foreign = cluster_dir(&scratch, "foreign", &["bj-b"]);
-    let sites = start_cluster(&scratch, &certs, "");
+    let sites = start_cluster(&scratch, &certs, "[clients]\nmax-requests-per-second = 50\n");
     let target = &sites[0];
     wait_for(target, "all peers usable", Duration::from_secs(20), all_peers_usable);
     let addr: SocketAddr = format!("127.0.0.1:{}", target.port).parse().unwrap();
@@ -207,9 +241,35 @@ fn foreign_peers_and_unauthenticated_clients_are_refused() {
         // The same client is fine with a certificate from the cluster CA.
         let conn = dial(&certs, &certs, "intruder", addr, tsod_proto::wire::ALPN_CLIENT).await;
         assert_eq!(refusal(conn).await, None);
+
+        // RemoteClock: the interval contains true time on this host.
+        let mut options = RemoteOptions::new(certs.join("ca.crt"));
+        options.server_name = Some("bj-a".into());
+        options.client_identity = Some((certs.join("intruder.crt"), certs.join("intruder.key")));
+        let remote = RemoteClock::connect_with(addr, options).await.unwrap();
+        for _ in 0..20 {
+            let before = common::realtime();
+            let interval = remote.now().await.unwrap();
+            let after = common::realtime();
+            assert!(interval.earliest() <= after && before <= interval.latest(), "{interval} vs [{before}, {after}]");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let report = remote.site_report().await.unwrap();
+        assert_eq!(report.site, "bj-a");
+        assert_eq!(report.sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["gps", "bj-b", "xa"]);
+        // Past 50 requests a second the connection is refused politely.
+        let mut limited = 0;
+        for _ in 0..200 {
+            match remote.now().await {
+                Ok(_) => {}
+                Err(RemoteError::RateLimited { .. }) => limited += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(limited > 100, "only {limited} of 200 back-to-back requests were limited");
     });
     let s = wait_for(target, "refusals counted", Duration::from_secs(5), |s| {
-        s.endpoint.handshakes_refused >= 2 && s.endpoint.unknown_peers >= 1
+        s.endpoint.handshakes_refused >= 2 && s.endpoint.unknown_peers >= 1 && s.endpoint.rate_limited > 100
     });
     // The real peers were never disturbed.
     assert!(all_peers_usable(&s), "{s:#?}");

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use tsod::status_file;
+use tsod::status_file::{self, StatusSnapshot};
 use tsod_proto::shm::{SHM_DEFAULT_PATH, SHM_PATH_ENV};
 
 pub(crate) fn run(segment: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
@@ -52,5 +52,50 @@ pub(crate) fn run(segment: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
             out.push_str(&format!("{:<16} last refusal: {e}\n", ""));
         }
     }
+    if let Some(site) = &snapshot.site {
+        out.push_str(&cluster_table(site, &snapshot));
+    }
     super::print_line(out.trim_end())
+}
+
+/// The cluster as this site sees it: itself, then each peer's link and the
+/// report it last gossiped (status, half-width, falsetickers it sees).
+fn cluster_table(site: &str, snapshot: &StatusSnapshot) -> String {
+    let micros = |ns: Option<u64>| ns.map_or_else(|| "-".to_owned(), |v| format!("{:.3}", v as f64 / 1e3));
+    let mut out = format!(
+        "{:<16} {:<6} {:<15} {:>13} {:>10} {}\n",
+        "site", "link", "status", "half-width µs", "rtt µs", "falsetickers seen"
+    );
+    let own_falsetickers: Vec<&str> =
+        snapshot.sources.iter().filter(|s| s.falseticker).map(|s| s.name.as_str()).collect();
+    out.push_str(&format!(
+        "{:<16} {:<6} {:<15} {:>13} {:>10} {}\n",
+        site,
+        "self",
+        snapshot.status.to_string(),
+        micros(snapshot.half_width_ns),
+        "-",
+        own_falsetickers.join(",")
+    ));
+    for peer in &snapshot.peers {
+        let link = if peer.connected { "up" } else { "DOWN" };
+        let (status, half_width, falsetickers) = match &peer.report {
+            Some(r) => (
+                r.status.clone(),
+                r.half_width_ns,
+                r.sources.iter().filter(|s| s.falseticker).map(|s| s.name.as_str()).collect::<Vec<_>>().join(","),
+            ),
+            None => ("(no report)".to_owned(), None, String::new()),
+        };
+        out.push_str(&format!(
+            "{:<16} {:<6} {:<15} {:>13} {:>10} {}\n",
+            peer.name,
+            link,
+            status,
+            micros(half_width),
+            micros(peer.last_round_trip_ns),
+            falsetickers
+        ));
+    }
+    out
 }

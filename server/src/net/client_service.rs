@@ -39,7 +39,7 @@ pub async fn serve(
         let now = reader_clock_now().unwrap_or(tsod_proto::MonoInstant::from_nanos(0));
         if !bucket.take(now) {
             cluster.counters.bump(Count::RateLimited);
-            let wait = bucket.wait().max(Duration::from_millis(1));
+            let wait = bucket.wait();
             let message = Message::Error(ErrorResponse {
                 request_id: 0,
                 code: ErrorCode::RateLimited,

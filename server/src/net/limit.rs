@@ -39,10 +39,12 @@ impl TokenBucket {
         }
     }
 
-    /// How long until the next token (for `retry-after`).
+    /// How long until the next token, in whole milliseconds, at least one
+    /// (what `retry-after` can carry, SPEC.md §4.9).
     pub fn wait(&self) -> Duration {
         let cost = SECOND_NS / u64::from(self.rate);
-        Duration::from_nanos(cost.saturating_sub(self.credit_ns))
+        let ns = cost.saturating_sub(self.credit_ns);
+        Duration::from_millis(ns.div_ceil(1_000_000).max(1))
     }
 }
 
@@ -55,7 +57,7 @@ mod tests {
         let mut b = TokenBucket::new(10);
         let t0 = MonoInstant::from_nanos(5 * SECOND_NS);
         assert_eq!((0..20).filter(|_| b.take(t0)).count(), 10);
-        assert!(b.wait() > Duration::ZERO);
+        assert_eq!(b.wait(), Duration::from_millis(100));
         // 100 ms later: one more token.
         let t1 = MonoInstant::from_nanos(5 * SECOND_NS + SECOND_NS / 10);
         assert!(b.take(t1));

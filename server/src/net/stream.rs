@@ -26,9 +26,20 @@ pub async fn read_one(recv: &mut RecvStream) -> Result<Vec<u8>, StreamError> {
     Ok(recv.read_to_end(MAX_MESSAGE_LEN).await?)
 }
 
-/// Writes `message` and finishes the direction.
+/// Stream reset code when an answer could not be made (never an empty answer).
+const RESET_INTERNAL: u32 = 1;
+
+/// Writes `message` and finishes the direction. A message that does not
+/// encode resets the stream instead, so the other side sees a failure, not
+/// an empty answer.
 pub async fn write_one(send: &mut SendStream, message: &Message<'_>) -> Result<(), StreamError> {
-    let bytes = message.to_vec()?;
+    let bytes = match message.to_vec() {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = send.reset(RESET_INTERNAL.into());
+            return Err(e.into());
+        }
+    };
     send.write_all(&bytes).await?;
     send.finish()?;
     Ok(())

@@ -202,6 +202,36 @@ mod tests {
         assert!(handshake(client, foreign_server, "bj-a").is_err());
     }
 
+    /// A certificate from the right CA, for the right name, but expired.
+    fn expired_identity(dir: &Path, site: &str) -> Identity {
+        let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca.key")).unwrap()).unwrap();
+        let issuer =
+            rcgen::Issuer::from_ca_cert_pem(&std::fs::read_to_string(dir.join("ca.crt")).unwrap(), ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![site.to_owned()]).unwrap();
+        params.extended_key_usages =
+            vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 1, 2);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        Identity { chain: vec![cert.der().clone()], key: PrivateKeyDer::try_from(key.serialize_der()).unwrap() }
+    }
+
+    #[test]
+    fn an_expired_certificate_is_refused_either_way() {
+        let d = cluster_dir("expired", &["bj-a", "xa"]);
+        let roots = load_roots(&d.0).unwrap();
+        let server = |id| server_config(Arc::clone(&roots), id, &[ALPN_PEER], ClientAuth::Required).unwrap();
+        let client = |id| client_config(Arc::clone(&roots), id, &[ALPN_PEER]).unwrap();
+        let good = || load_identity(&d.0, "bj-a").unwrap();
+        let xa = || load_identity(&d.0, "xa").unwrap();
+        assert!(handshake(client(xa()), server(good()), "bj-a").is_ok());
+        // An expired server: the client refuses it.
+        assert!(handshake(client(xa()), server(expired_identity(&d.0, "bj-a")), "bj-a").is_err());
+        // An expired client: the server refuses it.
+        assert!(handshake(client(expired_identity(&d.0, "xa")), server(good()), "bj-a").is_err());
+    }
+
     #[test]
     fn missing_or_garbage_files_are_typed_errors() {
         let d = cluster_dir("bad", &["bj-a"]);

@@ -242,6 +242,34 @@ fn foreign_peers_and_unauthenticated_clients_are_refused() {
         let conn = dial(&certs, &certs, "intruder", addr, tsod_proto::wire::ALPN_CLIENT).await;
         assert_eq!(refusal(conn).await, None);
 
+        // A configured peer's certificate, but garbage on the connection:
+        // dropped and counted; a real probe still gets a true, local-basis reply.
+        let conn = dial(&certs, &certs, "bj-b", addr, tsod_proto::wire::ALPN_PEER).await.unwrap();
+        for garbage in [&b""[..], b"\x01", b"\x01\x02\x00\x00\x00\x00\x00\x48", &[0xff; 72], &[1, 1, 0, 0, 0, 0, 0, 24]]
+        {
+            conn.send_datagram(bytes::Bytes::copy_from_slice(garbage)).unwrap();
+        }
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(b"\x01\x03\x00\x00\xff\xff\xff\xffnonsense").await.unwrap();
+        send.finish().unwrap();
+        let answer = recv.read_to_end(65_535).await.unwrap();
+        assert!(matches!(tsod_proto::wire::decode(&answer), Ok(tsod_proto::wire::Message::Error(_))), "{answer:?}");
+        let t1 = tsod_client::sys::reader_clock_now().unwrap();
+        let request = tsod_proto::wire::ProbeRequest { nonce: 42, requester_send: t1 };
+        let before = common::realtime();
+        conn.send_datagram(tsod_proto::wire::Message::ProbeRequest(request).to_vec().unwrap().into()).unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(2), conn.read_datagram()).await.unwrap().unwrap();
+        let after = common::realtime();
+        let tsod_proto::wire::Message::ProbeReply(reply) = tsod_proto::wire::decode(&reply).unwrap() else {
+            panic!("not a probe reply");
+        };
+        assert!(reply.local_basis && reply.status.is_bounded() && reply.nonce == 42, "{reply:?}");
+        // at-send holds true time at the responder's t3, which lies between
+        // our send and our receipt: it must reach into [before, after].
+        let (earliest, latest) = (reply.at_send.earliest(), reply.at_send.latest());
+        assert!(earliest <= after && before <= latest, "{reply:?} vs [{before}, {after}]");
+        conn.close(0u8.into(), b"done");
+
         // RemoteClock: the interval contains true time on this host.
         let mut options = RemoteOptions::new(certs.join("ca.crt"));
         options.server_name = Some("bj-a".into());
@@ -269,7 +297,11 @@ fn foreign_peers_and_unauthenticated_clients_are_refused() {
         assert!(limited > 100, "only {limited} of 200 back-to-back requests were limited");
     });
     let s = wait_for(target, "refusals counted", Duration::from_secs(5), |s| {
-        s.endpoint.handshakes_refused >= 2 && s.endpoint.unknown_peers >= 1 && s.endpoint.rate_limited > 100
+        s.endpoint.handshakes_refused >= 2
+            && s.endpoint.unknown_peers >= 1
+            && s.endpoint.rate_limited > 100
+            && s.endpoint.bad_datagrams >= 4
+            && s.endpoint.bad_messages >= 1
     });
     // The real peers were never disturbed.
     assert!(all_peers_usable(&s), "{s:#?}");

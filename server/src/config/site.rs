@@ -77,7 +77,7 @@ pub struct ClientsConfig {
 
 impl Default for ClientsConfig {
     fn default() -> Self {
-        Self { enabled: true, allow_anonymous: false, max_requests_per_second: 1_000 }
+        Self { enabled: true, allow_anonymous: false, max_requests_per_second: 10_000 }
     }
 }
 

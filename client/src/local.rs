@@ -249,7 +249,7 @@ fn map(path: &Path) -> Result<(Mapped, Timescale), ClockError> {
 /// SPEC.md §5.6: whether `CLOCK_BOOTTIME` ran ahead of the reader clock
 /// since the anchor by more than 1 ms + |Δ|/8 (the discipline may slew
 /// BOOTTIME by up to about 10 %), i.e. the host was suspended.
-pub(crate) fn suspended_since(state: &PublishedState, raw: MonoInstant, boot: MonoInstant) -> bool {
+pub fn suspended_since(state: &PublishedState, raw: MonoInstant, boot: MonoInstant) -> bool {
     let d_raw = raw.signed_nanos_since(state.anchor.reference);
     let d_boot = boot.signed_nanos_since(state.reference_boottime);
     d_boot.saturating_sub(d_raw) > 1_000_000i128.saturating_add(d_raw.saturating_abs() / 8)

@@ -134,7 +134,8 @@ impl RemoteNow {
     /// at the client's ρ_c (SPEC.md §5.4 with reference `c4`), or `None` past
     /// the timestamp range. Valid as long as the clock kept within ρ_c; the
     /// interval grows by ρ_c per unit of time, so ask again rather than
-    /// extrapolate for long.
+    /// extrapolate for long. Never across a suspend of this host: the reader
+    /// clock stands still through one, so ask again after a resume.
     pub fn interval_at(&self, to: MonoInstant) -> Option<TimeInterval> {
         self.drift.extrapolate(self.interval, self.at, to)
     }
@@ -165,6 +166,10 @@ struct Exchange {
     sent_at: MonoInstant,
     /// `c4`: after the whole response had arrived.
     received_at: MonoInstant,
+    /// `CLOCK_BOOTTIME` at `c1` and `c4`: a suspend in between shows as
+    /// BOOTTIME running ahead of the reader clock.
+    boot_at_send: MonoInstant,
+    boot_at_receive: MonoInstant,
 }
 
 /// The timescale of version 1, the only one this client expects.
@@ -226,6 +231,13 @@ impl RemoteClock {
             .checked_sub(exchange.sent_at.as_nanos())
             .ok_or_else(|| RemoteError::Clock(std::io::Error::other("CLOCK_MONOTONIC_RAW went backwards")))?;
         let round_trip = Duration::from_nanos(round_trip_nanos);
+        // A suspend between c1 and c4 stops the reader clock, so rtt would
+        // understate the true round trip (SPEC.md §5.6's 1 ms + |Δ|/8 test).
+        let boot = i128::from(exchange.boot_at_receive.as_nanos()) - i128::from(exchange.boot_at_send.as_nanos());
+        let raw = i128::from(round_trip_nanos);
+        if boot - raw > 1_000_000 + raw / 8 {
+            return Err(RemoteError::Suspended);
+        }
         if round_trip > self.max_round_trip {
             return Err(RemoteError::RoundTripTooLong { round_trip, limit: self.max_round_trip });
         }
@@ -350,6 +362,7 @@ async fn exchange(connection: &Connection, request: &[u8], addr: SocketAddr) -> 
     // Opening a stream sends nothing, so this is still before the request
     // can leave: c1 ≤ the server's send instant.
     let sent_at = sys::reader_clock_now().map_err(RemoteError::Clock)?;
+    let boot_at_send = sys::boottime_now().map_err(RemoteError::Clock)?;
     send.write_all(request).await.map_err(|e| match e {
         WriteError::ConnectionLost(source) => lost(source),
         other => aborted(other.to_string()),
@@ -360,6 +373,7 @@ async fn exchange(connection: &Connection, request: &[u8], addr: SocketAddr) -> 
         ReadToEndError::Read(ReadError::ConnectionLost(source)) => lost(source),
         ReadToEndError::Read(other) => aborted(other.to_string()),
     })?;
+    let boot_at_receive = sys::boottime_now().map_err(RemoteError::Clock)?;
     let received_at = sys::reader_clock_now().map_err(RemoteError::Clock)?;
-    Ok(Exchange { response, sent_at, received_at })
+    Ok(Exchange { response, sent_at, received_at, boot_at_send, boot_at_receive })
 }

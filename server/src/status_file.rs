@@ -62,6 +62,12 @@ pub struct PeerSnapshot {
     pub replies_refused: u64,
     /// Times our connection to it was (re-)established.
     pub connects: u64,
+    /// Dial attempts that failed (unreachable, refused, wrong certificate).
+    #[serde(default)]
+    pub dial_failures: u64,
+    /// Why the last dial failed.
+    #[serde(default)]
+    pub last_dial_error: Option<String>,
     /// The last report it gossiped to us, if any.
     pub report: Option<SiteSummary>,
 }

@@ -161,6 +161,10 @@ pub enum RemoteError {
     /// the server's interval cannot be right.
     #[error("the widened interval passes the end of the timestamp range; the server's interval is wrong")]
     OutOfRange,
+    /// This host was suspended while the request was in flight: its reader
+    /// clock stood still, so the round trip cannot be measured (SPEC.md §5.6).
+    #[error("this host was suspended during the request; ask again")]
+    Suspended,
     /// The reader clock (`CLOCK_MONOTONIC_RAW`) could not be read.
     #[error("cannot read CLOCK_MONOTONIC_RAW: {0}")]
     Clock(io::Error),

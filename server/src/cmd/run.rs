@@ -102,9 +102,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         watch::channel(site_view(&config, &first_local, &first_site, datasheet, engine.sources(), n_local));
     let net = match &config.site {
         Some(site) => {
-            let setup = NetSetup { site: site.clone(), peers: config.peers.clone(), clients: config.clients.clone() };
-            let (endpoint, cluster) =
-                tsod::net::endpoint::start(setup, view_rx, peer_tx).context("starting the QUIC endpoint")?;
+            let setup = NetSetup {
+                site: site.clone(),
+                peers: config.peers.clone(),
+                clients: config.clients.clone(),
+                max_sample_age: config.clock.max_sample_age(),
+            };
+            let (endpoint, cluster) = tsod::net::endpoint::start(setup, Arc::clone(&clock), view_rx, peer_tx)
+                .context("starting the QUIC endpoint")?;
             Some((endpoint, cluster))
         }
         None => {
@@ -215,7 +220,7 @@ fn site_view<'a>(
             })
             .collect(),
     };
-    SiteView { local: local.state.anchor, published: anchor, drift: site.model.unwrap_or(datasheet), report }
+    SiteView { local: local.state, published, drift: site.model, report }
 }
 
 /// Adds this site's name, its peers and the endpoint's counters to the status.

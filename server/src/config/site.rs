@@ -154,11 +154,14 @@ pub(super) fn validate(
     Ok(())
 }
 
+/// Site names are lowercase DNS labels, as `tsod cluster init` requires:
+/// certificates name sites as DNS SANs, and a name that looked like an IP
+/// address could match a certificate's IP SAN instead.
 fn check_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > tsod_proto::wire::MAX_NAME_LEN || name.chars().any(char::is_control) {
-        return Err("must be 1 … 63 bytes without control characters");
+    match crate::cluster::SiteSpec::parse(name) {
+        Ok(spec) if spec.addresses.is_empty() && spec.name == name => Ok(()),
+        _ => Err("must be a lowercase DNS label (a-z, 0-9, '-'; 1 … 63 bytes), as in `tsod cluster init`"),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -210,6 +213,8 @@ address = "127.0.0.3:4460"
             (format!("{SITE}\n[clients]\nmax-requests-per-second = 0\n"), "max-requests-per-second"),
             (SITE.replace("listen = \"127.0.0.1:4460\"", "listen = \"nowhere\""), "listen"),
             (SITE.replace("cluster-dir", "colour = 1\ncluster-dir"), "colour"),
+            (SITE.replace("name = \"xa\"", "name = \"127.0.0.3\""), "DNS label"),
+            (SITE.replace("name = \"bj-a\"", "name = \"BJ A\""), "DNS label"),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err();

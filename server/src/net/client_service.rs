@@ -12,16 +12,20 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::debug;
+use tsod_client::suspended_since;
 use tsod_client::sys::reader_clock_now;
+use tsod_proto::Timescale;
 use tsod_proto::shm::BoundError;
 use tsod_proto::wire::{self, ErrorCode, ErrorResponse, Message, NowResponse, StatusResponse};
-use tsod_proto::{ClockStatus, Timescale};
 
 use super::limit::TokenBucket;
 use super::stream::{error_message, read_one, request_id, write_one};
 use super::{Cluster, Count, SiteView};
+use crate::clock::Clock;
 use crate::peer::probe::drift_bound_of;
 
+/// Largest request a client may send: every client request is 16 or 24 bytes.
+const CLIENT_REQUEST_LIMIT: usize = 64;
 /// Longest a client may take to deliver its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -30,6 +34,7 @@ pub async fn serve(
     conn: quinn::Connection,
     rate: u32,
     site: String,
+    clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
     cluster: Arc<Cluster>,
 ) {
@@ -51,17 +56,18 @@ pub async fn serve(
             });
             continue;
         }
-        let (view, cluster, site, generation) =
-            (view.clone(), Arc::clone(&cluster), site.clone(), Arc::clone(&generation));
+        let (view, cluster, site, generation, clock) =
+            (view.clone(), Arc::clone(&cluster), site.clone(), Arc::clone(&generation), Arc::clone(&clock));
         tokio::spawn(async move {
-            let Ok(Ok(bytes)) = tokio::time::timeout(REQUEST_TIMEOUT, read_one(&mut recv)).await else {
+            let Ok(Ok(bytes)) = tokio::time::timeout(REQUEST_TIMEOUT, read_one(&mut recv, CLIENT_REQUEST_LIMIT)).await
+            else {
                 cluster.counters.bump(Count::BadMessage);
                 return;
             };
             let generation = generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let report = view.borrow().report.clone();
             let answer = match wire::decode(&bytes) {
-                Ok(Message::NowRequest(r)) => now_answer(r.request_id, &view),
+                Ok(Message::NowRequest(r)) => now_answer(r.request_id, clock.as_ref(), &view),
                 Ok(Message::StatusRequest(r)) => Message::StatusResponse(StatusResponse {
                     request_id: r.request_id,
                     report: report.to_wire(generation),
@@ -87,9 +93,16 @@ pub async fn serve(
 }
 
 /// The published interval now, or the error that says why there is none.
-fn now_answer(request_id: u64, view: &watch::Receiver<SiteView>) -> Message<'static> {
-    let anchor = view.borrow().published;
-    let interval = reader_clock_now().map_err(|_| BoundError::Stale).and_then(|now| anchor.interval_at(now));
+/// A suspend since the last tick (BOOTTIME ran ahead of the reader clock,
+/// SPEC.md §5.6) is `disrupted`: the anchor cannot be carried across it.
+fn now_answer(request_id: u64, clock: &dyn Clock, view: &watch::Receiver<SiteView>) -> Message<'static> {
+    let published = view.borrow().published;
+    let anchor = published.anchor;
+    let interval = match clock.read() {
+        Err(_) => Err(BoundError::Stale),
+        Ok(now) if suspended_since(&published, now.raw, now.boottime) => Err(BoundError::Disrupted),
+        Ok(now) => anchor.interval_at(now.raw),
+    };
     match interval {
         Ok(interval) => Message::NowResponse(NowResponse {
             request_id,
@@ -101,9 +114,6 @@ fn now_answer(request_id: u64, view: &watch::Receiver<SiteView>) -> Message<'sta
         Err(BoundError::Disrupted) => {
             error_message(request_id, ErrorCode::Disrupted, "clock disrupted; waiting for re-synchronization")
         }
-        Err(_) => {
-            let status = if anchor.status == ClockStatus::Disrupted { "disrupted" } else { "no valid bound" };
-            error_message(request_id, ErrorCode::Unsynchronized, status)
-        }
+        Err(_) => error_message(request_id, ErrorCode::Unsynchronized, "no valid bound"),
     }
 }

@@ -4,9 +4,10 @@
 //! certificate, no common ALPN), or — on `tsod-peer/1` — present a
 //! certificate that names no configured peer.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quinn::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
@@ -16,11 +17,15 @@ use tracing::{debug, info, warn};
 use tsod_proto::wire::{ALPN_CLIENT, ALPN_PEER};
 
 use super::{Cluster, Count, PeerEvent, SiteView, client_service, peer_link};
+use crate::clock::Clock;
 use crate::config::{ClientsConfig, PeerConfig, SiteConfig};
 use crate::tls::{self, ClientAuth};
 
-/// Connections open at once (peers and clients); more are refused.
+/// Connections open at once (peers and clients); more are refused. From a
+/// quarter of it on, unvalidated addresses are sent a QUIC Retry first.
 pub const MAX_CONNECTIONS: usize = 1_024;
+/// Connections open at once from one IP address.
+pub const MAX_PER_ADDRESS: usize = 64;
 /// Streams a connection may have open at once.
 const MAX_STREAMS: u32 = 64;
 
@@ -52,6 +57,8 @@ pub struct NetSetup {
     pub peers: Vec<PeerConfig>,
     /// `[clients]`.
     pub clients: ClientsConfig,
+    /// `clock.max-sample-age`: peer samples older than this are not kept.
+    pub max_sample_age: Duration,
 }
 
 fn transport(dead_after: Duration) -> Arc<quinn::TransportConfig> {
@@ -63,6 +70,10 @@ fn transport(dead_after: Duration) -> Arc<quinn::TransportConfig> {
     t.max_idle_timeout(quinn::IdleTimeout::try_from(dead_after).ok());
     t.keep_alive_interval(Some(dead_after / 3));
     t.datagram_receive_buffer_size(Some(64 * 1024));
+    // Flow control keeps what a stalled or hostile sender can make us buffer
+    // small: messages are at most 64 KiB, most far smaller.
+    t.stream_receive_window(quinn::VarInt::from_u32(64 * 1024));
+    t.receive_window(quinn::VarInt::from_u32(1024 * 1024));
     Arc::new(t)
 }
 
@@ -70,6 +81,7 @@ fn transport(dead_after: Duration) -> Arc<quinn::TransportConfig> {
 /// Returns the endpoint (to close on shutdown) and the cluster state.
 pub fn start(
     setup: NetSetup,
+    clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
     events: mpsc::Sender<PeerEvent>,
 ) -> Result<(quinn::Endpoint, Arc<Cluster>), EndpointError> {
@@ -108,35 +120,58 @@ pub fn start(
             view: view.clone(),
             events: events.clone(),
             cluster: Arc::clone(&cluster),
+            clock: Arc::clone(&clock),
+            max_sample_age: setup.max_sample_age,
         };
         tokio::spawn(link.run());
     }
-    tokio::spawn(accept_loop(endpoint.clone(), setup, view, events, Arc::clone(&cluster)));
+    drop(events);
+    tokio::spawn(accept_loop(endpoint.clone(), setup, clock, view, Arc::clone(&cluster)));
     Ok((endpoint, cluster))
 }
 
 async fn accept_loop(
     endpoint: quinn::Endpoint,
     setup: NetSetup,
+    clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
-    events: mpsc::Sender<PeerEvent>,
     cluster: Arc<Cluster>,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
+    let per_address: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let setup = Arc::new(setup);
     while let Some(incoming) = endpoint.accept().await {
-        if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            cluster.counters.bump(Count::OverLimit);
-            debug!(remote = %incoming.remote_address(), "refusing a connection: too many open");
-            incoming.refuse();
+        let remote = incoming.remote_address();
+        let load = open.load(Ordering::Relaxed);
+        // Under load, make unvalidated addresses prove they can receive
+        // (a QUIC Retry) before they may hold a slot: spoofed floods cannot.
+        if load >= MAX_CONNECTIONS / 4 && !incoming.remote_address_validated() {
+            if incoming.retry().is_err() {
+                cluster.counters.bump(Count::OverLimit);
+            }
             continue;
         }
+        let from_address = per_address
+            .lock()
+            .map(|mut m| {
+                let n = m.entry(remote.ip()).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            })
+            .unwrap_or(usize::MAX);
         open.fetch_add(1, Ordering::Relaxed);
-        let guard = OpenGuard(Arc::clone(&open));
-        let (setup, view, events, cluster) = (Arc::clone(&setup), view.clone(), events.clone(), Arc::clone(&cluster));
+        let guard = OpenGuard { open: Arc::clone(&open), per_address: Arc::clone(&per_address), ip: remote.ip() };
+        if load >= MAX_CONNECTIONS || from_address > MAX_PER_ADDRESS {
+            cluster.counters.bump(Count::OverLimit);
+            debug!(%remote, "refusing a connection: too many open");
+            incoming.refuse();
+            drop(guard);
+            continue;
+        }
+        let (setup, clock, view, cluster) =
+            (Arc::clone(&setup), Arc::clone(&clock), view.clone(), Arc::clone(&cluster));
         tokio::spawn(async move {
             let _guard = guard;
-            let remote = incoming.remote_address();
             let conn = match incoming.await {
                 Ok(c) => c,
                 Err(e) => {
@@ -145,25 +180,37 @@ async fn accept_loop(
                     return;
                 }
             };
-            route(conn, &setup, view, events, cluster).await;
+            route(conn, &setup, clock, view, cluster).await;
         });
     }
 }
 
-/// Decrements the open-connection count when a connection's task ends.
-struct OpenGuard(Arc<AtomicUsize>);
+/// Releases a connection's slots when its task ends.
+struct OpenGuard {
+    open: Arc<AtomicUsize>,
+    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.per_address.lock() {
+            if let Some(n) = m.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&self.ip);
+                }
+            }
+        }
     }
 }
 
 async fn route(
     conn: quinn::Connection,
     setup: &NetSetup,
+    clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
-    events: mpsc::Sender<PeerEvent>,
     cluster: Arc<Cluster>,
 ) {
     let remote = conn.remote_address();
@@ -180,11 +227,17 @@ async fn route(
             return;
         };
         debug!(%remote, peer = %setup.peers.get(index).map_or("", |p| p.name.as_str()), "peer connected to us");
-        peer_link::serve_incoming(conn, index, view, cluster).await;
-        drop(events);
+        peer_link::serve_incoming(conn, index, clock, view, cluster).await;
     } else if alpn == ALPN_CLIENT && setup.clients.enabled {
-        client_service::serve(conn, setup.clients.max_requests_per_second, setup.site.name.clone(), view, cluster)
-            .await;
+        client_service::serve(
+            conn,
+            setup.clients.max_requests_per_second,
+            setup.site.name.clone(),
+            clock,
+            view,
+            cluster,
+        )
+        .await;
     } else {
         cluster.counters.bump(Count::HandshakeRefused);
         conn.close(2u8.into(), b"no protocol");

@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tsod_proto::shm::Anchor;
+use tsod_proto::shm::PublishedState;
 use tsod_proto::wire::{SiteReport, SourceKind, SourceReport};
 use tsod_proto::{ClockStatus, DriftModel, Offset, Ppb, Timescale};
 
@@ -38,11 +38,12 @@ use crate::status_file::{EndpointCounters, PeerSnapshot, ReportedSource, SiteSum
 #[derive(Clone, Debug)]
 pub struct SiteView {
     /// The local basis (own sources only): answers probes.
-    pub local: Anchor,
-    /// The published bound (all sources): answers remote clients.
-    pub published: Anchor,
-    /// The local drift model, for turning probe replies into samples.
-    pub drift: DriftModel,
+    pub local: PublishedState,
+    /// The published state (all sources): answers remote clients.
+    pub published: PublishedState,
+    /// The local drift model, for turning probe replies into samples;
+    /// `None` when the reader clock cannot be modelled (replies are refused).
+    pub drift: Option<DriftModel>,
     /// This site's report for gossip and status responses.
     pub report: OwnReport,
 }
@@ -249,6 +250,14 @@ impl Cluster {
             let mut guard = entry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             f(&mut guard);
         }
+    }
+
+    /// Changes peer `index`'s entry and returns what `f` returned (`None`
+    /// for an index that is not configured).
+    pub fn update_returning<T>(&self, index: usize, f: impl FnOnce(&mut PeerSnapshot) -> T) -> Option<T> {
+        let entry = self.peers.get(index)?;
+        let mut guard = entry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(f(&mut guard))
     }
 
     /// Every peer's entry.

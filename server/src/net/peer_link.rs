@@ -16,13 +16,14 @@ use bytes::Bytes;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
-use tsod_client::sys::reader_clock_now;
+use tsod_proto::Timescale;
 use tsod_proto::wire::{self, ErrorCode, Message};
-use tsod_proto::{MonoInstant, Timescale};
 
 use super::stream::{error_message, read_one, request_id, write_one};
 use super::{Cluster, Count, PeerEvent, SiteView};
+use crate::clock::{Clock, ClockReading};
 use crate::config::{PeerConfig, SiteConfig};
+use crate::engine::detect_disruption;
 use crate::peer::probe::{self, BestOf, Prober};
 use crate::status_file::SiteSummary;
 
@@ -32,11 +33,13 @@ const BEST_OF_MAX_AGE: Duration = Duration::from_secs(64);
 /// Redial backoff: from the first to the last, doubling.
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Largest message a peer may send on a stream: the largest site report is
+/// 5 411 bytes (SPEC.md §4.10), every other peer message is smaller.
+const PEER_STREAM_LIMIT: usize = 8 * 1024;
 /// Longest a peer may take to deliver one stream message.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The link this site keeps to one peer.
-#[derive(Debug)]
 pub struct Link {
     /// Index of the peer in the configuration.
     pub index: usize,
@@ -52,6 +55,39 @@ pub struct Link {
     pub events: mpsc::Sender<PeerEvent>,
     /// Status of the cluster.
     pub cluster: Arc<Cluster>,
+    /// The local clocks (t1 and t4 are full readings, so a suspend between
+    /// them is seen).
+    pub clock: Arc<dyn Clock>,
+    /// `clock.max-sample-age`: samples older than this are not kept.
+    pub max_sample_age: Duration,
+}
+
+/// What probing one peer remembers across connections.
+struct Probing {
+    prober: Prober,
+    best: BestOf,
+    /// The last clock reading taken for this peer: each new one is checked
+    /// against it, so a suspend or step anywhere between a probe's t1 and
+    /// its reply's t4 is seen before the reply is used.
+    last: Option<ClockReading>,
+}
+
+impl Probing {
+    /// A fresh reading; on a disruption since the last one, every
+    /// outstanding probe and kept sample is forgotten (none can be carried
+    /// across it) and `None` is returned for this event.
+    fn look(&mut self, clock: &dyn Clock, peer: &str) -> Option<ClockReading> {
+        let now = clock.read().ok()?;
+        let disrupted = self.last.and_then(|last| detect_disruption(&last, &now));
+        self.last = Some(now);
+        if let Some(d) = disrupted {
+            warn!(%peer, ?d, "clock disruption: forgetting outstanding probes and kept samples");
+            self.prober.clear();
+            self.best.clear();
+            return None;
+        }
+        Some(now)
+    }
 }
 
 impl Link {
@@ -59,7 +95,11 @@ impl Link {
     /// backoff whenever the connection is lost.
     pub async fn run(self) {
         let mut backoff = BACKOFF_FIRST;
-        let mut best = BestOf::new(BEST_OF, BEST_OF_MAX_AGE);
+        let mut probing = Probing {
+            prober: Prober::new(self.site.probe_timeout(), Timescale::UtcSmear24h),
+            best: BestOf::new(BEST_OF, BEST_OF_MAX_AGE.min(self.max_sample_age)),
+            last: None,
+        };
         loop {
             match self.dial().await {
                 Ok(conn) => {
@@ -69,12 +109,23 @@ impl Link {
                         p.connects = p.connects.saturating_add(1);
                     });
                     backoff = BACKOFF_FIRST;
-                    let why = self.session(&conn, &mut best).await;
+                    let why = self.session(&conn, &mut probing).await;
+                    probing.prober.clear();
                     self.cluster.update(self.index, |p| p.connected = false);
                     warn!(peer = %self.peer.name, reason = %why, "lost the peer; redialling");
                 }
                 Err(e) => {
-                    debug!(peer = %self.peer.name, error = %e, "cannot reach the peer");
+                    let changed = self.cluster.update_returning(self.index, |p| {
+                        p.dial_failures = p.dial_failures.saturating_add(1);
+                        let changed = p.last_dial_error.as_deref() != Some(e.as_str());
+                        p.last_dial_error = Some(e.clone());
+                        changed
+                    });
+                    if changed == Some(true) {
+                        warn!(peer = %self.peer.name, error = %e, "cannot connect to the peer (retrying)");
+                    } else {
+                        debug!(peer = %self.peer.name, error = %e, "cannot connect to the peer");
+                    }
                 }
             }
             tokio::time::sleep(backoff).await;
@@ -92,8 +143,7 @@ impl Link {
     }
 
     /// One connection's life: returns why it ended.
-    async fn session(&self, conn: &quinn::Connection, best: &mut BestOf) -> String {
-        let mut prober = Prober::new(self.site.probe_timeout(), Timescale::UtcSmear24h);
+    async fn session(&self, conn: &quinn::Connection, probing: &mut Probing) -> String {
         let rng = SystemRandom::new();
         let mut probe_every = tokio::time::interval(self.site.probe_interval());
         probe_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -108,8 +158,8 @@ impl Link {
                     if rng.fill(&mut nonce).is_err() {
                         return "no randomness from the OS for a probe nonce".into();
                     }
-                    let Ok(t1) = reader_clock_now() else { continue };
-                    let request = prober.request(u64::from_ne_bytes(nonce), t1);
+                    let Some(t1) = probing.look(self.clock.as_ref(), &self.peer.name) else { continue };
+                    let request = probing.prober.request(u64::from_ne_bytes(nonce), t1.raw);
                     let Ok(bytes) = Message::ProbeRequest(request).to_vec() else { continue };
                     if let Err(e) = conn.send_datagram(Bytes::from(bytes)) {
                         return format!("sending a probe: {e}");
@@ -127,8 +177,8 @@ impl Link {
                         Ok(b) => b,
                         Err(e) => return e.to_string(),
                     };
-                    let Ok(t4) = reader_clock_now() else { continue };
-                    self.on_datagram(conn, &bytes, t4, &mut prober, best).await;
+                    let Some(t4) = probing.look(self.clock.as_ref(), &self.peer.name) else { continue };
+                    self.on_datagram(conn, &bytes, t4, probing).await;
                 }
                 stream = conn.accept_bi() => {
                     match stream {
@@ -142,25 +192,23 @@ impl Link {
         }
     }
 
-    async fn on_datagram(
-        &self,
-        conn: &quinn::Connection,
-        bytes: &[u8],
-        t4: MonoInstant,
-        prober: &mut Prober,
-        best: &mut BestOf,
-    ) {
+    async fn on_datagram(&self, conn: &quinn::Connection, bytes: &[u8], t4: ClockReading, probing: &mut Probing) {
         match wire::decode(bytes) {
             Ok(Message::ProbeReply(reply)) => {
-                let drift = self.view.borrow().drift;
-                match prober.on_reply(&reply, t4, drift, self.site.max_round_trip()) {
+                let Some(drift) = self.view.borrow().drift else {
+                    let reason = "no drift model for the local clock yet".to_owned();
+                    let _ = self.events.send(PeerEvent::Reject { peer: self.index, reason }).await;
+                    return;
+                };
+                let t4 = t4.raw;
+                match probing.prober.on_reply(&reply, t4, drift, self.site.max_round_trip()) {
                     Ok(sample) => {
                         let rtt = t4.as_nanos().saturating_sub(reply.requester_send.as_nanos());
                         self.cluster.update(self.index, |p| {
                             p.replies_used = p.replies_used.saturating_add(1);
                             p.last_round_trip_ns = Some(rtt);
                         });
-                        let sample = best.push(sample, drift);
+                        let sample = probing.best.push(sample, drift);
                         let _ = self.events.send(PeerEvent::Sample { peer: self.index, sample }).await;
                     }
                     Err(reject) => {
@@ -170,7 +218,7 @@ impl Link {
                     }
                 }
             }
-            Ok(Message::ProbeRequest(request)) => answer_probe(conn, &request, t4, &self.view),
+            Ok(Message::ProbeRequest(request)) => answer_probe(conn, &request, t4, self.clock.as_ref(), &self.view),
             _ => self.cluster.counters.bump(Count::BadDatagram),
         }
     }
@@ -180,12 +228,13 @@ impl Link {
 fn answer_probe(
     conn: &quinn::Connection,
     request: &wire::ProbeRequest,
-    t2: MonoInstant,
+    t2: ClockReading,
+    clock: &dyn Clock,
     view: &watch::Receiver<SiteView>,
 ) {
     let basis = view.borrow().local;
-    let Ok(t3) = reader_clock_now() else { return };
-    let reply = probe::answer(request, &basis, t2, t3, Timescale::UtcSmear24h);
+    let Ok(t3) = clock.read() else { return };
+    let reply = probe::answer(request, &basis, &t2, &t3, Timescale::UtcSmear24h);
     if let Ok(bytes) = Message::ProbeReply(reply).to_vec() {
         // A reply that cannot be sent (connection closing, datagrams
         // disabled) is simply lost, like any datagram.
@@ -198,7 +247,7 @@ async fn send_gossip(conn: quinn::Connection, bytes: Vec<u8>) {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
         send.write_all(&bytes).await.map_err(|e| e.to_string())?;
         send.finish().map_err(|e| e.to_string())?;
-        let answer = read_one(&mut recv).await.map_err(|e| e.to_string())?;
+        let answer = read_one(&mut recv, PEER_STREAM_LIMIT).await.map_err(|e| e.to_string())?;
         if answer.is_empty() {
             return Ok(());
         }
@@ -219,6 +268,7 @@ async fn send_gossip(conn: quinn::Connection, bytes: Vec<u8>) {
 pub async fn serve_incoming(
     conn: quinn::Connection,
     index: usize,
+    clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
     cluster: Arc<Cluster>,
 ) {
@@ -227,9 +277,9 @@ pub async fn serve_incoming(
         tokio::select! {
             datagram = conn.read_datagram() => {
                 let Ok(bytes) = datagram else { return };
-                let Ok(t2) = reader_clock_now() else { continue };
+                let Ok(t2) = clock.read() else { continue };
                 match wire::decode(&bytes) {
-                    Ok(Message::ProbeRequest(request)) => answer_probe(&conn, &request, t2, &view),
+                    Ok(Message::ProbeRequest(request)) => answer_probe(&conn, &request, t2, clock.as_ref(), &view),
                     _ => cluster.counters.bump(Count::BadDatagram),
                 }
             }
@@ -250,7 +300,7 @@ async fn serve_stream(
     cluster: Arc<Cluster>,
     seen: Arc<AtomicU64>,
 ) {
-    let Ok(Ok(bytes)) = tokio::time::timeout(STREAM_TIMEOUT, read_one(&mut recv)).await else {
+    let Ok(Ok(bytes)) = tokio::time::timeout(STREAM_TIMEOUT, read_one(&mut recv, PEER_STREAM_LIMIT)).await else {
         cluster.counters.bump(Count::BadMessage);
         return;
     };
@@ -286,5 +336,63 @@ async fn serve_stream(
     };
     if let Err(e) = done {
         debug!(error = %e, "answering a peer stream");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tsod_proto::{DriftModel, MonoInstant, Ppb, TimeInterval, Timestamp};
+
+    use super::*;
+    use crate::sample::Sample;
+
+    /// Hands out scripted readings in order.
+    struct Scripted(Mutex<Vec<ClockReading>>);
+
+    impl Clock for Scripted {
+        fn read(&self) -> std::io::Result<ClockReading> {
+            self.0.lock().unwrap().pop().ok_or_else(|| std::io::Error::other("script ended"))
+        }
+    }
+
+    fn reading(raw: u64, boot: u64) -> ClockReading {
+        let mono = MonoInstant::from_nanos;
+        ClockReading {
+            raw: mono(raw),
+            monotonic: mono(raw),
+            boottime: mono(boot),
+            realtime: Timestamp::from_nanos(raw),
+        }
+    }
+
+    /// A suspend between a probe's t1 and its reply's t4: the reply is not
+    /// used, and no sample from before it survives in the best-of choice.
+    #[test]
+    fn a_suspend_between_probe_and_reply_forgets_everything_before_it() {
+        let asleep = 10_000_000_000;
+        let mut script = vec![reading(1_000_000, 1_000_000), reading(2_000_000, 2_000_000 + asleep)];
+        script.reverse();
+        let clock = Scripted(Mutex::new(script));
+        let mut probing = Probing {
+            prober: Prober::new(Duration::from_secs(2), Timescale::UtcSmear24h),
+            best: BestOf::new(8, Duration::from_secs(64)),
+            last: None,
+        };
+        let model = DriftModel::symmetric(Ppb::from_ppm(20)).unwrap();
+        let old = Sample {
+            at: MonoInstant::from_nanos(500_000),
+            interval: TimeInterval::around(Timestamp::from_nanos(1_000_000_000_000), Duration::from_nanos(10)),
+        };
+        probing.best.push(old, model);
+        let t1 = probing.look(&clock, "p").unwrap();
+        probing.prober.request(7, t1.raw);
+        assert_eq!(probing.look(&clock, "p"), None, "the suspend must be seen at t4");
+        assert_eq!(probing.prober.outstanding(), 0);
+        // The old sample is gone: a new one is the best.
+        let new =
+            Sample { at: MonoInstant::from_nanos(3_000_000), interval: old.interval.widened(Duration::from_secs(11)) };
+        assert_eq!(probing.best.push(new, model), new);
     }
 }

@@ -21,9 +21,10 @@ pub enum StreamError {
     Encode(#[from] wire::EncodeError),
 }
 
-/// Reads the whole of one direction (bounded by the largest message).
-pub async fn read_one(recv: &mut RecvStream) -> Result<Vec<u8>, StreamError> {
-    Ok(recv.read_to_end(MAX_MESSAGE_LEN).await?)
+/// Reads the whole of one direction, at most `limit` bytes (never more than
+/// the largest message, SPEC.md §4.1); a longer one is an error.
+pub async fn read_one(recv: &mut RecvStream, limit: usize) -> Result<Vec<u8>, StreamError> {
+    Ok(recv.read_to_end(limit.min(MAX_MESSAGE_LEN)).await?)
 }
 
 /// Stream reset code when an answer could not be made (never an empty answer).

@@ -36,11 +36,13 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use tsod_client::suspended_since;
 use tsod_proto::bound::RateBounds;
-use tsod_proto::shm::Anchor;
+use tsod_proto::shm::PublishedState;
 use tsod_proto::wire::{ProbeReply, ProbeRequest};
 use tsod_proto::{ClockStatus, DriftModel, MonoInstant, Ppb, TimeInterval, Timescale};
 
+use crate::clock::ClockReading;
 use crate::sample::Sample;
 
 /// Probes remembered per peer; a newer one pushes out the oldest.
@@ -188,24 +190,44 @@ pub fn sample_from_reply(
     Ok(Sample { at: t4, interval })
 }
 
-/// The responder's reply to `request`, received at reader instant `t2` and
-/// answered at `t3`, from `basis`, the latest anchor of its local basis
-/// (selection over its own sources only). An unbounded or stale basis is
-/// answered with an unbounded status and point intervals, which a requester
-/// never uses (it checks the status).
+/// The responder's reply to `request`, received at `t2` and answered at
+/// `t3` (full clock readings), from `basis`, the latest state of its local
+/// basis (selection over its own sources only).
+///
+/// Unbounded replies (a status requesters never use, point intervals) go out
+/// when the basis is unbounded or stale, or when `CLOCK_BOOTTIME` shows a
+/// suspend since the basis was computed (SPEC.md §5.6): the reader clock
+/// stood still through it, so carrying the basis along it would be early by
+/// the whole suspend. When the basis's rate spread exceeds what a reply's
+/// `drift-bound` can say (10⁶ ppb), `processing` is sent as 0, the always
+/// valid plain form (SPEC.md §4.5), rather than an understated ρ_r.
 pub fn answer(
     request: &ProbeRequest,
-    basis: &Anchor,
-    t2: MonoInstant,
-    t3: MonoInstant,
+    basis: &PublishedState,
+    t2: &ClockReading,
+    t3: &ClockReading,
     timescale: Timescale,
 ) -> ProbeReply {
-    let carried = basis.interval_at(t2).ok().zip(basis.interval_at(t3).ok());
-    let processing = Duration::from_nanos(t3.as_nanos().saturating_sub(t2.as_nanos()));
+    let suspended = suspended_since(basis, t2.raw, t2.boottime) || suspended_since(basis, t3.raw, t3.boottime);
+    let anchor = &basis.anchor;
+    let carried = (!suspended).then(|| anchor.interval_at(t2.raw).ok().zip(anchor.interval_at(t3.raw).ok())).flatten();
+    let spread = rate_spread_ppb(anchor.rates);
+    let drift_bound = Ppb::new(i64::try_from(spread).unwrap_or(i64::MAX).min(DriftModel::MAX_RATE.get()));
+    let processing = if spread > u128::from(DriftModel::MAX_RATE.get().unsigned_abs()) {
+        Duration::ZERO
+    } else {
+        Duration::from_nanos(t3.raw.as_nanos().saturating_sub(t2.raw.as_nanos()))
+    };
     let (status, at_receive, at_send) = match carried {
-        Some((r, s)) => (basis.status, r, s),
+        Some((r, s)) => (anchor.status, r, s),
         None => {
-            let status = if basis.status.is_bounded() { ClockStatus::Unsynchronized } else { basis.status };
+            let status = if suspended {
+                ClockStatus::Disrupted
+            } else if anchor.status.is_bounded() {
+                ClockStatus::Unsynchronized
+            } else {
+                anchor.status
+            };
             let point = TimeInterval::point(tsod_proto::Timestamp::EPOCH);
             (status, point, point)
         }
@@ -216,27 +238,35 @@ pub fn answer(
         at_receive,
         at_send,
         processing,
-        drift_bound: drift_bound_of(basis.rates),
+        drift_bound,
         status,
         timescale,
         local_basis: true,
     }
 }
 
-/// The ρ_r (ppb, rounded up) such that true time over a raw span `d` lies in
-/// `d · (1 ± ρ_r)` given these rate bounds.
-pub fn drift_bound_of(rates: RateBounds) -> Ppb {
+/// max(1 − low, high − 1) of the rate bounds, in ppb, rounded up.
+fn rate_spread_ppb(rates: RateBounds) -> u128 {
     let one: u128 = 1 << 32;
     let low = u128::from(rates.low_q32());
     let high = u128::from(rates.high_q32());
     let spread = one.saturating_sub(low).max(high.saturating_sub(one));
-    let ppb = (spread * BILLION).div_ceil(one);
-    Ppb::new(i64::try_from(ppb).unwrap_or(i64::MAX).min(DriftModel::MAX_RATE.get()))
+    (spread * BILLION).div_ceil(one)
+}
+
+/// The ρ (ppb, rounded up, at most 10⁶) such that true time over a raw span
+/// `d` lies in `d · (1 ± ρ)` given these rate bounds, as far as a message's
+/// `drift-bound` field can say it (informational in now-responses).
+pub fn drift_bound_of(rates: RateBounds) -> Ppb {
+    Ppb::new(i64::try_from(rate_spread_ppb(rates)).unwrap_or(i64::MAX).min(DriftModel::MAX_RATE.get()))
 }
 
 /// The best of a peer's recent samples: each is a valid bound at its own
-/// instant, so the narrowest one carried to the newest instant wins
-/// (usually the shortest round trip). Ties go to the newest.
+/// instant, so the one whose projection to the newest instant is narrowest
+/// wins (usually the shortest round trip); ties go to the newest. The
+/// winner is returned as measured, at its own instant, so the engine's
+/// age and disruption checks apply to the real measurement. Clear it on a
+/// clock disruption: samples cannot be carried across one.
 #[derive(Clone, Debug)]
 pub struct BestOf {
     samples: VecDeque<Sample>,
@@ -251,7 +281,7 @@ impl BestOf {
         Self { samples: VecDeque::with_capacity(capacity), capacity, max_age }
     }
 
-    /// Adds `sample` and returns the best bound at its instant under `model`.
+    /// Adds `sample` and returns the best sample as of its instant under `model`.
     pub fn push(&mut self, sample: Sample, model: DriftModel) -> Sample {
         let now = sample.at;
         let max_age = self.max_age;
@@ -263,10 +293,12 @@ impl BestOf {
         }
         self.samples.push_back(sample);
         let mut best = sample;
+        let mut best_width = sample.interval.width();
         for s in self.samples.iter().rev() {
             if let Some(interval) = model.extrapolate(s.interval, s.at, now) {
-                if interval.width() < best.interval.width() {
-                    best = Sample { at: now, interval };
+                if interval.width() < best_width {
+                    best = *s;
+                    best_width = interval.width();
                 }
             }
         }

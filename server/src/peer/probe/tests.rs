@@ -1,5 +1,16 @@
 use super::*;
 use tsod_proto::Timestamp;
+use tsod_proto::shm::Anchor;
+
+/// A basis published at raw `reference` with BOOTTIME `boot`.
+fn published(anchor: Anchor, boot: u64) -> PublishedState {
+    PublishedState { anchor, disruption_count: 0, reference_boottime: mono(boot), writer_instance: 1 }
+}
+
+/// A clock reading at raw `raw` with BOOTTIME `boot`.
+fn reading(raw: u64, boot: u64) -> ClockReading {
+    ClockReading { raw: mono(raw), monotonic: mono(raw), boottime: mono(boot), realtime: Timestamp::from_nanos(raw) }
+}
 
 const T0: u64 = 1_795_462_647_000_000_000;
 
@@ -118,7 +129,8 @@ fn samples_contain_truth_for_any_path_asymmetry() {
             valid_until: mono(t4),
         };
         let request = ProbeRequest { nonce: 1, requester_send: mono(t1) };
-        let reply = answer(&request, &basis, mono(t2), mono(t3), Timescale::UtcSmear24h);
+        let basis = published(basis, t2);
+        let reply = answer(&request, &basis, &reading(t2, t2), &reading(t3, t3), Timescale::UtcSmear24h);
         let s = sample_from_reply(&reply, mono(t1), mono(t4), model_20ppm(), Timescale::UtcSmear24h, Duration::MAX)
             .unwrap();
         assert!(s.interval.contains(Timestamp::from_nanos(true_at(t4))), "{out_ns}/{back_ns}/{hold_ns}: {s:?}");
@@ -126,22 +138,58 @@ fn samples_contain_truth_for_any_path_asymmetry() {
 }
 
 #[test]
-fn an_unbounded_basis_is_answered_with_its_status() {
-    let mut basis = Anchor {
-        reference: mono(0),
-        interval: iv(0, 0),
+fn an_unbounded_stale_or_suspended_basis_is_answered_unbounded() {
+    let mut anchor = Anchor {
+        reference: mono(1_000),
+        interval: iv(T0, T0 + 10),
         rates: RateBounds::EXACT,
         status: ClockStatus::Unsynchronized,
-        valid_until: mono(100),
+        valid_until: mono(1_000_000_000),
     };
     let request = ProbeRequest { nonce: 9, requester_send: mono(3) };
-    let reply = answer(&request, &basis, mono(5), mono(6), Timescale::UtcSmear24h);
+    let ts = Timescale::UtcSmear24h;
+    let reply = answer(&request, &published(anchor, 1_000), &reading(5_000, 5_000), &reading(6_000, 6_000), ts);
     assert_eq!((reply.nonce, reply.requester_send, reply.status), (9, mono(3), ClockStatus::Unsynchronized));
     assert!(reply.local_basis);
-    // A bounded basis past its horizon is not carried: unsynchronized.
-    basis.status = ClockStatus::Synchronized;
-    let reply = answer(&request, &basis, mono(50), mono(150), Timescale::UtcSmear24h);
-    assert_eq!(reply.status, ClockStatus::Unsynchronized);
+    anchor.status = ClockStatus::Synchronized;
+    let basis = published(anchor, 1_000);
+    let fine = answer(&request, &basis, &reading(5_000, 5_000), &reading(6_000, 6_000), ts);
+    assert_eq!(fine.status, ClockStatus::Synchronized);
+    // Past its horizon the basis is not carried: unsynchronized.
+    let stale = answer(&request, &basis, &reading(5_000, 5_000), &reading(2_000_000_000, 2_000_000_000), ts);
+    assert_eq!(stale.status, ClockStatus::Unsynchronized);
+    // The host slept 10 s since the basis (BOOTTIME ran on, the reader clock
+    // did not): carrying it would be 10 s early, so the reply is unbounded.
+    let asleep = 10_000_000_000;
+    let reply = answer(&request, &basis, &reading(5_000, 5_000 + asleep), &reading(6_000, 6_000 + asleep), ts);
+    assert_eq!(reply.status, ClockStatus::Disrupted);
+}
+
+/// A responder whose clock runs beyond what `drift-bound` can carry
+/// (|f| + ρ > 10⁶ ppb) sends the plain form: processing 0.
+#[test]
+fn a_rate_spread_beyond_the_field_sends_no_processing_time() {
+    let model = DriftModel::new(Ppb::new(-900_000), Ppb::new(200_000)).unwrap();
+    let t1 = 5_000_000_000u64;
+    let (t2, t3, t4) = (t1 + 1_000, t1 + 10_001_000, t1 + 10_002_000);
+    // True time runs at the slowest rate the model allows: 1 - 1100 ppm.
+    let true_at = |raw: u64| T0 + (raw - t1) - (raw - t1) * 11 / 10_000;
+    let anchor = Anchor {
+        reference: mono(t2),
+        interval: iv(true_at(t2) - 100, true_at(t2) + 100),
+        rates: model.rates(),
+        status: ClockStatus::Synchronized,
+        valid_until: mono(t4),
+    };
+    let request = ProbeRequest { nonce: 1, requester_send: mono(t1) };
+    let reply = answer(&request, &published(anchor, t2), &reading(t2, t2), &reading(t3, t3), Timescale::UtcSmear24h);
+    assert_eq!(reply.processing, Duration::ZERO);
+    assert_eq!(reply.drift_bound, DriftModel::MAX_RATE);
+    let s =
+        sample_from_reply(&reply, mono(t1), mono(t4), model_20ppm(), Timescale::UtcSmear24h, Duration::MAX).unwrap();
+    // The requester's own clock is ideal here; truth at t4 is covered.
+    let truth_t4 = true_at(t3) + (t4 - t3);
+    assert!(s.interval.contains(Timestamp::from_nanos(truth_t4)), "{s:?}");
 }
 
 #[test]
@@ -160,9 +208,9 @@ fn best_of_keeps_the_narrowest_projection() {
     // A later, wider sample: the narrow one carried forward 1 s at 20 ppm
     // is ±20 µs wider, still narrower than ±1 ms.
     let wide = Sample { at: mono(2_000_000_000), interval: iv(T0 + 1_000_000_000 - 1_000_000, T0 + 1_000_001_000) };
-    let got = best.push(wide, m);
-    assert_eq!(got.at, mono(2_000_000_000));
-    assert!(got.interval.width() < Duration::from_micros(50), "{got:?}");
+    // The winner comes back as measured, at its own instant, so the engine
+    // can refuse it if a disruption happened since.
+    assert_eq!(best.push(wide, m), narrow);
     best.clear();
     assert_eq!(best.push(wide, m), wide);
 }

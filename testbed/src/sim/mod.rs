@@ -140,6 +140,18 @@ impl Drop for Worker {
     }
 }
 
+/// Waits up to 5 s for `condition`, which a simulator's own thread makes
+/// true some time after the event a test saw (its counters are bumped after
+/// the reply leaves, and a loaded host may schedule that thread late).
+#[cfg(test)]
+pub(crate) fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within 5 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,17 +187,5 @@ mod tests {
         assert!(require_loopback(SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], 0))).is_ok());
         assert!(require_loopback(SocketAddr::from(([0, 0, 0, 0], 0))).is_err());
         assert!(require_loopback(SocketAddr::from(([192, 0, 2, 1], 123))).is_err());
-    }
-}
-
-/// Waits up to 5 s for `condition`, which a simulator's own thread makes
-/// true some time after the event a test saw (its counters are bumped after
-/// the reply leaves, and a loaded host may schedule that thread late).
-#[cfg(test)]
-pub(crate) fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !condition() {
-        assert!(std::time::Instant::now() < deadline, "{what}: not within 5 s");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }

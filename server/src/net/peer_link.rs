@@ -20,7 +20,7 @@ use tsod_proto::Timescale;
 use tsod_proto::wire::{self, ErrorCode, Message};
 
 use super::stream::{error_message, read_one, request_id, write_one};
-use super::{Cluster, Count, PeerEvent, SiteView};
+use super::{Cluster, Count, OwnReport, PeerEvent, SiteView};
 use crate::clock::{Clock, ClockReading};
 use crate::config::{PeerConfig, SiteConfig};
 use crate::engine::detect_disruption;
@@ -151,8 +151,23 @@ impl Link {
         gossip_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let generation = Arc::new(AtomicU64::new(0));
         let seen = Arc::new(AtomicU64::new(0));
+        let mut changes = self.view.clone();
+        let mut last_gist: Option<ReportGist> = None;
         loop {
             tokio::select! {
+                // A report that changed in substance (status, falsetickers)
+                // goes out at once; the periodic one follows as usual.
+                Ok(()) = changes.changed() => {
+                    let report = changes.borrow_and_update().report.clone();
+                    let gist = ReportGist::of(&report);
+                    if last_gist.as_ref() == Some(&gist) {
+                        continue;
+                    }
+                    last_gist = Some(gist);
+                    let n = generation.fetch_add(1, Ordering::Relaxed);
+                    let Ok(bytes) = Message::Gossip(report.to_wire(n)).to_vec() else { continue };
+                    tokio::spawn(send_gossip(conn.clone(), bytes));
+                }
                 _ = probe_every.tick() => {
                     let mut nonce = [0u8; 8];
                     if rng.fill(&mut nonce).is_err() {
@@ -168,6 +183,7 @@ impl Link {
                 }
                 _ = gossip_every.tick() => {
                     let report = self.view.borrow().report.clone();
+                    last_gist = Some(ReportGist::of(&report));
                     let n = generation.fetch_add(1, Ordering::Relaxed);
                     let Ok(bytes) = Message::Gossip(report.to_wire(n)).to_vec() else { continue };
                     tokio::spawn(send_gossip(conn.clone(), bytes));
@@ -220,6 +236,25 @@ impl Link {
             }
             Ok(Message::ProbeRequest(request)) => answer_probe(conn, &request, t4, self.clock.as_ref(), &self.view),
             _ => self.cluster.counters.bump(Count::BadDatagram),
+        }
+    }
+}
+
+/// What makes a report worth sending at once: the statuses and which
+/// sources are usable or falsetickers (half-widths change every tick).
+#[derive(Debug, PartialEq, Eq)]
+struct ReportGist {
+    status: tsod_proto::ClockStatus,
+    local_status: tsod_proto::ClockStatus,
+    sources: Vec<(bool, bool)>,
+}
+
+impl ReportGist {
+    fn of(report: &OwnReport) -> Self {
+        Self {
+            status: report.status,
+            local_status: report.local_status,
+            sources: report.sources.iter().map(|s| (s.usable, s.falseticker)).collect(),
         }
     }
 }

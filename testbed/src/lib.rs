@@ -7,6 +7,16 @@
 //! never depend on the `tsod` server crate itself. [`wan`] emulates the WAN
 //! links between sites: a UDP relay on loopback that delays, jitters, loses
 //! and partitions the peer traffic it carries.
+//! [`topology`] and [`scenario`] are the testbed's data formats (TOML): which
+//! sites a cluster has and how they are linked, and which faults happen to
+//! it when; built-in ones ship in `testbed/topologies/` and
+//! `testbed/scenarios/`.
 
+pub mod checker;
+pub mod cluster;
+pub mod plot;
+pub mod scenario;
 pub mod sim;
+pub mod topology;
+pub mod view;
 pub mod wan;

@@ -1,19 +1,166 @@
 //! # tsod-testbed
 //!
-//! Will run a multi-region tsod cluster on one machine: one real `tsod`
-//! process per site, each on its own simulated clock, with simulated GPS
-//! (gpsd protocol) and NTP servers, emulated WAN links, scripted faults and
-//! a truth checker that compares every site's interval with the host clock.
-//! Until those land (see the testbed issue) it only describes itself.
+//! Runs a multi-region tsod cluster on one machine: one real `tsod` process
+//! per site, each on its own simulated clock, with simulated GPS (gpsd
+//! protocol) and NTP servers, emulated WAN links between the sites, and a
+//! truth checker that reads every site's interval like an application and
+//! compares it with the host clock (true time here).
+//!
+//! * `tsod-testbed up [--topology NAME|FILE]`: start it and watch the live
+//!   view until Ctrl-C (or `--for SECONDS`).
+//! * `tsod-testbed topologies`: the built-in topologies.
 
-use clap::Parser;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tsod_testbed::checker::Checker;
+use tsod_testbed::cluster::{Cluster, ClusterPlan};
+use tsod_testbed::topology::Topology;
+use tsod_testbed::view;
 
 /// Multi-region tsod cluster on one machine, with faults and a truth checker.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a cluster and show it live until Ctrl-C.
+    Up {
+        /// A built-in topology (`dr`, `global`) or a topology file (TOML).
+        #[arg(long, default_value = "dr")]
+        topology: String,
+        /// Stop by itself after this many seconds.
+        #[arg(long = "for")]
+        run_for: Option<u64>,
+        /// Common options.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the built-in topologies.
+    Topologies,
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// The `tsod` binary (default: the one beside this program).
+    #[arg(long)]
+    tsod: Option<PathBuf>,
+    /// Where the cluster's scratch directory goes (removed at the end).
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    work: PathBuf,
+}
 
 fn main() -> anyhow::Result<()> {
-    Cli::parse();
-    anyhow::bail!("the testbed has no commands yet; see the testbed issue and README.md")
+    match Cli::parse().command {
+        Command::Up { topology, run_for, common } => up(&topology, run_for.map(Duration::from_secs), &common),
+        Command::Topologies => {
+            for name in Topology::builtin_names() {
+                let t = Topology::builtin(name)?;
+                println!("{name:<10} {}", t.description());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The `tsod` binary: given, or beside this program (`cargo build --release
+/// -p tsod -p tsod-testbed` puts both in `target/release`).
+fn tsod_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    let me = std::env::current_exe().context("finding this program's path")?;
+    let beside = me.with_file_name("tsod");
+    anyhow::ensure!(
+        beside.is_file(),
+        "no tsod binary at {}: build it (cargo build --release -p tsod) or pass --tsod PATH",
+        beside.display()
+    );
+    Ok(beside)
+}
+
+/// Set by Ctrl-C or SIGTERM; everything is torn down when the loop sees it.
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("signal runtime")?;
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            flag.store(true, Ordering::SeqCst);
+        });
+    });
+    Ok(stop)
+}
+
+fn up(topology: &str, run_for: Option<Duration>, common: &Common) -> anyhow::Result<()> {
+    let topology = Topology::load(topology)?;
+    let tsod = tsod_binary(common.tsod.as_deref())?;
+    let stop = stop_flag()?;
+    let plan = ClusterPlan::from_topology(&topology, |_| Vec::new());
+    let mut cluster = Cluster::start(&plan, &tsod, &common.work).context("starting the cluster")?;
+    let mut checker = Checker::new(cluster.sites().iter().map(|s| (s.plan.name.clone(), s.segment.clone())));
+    let started = Instant::now();
+    let terminal = std::io::stdout().is_terminal();
+    let title = format!("tsod-testbed: {} ({} sites)", topology.name(), plan.sites.len());
+    let mut next_view = started;
+    while !stop.load(Ordering::SeqCst) && run_for.is_none_or(|d| started.elapsed() < d) {
+        checker.sample(started.elapsed().as_secs_f64());
+        if Instant::now() >= next_view {
+            next_view += Duration::from_secs(1);
+            let text = live_view(&title, started.elapsed(), &mut cluster, &checker);
+            let mut out = std::io::stdout().lock();
+            if terminal {
+                let _ = write!(out, "{}", view::clear_screen());
+            }
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let violations: Vec<_> = checker.violations().collect();
+    println!("stopping: {} violation(s) of true time", violations.len());
+    for v in &violations {
+        println!("  {} at {:.1} s: {} by {:?}", v.site, v.at_s, v.interval, v.by);
+    }
+    let failed = !violations.is_empty();
+    drop(cluster);
+    anyhow::ensure!(!failed, "true time was outside a synchronized interval");
+    Ok(())
+}
+
+fn live_view(title: &str, elapsed: Duration, cluster: &mut Cluster, checker: &Checker) -> String {
+    let rows: Vec<view::SiteRow> = cluster
+        .sites_mut()
+        .iter_mut()
+        .zip(&checker.sites)
+        .map(|(site, record)| {
+            let up = site.is_up();
+            let json = std::fs::read(&site.status)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .unwrap_or(serde_json::Value::Null);
+            let violations = u64::try_from(record.violations.len()).unwrap_or(u64::MAX);
+            let mut row = view::SiteRow::from_status_json(&site.plan.name, up, &json, violations);
+            row.clock_offset = Some(site.plan.clock_offset);
+            row
+        })
+        .collect();
+    view::render(title, elapsed, &rows, &[])
 }

@@ -1,0 +1,383 @@
+//! A running cluster: one real `tsod` process per site, each with its own
+//! simulated GPS receiver and NTP server ([`crate::sim`]) and its own wrong
+//! local clock (`[testing.simulated-clock]`), and a WAN relay
+//! ([`crate::wan`]) for every ordered pair of sites, so that site X's
+//! connection to site Y (its probes and gossip) crosses the emulated link
+//! X → Y.
+//!
+//! Everything lives in one scratch directory (certificates, configs,
+//! segments, status files, logs) that is removed, with every process,
+//! simulator and relay, when the [`Cluster`] is dropped.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tsod_proto::{Offset, Ppb};
+
+use crate::sim::gpsd::{GpsFault, GpsdSim};
+use crate::sim::ntp::{NtpFault, NtpSim};
+use crate::topology::Topology;
+use crate::wan::{LinkShape, WanRelay};
+
+/// One site as the cluster starts it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SitePlan {
+    /// Site name (a DNS label).
+    pub name: String,
+    /// Offset of the site's simulated clock from the host's.
+    pub clock_offset: Offset,
+    /// Its frequency error.
+    pub clock_drift: Ppb,
+    /// Steps of its clock: (after the daemon starts, by how much).
+    pub clock_steps: Vec<(Duration, Offset)>,
+    /// It has a simulated GPS receiver.
+    pub gps: bool,
+    /// It has a simulated NTP server.
+    pub ntp: bool,
+}
+
+/// The whole cluster to start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterPlan {
+    /// The sites.
+    pub sites: Vec<SitePlan>,
+    /// The link from site `.0` to site `.1` (indices into `sites`): forward
+    /// is `.0` → `.1`. Every ordered pair needs one.
+    pub links: Vec<(usize, usize, LinkShape)>,
+}
+
+impl ClusterPlan {
+    /// The plan for `topology`: each site with its clock and inputs, and for
+    /// each ordered pair of sites the link's shape seen from the dialler.
+    /// `steps` gives each site's scripted clock steps (by site name).
+    pub fn from_topology(topology: &Topology, steps: impl Fn(&str) -> Vec<(Duration, Offset)>) -> Self {
+        let sites: Vec<SitePlan> = topology
+            .sites()
+            .iter()
+            .map(|s| SitePlan {
+                name: s.name().to_owned(),
+                clock_offset: s.clock_offset(),
+                clock_drift: s.clock_drift(),
+                clock_steps: steps(s.name()),
+                gps: s.gps(),
+                ntp: s.ntp(),
+            })
+            .collect();
+        let mut links = Vec::new();
+        for (from, a) in sites.iter().enumerate() {
+            for (to, b) in sites.iter().enumerate() {
+                let shape = topology.link(&a.name, &b.name).and_then(|l| l.shape_from(&a.name));
+                if let (true, Some(shape)) = (from != to, shape) {
+                    links.push((from, to, shape));
+                }
+            }
+        }
+        Self { sites, links }
+    }
+}
+
+/// Why the cluster could not start or act.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A file or process could not be made.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// `tsod cluster init` failed.
+    #[error("tsod cluster init failed: {0}")]
+    Certificates(String),
+    /// The plan is inconsistent.
+    #[error("{0}")]
+    Plan(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
+    let what = what.into();
+    move |source| ClusterError::Io { what, source }
+}
+
+/// A site while the cluster runs.
+#[derive(Debug)]
+pub struct Site {
+    /// Its plan.
+    pub plan: SitePlan,
+    /// Its QUIC endpoint.
+    pub addr: SocketAddr,
+    /// Its shared-memory segment (what the checker reads, like an application).
+    pub segment: PathBuf,
+    /// Its status file.
+    pub status: PathBuf,
+    /// Its simulated GPS receiver.
+    pub gps: Option<GpsdSim>,
+    /// Its simulated NTP server.
+    pub ntp: Option<NtpSim>,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Site {
+    /// Its daemon is running.
+    pub fn is_up(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+/// A running cluster; dropping it stops everything and removes its files.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: PathBuf,
+    tsod: PathBuf,
+    sites: Vec<Site>,
+    /// (from, to) → the relay `from` dials `to` through.
+    relays: HashMap<(usize, usize), WanRelay>,
+}
+
+fn free_udp_port() -> Result<u16, ClusterError> {
+    let socket = UdpSocket::bind("127.0.0.1:0").map_err(io("finding a free UDP port"))?;
+    Ok(socket.local_addr().map_err(io("finding a free UDP port"))?.port())
+}
+
+impl Cluster {
+    /// Starts `plan` with the `tsod` binary at `tsod`, in a new scratch
+    /// directory under `work` (removed on drop).
+    pub fn start(plan: &ClusterPlan, tsod: &Path, work: &Path) -> Result<Self, ClusterError> {
+        let n = plan.sites.len();
+        for from in 0..n {
+            for to in 0..n {
+                if from != to && !plan.links.iter().any(|l| l.0 == from && l.1 == to) {
+                    return Err(ClusterError::Plan(format!("no link from site #{from} to site #{to}")));
+                }
+            }
+        }
+        let dir = work.join(format!("tsod-testbed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        let mut cluster = Self { dir, tsod: tsod.to_path_buf(), sites: Vec::new(), relays: HashMap::new() };
+        cluster.certificates(plan)?;
+        let ports = (0..n).map(|_| free_udp_port()).collect::<Result<Vec<_>, _>>()?;
+        for &(from, to, shape) in &plan.links {
+            let target = SocketAddr::from(([127, 0, 0, 1], *ports.get(to).unwrap_or(&0)));
+            let relay = WanRelay::start(SocketAddr::from(([127, 0, 0, 1], 0)), target, shape)
+                .map_err(io(format!("starting the relay {from} → {to}")))?;
+            cluster.relays.insert((from, to), relay);
+        }
+        for (index, site) in plan.sites.iter().enumerate() {
+            let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+            let gps =
+                if site.gps { Some(GpsdSim::start(loopback).map_err(io("starting a GPS simulator"))?) } else { None };
+            let ntp =
+                if site.ntp { Some(NtpSim::start(loopback).map_err(io("starting an NTP simulator"))?) } else { None };
+            let site_dir = cluster.dir.join(&site.name);
+            std::fs::create_dir_all(&site_dir).map_err(io("creating a site directory"))?;
+            let addr = SocketAddr::from(([127, 0, 0, 1], *ports.get(index).unwrap_or(&0)));
+            let segment = site_dir.join("segment");
+            let mut status_name = segment.as_os_str().to_os_string();
+            status_name.push(".status.json");
+            cluster.sites.push(Site {
+                plan: site.clone(),
+                addr,
+                segment,
+                status: PathBuf::from(status_name),
+                gps,
+                ntp,
+                config: site_dir.join("tsod.toml"),
+                log: site_dir.join("tsod.log"),
+                child: None,
+            });
+        }
+        // Every site must exist before any configuration names its peers.
+        for index in 0..n {
+            let config = cluster.config_for(index);
+            let path = cluster.sites.get(index).map(|s| s.config.clone()).unwrap_or_default();
+            std::fs::write(&path, config).map_err(io(format!("writing {}", path.display())))?;
+        }
+        for index in 0..n {
+            cluster.start_site(index)?;
+        }
+        Ok(cluster)
+    }
+
+    fn certificates(&self, plan: &ClusterPlan) -> Result<(), ClusterError> {
+        let mut command = Command::new(&self.tsod);
+        command.args(["cluster", "init", "--out"]).arg(self.dir.join("certs"));
+        for site in &plan.sites {
+            command.arg("--site").arg(format!("{}=127.0.0.1", site.name));
+        }
+        let out = command.output().map_err(io(format!("running {}", self.tsod.display())))?;
+        if !out.status.success() {
+            return Err(ClusterError::Certificates(String::from_utf8_lossy(&out.stderr).into_owned()));
+        }
+        Ok(())
+    }
+
+    /// The configuration of site `index`: its simulated sources, every other
+    /// site as a peer through the relay `index` → peer, its wrong clock.
+    fn config_for(&self, index: usize) -> String {
+        let Some(site) = self.sites.get(index) else { return String::new() };
+        let plan = &site.plan;
+        let mut c = String::new();
+        let local = usize::from(plan.gps) + usize::from(plan.ntp);
+        let peers = self.sites.len().saturating_sub(1);
+        // One liar among the sources is out-voted; all but one agreeing is
+        // `synchronized`.
+        let _ = writeln!(c, "[clock]\nmax-faulty = 1\nmin-agreeing = {}\n", (local + peers).saturating_sub(1).max(1));
+        let _ = writeln!(c, "[publish]\npath = \"{}\"\n", site.segment.display());
+        let _ = writeln!(
+            c,
+            "[site]\nname = \"{}\"\nlisten = \"{}\"\ncluster-dir = \"{}\"\n",
+            plan.name,
+            site.addr,
+            self.dir.join("certs").display()
+        );
+        let _ = writeln!(c, "[clients]\nallow-anonymous = true\n");
+        if let Some(gps) = &site.gps {
+            let _ = writeln!(
+                c,
+                "[[source]]\nkind = \"gpsd\"\nname = \"gps\"\naddress = \"{}\"\ntimescale = \"utc\"\n",
+                gps.local_addr()
+            );
+        }
+        if let Some(ntp) = &site.ntp {
+            let _ = writeln!(
+                c,
+                "[[source]]\nkind = \"ntp\"\nname = \"ntp\"\naddress = \"{}\"\ntimescale = \"utc\"\npoll-interval-ms = 500\n",
+                ntp.local_addr()
+            );
+        }
+        for (peer_index, peer) in self.sites.iter().enumerate() {
+            if let (true, Some(relay)) = (peer_index != index, self.relays.get(&(index, peer_index))) {
+                let _ = writeln!(c, "[[peer]]\nname = \"{}\"\naddress = \"{}\"\n", peer.plan.name, relay.local_addr());
+            }
+        }
+        let _ = writeln!(
+            c,
+            "[testing.simulated-clock]\noffset-ns = {}\nfrequency-ppb = {}",
+            plan.clock_offset.as_nanos(),
+            plan.clock_drift.get()
+        );
+        let steps: Vec<String> = plan
+            .clock_steps
+            .iter()
+            .map(|(after, by)| format!("{{ after-ms = {}, by-ns = {} }}", after.as_millis(), by.as_nanos()))
+            .collect();
+        let _ = writeln!(c, "steps = [{}]", steps.join(", "));
+        c
+    }
+
+    fn start_site(&mut self, index: usize) -> Result<(), ClusterError> {
+        let tsod = self.tsod.clone();
+        let site = self.sites.get_mut(index).ok_or_else(|| ClusterError::Plan(format!("no site #{index}")))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&site.log)
+            .map_err(io(format!("opening {}", site.log.display())))?;
+        let child = Command::new(&tsod)
+            .args(["run", "--config"])
+            .arg(&site.config)
+            .env("TSOD_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(io(format!("starting {} for site {}", tsod.display(), site.plan.name)))?;
+        site.child = Some(child);
+        Ok(())
+    }
+
+    /// The sites.
+    pub fn sites(&self) -> &[Site] {
+        &self.sites
+    }
+
+    /// The sites, to poll or change their simulators.
+    pub fn sites_mut(&mut self) -> &mut [Site] {
+        &mut self.sites
+    }
+
+    /// The index of the site named `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.sites.iter().position(|s| s.plan.name == name)
+    }
+
+    /// Kills site `index`'s daemon (SIGKILL: no goodbye to its peers).
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.sites.get_mut(index).and_then(|s| s.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Restarts site `index`'s daemon with `steps` as its clock's scripted
+    /// steps from now on (killing it first if it runs).
+    pub fn restart(&mut self, index: usize, steps: Vec<(Duration, Offset)>) -> Result<(), ClusterError> {
+        self.kill(index);
+        if let Some(site) = self.sites.get_mut(index) {
+            site.plan.clock_steps = steps;
+        }
+        let config = self.config_for(index);
+        if let Some(site) = self.sites.get(index) {
+            std::fs::write(&site.config, config).map_err(io(format!("writing {}", site.config.display())))?;
+        }
+        self.start_site(index)
+    }
+
+    /// Cuts (or restores) every link to and from site `index`.
+    pub fn partition(&mut self, index: usize, partitioned: bool) {
+        for ((from, to), relay) in &self.relays {
+            if *from == index || *to == index {
+                relay.set_partitioned(partitioned);
+            }
+        }
+    }
+
+    /// Reshapes the link `from` → `to` (and `to` → `from` with the
+    /// directions swapped): both connections of the pair cross the same WAN.
+    pub fn set_link(&mut self, from: usize, to: usize, shape: LinkShape) {
+        if let Some(r) = self.relays.get(&(from, to)) {
+            r.set_shape(shape);
+        }
+        if let Some(r) = self.relays.get(&(to, from)) {
+            r.set_shape(LinkShape { forward: shape.reverse, reverse: shape.forward });
+        }
+    }
+
+    /// Sets site `index`'s GPS fault.
+    pub fn gps_fault(&mut self, index: usize, fault: GpsFault) {
+        if let Some(gps) = self.sites.get(index).and_then(|s| s.gps.as_ref()) {
+            gps.set_fault(fault);
+        }
+    }
+
+    /// Sets site `index`'s NTP fault.
+    pub fn ntp_fault(&mut self, index: usize, fault: NtpFault) {
+        if let Some(ntp) = self.sites.get(index).and_then(|s| s.ntp.as_ref()) {
+            ntp.set_fault(fault);
+        }
+    }
+
+    /// The scratch directory (logs are at `<dir>/<site>/tsod.log`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for index in 0..self.sites.len() {
+            self.kill(index);
+        }
+        self.sites.clear();
+        self.relays.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,429 @@
+//! Scenarios: what happens to a testbed cluster, and when. A scenario names
+//! a [topology](crate::topology), how long to run, and a timeline of events
+//! (faults and repairs) that the testbed applies while the truth checker
+//! judges every site.
+//!
+//! ```toml
+//! name = "lose-each-site"
+//! description = "short: ..."
+//! topology = "dr"     # a built-in topology, or a path relative to this file (default "dr")
+//! duration-s = 60     # the judged timeline
+//! warmup-s = 10       # time to synchronize before the timeline's t = 0, not judged (default 10)
+//!
+//! [[event]]
+//! at-s = 10           # seconds after the timeline's start, 0 … duration-s
+//! action = "kill"
+//! site = "xa"
+//! ```
+//!
+//! # Actions and their keys
+//!
+//! | `action`      | keys                                                      |
+//! |---------------|-----------------------------------------------------------|
+//! | `kill`        | `site`                                                    |
+//! | `restart`     | `site` (killed by an earlier event)                       |
+//! | `gps-offset`  | `site`, `offset-ms`                                       |
+//! | `gps-drift`   | `site`, `drift-ppm`                                       |
+//! | `gps-outage`  | `site`                                                    |
+//! | `gps-restore` | `site` (after a `gps-*` fault)                            |
+//! | `ntp-offset`  | `site`, `offset-ms`, optional `claimed-error-us`          |
+//! | `ntp-outage`  | `site`                                                    |
+//! | `ntp-restore` | `site` (after an `ntp-*` fault)                           |
+//! | `partition`   | `site`                                                    |
+//! | `heal`        | `site` (partitioned by an earlier event)                  |
+//! | `link`        | `between`, `one-way-ms` or `forward-ms` + `reverse-ms`, optional `jitter-ms`, `loss` |
+//! | `clock-step`  | `site`, `by-ms`                                           |
+//!
+//! What each does is documented on [`Action`]. Unknown keys, and keys of
+//! another action, are errors; the `toml` crate reports those inside an
+//! event at the event's `[[event]]` line (the action's keys are read
+//! through serde's buffering of an internally tagged enum, which loses the
+//! position of each key).
+//!
+//! # Invariants of a [`Scenario`]
+//!
+//! * its topology is valid, and every site and link an event names is in it;
+//!   `gps-*` events only name sites with `gps = true`, `ntp-*` ones sites
+//!   with `ntp = true`;
+//! * `duration-s` is within 1 … [`MAX_DURATION_S`], `warmup-s` within
+//!   0 … [`MAX_WARMUP_S`], every `at-s` within 0 … `duration-s`;
+//! * [`Scenario::events`] are sorted by time, events at the same time
+//!   keeping their order in the file, and make sense in that order: a
+//!   `restart` follows a `kill` of the same site (and a `kill` does not
+//!   follow another without a `restart` between), a `heal` follows a
+//!   `partition`, a `gps-restore` or `ntp-restore` follows a fault of that
+//!   source.
+//!
+//! A description that starts with `short` (any case) marks a scenario quick
+//! enough for CI ([`Scenario::is_short`]).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tsod_proto::Offset;
+
+use crate::topology::{DEFAULT_TOPOLOGY, Topology, TopologyError, check_label, check_range, millis};
+
+mod action;
+
+use action::ActionFile;
+pub use action::{Action, MAX_CLAIMED_ERROR_US, MAX_FAULT_DRIFT_PPM};
+
+/// Longest timeline a scenario may ask for (s): one hour.
+pub const MAX_DURATION_S: f64 = 3_600.0;
+
+/// Longest warm-up a scenario may ask for (s).
+pub const MAX_WARMUP_S: f64 = 600.0;
+
+/// Warm-up when `warmup-s` is not given (s).
+pub const DEFAULT_WARMUP_S: f64 = 10.0;
+
+/// The built-in scenarios: name and TOML text.
+const BUILTINS: [(&str, &str); 8] = [
+    ("lose-each-site", include_str!("../scenarios/lose-each-site.toml")),
+    ("gps-spoof", include_str!("../scenarios/gps-spoof.toml")),
+    ("gps-outage-everywhere", include_str!("../scenarios/gps-outage-everywhere.toml")),
+    ("ntp-falseticker", include_str!("../scenarios/ntp-falseticker.toml")),
+    ("asymmetric-wan", include_str!("../scenarios/asymmetric-wan.toml")),
+    ("clock-step", include_str!("../scenarios/clock-step.toml")),
+    ("partition-one-site", include_str!("../scenarios/partition-one-site.toml")),
+    ("daemon-restarts", include_str!("../scenarios/daemon-restarts.toml")),
+];
+
+/// A validated scenario (see the module doc for its invariants).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    name: String,
+    description: String,
+    topology: Topology,
+    duration: Duration,
+    warmup: Duration,
+    events: Vec<Event>,
+}
+
+/// One event of the timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    at: Duration,
+    action: Action,
+}
+
+/// A scenario that cannot be run.
+#[derive(Debug)]
+pub enum ScenarioError {
+    /// [`Scenario::builtin`] was asked for a name it does not know.
+    UnknownBuiltin {
+        /// The name asked for.
+        name: String,
+    },
+    /// The file could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown key, or a wrong type (the message has line and column).
+    Parse {
+        /// The file or built-in it came from.
+        origin: String,
+        /// What and where.
+        source: Box<toml::de::Error>,
+    },
+    /// Parsed, but impossible.
+    Invalid {
+        /// The file or built-in it came from.
+        origin: String,
+        /// Which event or key, and why.
+        what: String,
+    },
+    /// Its topology could not be loaded.
+    Topology {
+        /// The scenario's file or built-in.
+        origin: String,
+        /// Why.
+        source: TopologyError,
+    },
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownBuiltin { name } => {
+                write!(f, "no built-in scenario {name:?}; the built-in ones are {}", builtin_list())
+            }
+            Self::Read { path, source } => {
+                write!(f, "cannot read scenario {}: {source} (built-in scenarios: {})", path.display(), builtin_list())
+            }
+            Self::Parse { origin, source } => write!(f, "{origin}: {source}"),
+            Self::Invalid { origin, what } => write!(f, "{origin}: {what}"),
+            Self::Topology { origin, source } => write!(f, "{origin}: topology: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Read { source, .. } => Some(source),
+            Self::Parse { source, .. } => Some(source),
+            Self::Topology { source, .. } => Some(source),
+            Self::UnknownBuiltin { .. } | Self::Invalid { .. } => None,
+        }
+    }
+}
+
+fn builtin_list() -> String {
+    Scenario::builtin_names().collect::<Vec<_>>().join(", ")
+}
+
+/// The file as written, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ScenarioFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default = "default_topology")]
+    topology: String,
+    duration_s: f64,
+    #[serde(default = "default_warmup_s")]
+    warmup_s: f64,
+    #[serde(rename = "event", default)]
+    events: Vec<EventFile>,
+}
+
+fn default_topology() -> String {
+    DEFAULT_TOPOLOGY.to_owned()
+}
+
+fn default_warmup_s() -> f64 {
+    DEFAULT_WARMUP_S
+}
+
+/// `[[event]]` as written. Unknown keys are caught by [`ActionFile`]
+/// (serde cannot deny them on a struct with a flattened field).
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct EventFile {
+    at_s: f64,
+    #[serde(flatten)]
+    action: ActionFile,
+}
+
+/// What the events so far have done to one site, for checking the next.
+#[derive(Clone, Copy, Debug, Default)]
+struct SiteState {
+    killed: bool,
+    partitioned: bool,
+    gps_faulty: bool,
+    ntp_faulty: bool,
+}
+
+impl Scenario {
+    /// Parses and validates `text`; `origin` only names it in errors. A
+    /// topology given as a path is read relative to the current directory.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ScenarioError> {
+        Self::parse_relative_to(text, origin, None)
+    }
+
+    /// A built-in scenario by name (one of [`Scenario::builtin_names`]), or
+    /// else the scenario file at that path (its topology, if a path, is
+    /// relative to the file's directory).
+    pub fn load(name_or_path: &str) -> Result<Self, ScenarioError> {
+        if BUILTINS.iter().any(|(name, _)| *name == name_or_path) {
+            return Self::builtin(name_or_path);
+        }
+        let path = Path::new(name_or_path);
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_path_buf(), source })?;
+        Self::parse_relative_to(&text, name_or_path, path.parent())
+    }
+
+    /// The built-in scenario `name`.
+    pub fn builtin(name: &str) -> Result<Self, ScenarioError> {
+        let (name, text) = BUILTINS
+            .iter()
+            .find(|(builtin, _)| *builtin == name)
+            .ok_or_else(|| ScenarioError::UnknownBuiltin { name: name.to_owned() })?;
+        Self::parse(text, &format!("built-in scenario {name}"))
+    }
+
+    /// The names of the built-in scenarios.
+    pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+        BUILTINS.iter().map(|(name, _)| *name)
+    }
+
+    /// The scenario's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What it does and what it expects (free text, may be empty).
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Whether it is quick enough for CI: its description starts with "short".
+    pub fn is_short(&self) -> bool {
+        self.description.get(..5).is_some_and(|first| first.eq_ignore_ascii_case("short"))
+    }
+
+    /// The cluster it runs on.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Length of the judged timeline, from its t = 0.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// Time the cluster runs before the timeline's t = 0, to synchronize (not judged).
+    pub fn warmup(&self) -> Duration {
+        self.warmup
+    }
+
+    /// The events, sorted by time (ties in file order).
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// The clock steps of `site`, in order: when (after the timeline's t = 0;
+    /// add [`Scenario::warmup`] for the time after the daemons start) and by
+    /// how much. `tsod` takes its simulated clock's steps from its
+    /// configuration, so the testbed needs them before it starts the site.
+    pub fn clock_steps(&self, site: &str) -> Vec<(Duration, Offset)> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.action {
+                Action::ClockStep { site: stepped, by } if stepped == site => Some((e.at, *by)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn parse_relative_to(text: &str, origin: &str, base: Option<&Path>) -> Result<Self, ScenarioError> {
+        let file: ScenarioFile = toml::from_str(text)
+            .map_err(|source| ScenarioError::Parse { origin: origin.to_owned(), source: Box::new(source) })?;
+        let invalid = |what: String| ScenarioError::Invalid { origin: origin.to_owned(), what };
+        check_label("name", &file.name).map_err(invalid)?;
+        let topology = if Topology::builtin_names().any(|name| name == file.topology) {
+            Topology::builtin(&file.topology)
+        } else {
+            let path = base.map_or_else(|| PathBuf::from(&file.topology), |dir| dir.join(&file.topology));
+            Topology::load(&path.to_string_lossy())
+        }
+        .map_err(|source| ScenarioError::Topology { origin: origin.to_owned(), source })?;
+        check_range("duration-s", file.duration_s, 1.0, MAX_DURATION_S).map_err(invalid)?;
+        check_range("warmup-s", file.warmup_s, 0.0, MAX_WARMUP_S).map_err(invalid)?;
+        let duration = seconds("duration-s", file.duration_s).map_err(invalid)?;
+        let warmup = seconds("warmup-s", file.warmup_s).map_err(invalid)?;
+        let events = timeline(file.events, file.duration_s, &topology).map_err(invalid)?;
+        Ok(Self { name: file.name, description: file.description, topology, duration, warmup, events })
+    }
+}
+
+/// The events checked, converted and sorted, then checked in order against
+/// what the earlier ones did.
+fn timeline(events: Vec<EventFile>, duration_s: f64, topology: &Topology) -> Result<Vec<Event>, String> {
+    let mut numbered = Vec::with_capacity(events.len());
+    for (i, event) in events.into_iter().enumerate() {
+        let at = format!("event #{} (at-s = {})", i.saturating_add(1), event.at_s);
+        check_range("at-s", event.at_s, 0.0, duration_s).map_err(|e| format!("{at}: {e} (duration-s)"))?;
+        let action = event.action.resolve().map_err(|e| format!("{at}: {e}"))?;
+        let event = Event { at: seconds("at-s", event.at_s).map_err(|e| format!("{at}: {e}"))?, action };
+        numbered.push((at, event));
+    }
+    // Stable: events at the same time keep their order in the file.
+    numbered.sort_by_key(|(_, event)| event.at);
+    let mut states = vec![SiteState::default(); topology.sites().len()];
+    for (at, event) in &numbered {
+        check_in_order(&event.action, topology, &mut states)
+            .map_err(|e| format!("{at}, {}: {e}", event.action.name()))?;
+    }
+    Ok(numbered.into_iter().map(|(_, event)| event).collect())
+}
+
+/// Checks `action` against the topology and the state of its site, and
+/// applies it to that state.
+fn check_in_order(action: &Action, topology: &Topology, states: &mut [SiteState]) -> Result<(), String> {
+    if let Action::Link(link) = action {
+        let (a, b) = link.between();
+        return match topology.link(a, b) {
+            Some(_) => Ok(()),
+            None => Err(format!("between: the topology has no link between {a:?} and {b:?}")),
+        };
+    }
+    let Some(name) = action.site() else {
+        return Ok(());
+    };
+    let (site, state) = topology
+        .sites()
+        .iter()
+        .zip(states.iter_mut())
+        .find(|(site, _)| site.name() == name)
+        .ok_or_else(|| format!("site: the topology has no site called {name:?}"))?;
+    let toggle = |flag: &mut bool, to: bool, why: &str| {
+        if *flag == to {
+            return Err(format!("{name:?} {why}"));
+        }
+        *flag = to;
+        Ok(())
+    };
+    match action {
+        Action::Kill { .. } => toggle(&mut state.killed, true, "is already killed (restart it first)"),
+        Action::Restart { .. } => toggle(&mut state.killed, false, "is not killed (restart only follows a kill)"),
+        Action::Partition { .. } => toggle(&mut state.partitioned, true, "is already partitioned"),
+        Action::Heal { .. } => {
+            toggle(&mut state.partitioned, false, "is not partitioned (heal only follows a partition)")
+        }
+        Action::GpsOffset { .. } | Action::GpsDrift { .. } | Action::GpsOutage { .. } | Action::GpsRestore { .. }
+            if !site.gps() =>
+        {
+            Err(format!("{name:?} has no GPS (gps = false in the topology)"))
+        }
+        Action::NtpOffset { .. } | Action::NtpOutage { .. } | Action::NtpRestore { .. } if !site.ntp() => {
+            Err(format!("{name:?} has no NTP server (ntp = false in the topology)"))
+        }
+        Action::GpsOffset { .. } | Action::GpsDrift { .. } | Action::GpsOutage { .. } => {
+            state.gps_faulty = true;
+            Ok(())
+        }
+        Action::GpsRestore { .. } => toggle(&mut state.gps_faulty, false, "has no GPS fault to restore"),
+        Action::NtpOffset { .. } | Action::NtpOutage { .. } => {
+            state.ntp_faulty = true;
+            Ok(())
+        }
+        Action::NtpRestore { .. } => toggle(&mut state.ntp_faulty, false, "has no NTP fault to restore"),
+        Action::ClockStep { .. } | Action::Link(_) => Ok(()),
+    }
+}
+
+/// Seconds, already range-checked, as a duration.
+fn seconds(key: &str, s: f64) -> Result<Duration, String> {
+    millis(key, s * 1e3)
+}
+
+impl Event {
+    /// When, after the timeline's t = 0.
+    pub fn at(&self) -> Duration {
+        self.at
+    }
+
+    /// What happens.
+    pub fn action(&self) -> &Action {
+        &self.action
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t+{:.3} s: {}", self.at.as_secs_f64(), self.action)
+    }
+}
+
+#[cfg(test)]
+mod tests;

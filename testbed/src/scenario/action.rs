@@ -1,0 +1,260 @@
+//! [`Action`]: what a scenario's event does, as the testbed applies it, and
+//! `ActionFile`, the `[[event]]` keys that give it (an internally tagged
+//! enum on `action`, each variant with its own keys and nothing else).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tsod_proto::{Offset, Ppb};
+
+use crate::topology::{Link, LinkSpec, MAX_CLOCK_OFFSET_MS, check_range, millis, offset_from_ms, ppb_from_ppm};
+
+/// Largest drift a `gps-drift` event may give a receiver's lie, either way (ppm).
+pub const MAX_FAULT_DRIFT_PPM: f64 = 1_000.0;
+
+/// Largest error an NTP server may claim in `ntp-offset` (µs): 60 s.
+pub const MAX_CLAIMED_ERROR_US: f64 = 60_000_000.0;
+
+/// What an event does. Times are the event's; "the lie" of a simulated
+/// source is how far its time is from the truth (see [`crate::sim`]).
+///
+/// A simulator's fault ([`GpsFault`](crate::sim::gpsd::GpsFault),
+/// [`NtpFault`](crate::sim::ntp::NtpFault)) counts its drift from when it is
+/// set, so `gps-offset` and `gps-drift` map to setting the fault's `offset`
+/// to the lie wanted at the event (the new offset, or the lie the receiver
+/// has reached) and its `drift` to the rate from then on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// The site's `tsod` process is killed (abruptly); its simulated sources
+    /// and links keep running.
+    Kill {
+        /// The site.
+        site: String,
+    },
+    /// The site's `tsod` process, killed earlier, is started again.
+    Restart {
+        /// The site.
+        site: String,
+    },
+    /// The GPS receiver's lie jumps to `offset` (a drift set earlier keeps
+    /// growing from there).
+    GpsOffset {
+        /// The site.
+        site: String,
+        /// The new lie (positive: the receiver runs ahead).
+        offset: Offset,
+    },
+    /// The GPS receiver's lie, from what it is now, grows at `drift` (slow spoofing).
+    GpsDrift {
+        /// The site.
+        site: String,
+        /// How fast the lie grows.
+        drift: Ppb,
+    },
+    /// The GPS receiver loses its signal: no PPS, no fix.
+    GpsOutage {
+        /// The site.
+        site: String,
+    },
+    /// The GPS receiver is healthy again: a signal, no lie.
+    GpsRestore {
+        /// The site.
+        site: String,
+    },
+    /// The NTP server's lie becomes `offset`, and it advertises
+    /// `claimed_error` as its root dispersion when that is set.
+    NtpOffset {
+        /// The site.
+        site: String,
+        /// The new lie (positive: the server runs ahead).
+        offset: Offset,
+        /// The root dispersion it claims instead of its honest one: a claim
+        /// smaller than `offset` makes it a falseticker.
+        claimed_error: Option<Duration>,
+    },
+    /// The NTP server stops answering.
+    NtpOutage {
+        /// The site.
+        site: String,
+    },
+    /// The NTP server is healthy again: it answers, without a lie.
+    NtpRestore {
+        /// The site.
+        site: String,
+    },
+    /// Every link of the site is cut, both ways (a link is cut while either
+    /// of its sites is partitioned).
+    Partition {
+        /// The site.
+        site: String,
+    },
+    /// The site's links carry traffic again (those to another partitioned
+    /// site stay cut).
+    Heal {
+        /// The site.
+        site: String,
+    },
+    /// The link between the two sites takes this shape for datagrams sent
+    /// from now on. Its forward direction is from the first site *of this
+    /// event's* `between` (which may be written the other way round than in
+    /// the topology): use [`Link::shape_from`] to orient it.
+    Link(Link),
+    /// The site's local clock steps by `by` (see
+    /// [`Scenario::clock_steps`](super::Scenario::clock_steps)).
+    ClockStep {
+        /// The site.
+        site: String,
+        /// How far it jumps (positive: ahead).
+        by: Offset,
+    },
+}
+
+/// `[[event]]` keys other than `at-s`, as written: the variant is chosen by
+/// `action`, and each accepts only its own keys.
+#[derive(Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", rename_all_fields = "kebab-case", deny_unknown_fields)]
+pub(super) enum ActionFile {
+    Kill { site: String },
+    Restart { site: String },
+    GpsOffset { site: String, offset_ms: f64 },
+    GpsDrift { site: String, drift_ppm: f64 },
+    GpsOutage { site: String },
+    GpsRestore { site: String },
+    NtpOffset { site: String, offset_ms: f64, claimed_error_us: Option<f64> },
+    NtpOutage { site: String },
+    NtpRestore { site: String },
+    Partition { site: String },
+    Heal { site: String },
+    Link(LinkSpec),
+    ClockStep { site: String, by_ms: f64 },
+}
+
+impl ActionFile {
+    /// The action with its values checked and converted (its sites are
+    /// checked against the topology later).
+    pub(super) fn resolve(self) -> Result<Action, String> {
+        let offset = |key: &str, ms: f64| {
+            check_range(key, ms, -MAX_CLOCK_OFFSET_MS, MAX_CLOCK_OFFSET_MS).map(|()| offset_from_ms(ms))
+        };
+        Ok(match self {
+            Self::Kill { site } => Action::Kill { site },
+            Self::Restart { site } => Action::Restart { site },
+            Self::GpsOffset { site, offset_ms } => Action::GpsOffset { site, offset: offset("offset-ms", offset_ms)? },
+            Self::GpsDrift { site, drift_ppm } => {
+                check_range("drift-ppm", drift_ppm, -MAX_FAULT_DRIFT_PPM, MAX_FAULT_DRIFT_PPM)?;
+                Action::GpsDrift { site, drift: ppb_from_ppm(drift_ppm) }
+            }
+            Self::GpsOutage { site } => Action::GpsOutage { site },
+            Self::GpsRestore { site } => Action::GpsRestore { site },
+            Self::NtpOffset { site, offset_ms, claimed_error_us } => {
+                let claimed_error = match claimed_error_us {
+                    None => None,
+                    Some(us) => {
+                        check_range("claimed-error-us", us, 0.0, MAX_CLAIMED_ERROR_US)?;
+                        Some(millis("claimed-error-us", us / 1e3)?)
+                    }
+                };
+                Action::NtpOffset { site, offset: offset("offset-ms", offset_ms)?, claimed_error }
+            }
+            Self::NtpOutage { site } => Action::NtpOutage { site },
+            Self::NtpRestore { site } => Action::NtpRestore { site },
+            Self::Partition { site } => Action::Partition { site },
+            Self::Heal { site } => Action::Heal { site },
+            Self::Link(spec) => Action::Link(spec.resolve()?),
+            Self::ClockStep { site, by_ms } => Action::ClockStep { site, by: offset("by-ms", by_ms)? },
+        })
+    }
+}
+
+impl Action {
+    /// The `action` key that gives it (`"kill"`, `"gps-offset"`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Kill { .. } => "kill",
+            Self::Restart { .. } => "restart",
+            Self::GpsOffset { .. } => "gps-offset",
+            Self::GpsDrift { .. } => "gps-drift",
+            Self::GpsOutage { .. } => "gps-outage",
+            Self::GpsRestore { .. } => "gps-restore",
+            Self::NtpOffset { .. } => "ntp-offset",
+            Self::NtpOutage { .. } => "ntp-outage",
+            Self::NtpRestore { .. } => "ntp-restore",
+            Self::Partition { .. } => "partition",
+            Self::Heal { .. } => "heal",
+            Self::Link(_) => "link",
+            Self::ClockStep { .. } => "clock-step",
+        }
+    }
+
+    /// The site it acts on (`None` for [`Action::Link`], which names two).
+    pub fn site(&self) -> Option<&str> {
+        match self {
+            Self::Kill { site }
+            | Self::Restart { site }
+            | Self::GpsOffset { site, .. }
+            | Self::GpsDrift { site, .. }
+            | Self::GpsOutage { site }
+            | Self::GpsRestore { site }
+            | Self::NtpOffset { site, .. }
+            | Self::NtpOutage { site }
+            | Self::NtpRestore { site }
+            | Self::Partition { site }
+            | Self::Heal { site }
+            | Self::ClockStep { site, .. } => Some(site),
+            Self::Link(_) => None,
+        }
+    }
+}
+
+/// Milliseconds of an offset, for display.
+fn offset_ms(offset: Offset) -> f64 {
+    offset.as_nanos() as f64 / 1e6
+}
+
+/// Microseconds of a duration, for display.
+fn duration_us(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1e3
+}
+
+/// Milliseconds of a duration, for display.
+fn duration_ms(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1e6
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.name();
+        match self {
+            Self::GpsOffset { site, offset } => write!(f, "{name} {site} {:+} ms", offset_ms(*offset)),
+            Self::GpsDrift { site, drift } => write!(f, "{name} {site} {:+} ppm", drift.get() as f64 / 1e3),
+            Self::NtpOffset { site, offset, claimed_error } => {
+                write!(f, "{name} {site} {:+} ms", offset_ms(*offset))?;
+                match claimed_error {
+                    Some(claimed) => write!(f, " claiming ±{} µs", duration_us(*claimed)),
+                    None => Ok(()),
+                }
+            }
+            Self::Link(link) => {
+                let (a, b) = link.between();
+                write!(
+                    f,
+                    "{name} {a} → {b} {} ms, {b} → {a} {} ms, jitter {} ms, loss {}",
+                    duration_ms(link.forward_delay()),
+                    duration_ms(link.reverse_delay()),
+                    duration_ms(link.jitter()),
+                    link.loss()
+                )
+            }
+            Self::ClockStep { site, by } => write!(f, "{name} {site} {:+} ms", offset_ms(*by)),
+            Self::Kill { site }
+            | Self::Restart { site }
+            | Self::GpsOutage { site }
+            | Self::GpsRestore { site }
+            | Self::NtpOutage { site }
+            | Self::NtpRestore { site }
+            | Self::Partition { site }
+            | Self::Heal { site } => write!(f, "{name} {site}"),
+        }
+    }
+}

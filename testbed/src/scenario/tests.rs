@@ -1,0 +1,289 @@
+//! Scenarios: the built-ins, every file shipped in `testbed/scenarios/`,
+//! the timeline's order and checks, and the errors a wrong file gets.
+
+use tsod_proto::Ppb;
+
+use super::*;
+use crate::wan::{DirectionShape, LinkShape};
+
+/// A scenario on `dr` with the given events (TOML text of `[[event]]` tables).
+fn on_dr(events: &str) -> String {
+    format!("name = \"t\"\ntopology = \"dr\"\nduration-s = 60\n{events}")
+}
+
+fn parse(text: &str) -> Scenario {
+    Scenario::parse(text, "s.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn error(text: &str) -> String {
+    Scenario::parse(text, "s.toml").unwrap_err().to_string()
+}
+
+fn event(at: u32, action: &str, keys: &str) -> String {
+    format!("\n[[event]]\nat-s = {at}\naction = \"{action}\"\n{keys}\n")
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[test]
+fn every_shipped_scenario_is_valid_short_and_built_in() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(path.extension().and_then(|e| e.to_str()), Some("toml"), "{}", path.display());
+        let scenario = Scenario::load(path.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(Some(scenario.name()), path.file_stem().and_then(|s| s.to_str()), "name = file name");
+        assert_eq!(Scenario::builtin(scenario.name()).unwrap(), scenario, "the built-in is this file");
+        assert!(scenario.is_short(), "{}: shipped scenarios are short enough for CI", scenario.name());
+        assert!((secs(40)..=secs(60)).contains(&scenario.duration()), "{}", scenario.name());
+        assert!(!scenario.events().is_empty());
+        names.push(scenario.name().to_owned());
+    }
+    names.sort();
+    let mut builtin: Vec<String> = Scenario::builtin_names().map(str::to_owned).collect();
+    builtin.sort();
+    assert_eq!(names, builtin, "every file is built in, and every built-in is a file");
+}
+
+#[test]
+fn built_ins_do_what_their_names_say() {
+    let lose = Scenario::load("lose-each-site").unwrap();
+    assert_eq!(lose.topology().name(), "dr");
+    assert_eq!((lose.duration(), lose.warmup()), (secs(60), secs(10)));
+    let killed: Vec<&str> = lose
+        .events()
+        .iter()
+        .filter(|e| matches!(e.action(), Action::Kill { .. }))
+        .filter_map(|e| e.action().site())
+        .collect();
+    assert_eq!(killed, ["bj-a", "bj-b", "xa"]);
+
+    let restarts = Scenario::builtin("daemon-restarts").unwrap();
+    for site in ["bj-a", "bj-b", "xa"] {
+        let kills = restarts.events().iter().filter(|e| *e.action() == Action::Kill { site: site.into() }).count();
+        assert_eq!(kills, 2, "{site}");
+    }
+
+    let asymmetric = Scenario::builtin("asymmetric-wan").unwrap();
+    let Action::Link(link) = asymmetric.events()[0].action() else { panic!("{:?}", asymmetric.events()) };
+    assert_eq!((link.forward_delay(), link.reverse_delay()), (Duration::from_millis(5), Duration::from_millis(45)));
+
+    let step = Scenario::builtin("clock-step").unwrap();
+    assert_eq!(step.clock_steps("xa"), [(secs(15), Offset::from_nanos(50_000_000))]);
+
+    let liar = Scenario::builtin("ntp-falseticker").unwrap();
+    assert!(matches!(
+        liar.events()[0].action(),
+        Action::NtpOffset { claimed_error: Some(claim), offset, .. }
+            if *claim == Duration::from_micros(50) && *offset == Offset::from_nanos(20_000_000)
+    ));
+}
+
+#[test]
+fn events_are_sorted_with_ties_in_file_order() {
+    let s = parse(&on_dr(&format!(
+        "{}{}{}{}",
+        event(30, "restart", "site = \"xa\""),
+        event(10, "kill", "site = \"xa\""),
+        event(30, "kill", "site = \"bj-a\""),
+        event(0, "partition", "site = \"bj-b\"")
+    )));
+    let order: Vec<String> = s.events().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        order,
+        ["t+0.000 s: partition bj-b", "t+10.000 s: kill xa", "t+30.000 s: restart xa", "t+30.000 s: kill bj-a"]
+    );
+    // Sorting happens before the order is checked: the restart at 30 s follows the kill at 10 s.
+    let e = error(&on_dr(&format!("{}{}", event(30, "kill", "site = \"xa\""), event(10, "restart", "site = \"xa\""))));
+    assert!(e.contains(r#"event #2 (at-s = 10), restart: "xa" is not killed"#), "{e}");
+}
+
+#[test]
+fn every_action_parses() {
+    let s = parse(&on_dr(
+        &[
+            event(1, "kill", "site = \"xa\""),
+            event(2, "restart", "site = \"xa\""),
+            event(3, "gps-offset", "site = \"bj-a\"\noffset-ms = 5"),
+            event(4, "gps-drift", "site = \"bj-a\"\ndrift-ppm = -2.5"),
+            event(5, "gps-outage", "site = \"bj-a\""),
+            event(6, "gps-restore", "site = \"bj-a\""),
+            event(7, "ntp-offset", "site = \"bj-b\"\noffset-ms = -1.5"),
+            event(8, "ntp-outage", "site = \"bj-b\""),
+            event(9, "ntp-restore", "site = \"bj-b\""),
+            event(10, "partition", "site = \"xa\""),
+            event(11, "heal", "site = \"xa\""),
+            event(12, "link", "between = [\"xa\", \"bj-a\"]\nforward-ms = 1\nreverse-ms = 2\nloss = 0.5"),
+            event(13, "clock-step", "site = \"bj-b\"\nby-ms = -7"),
+        ]
+        .concat(),
+    ));
+    let actions: Vec<&Action> = s.events().iter().map(Event::action).collect();
+    let site = |name: &str| name.to_owned();
+    assert_eq!(actions[2], &Action::GpsOffset { site: site("bj-a"), offset: Offset::from_nanos(5_000_000) });
+    assert_eq!(actions[3], &Action::GpsDrift { site: site("bj-a"), drift: Ppb::new(-2_500) });
+    assert_eq!(
+        actions[6],
+        &Action::NtpOffset { site: site("bj-b"), offset: Offset::from_nanos(-1_500_000), claimed_error: None }
+    );
+    assert_eq!(actions[12], &Action::ClockStep { site: site("bj-b"), by: Offset::from_nanos(-7_000_000) });
+    let names: Vec<&str> = actions.iter().map(|a| a.name()).collect();
+    assert_eq!(names.len(), 13);
+    assert_eq!(names.iter().collect::<std::collections::HashSet<_>>().len(), 13);
+    let Action::Link(link) = actions[11] else { panic!("{:?}", actions[11]) };
+    assert_eq!(link.between(), ("xa", "bj-a"));
+    let direction = |ms| DirectionShape { delay: Duration::from_millis(ms), jitter: Duration::ZERO, loss: 0.5 };
+    assert_eq!(link.shape_from("bj-a"), Some(LinkShape { forward: direction(2), reverse: direction(1) }));
+    assert_eq!(actions[11].site(), None);
+    assert_eq!(actions[11].to_string(), "link xa → bj-a 1 ms, bj-a → xa 2 ms, jitter 0 ms, loss 0.5");
+    assert_eq!(actions[6].to_string(), "ntp-offset bj-b -1.5 ms");
+}
+
+#[test]
+fn clock_steps_are_per_site_in_time_order() {
+    let s = parse(&on_dr(&format!(
+        "{}{}{}",
+        event(40, "clock-step", "site = \"xa\"\nby-ms = -0.5"),
+        event(20, "clock-step", "site = \"xa\"\nby-ms = 50"),
+        event(30, "clock-step", "site = \"bj-a\"\nby-ms = 1")
+    )));
+    assert_eq!(
+        s.clock_steps("xa"),
+        [(secs(20), Offset::from_nanos(50_000_000)), (secs(40), Offset::from_nanos(-500_000))]
+    );
+    assert_eq!(s.clock_steps("bj-a"), [(secs(30), Offset::from_nanos(1_000_000))]);
+    assert!(s.clock_steps("bj-b").is_empty());
+}
+
+#[test]
+fn defaults_and_fractional_times() {
+    let s = parse("name = \"quiet\"\nduration-s = 1.5\n");
+    assert_eq!(s.topology().name(), DEFAULT_TOPOLOGY);
+    assert_eq!((s.duration(), s.warmup()), (Duration::from_millis(1_500), secs(10)));
+    assert!(s.events().is_empty() && !s.is_short());
+    let s = parse(&format!(
+        "name = \"t\"\ndescription = \"Short one\"\nduration-s = 5\nwarmup-s = 0{}",
+        event(0, "kill", "site = \"xa\"")
+    ));
+    assert!(s.is_short());
+    assert_eq!(s.warmup(), Duration::ZERO);
+    let s = parse(&on_dr("[[event]]\nat-s = 2.25\naction = \"kill\"\nsite = \"xa\"\n"));
+    assert_eq!(s.events()[0].at(), Duration::from_millis(2_250));
+}
+
+#[test]
+fn unknown_keys_are_errors_with_their_line() {
+    let e = error(&on_dr("\n[[event]]\nat-s = 1\naction = \"kill\"\nsite = \"xa\"\nsignal = 9\n"));
+    assert!(e.starts_with("s.toml: ") && e.contains("signal"), "{e}");
+    assert!(e.contains("line 5"), "{e}");
+    // A key of another action.
+    let e = error(&on_dr("\n[[event]]\nat-s = 1\naction = \"kill\"\nsite = \"xa\"\noffset-ms = 9\n"));
+    assert!(e.contains("offset-ms") && e.contains("line 5"), "{e}");
+    let e = error(&on_dr("\n[[event]]\nat-s = 1\naction = \"explode\"\nsite = \"xa\"\n"));
+    assert!(e.contains("explode") && e.contains("line 5"), "{e}");
+    let e = error(&on_dr("\n[[event]]\nat-s = 1\naction = \"gps-offset\"\nsite = \"xa\"\n"));
+    assert!(e.contains("offset-ms") && e.contains("line 5"), "{e}");
+    let e = error(&on_dr("\n[[event]]\nat = 1\naction = \"kill\"\nsite = \"xa\"\n"));
+    assert!(e.contains("at-s") && e.contains("line 5"), "{e}");
+    let e = error("name = \"t\"\nduration-s = 5\nlength-s = 3\n");
+    assert!(e.contains("length-s") && e.contains("line 3"), "{e}");
+}
+
+#[test]
+fn events_must_name_what_the_topology_has() {
+    let e = error(&on_dr(&event(5, "kill", "site = \"mars\"")));
+    assert!(e.contains(r#"event #1 (at-s = 5), kill: site: the topology has no site called "mars""#), "{e}");
+    let e = error(&on_dr(&event(5, "link", "between = [\"xa\", \"mars\"]\none-way-ms = 1")));
+    assert!(e.contains(r#"between: the topology has no link between "xa" and "mars""#), "{e}");
+    let e = error(&on_dr(&event(5, "link", "between = [\"xa\", \"xa\"]\none-way-ms = 1")));
+    assert!(e.contains("no link between \"xa\" and \"xa\""), "{e}");
+    let e = error(&on_dr(&event(5, "link", "between = [\"xa\", \"bj-a\"]\nforward-ms = 1")));
+    assert!(e.contains("event #1 (at-s = 5): give either one-way-ms"), "{e}");
+}
+
+#[test]
+fn events_must_make_sense_in_order() {
+    let kill = event(1, "kill", "site = \"xa\"");
+    assert!(error(&on_dr(&event(1, "restart", "site = \"xa\""))).contains("restart only follows a kill"));
+    assert!(error(&on_dr(&format!("{kill}{}", event(2, "kill", "site = \"xa\"")))).contains("already killed"));
+    assert!(error(&on_dr(&event(1, "heal", "site = \"xa\""))).contains("heal only follows a partition"));
+    let partition = event(1, "partition", "site = \"xa\"");
+    assert!(error(&on_dr(&format!("{partition}{partition}"))).contains("already partitioned"));
+    assert!(error(&on_dr(&event(1, "gps-restore", "site = \"xa\""))).contains("no GPS fault to restore"));
+    assert!(error(&on_dr(&event(1, "ntp-restore", "site = \"xa\""))).contains("no NTP fault to restore"));
+    let restored = format!("{}{}", event(1, "gps-outage", "site = \"xa\""), event(2, "gps-restore", "site = \"xa\""));
+    assert!(error(&on_dr(&format!("{restored}{}", event(3, "gps-restore", "site = \"xa\"")))).contains("event #3"));
+}
+
+#[test]
+fn sources_a_site_lacks_cannot_fail() {
+    let dir = temp_dir("no-sources");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/dr.toml")).unwrap();
+    let text = text.replace("name = \"xa\"", "name = \"xa\"\ngps = false\nntp = false");
+    std::fs::write(dir.join("bare.toml"), text).unwrap();
+    let scenario = |events: &str| format!("name = \"t\"\ntopology = \"bare.toml\"\nduration-s = 10\n{events}");
+    let load = |events: &str| {
+        std::fs::write(dir.join("s.toml"), scenario(events)).unwrap();
+        Scenario::load(dir.join("s.toml").to_str().unwrap())
+    };
+    assert!(load(&event(1, "gps-offset", "site = \"bj-a\"\noffset-ms = 1")).is_ok());
+    let e = load(&event(1, "gps-outage", "site = \"xa\"")).unwrap_err().to_string();
+    assert!(e.contains("\"xa\" has no GPS"), "{e}");
+    let e = load(&event(1, "ntp-outage", "site = \"xa\"")).unwrap_err().to_string();
+    assert!(e.contains("\"xa\" has no NTP server"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn values_out_of_range() {
+    assert!(error(&on_dr(&event(61, "kill", "site = \"xa\""))).contains("at-s = 61 must be within 0 … 60"));
+    assert!(error(&on_dr("[[event]]\nat-s = -1\naction = \"kill\"\nsite = \"xa\"\n")).contains("at-s = -1"));
+    assert!(error("name = \"t\"\nduration-s = 0\n").contains("duration-s = 0 must be within 1 … 3600"));
+    assert!(error("name = \"t\"\nduration-s = 5\nwarmup-s = 601\n").contains("warmup-s = 601 must be"));
+    assert!(error("name = \"T\"\nduration-s = 5\n").contains("lowercase DNS label"));
+    let gps = |keys: &str| error(&on_dr(&event(1, "gps-drift", &format!("site = \"xa\"\n{keys}"))));
+    assert!(gps("drift-ppm = 1001").contains("drift-ppm = 1001 must be within -1000 … 1000"));
+    let ntp = |keys: &str| error(&on_dr(&event(1, "ntp-offset", &format!("site = \"xa\"\n{keys}"))));
+    assert!(ntp("offset-ms = 1\nclaimed-error-us = -1").contains("claimed-error-us = -1 must be"));
+    assert!(ntp("offset-ms = 4000000").contains("offset-ms = 4000000 must be within -3600000 … 3600000"));
+    let step = error(&on_dr(&event(1, "clock-step", "site = \"xa\"\nby-ms = nan")));
+    assert!(step.contains("by-ms = NaN"), "{step}");
+    let link = error(&on_dr(&event(1, "link", "between = [\"xa\", \"bj-a\"]\none-way-ms = 1\nloss = 2")));
+    assert!(link.contains("loss = 2 must be within 0 … 1"), "{link}");
+}
+
+#[test]
+fn topology_paths_are_relative_to_the_scenario_file() {
+    let dir = temp_dir("relative");
+    std::fs::create_dir_all(dir.join("nets")).unwrap();
+    let dr = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/dr.toml")).unwrap();
+    std::fs::write(dir.join("nets/mine.toml"), dr.replace("name = \"dr\"", "name = \"mine\"")).unwrap();
+    std::fs::write(dir.join("s.toml"), "name = \"t\"\ntopology = \"nets/mine.toml\"\nduration-s = 5\n").unwrap();
+    let s = Scenario::load(dir.join("s.toml").to_str().unwrap()).unwrap();
+    assert_eq!(s.topology().name(), "mine");
+    // Parsed from text, a relative path is relative to the current directory.
+    let e = Scenario::parse("name = \"t\"\ntopology = \"nets/mine.toml\"\nduration-s = 5\n", "x").unwrap_err();
+    assert!(matches!(e, ScenarioError::Topology { source: TopologyError::Read { .. }, .. }), "{e}");
+    std::fs::write(dir.join("broken.toml"), "name = \"t\"\ntopology = \"nets/none.toml\"\nduration-s = 5\n").unwrap();
+    let e = Scenario::load(dir.join("broken.toml").to_str().unwrap()).unwrap_err().to_string();
+    assert!(e.contains("broken.toml: topology: cannot read topology") && e.contains("nets/none.toml"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn load_errors_name_the_file_and_the_built_ins() {
+    let e = Scenario::load("/nonexistent/s.toml").unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/s.toml") && e.contains("built-in scenarios: lose-each-site, "), "{e}");
+    assert!(Scenario::builtin("mars").unwrap_err().to_string().contains("\"mars\""));
+}
+
+/// A fresh directory for one test, removed by the test when it passes.
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tsod-testbed-scenario-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

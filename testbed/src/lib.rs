@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod plot;
 pub mod scenario;
 pub mod sim;
+pub mod timeline;
 pub mod topology;
 pub mod view;
 pub mod wan;

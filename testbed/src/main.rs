@@ -20,6 +20,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tsod_testbed::checker::Checker;
 use tsod_testbed::cluster::{Cluster, ClusterPlan};
+use tsod_testbed::scenario::Scenario;
 use tsod_testbed::topology::Topology;
 use tsod_testbed::view;
 
@@ -45,8 +46,24 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Run a scripted scenario and report; exits non-zero on any violation.
+    Run {
+        /// A built-in scenario name or a scenario file (TOML).
+        scenario: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write half-width over time per site to this SVG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Common options.
+        #[command(flatten)]
+        common: Common,
+    },
     /// List the built-in topologies.
     Topologies,
+    /// List the built-in scenarios.
+    Scenarios,
 }
 
 #[derive(clap::Args)]
@@ -62,6 +79,14 @@ struct Common {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up { topology, run_for, common } => up(&topology, run_for.map(Duration::from_secs), &common),
+        Command::Run { scenario, json, plot, common } => run(&scenario, json, plot.as_deref(), &common),
+        Command::Scenarios => {
+            for name in Scenario::builtin_names() {
+                let s = Scenario::builtin(name)?;
+                println!("{name:<24} {}", s.description());
+            }
+            Ok(())
+        }
         Command::Topologies => {
             for name in Topology::builtin_names() {
                 let t = Topology::builtin(name)?;
@@ -163,4 +188,47 @@ fn live_view(title: &str, elapsed: Duration, cluster: &mut Cluster, checker: &Ch
         })
         .collect();
     view::render(title, elapsed, &rows, &[])
+}
+
+fn run(name: &str, json: bool, plot: Option<&Path>, common: &Common) -> anyhow::Result<()> {
+    let scenario = Scenario::load(name)?;
+    let tsod = tsod_binary(common.tsod.as_deref())?;
+    let stop = stop_flag()?;
+    let terminal = std::io::stdout().is_terminal() && !json;
+    let title = format!("tsod-testbed run {} on {}", scenario.name(), scenario.topology().name());
+    let mut shown = 0;
+    let (report, series) = tsod_testbed::timeline::run(
+        &scenario,
+        &tsod,
+        &common.work,
+        &|| stop.load(Ordering::SeqCst),
+        |cluster, checker, at, applied| {
+            if terminal {
+                let elapsed = Duration::from_secs_f64(at.max(0.0));
+                let text = live_view(&title, elapsed, cluster, checker);
+                let notes: String =
+                    applied.iter().rev().take(view::NOTES_SHOWN).rev().map(|n| format!("{n}\n")).collect();
+                print!("{}{text}{notes}", view::clear_screen());
+                let _ = std::io::stdout().flush();
+            } else if !json {
+                // Not a terminal: log each event once, as it happens.
+                for event in applied.iter().skip(shown) {
+                    println!("{event}");
+                }
+                shown = applied.len();
+            }
+        },
+    )
+    .context("running the scenario")?;
+    if let Some(path) = plot {
+        let events: Vec<(f64, String)> = report.events.iter().map(|e| (e.at_s, e.event.clone())).collect();
+        tsod_testbed::plot::write_svg(path, &title, &series, &events)?;
+    }
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    anyhow::ensure!(report.passed, "scenario {}: true time was outside a synchronized interval", scenario.name());
+    Ok(())
 }

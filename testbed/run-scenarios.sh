@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs testbed scenarios (default: every built-in one) against real tsod
+# processes and prints each report; exits non-zero if any scenario saw true
+# time outside a synchronized interval. Closes with "scenarios: N passed, N failed".
+#
+#   testbed/run-scenarios.sh                      # the full set (about 10 minutes)
+#   testbed/run-scenarios.sh gps-spoof clock-step # some of them
+#   PROFILE=release testbed/run-scenarios.sh      # with release binaries
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=${PROFILE:-debug}
+flag=()
+[ "$profile" = release ] && flag=(--release)
+cargo build -q --locked "${flag[@]}" -p tsod -p tsod-testbed
+bin=target/$profile/tsod-testbed
+if [ "$#" -eq 0 ]; then
+    mapfile -t names < <("$bin" scenarios | cut -d' ' -f1)
+else
+    names=("$@")
+fi
+passed=0
+failed=0
+for name in "${names[@]}"; do
+    echo "== scenario $name"
+    if "$bin" run "$name"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "scenario $name FAILED"
+    fi
+done
+echo "scenarios: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use tsod_proto::wire::{
     self, DecodeError, ErrorResponse, Message, NowResponse, SiteReport, SourceKind, StatusResponse,
 };
+use tsod_proto::wire::{serialize_nanos, serialize_opt_nanos};
 use tsod_proto::{ClockStatus, Offset, Ppb, TimeInterval, Timescale, Timestamp};
 
 use super::RemoteError;
@@ -171,17 +172,6 @@ impl From<&SiteReport<'_>> for SiteStatus {
                 })
                 .collect(),
         }
-    }
-}
-
-fn serialize_nanos<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-fn serialize_opt_nanos<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => serialize_nanos(d, s),
-        None => s.serialize_none(),
     }
 }
 

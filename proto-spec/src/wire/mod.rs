@@ -467,11 +467,13 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
     Ok(message)
 }
 
-fn serialize_nanos<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+/// Serde helper: a duration as whole nanoseconds (the JSON form of SPEC.md §7).
+pub fn serialize_nanos<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-fn serialize_opt_nanos<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+/// Serde helper: an optional duration as whole nanoseconds, or `null`.
+pub fn serialize_opt_nanos<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => serialize_nanos(d, s),
         None => s.serialize_none(),

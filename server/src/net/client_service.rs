@@ -64,14 +64,19 @@ pub async fn serve(
                 cluster.counters.bump(Count::BadMessage);
                 return;
             };
-            let generation = generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let report = view.borrow().report.clone();
+            // Only a status request needs the report: cloned out of the watch
+            // (so the borrow is not held while answering), never for `now`.
+            let report;
             let answer = match wire::decode(&bytes) {
                 Ok(Message::NowRequest(r)) => now_answer(r.request_id, clock.as_ref(), &view),
-                Ok(Message::StatusRequest(r)) => Message::StatusResponse(StatusResponse {
-                    request_id: r.request_id,
-                    report: report.to_wire(generation),
-                }),
+                Ok(Message::StatusRequest(r)) => {
+                    let generation = generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    report = view.borrow().report.clone();
+                    Message::StatusResponse(StatusResponse {
+                        request_id: r.request_id,
+                        report: report.to_wire(generation),
+                    })
+                }
                 Ok(Message::TsoRequest(r)) => {
                     error_message(r.request_id, ErrorCode::TsoUnavailable, "this site does not serve TSO yet")
                 }

@@ -14,7 +14,7 @@ pub mod mapping;
 mod remote;
 pub mod sys;
 
-pub use local::{ClockError, LocalClock, MAX_MAPPINGS, REOPEN_INTERVAL, suspended_since};
+pub use local::{ClockError, LocalClock, MAX_MAPPINGS, REOPEN_INTERVAL, slept_between, suspended_since};
 pub use remote::{RemoteClock, RemoteError, RemoteNow, RemoteOptions, SiteStatus, SourceStatus};
 pub use tsod_proto::shm::{BoundError, PublishedState, ShmError};
 pub use tsod_proto::wire::{ErrorCode, SourceKind};

@@ -250,8 +250,16 @@ fn map(path: &Path) -> Result<(Mapped, Timescale), ClockError> {
 /// since the anchor by more than 1 ms + |Δ|/8 (the discipline may slew
 /// BOOTTIME by up to about 10 %), i.e. the host was suspended.
 pub fn suspended_since(state: &PublishedState, raw: MonoInstant, boot: MonoInstant) -> bool {
-    let d_raw = raw.signed_nanos_since(state.anchor.reference);
-    let d_boot = boot.signed_nanos_since(state.reference_boottime);
+    slept_between((state.anchor.reference, state.reference_boottime), (raw, boot))
+}
+
+/// SPEC.md §5.6 between two readings `(CLOCK_MONOTONIC_RAW, CLOCK_BOOTTIME)`:
+/// whether BOOTTIME ran ahead of the reader clock by more than
+/// 1 ms + |Δraw|/8, i.e. the host was suspended in between (the reader clock
+/// stood still while BOOTTIME went on).
+pub fn slept_between(earlier: (MonoInstant, MonoInstant), later: (MonoInstant, MonoInstant)) -> bool {
+    let d_raw = later.0.signed_nanos_since(earlier.0);
+    let d_boot = later.1.signed_nanos_since(earlier.1);
     d_boot.saturating_sub(d_raw) > 1_000_000i128.saturating_add(d_raw.saturating_abs() / 8)
 }
 
@@ -292,5 +300,15 @@ mod tests {
         assert!(at(500_000_000, 500_000_000 + 64_000_000), "beyond 1 ms + Δ/8 = 63.5 ms");
         assert!(at(1_000, 30_000_000_000), "a 30 s suspend right after publication");
         assert!(!at(0, 0));
+    }
+
+    /// What RemoteClock checks between c1 and c4: a request the host slept
+    /// through (10 s of BOOTTIME in a 2 ms reader-clock round trip) is refused.
+    #[test]
+    fn a_request_the_host_slept_through_is_seen() {
+        let m = MonoInstant::from_nanos;
+        let c1 = (m(1_000_000_000), m(5_000_000_000));
+        assert!(!slept_between(c1, (m(1_002_000_000), m(5_002_000_000))));
+        assert!(slept_between(c1, (m(1_002_000_000), m(15_002_000_000))));
     }
 }

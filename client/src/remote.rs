@@ -233,9 +233,10 @@ impl RemoteClock {
         let round_trip = Duration::from_nanos(round_trip_nanos);
         // A suspend between c1 and c4 stops the reader clock, so rtt would
         // understate the true round trip (SPEC.md §5.6's 1 ms + |Δ|/8 test).
-        let boot = i128::from(exchange.boot_at_receive.as_nanos()) - i128::from(exchange.boot_at_send.as_nanos());
-        let raw = i128::from(round_trip_nanos);
-        if boot - raw > 1_000_000 + raw / 8 {
+        if crate::slept_between(
+            (exchange.sent_at, exchange.boot_at_send),
+            (exchange.received_at, exchange.boot_at_receive),
+        ) {
             return Err(RemoteError::Suspended);
         }
         if round_trip > self.max_round_trip {

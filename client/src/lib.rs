@@ -9,10 +9,12 @@
 //! returns live in [`tsod_proto`] and are re-exported here so applications
 //! need only this crate.
 
+pub mod hlc;
 mod local;
 pub mod mapping;
 mod remote;
 pub mod sys;
+pub mod tso;
 
 pub use local::{ClockError, LocalClock, MAX_MAPPINGS, REOPEN_INTERVAL, slept_between, suspended_since};
 pub use remote::{RemoteClock, RemoteError, RemoteNow, RemoteOptions, SiteStatus, SourceStatus};

@@ -21,3 +21,4 @@ pub mod sources;
 pub mod status_file;
 pub mod timescale;
 pub mod tls;
+pub mod tso;

@@ -1,0 +1,1 @@
+//! Hybrid logical clock and commit-wait (being written).

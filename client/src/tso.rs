@@ -1,0 +1,1 @@
+//! The TSO client (being written).

@@ -1,0 +1,4 @@
+//! The replicated TSO (SPEC.md §4.8, ARCHITECTURE Invariant 2).
+
+pub mod raft;
+pub mod store;

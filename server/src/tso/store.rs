@@ -1,0 +1,1 @@
+//! The Raft log store and state machine on disk (being written).

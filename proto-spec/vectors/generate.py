@@ -24,7 +24,7 @@ KIND = {
     "probe-request": 0x01, "probe-reply": 0x02, "gossip": 0x03,
     "now-request": 0x10, "now-response": 0x11, "status-request": 0x12,
     "status-response": 0x13, "tso-request": 0x14, "tso-response": 0x15,
-    "error": 0x1F,
+    "raft-request": 0x40, "raft-response": 0x41, "error": 0x1F,
 }
 STATUS = {"synchronized": 1, "degraded": 2, "free-running": 3, "unsynchronized": 4, "disrupted": 5}
 SOURCE_KIND = {"ntp": 1, "gpsd": 2, "kernel": 3, "peer": 4}
@@ -93,6 +93,14 @@ def tso_response(m):
     return struct.pack(">QQII", m["request-id"], m["first"], m["count"], 0)
 
 
+RAFT_RPC = {"append-entries": 1, "vote": 2, "install-snapshot": 3}
+
+
+def raft(m):
+    text = m["payload"].encode()
+    return struct.pack(">QB3xI", m["request-id"], RAFT_RPC[m["rpc"]], len(text)) + text
+
+
 def error(m):
     code = m["code"] if isinstance(m["code"], int) else ERROR_CODE[m["code"]]
     text = m["message"].encode()
@@ -104,7 +112,7 @@ BODY = {
     "probe-request": probe_request, "probe-reply": probe_reply, "gossip": site_report,
     "now-request": request, "now-response": now_response, "status-request": request,
     "status-response": status_response, "tso-request": tso_request, "tso-response": tso_response,
-    "error": error,
+    "raft-request": raft, "raft-response": raft, "error": error,
 }
 
 
@@ -204,6 +212,18 @@ VALID = {
                      "count": 100}),
         ("ends-exactly-at-max", {"kind": "tso-response", "request-id": 46, "first": U64_MAX - 99, "count": 100}),
     ],
+    "raft-request": [
+        ("vote", {"kind": "raft-request", "request-id": 47, "rpc": "vote",
+                  "payload": '{"vote":{"leader_id":{"term":3,"node_id":7},"committed":false},"last_log_id":null}'}),
+        ("append-entries", {"kind": "raft-request", "request-id": 48, "rpc": "append-entries",
+                            "payload": '{"entries":[]}'}),
+    ],
+    "raft-response": [
+        ("vote", {"kind": "raft-response", "request-id": 47, "rpc": "vote",
+                  "payload": '{"Ok":{"vote_granted":true}}'}),
+        ("install-snapshot", {"kind": "raft-response", "request-id": 49, "rpc": "install-snapshot",
+                              "payload": '{"Ok":{}}'}),
+    ],
     "error": [
         ("tso-unavailable", {"kind": "error", "request-id": 44, "code": "tso-unavailable", "retry-after": 250,
                              "message": "no leader: election in progress"}),
@@ -216,7 +236,7 @@ def specific_invalid(kind, b):
     """Kind-specific corruptions of the first valid vector `b`."""
     if kind == "probe-request":
         return [("unknown-kind-0x42", set_u8(b, 1, 0x42), "unknown-kind"),
-                ("reserved-kind-0x40", set_u8(b, 1, 0x40), "unknown-kind")]
+                ("reserved-kind-0x4f", set_u8(b, 1, 0x4F), "unknown-kind")]
     if kind == "probe-reply":
         swapped = b[:24] + b[32:40] + b[24:32] + b[40:]
         return [
@@ -256,6 +276,13 @@ def specific_invalid(kind, b):
     if kind == "tso-response":
         return [("range-passes-max", b[:16] + struct.pack(">Q", U64_MAX - 98) + b[24:], "invalid-field"),
                 ("count-0", set_u32(b, 24, 0), "invalid-field")]
+    if kind in ("raft-request", "raft-response"):
+        return [("rpc-0", set_u8(b, 16, 0), "invalid-field"),
+                ("rpc-4", set_u8(b, 16, 4), "invalid-field"),
+                ("reserved-byte", set_u8(b, 17, 1), "reserved-non-zero"),
+                ("payload-empty", frame(kind, struct.pack(">QB3xI", 1, 2, 0)), "invalid-field"),
+                ("payload-control-char", frame(kind, struct.pack(">QB3xI", 1, 2, 3) + b"a\nb"), "invalid-text"),
+                ("payload-not-utf8", frame(kind, struct.pack(">QB3xI", 1, 2, 1) + b"\xff"), "invalid-text")]
     if kind == "error":
         return [("message-1025-bytes", frame("error", struct.pack(">QHHI", 1, 2, 1025, 0) + b"x" * 1025),
                  "invalid-field"),

@@ -18,6 +18,7 @@
 mod client;
 mod cursor;
 mod peer;
+mod raft;
 
 use core::time::Duration;
 
@@ -28,6 +29,7 @@ pub use client::{
     TsoResponse,
 };
 use cursor::{Reader, Writer};
+pub use raft::{MAX_RAFT_PAYLOAD, RaftMessage, RaftRpc};
 pub use peer::{MAX_NAME_LEN, MAX_SOURCES, ProbeReply, ProbeRequest, SiteReport, SourceKind, SourceReport};
 
 /// The message format version this crate speaks.
@@ -77,13 +79,17 @@ pub enum MessageKind {
     TsoRequest,
     /// 0x15
     TsoResponse,
+    /// 0x40
+    RaftRequest,
+    /// 0x41
+    RaftResponse,
     /// 0x1F
     Error,
 }
 
 impl MessageKind {
     /// Every kind, in code order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::ProbeRequest,
         Self::ProbeReply,
         Self::Gossip,
@@ -93,6 +99,8 @@ impl MessageKind {
         Self::StatusResponse,
         Self::TsoRequest,
         Self::TsoResponse,
+        Self::RaftRequest,
+        Self::RaftResponse,
         Self::Error,
     ];
 
@@ -109,6 +117,8 @@ impl MessageKind {
             Self::TsoRequest => 0x14,
             Self::TsoResponse => 0x15,
             Self::Error => 0x1F,
+            Self::RaftRequest => 0x40,
+            Self::RaftResponse => 0x41,
         }
     }
 
@@ -122,7 +132,7 @@ impl MessageKind {
     pub const fn channel(self) -> Channel {
         match self {
             Self::ProbeRequest | Self::ProbeReply => Channel::PeerDatagram,
-            Self::Gossip => Channel::PeerStream,
+            Self::Gossip | Self::RaftRequest | Self::RaftResponse => Channel::PeerStream,
             Self::NowRequest | Self::NowResponse | Self::StatusRequest | Self::StatusResponse => Channel::ClientStream,
             Self::TsoRequest | Self::TsoResponse | Self::Error => Channel::AnyStream,
         }
@@ -140,6 +150,8 @@ impl MessageKind {
             Self::StatusResponse => "status-response",
             Self::TsoRequest => "tso-request",
             Self::TsoResponse => "tso-response",
+            Self::RaftRequest => "raft-request",
+            Self::RaftResponse => "raft-response",
             Self::Error => "error",
         }
     }
@@ -169,6 +181,12 @@ pub enum Message<'a> {
     TsoRequest(TsoRequest),
     /// Server: a range of TSO timestamps.
     TsoResponse(TsoResponse),
+    /// Peer: a Raft RPC (TSO replication, SPEC.md §4.10).
+    #[serde(borrow)]
+    RaftRequest(RaftMessage<'a>),
+    /// Peer: a Raft RPC's result.
+    #[serde(borrow)]
+    RaftResponse(RaftMessage<'a>),
     /// Either side: the request failed.
     #[serde(borrow)]
     Error(ErrorResponse<'a>),
@@ -187,6 +205,8 @@ impl Message<'_> {
             Self::StatusResponse(_) => MessageKind::StatusResponse,
             Self::TsoRequest(_) => MessageKind::TsoRequest,
             Self::TsoResponse(_) => MessageKind::TsoResponse,
+            Self::RaftRequest(_) => MessageKind::RaftRequest,
+            Self::RaftResponse(_) => MessageKind::RaftResponse,
             Self::Error(_) => MessageKind::Error,
         }
     }
@@ -202,6 +222,7 @@ impl Message<'_> {
             Self::StatusResponse(r) => r.body_len(),
             Self::TsoRequest(_) => TsoRequest::BODY_LEN,
             Self::TsoResponse(_) => TsoResponse::BODY_LEN,
+            Self::RaftRequest(m) | Self::RaftResponse(m) => m.body_len(),
             Self::Error(e) => e.body_len(),
         };
         body.saturating_add(HEADER_LEN)
@@ -219,6 +240,7 @@ impl Message<'_> {
             Self::StatusResponse(m) => m.report.check(),
             Self::TsoRequest(m) => m.check(),
             Self::TsoResponse(m) => m.check(),
+            Self::RaftRequest(m) | Self::RaftResponse(m) => m.check(),
             Self::Error(m) => m.check(),
         }?;
         let len = self.encoded_len();
@@ -242,6 +264,7 @@ impl Message<'_> {
             Self::StatusResponse(m) => m.write(&mut w),
             Self::TsoRequest(m) => m.write(&mut w),
             Self::TsoResponse(m) => m.write(&mut w),
+            Self::RaftRequest(m) | Self::RaftResponse(m) => m.write(&mut w),
             Self::Error(m) => m.write(&mut w),
         }
         match w.written() {
@@ -461,6 +484,8 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
         MessageKind::StatusResponse => Message::StatusResponse(StatusResponse::decode(&mut r)?),
         MessageKind::TsoRequest => Message::TsoRequest(TsoRequest::decode(&mut r)?),
         MessageKind::TsoResponse => Message::TsoResponse(TsoResponse::decode(&mut r)?),
+        MessageKind::RaftRequest => Message::RaftRequest(RaftMessage::decode(&mut r)?),
+        MessageKind::RaftResponse => Message::RaftResponse(RaftMessage::decode(&mut r)?),
         MessageKind::Error => Message::Error(ErrorResponse::decode(&mut r)?),
     };
     r.finish()?;

@@ -23,7 +23,7 @@ use crate::frequency::FrequencyConfig;
 
 mod site;
 
-pub use site::{ClientsConfig, PeerConfig, SiteConfig};
+pub use site::{ClientsConfig, PeerConfig, SiteConfig, TsoConfig};
 
 /// A whole configuration file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -47,6 +47,9 @@ pub struct Config {
     /// Remote clients (with `[site]`).
     #[serde(default)]
     pub clients: ClientsConfig,
+    /// The replicated TSO (with `[site]`).
+    #[serde(default)]
+    pub tso: TsoConfig,
     /// Test-only settings; never set in production.
     #[serde(default)]
     pub testing: TestingConfig,
@@ -320,6 +323,7 @@ impl Config {
                 }
             }
         }
+        self.tso.validate()?;
         site::validate(self.site.as_ref(), &self.peers, &self.clients, &names)
     }
 

@@ -41,7 +41,36 @@ pub struct StatusSnapshot {
     /// Refusals counted by the QUIC endpoint.
     #[serde(default)]
     pub endpoint: EndpointCounters,
+    /// The replicated TSO, when this site runs it.
+    #[serde(default)]
+    pub tso: Option<TsoStatus>,
 }
+
+/// What `tsod status` shows about the TSO.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TsoStatus {
+    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    pub role: String,
+    /// The site this one believes leads, if any.
+    pub leader: Option<String>,
+    /// The Raft term.
+    pub term: u64,
+    /// Last log index applied.
+    pub applied_index: Option<u64>,
+    /// The fence: largest committed lease end (ns), the window end.
+    pub fence_ns: u64,
+    /// This site's own committed lease end when it leads (ns).
+    pub lease_end_ns: Option<u64>,
+    /// The last timestamp this site issued as leader (raw).
+    pub last_issued: Option<u64>,
+    /// Timestamps issued by this site as leader.
+    pub issued: u64,
+    /// Requests refused (unavailable).
+    pub refused: u64,
+    /// Batches forwarded to the leader.
+    pub forwarded_batches: u64,
+}
+
 
 /// One peer site in a [`StatusSnapshot`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +217,7 @@ impl StatusSnapshot {
             local_status: None,
             peers: Vec::new(),
             endpoint: EndpointCounters::default(),
+            tso: None,
         }
     }
 }

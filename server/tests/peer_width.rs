@@ -49,7 +49,7 @@ fn measure(name: &str, out: Duration, back: Duration) -> (u64, u64, u64) {
     let gps = GpsdSim::start("127.0.0.1:0".parse().unwrap()).unwrap();
     let site = |me: &str, port: u16| {
         format!(
-            "[site]\nname = \"{me}\"\nlisten = \"127.0.0.1:{port}\"\ncluster-dir = \"{}\"\nprobe-interval-ms = 250\n",
+            "[tso]\nenabled = false\n[site]\nname = \"{me}\"\nlisten = \"127.0.0.1:{port}\"\ncluster-dir = \"{}\"\nprobe-interval-ms = 250\n",
             certs.display()
         )
     };

@@ -72,9 +72,11 @@ fn start_cluster(scratch: &Scratch, certs: &Path, extra: &str) -> Vec<Site> {
         let config = format!(
             "{extra}\n[site]\nname = \"{name}\"\nlisten = \"127.0.0.1:{}\"\ncluster-dir = \"{}\"\n\
              probe-interval-ms = 250\ngossip-interval-ms = 250\n\
+             [tso]\nstate-dir = \"{}\"\n\
              [testing.simulated-clock]\noffset-ns = {offset}\nfrequency-ppb = {frequency}\n",
             ports[i],
-            certs.display()
+            certs.display(),
+            dir.join("tso").display()
         );
         let sources = format!(
             "\n[[source]]\nkind = \"gpsd\"\nname = \"gps\"\naddress = \"{}\"\ntimescale = \"utc\"\n{peers}",

@@ -238,7 +238,9 @@ impl Cluster {
             site.addr,
             self.dir.join("certs").display()
         );
-        let _ = writeln!(c, "[clients]\nallow-anonymous = true\n");
+        let _ = writeln!(c, "[clients]\nallow-anonymous = true\nmax-requests-per-second = 1000000\n");
+        // The TSO's Raft state survives a site's restart, as in production.
+        let _ = writeln!(c, "[tso]\nstate-dir = \"{}\"\n", self.dir.join(&plan.name).join("tso").display());
         if let Some(gps) = &site.gps {
             let _ = writeln!(
                 c,

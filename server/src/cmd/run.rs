@@ -28,6 +28,7 @@ use tsod::sample::Sample;
 use tsod::sources::kernel;
 use tsod::status_file::{self, StatusSnapshot};
 use tsod::timescale::LeapGuard;
+use tsod::tso::node::TsoNode;
 use tsod_proto::shm::PublishedState;
 use tsod_proto::wire::SourceKind;
 use tsod_proto::{ClockStatus, DriftModel, Offset, Ppb, Timescale};
@@ -108,8 +109,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 clients: config.clients.clone(),
                 max_sample_age: config.clock.max_sample_age(),
             };
-            let (endpoint, cluster) = tsod::net::endpoint::start(setup, Arc::clone(&clock), view_rx, peer_tx)
+            let (endpoint, cluster) = tsod::net::endpoint::start(setup, Arc::clone(&clock), view_rx.clone(), peer_tx)
                 .context("starting the QUIC endpoint")?;
+            if config.tso.enabled {
+                let mut sites = vec![site.name.clone()];
+                sites.extend(config.peers.iter().map(|p| p.name.clone()));
+                let conns = Arc::clone(&cluster.conns);
+                let node = TsoNode::start(&config.tso, &site.name, &sites, conns, Arc::clone(&clock), view_rx)
+                    .await
+                    .context("starting the TSO")?;
+                let _ = cluster.tso.set(node);
+            }
             Some((endpoint, cluster))
         }
         None => {
@@ -185,7 +195,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         view_tx.send_replace(site_view(&config, &local_tick, &tick, datasheet, engine.sources(), n_local));
         last = Some(tick);
     }
-    if let Some((endpoint, _)) = net {
+    if let Some((endpoint, cluster)) = net {
+        if let Some(tso) = cluster.tso.get() {
+            tso.shutdown().await;
+        }
         endpoint.close(0u8.into(), b"tsod stopping");
     }
     info!("tsod stopping; the segment stays valid until its horizon");
@@ -229,6 +242,7 @@ fn add_cluster(snapshot: &mut StatusSnapshot, config: &Config, cluster: &Cluster
     snapshot.local_status = Some(local_status.to_string());
     snapshot.peers = cluster.snapshot();
     snapshot.endpoint = cluster.counters.snapshot();
+    snapshot.tso = cluster.tso.get().map(|t| t.status());
 }
 
 fn kind_of(source: &SourceConfig) -> SourceKind {

@@ -55,6 +55,9 @@ pub(crate) fn run(segment: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     if let Some(site) = &snapshot.site {
         out.push_str(&cluster_table(site, &snapshot));
     }
+    if let Some(tso) = &snapshot.tso {
+        out.push_str(&tso_line(tso));
+    }
     super::print_line(out.trim_end())
 }
 
@@ -98,4 +101,26 @@ fn cluster_table(site: &str, snapshot: &StatusSnapshot) -> String {
         ));
     }
     out
+}
+
+/// The TSO's Raft role, leader, term, lease and window.
+fn tso_line(tso: &status_file::TsoStatus) -> String {
+    let at = |ns: u64| {
+        let secs = i64::try_from(ns / 1_000_000_000).unwrap_or(i64::MAX);
+        let nanos = u32::try_from(ns % 1_000_000_000).unwrap_or(0);
+        chrono::DateTime::from_timestamp(secs, nanos)
+            .map_or_else(|| ns.to_string(), |t| t.format("%H:%M:%S%.3f").to_string())
+    };
+    format!(
+        "tso: {} (leader {}), term {}, applied {}, committed window end {}, own lease end {}, issued {}, refused {}, batches forwarded {}\n",
+        tso.role,
+        tso.leader.as_deref().unwrap_or("none"),
+        tso.term,
+        tso.applied_index.map_or_else(|| "-".to_owned(), |i| i.to_string()),
+        if tso.fence_ns == 0 { "-".to_owned() } else { at(tso.fence_ns) },
+        tso.lease_end_ns.filter(|n| *n > 0).map_or_else(|| "-".to_owned(), at),
+        tso.issued,
+        tso.refused,
+        tso.forwarded_batches,
+    )
 }

@@ -19,7 +19,7 @@ use tsod_proto::shm::BoundError;
 use tsod_proto::wire::{self, ErrorCode, ErrorResponse, Message, NowResponse, StatusResponse};
 
 use super::limit::TokenBucket;
-use super::stream::{error_message, read_one, request_id, write_one};
+use super::stream::{error_message, not_started, read_one, request_id, write_one, write_tso_answer};
 use super::{Cluster, Count, SiteView};
 use crate::clock::Clock;
 use crate::peer::probe::drift_bound_of;
@@ -78,7 +78,15 @@ pub async fn serve(
                     })
                 }
                 Ok(Message::TsoRequest(r)) => {
-                    error_message(r.request_id, ErrorCode::TsoUnavailable, "this site does not serve TSO yet")
+                    let answer = match cluster.tso.get() {
+                        Some(tso) => tso.serve_local(r.count).await,
+                        None => Err(not_started()),
+                    };
+                    cluster.counters.bump(Count::ClientRequest);
+                    if let Err(e) = write_tso_answer(&mut send, r.request_id, r.count, &answer).await {
+                        debug!(site = %site, error = %e, "answering a TSO request");
+                    }
+                    return;
                 }
                 Ok(other) => {
                     cluster.counters.bump(Count::BadMessage);

@@ -23,7 +23,7 @@ pub mod limit;
 pub mod peer_link;
 pub mod stream;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ use tsod_proto::wire::{SiteReport, SourceKind, SourceReport};
 use tsod_proto::{ClockStatus, DriftModel, Offset, Ppb, Timescale};
 
 use crate::sample::Sample;
+use crate::tso::network::PeerConns;
+use crate::tso::node::TsoNode;
 use crate::status_file::{EndpointCounters, PeerSnapshot, ReportedSource, SiteSummary, kind_name};
 
 /// What the engine last produced, as the shell needs it.
@@ -229,17 +231,25 @@ pub struct Cluster {
     peers: Vec<Mutex<PeerSnapshot>>,
     /// The endpoint's counters.
     pub counters: Counters,
+    /// The live connection this site dialled to each peer (Raft and TSO
+    /// forwarding use it).
+    pub conns: Arc<PeerConns>,
+    /// The TSO, once started (requests before that are unavailable).
+    pub tso: OnceLock<Arc<TsoNode>>,
 }
 
 impl Cluster {
     /// Entries for `peers` (name, address).
     pub fn new(peers: impl IntoIterator<Item = (String, String)>) -> Self {
+        let peers: Vec<(String, String)> = peers.into_iter().collect();
         Self {
+            conns: Arc::new(PeerConns::new(peers.iter().map(|(name, _)| name.clone()))),
             peers: peers
                 .into_iter()
                 .map(|(name, address)| Mutex::new(PeerSnapshot { name, address, ..PeerSnapshot::default() }))
                 .collect(),
             counters: Counters::default(),
+            tso: OnceLock::new(),
         }
     }
 

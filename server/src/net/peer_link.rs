@@ -17,9 +17,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 use tsod_proto::Timescale;
-use tsod_proto::wire::{self, ErrorCode, Message};
+use tsod_proto::wire::{self, ErrorCode, Message, RaftMessage};
 
-use super::stream::{error_message, read_one, request_id, write_one};
+use super::stream::{error_message, not_started, read_one, request_id, write_one, write_tso_answer};
 use super::{Cluster, Count, OwnReport, PeerEvent, SiteView};
 use crate::clock::{Clock, ClockReading};
 use crate::config::{PeerConfig, SiteConfig};
@@ -33,9 +33,10 @@ const BEST_OF_MAX_AGE: Duration = Duration::from_secs(64);
 /// Redial backoff: from the first to the last, doubling.
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Largest message a peer may send on a stream: the largest site report is
-/// 5 411 bytes (SPEC.md §4.10), every other peer message is smaller.
-const PEER_STREAM_LIMIT: usize = 8 * 1024;
+/// Largest message a peer may send on a stream: Raft requests may fill a
+/// whole message (SPEC.md §4.13); the stream and connection receive windows
+/// and the stream count bound what a peer can make us hold.
+const PEER_STREAM_LIMIT: usize = wire::MAX_MESSAGE_LEN;
 /// Longest a peer may take to deliver one stream message.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -109,7 +110,9 @@ impl Link {
                         p.connects = p.connects.saturating_add(1);
                     });
                     backoff = BACKOFF_FIRST;
+                    self.cluster.conns.set(&self.peer.name, Some(conn.clone()));
                     let why = self.session(&conn, &mut probing).await;
+                    self.cluster.conns.set(&self.peer.name, None);
                     probing.prober.clear();
                     self.cluster.update(self.index, |p| p.connected = false);
                     warn!(peer = %self.peer.name, reason = %why, "lost the peer; redialling");
@@ -351,8 +354,32 @@ async fn serve_stream(
             None
         }
         Ok(Message::TsoRequest(r)) => {
-            Some(error_message(r.request_id, ErrorCode::TsoUnavailable, "this site does not serve TSO yet"))
+            let answer = match cluster.tso.get() {
+                Some(tso) => tso.serve_forwarded(r.count).await,
+                None => Err(not_started()),
+            };
+            if let Err(e) = write_tso_answer(&mut send, r.request_id, r.count, &answer).await {
+                debug!(error = %e, "answering a forwarded TSO batch");
+            }
+            return;
         }
+        Ok(Message::RaftRequest(m)) => match cluster.tso.get() {
+            Some(tso) => match crate::tso::network::answer(tso.raft(), m.rpc, m.payload).await {
+                Ok(payload) => {
+                    let answer = Message::RaftResponse(RaftMessage { request_id: m.request_id, rpc: m.rpc, payload: &payload });
+                    if let Err(e) = write_one(&mut send, &answer).await {
+                        debug!(error = %e, "answering a raft request");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    cluster.counters.bump(Count::BadMessage);
+                    debug!(error = %e, "undecodable raft request");
+                    Some(error_message(m.request_id, ErrorCode::Malformed, "raft payload does not parse"))
+                }
+            },
+            None => Some(error_message(m.request_id, ErrorCode::TsoUnavailable, "TSO not running at this site")),
+        },
         Ok(other) => {
             cluster.counters.bump(Count::BadMessage);
             Some(error_message(request_id(&other), ErrorCode::UnknownKind, "not a request on tsod-peer/1"))

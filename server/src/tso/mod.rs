@@ -2,3 +2,6 @@
 
 pub mod raft;
 pub mod store;
+pub mod lease;
+pub mod network;
+pub mod node;

@@ -1,0 +1,209 @@
+//! Raft RPCs over the `tsod-peer/1` connections (SPEC.md §4.13): each RPC is
+//! one stream on the connection this site dialled to the target, carrying a
+//! `raft-request` and answered by a `raft-response`.
+//!
+//! The peer links ([`crate::net::peer_link`]) register their live
+//! connection in [`PeerConns`]; the Raft side only borrows it. A target
+//! without a live connection is `Unreachable` (openraft backs off); an RPC
+//! that outlives openraft's time-to-live is abandoned the same way.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::{AnyError, BasicNode, Raft};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tsod_proto::wire::{self, MAX_MESSAGE_LEN, MAX_RAFT_PAYLOAD, Message, RaftMessage, RaftRpc};
+
+use super::raft::{NodeId, TsoRaft, node_id};
+use crate::net::stream::{read_one, write_one};
+
+/// The connection this site dialled to each peer, by node id.
+#[derive(Debug, Default)]
+pub struct PeerConns {
+    slots: HashMap<NodeId, (String, RwLock<Option<quinn::Connection>>)>,
+}
+
+impl PeerConns {
+    /// Slots for the sites named `peers`.
+    pub fn new(peers: impl IntoIterator<Item = String>) -> Self {
+        Self { slots: peers.into_iter().map(|name| (node_id(&name), (name, RwLock::new(None)))).collect() }
+    }
+
+    /// The link to `site` is up (`Some`) or down (`None`).
+    pub fn set(&self, site: &str, conn: Option<quinn::Connection>) {
+        if let Some((_, slot)) = self.slots.get(&node_id(site)) {
+            *slot.write().unwrap_or_else(std::sync::PoisonError::into_inner) = conn;
+        }
+    }
+
+    /// The live connection to node `id`, if any.
+    pub fn get(&self, id: NodeId) -> Option<quinn::Connection> {
+        let (_, slot) = self.slots.get(&id)?;
+        let conn = slot.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()?;
+        conn.close_reason().is_none().then_some(conn)
+    }
+
+    /// The site name of node `id`.
+    pub fn name(&self, id: NodeId) -> Option<&str> {
+        self.slots.get(&id).map(|(name, _)| name.as_str())
+    }
+}
+
+/// Makes an [`Rpc`] per target.
+#[derive(Clone, Debug)]
+pub struct Network {
+    conns: Arc<PeerConns>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl Network {
+    /// RPCs over `conns`.
+    pub fn new(conns: Arc<PeerConns>) -> Self {
+        Self { conns, next_id: Arc::new(AtomicU64::new(1)) }
+    }
+}
+
+impl RaftNetworkFactory<TsoRaft> for Network {
+    type Network = Rpc;
+
+    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Rpc {
+        Rpc { target, conns: Arc::clone(&self.conns), next_id: Arc::clone(&self.next_id) }
+    }
+}
+
+/// RPCs to one target.
+#[derive(Debug)]
+pub struct Rpc {
+    target: NodeId,
+    conns: Arc<PeerConns>,
+    next_id: Arc<AtomicU64>,
+}
+
+/// Why a call failed before the remote Raft answered.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("no connection to the peer")]
+    NoConnection,
+    #[error("the RPC timed out after {0:?}")]
+    TimedOut(Duration),
+    #[error("payload of {0} bytes does not fit one message")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Transport(String),
+}
+
+impl Rpc {
+    /// Sends `request` as `rpc` and returns the remote's `Result`.
+    async fn call<Q, A, E>(&self, rpc: RaftRpc, request: &Q, ttl: Duration) -> Result<Result<A, E>, CallError>
+    where
+        Q: Serialize,
+        A: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        let payload = serde_json::to_string(request).map_err(|e| CallError::Transport(e.to_string()))?;
+        if payload.len() > MAX_RAFT_PAYLOAD {
+            return Err(CallError::TooLarge(payload.len()));
+        }
+        let conn = self.conns.get(self.target).ok_or(CallError::NoConnection)?;
+        let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let message = Message::RaftRequest(RaftMessage { request_id, rpc, payload: &payload });
+        let exchange = async {
+            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| CallError::Transport(e.to_string()))?;
+            write_one(&mut send, &message).await.map_err(|e| CallError::Transport(e.to_string()))?;
+            read_one(&mut recv, MAX_MESSAGE_LEN).await.map_err(|e| CallError::Transport(e.to_string()))
+        };
+        let bytes = tokio::time::timeout(ttl, exchange).await.map_err(|_| CallError::TimedOut(ttl))??;
+        match wire::decode(&bytes) {
+            Ok(Message::RaftResponse(m)) if m.request_id == request_id && m.rpc == rpc => {
+                serde_json::from_str(m.payload).map_err(|e| CallError::Transport(format!("bad raft-response: {e}")))
+            }
+            Ok(Message::Error(e)) => Err(CallError::Transport(format!("peer refused: {} {}", e.code, e.message))),
+            Ok(other) => Err(CallError::Transport(format!("unexpected answer {}", other.kind().name()))),
+            Err(e) => Err(CallError::Transport(format!("undecodable answer: {e}"))),
+        }
+    }
+
+    fn fail<E: std::error::Error>(&self, e: CallError, entries: usize) -> RPCError<NodeId, BasicNode, E> {
+        match e {
+            CallError::NoConnection | CallError::TimedOut(_) => RPCError::Unreachable(Unreachable::new(&e)),
+            CallError::TooLarge(_) => {
+                let hint = u64::try_from(entries / 2).unwrap_or(1).max(1);
+                RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint))
+            }
+            CallError::Transport(_) => RPCError::Network(NetworkError::new(&AnyError::new(&e))),
+        }
+    }
+}
+
+impl RaftNetwork<TsoRaft> for Rpc {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TsoRaft>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let entries = rpc.entries.len();
+        match self.call::<_, _, RaftError<NodeId>>(RaftRpc::AppendEntries, &rpc, option.hard_ttl()).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            Err(e) => Err(self.fail(e, entries)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TsoRaft>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
+    {
+        type E = RaftError<NodeId, InstallSnapshotError>;
+        match self.call::<_, _, E>(RaftRpc::InstallSnapshot, &rpc, option.hard_ttl()).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            Err(e) => Err(self.fail(e, 0)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        match self.call::<_, _, RaftError<NodeId>>(RaftRpc::Vote, &rpc, option.hard_ttl()).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            Err(e) => Err(self.fail(e, 0)),
+        }
+    }
+}
+
+/// Answers a `raft-request` from a peer with the local Raft's result, as
+/// the JSON payload of a `raft-response`; `Err` when the request's payload
+/// does not parse (answered `malformed`).
+pub async fn answer(raft: &Raft<TsoRaft>, rpc: RaftRpc, payload: &str) -> Result<String, serde_json::Error> {
+    let text = match rpc {
+        RaftRpc::AppendEntries => {
+            let request: AppendEntriesRequest<TsoRaft> = serde_json::from_str(payload)?;
+            serde_json::to_string(&raft.append_entries(request).await)?
+        }
+        RaftRpc::Vote => {
+            let request: VoteRequest<NodeId> = serde_json::from_str(payload)?;
+            serde_json::to_string(&raft.vote(request).await)?
+        }
+        RaftRpc::InstallSnapshot => {
+            let request: InstallSnapshotRequest<TsoRaft> = serde_json::from_str(payload)?;
+            serde_json::to_string(&raft.install_snapshot(request).await)?
+        }
+    };
+    Ok(text)
+}

@@ -129,7 +129,7 @@ impl TsoNode {
     ) -> Result<Arc<Self>, StartError> {
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|source| StartError::StateDir { path: config.state_dir.display().to_string(), source })?;
-        let (log, machine) = store::open(&config.state_dir.join("raft.redb"))?;
+        let (log, machine) = store::open(&config.state_dir.join(store::FILE_NAME))?;
         let applied = machine.watch();
         let raft_config = openraft::Config {
             cluster_name: "tsod".into(),

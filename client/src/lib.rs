@@ -4,8 +4,9 @@
 //! local daemon's shared-memory segment (SPEC.md §5) with one clock read per
 //! [`LocalClock::now`]; and [`RemoteClock`], which asks a tsod site over QUIC
 //! `tsod-client/1` and widens its answer by the measured round trip at this
-//! host's drift bound (SPEC.md §4.7). To come (see `ARCHITECTURE.md`): the
-//! hybrid logical clock, `commit_wait`, and the TSO client. The types it
+//! host's drift bound (SPEC.md §4.7). [`hlc::HybridClock`] gives hybrid
+//! timestamps and commit-wait over either; [`tso::Tso`] asks the cluster's
+//! replicated timestamp oracle through any site. The types it
 //! returns live in [`tsod_proto`] and are re-exported here so applications
 //! need only this crate.
 

@@ -160,8 +160,8 @@ pub struct RemoteClock {
 }
 
 /// A request's bytes on the wire and the reader clock around them.
-struct Exchange {
-    response: Vec<u8>,
+pub(crate) struct Exchange {
+    pub(crate) response: Vec<u8>,
     /// `c1`: before the request could leave.
     sent_at: MonoInstant,
     /// `c4`: after the whole response had arrived.
@@ -305,7 +305,7 @@ impl RemoteClock {
     /// Sends `request` on a new stream and reads the answer, within the
     /// request timeout. A connection that timed out or died is forgotten,
     /// so the next call dials again.
-    async fn request(&self, request: Message<'_>) -> Result<Exchange, RemoteError> {
+    pub(crate) async fn request(&self, request: Message<'_>) -> Result<Exchange, RemoteError> {
         let bytes = request.to_vec()?;
         let deadline = self.deadline()?;
         let connection = tokio::time::timeout_at(deadline, self.connection()).await.map_err(|_| self.timeout())??;

@@ -95,6 +95,8 @@ pub struct Rpc {
 enum CallError {
     #[error("no connection to the peer")]
     NoConnection,
+    #[error("the peer's TSO is not running (yet)")]
+    NotRunning,
     #[error("the RPC timed out after {0:?}")]
     TimedOut(Duration),
     #[error("payload of {0} bytes does not fit one message")]
@@ -128,6 +130,7 @@ impl Rpc {
             Ok(Message::RaftResponse(m)) if m.request_id == request_id && m.rpc == rpc => {
                 serde_json::from_str(m.payload).map_err(|e| CallError::Transport(format!("bad raft-response: {e}")))
             }
+            Ok(Message::Error(e)) if e.code == wire::ErrorCode::TsoUnavailable => Err(CallError::NotRunning),
             Ok(Message::Error(e)) => Err(CallError::Transport(format!("peer refused: {} {}", e.code, e.message))),
             Ok(other) => Err(CallError::Transport(format!("unexpected answer {}", other.kind().name()))),
             Err(e) => Err(CallError::Transport(format!("undecodable answer: {e}"))),
@@ -136,7 +139,7 @@ impl Rpc {
 
     fn fail<E: std::error::Error>(&self, e: CallError, entries: usize) -> RPCError<NodeId, BasicNode, E> {
         match e {
-            CallError::NoConnection | CallError::TimedOut(_) => RPCError::Unreachable(Unreachable::new(&e)),
+            CallError::NoConnection | CallError::NotRunning | CallError::TimedOut(_) => RPCError::Unreachable(Unreachable::new(&e)),
             CallError::TooLarge(_) => {
                 let hint = u64::try_from(entries / 2).unwrap_or(1).max(1);
                 RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint))

@@ -400,7 +400,22 @@ impl TsoNode {
             write_one(&mut send, &request).await.map_err(|e| e.to_string())?;
             read_one(&mut recv, MAX_MESSAGE_LEN).await.map_err(|e| e.to_string())
         };
-        let bytes = match tokio::time::timeout(FORWARD_TIMEOUT, exchange).await {
+        // A leader that dies keeps its connection open until the idle
+        // timeout: stop waiting as soon as Raft has moved on.
+        let mut metrics = self.raft.metrics();
+        let deposed = async move {
+            while metrics.changed().await.is_ok() {
+                if metrics.borrow().current_leader != Some(leader) {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        let answer = tokio::select! {
+            answer = tokio::time::timeout(FORWARD_TIMEOUT, exchange) => answer,
+            () = deposed => return Err(Unavailable::new("the TSO leader changed", Duration::from_millis(10))),
+        };
+        let bytes = match answer {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return Err(Unavailable::new(format!("forwarding to the TSO leader: {e}"), Duration::from_millis(100))),
             Err(_) => return Err(Unavailable::new("the TSO leader did not answer in time", Duration::from_millis(100))),

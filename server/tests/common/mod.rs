@@ -125,7 +125,7 @@ pub(crate) fn tsod_with(dir: &Path, extra: &str, sources: &str) -> (Running, Pat
     let child = Command::new(env!("CARGO_BIN_EXE_tsod"))
         .args(["run", "--config"])
         .arg(&path)
-        .env("TSOD_LOG", "warn")
+        .env("TSOD_LOG", "warn,openraft=off")
         .stdout(Stdio::null())
         .spawn()
         .expect("start tsod");

@@ -1,1 +1,0 @@
-//! The TSO client (being written).

@@ -1,0 +1,619 @@
+//! The sans-IO core of the TSO client: which calls go into which
+//! `tso-request`, how a granted range is split among them, the
+//! real-time-order check, and when to retry or give up. No sockets, no
+//! tokio: every method takes the time as an argument, and the reply handle
+//! `W` is whatever the shell uses (a oneshot sender; plain numbers in tests).
+//!
+//! # Invariants
+//!
+//! * Calls are served in the order they were pushed (requeued calls go back
+//!   to the front); a batch takes whole calls, at least one, and asks for at
+//!   most `max_batch` timestamps unless its single call asks for more.
+//! * At most `max_in_flight` batches are sent and unanswered.
+//! * `floor`: when a batch is sent it records the largest timestamp accepted
+//!   so far. Its response must start above it, or no caller gets any of it
+//!   ([`TsoError::WentBackwards`]). Responses to batches in flight at the
+//!   same time may arrive in any order: each is checked only against its
+//!   own floor.
+//! * A caller gets a consecutive sub-range of exactly the count it asked
+//!   for, or one error; never both, never twice.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use tsod_proto::HybridTimestamp;
+use tsod_proto::wire::DecodeError;
+
+use super::{TsoError, TsoRange};
+
+/// The first backoff after an error without `retry-after` advice; it
+/// doubles with every attempt, up to `max_retry_after`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+
+/// What the batcher needs from [`TsoOptions`](super::TsoOptions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BatchConfig {
+    /// Batches sent and not yet answered, at most (≥ 1).
+    pub(crate) max_in_flight: usize,
+    /// Timestamps one request asks for, at most (1 … 65 536).
+    pub(crate) max_batch: u32,
+    /// How long the oldest pending call may wait for others to join it.
+    pub(crate) batch_wait: Duration,
+    /// How long after it was pushed a call may still be retried.
+    pub(crate) deadline: Duration,
+    /// Cap on one wait before a retry (advice or backoff).
+    pub(crate) max_retry_after: Duration,
+}
+
+/// One caller waiting for `count` timestamps.
+#[derive(Debug)]
+struct Waiter<W> {
+    reply: W,
+    count: u32,
+    /// When the batcher took the call up: its deadline runs from here.
+    since: Instant,
+    /// Requests sent for it so far.
+    attempts: u32,
+    /// Why the last one failed (for a requeued call).
+    last_error: Option<TsoError>,
+}
+
+impl<W> Waiter<W> {
+    fn deadline(&self, config: &BatchConfig) -> Instant {
+        self.since.checked_add(config.deadline).unwrap_or(self.since)
+    }
+
+    fn expire(self, config: &BatchConfig, error: TsoError) -> (W, Result<TsoRange, TsoError>) {
+        let error =
+            TsoError::DeadlineExceeded { deadline: config.deadline, attempts: self.attempts, last: Box::new(error) };
+        (self.reply, Err(error))
+    }
+}
+
+/// A batch sent and not yet answered.
+#[derive(Debug)]
+struct InFlight<W> {
+    request_id: u64,
+    count: u32,
+    floor: Option<HybridTimestamp>,
+    waiters: Vec<Waiter<W>>,
+}
+
+/// A request the shell must send now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Outgoing {
+    /// Its id; the answer goes back to [`Batcher::complete`] with it.
+    pub(crate) request_id: u64,
+    /// Timestamps asked for (the sum of the batch's calls).
+    pub(crate) count: u32,
+    /// When every call in the batch has passed its deadline: cut the
+    /// attempt there (if it is still ahead).
+    pub(crate) cut_at: Instant,
+    /// Whether it carries a call that was tried before.
+    pub(crate) retry: bool,
+}
+
+/// What one answer (or failed attempt) did.
+#[derive(Debug)]
+pub(crate) struct Completion<W> {
+    /// Answers to hand to callers now, in batch order.
+    pub(crate) replies: Vec<(W, Result<TsoRange, TsoError>)>,
+    /// Timestamps accepted from the response.
+    pub(crate) granted: u64,
+    /// The response started at or below its floor.
+    pub(crate) went_backwards: bool,
+    /// Calls that gave up at their deadline.
+    pub(crate) expired: usize,
+    /// Calls put back to be sent again.
+    pub(crate) requeued: usize,
+}
+
+impl<W> Completion<W> {
+    fn empty() -> Self {
+        Self { replies: Vec::new(), granted: 0, went_backwards: false, expired: 0, requeued: 0 }
+    }
+}
+
+/// The batching, splitting, ordering and retry state of one TSO client.
+#[derive(Debug)]
+pub(crate) struct Batcher<W> {
+    config: BatchConfig,
+    pending: VecDeque<Waiter<W>>,
+    /// Sum of the pending calls' counts.
+    pending_count: u64,
+    in_flight: Vec<InFlight<W>>,
+    /// No request leaves before this (the last error's retry advice or
+    /// backoff); cleared by any success.
+    hold_until: Option<Instant>,
+    /// The largest timestamp accepted so far.
+    max_received: Option<HybridTimestamp>,
+    next_request_id: u64,
+}
+
+impl<W> Batcher<W> {
+    pub(crate) fn new(config: BatchConfig) -> Self {
+        Self {
+            config,
+            pending: VecDeque::new(),
+            pending_count: 0,
+            in_flight: Vec::new(),
+            hold_until: None,
+            max_received: None,
+            next_request_id: 1,
+        }
+    }
+
+    /// Takes up a call for `count` timestamps (1 … 65 536, checked by the caller).
+    pub(crate) fn push(&mut self, reply: W, count: u32, now: Instant) {
+        self.pending_count += u64::from(count);
+        self.pending.push_back(Waiter { reply, count, since: now, attempts: 0, last_error: None });
+    }
+
+    /// Calls pending or in flight.
+    #[cfg(test)]
+    pub(crate) fn outstanding(&self) -> usize {
+        self.pending.len() + self.in_flight.iter().map(|b| b.waiters.len()).sum::<usize>()
+    }
+
+    /// The largest timestamp accepted so far.
+    #[cfg(test)]
+    pub(crate) fn max_received(&self) -> Option<HybridTimestamp> {
+        self.max_received
+    }
+
+    /// Requeued calls whose deadline has passed while they waited to be
+    /// sent again: they fail now with the error that requeued them.
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<(W, Result<TsoRange, TsoError>)> {
+        let mut expired = Vec::new();
+        let mut i = 0;
+        // Requeued calls sit at the front (push_front), fresh ones behind.
+        while i < self.pending.len() {
+            let due = match self.pending.get(i) {
+                Some(w) if w.attempts > 0 => w.deadline(&self.config) <= now,
+                _ => break,
+            };
+            if !due {
+                i += 1;
+                continue;
+            }
+            if let Some(mut waiter) = self.pending.remove(i) {
+                self.pending_count -= u64::from(waiter.count);
+                let last = waiter.last_error.take().unwrap_or(TsoError::Stopped);
+                expired.push(waiter.expire(&self.config, last));
+            }
+        }
+        expired
+    }
+
+    /// The next request to send, if one may leave now: a slot is free, no
+    /// retry hold is on, and the pending calls have waited `batch_wait` (or
+    /// fill a request).
+    pub(crate) fn poll_send(&mut self, now: Instant) -> Option<Outgoing> {
+        if self.in_flight.len() >= self.config.max_in_flight || self.pending.is_empty() {
+            return None;
+        }
+        if self.hold_until.is_some_and(|t| now < t) {
+            return None;
+        }
+        if let Some(ready) = self.batch_ready_at() {
+            if now < ready {
+                return None;
+            }
+        }
+        let mut waiters = Vec::new();
+        let mut count: u32 = 0;
+        let mut retry = false;
+        let mut cut_at = now;
+        while let Some(next) = self.pending.front() {
+            let fits = count.checked_add(next.count).is_some_and(|sum| sum <= self.config.max_batch);
+            if !fits && !waiters.is_empty() {
+                break;
+            }
+            let Some(mut waiter) = self.pending.pop_front() else { break };
+            self.pending_count -= u64::from(waiter.count);
+            count = count.saturating_add(waiter.count);
+            retry |= waiter.attempts > 0;
+            waiter.attempts = waiter.attempts.saturating_add(1);
+            cut_at = cut_at.max(waiter.deadline(&self.config));
+            waiters.push(waiter);
+        }
+        let request_id = self.next_request_id;
+        self.next_request_id = self.next_request_id.wrapping_add(1).max(1);
+        self.in_flight.push(InFlight { request_id, count, floor: self.max_received, waiters });
+        Some(Outgoing { request_id, count, cut_at, retry })
+    }
+
+    /// When [`Batcher::poll_send`] or [`Batcher::expire`] may have something
+    /// to do without a new call or answer arriving; `None`: nothing until one does.
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        let expiry = self.pending.iter().take_while(|w| w.attempts > 0).map(|w| w.deadline(&self.config)).min();
+        let send = if self.in_flight.len() < self.config.max_in_flight && !self.pending.is_empty() {
+            match (self.hold_until, self.batch_ready_at()) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            }
+        } else {
+            None
+        };
+        match (expiry, send) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the pending calls have waited long enough for others to join
+    /// them; `None` when they need not wait.
+    fn batch_ready_at(&self) -> Option<Instant> {
+        if self.config.batch_wait.is_zero() || self.pending_count >= u64::from(self.config.max_batch) {
+            return None;
+        }
+        let oldest = self.pending.front()?;
+        if oldest.attempts > 0 {
+            return None;
+        }
+        oldest.since.checked_add(self.config.batch_wait)
+    }
+
+    /// Request `request_id` ended at `now`: granted from `result`'s first
+    /// timestamp (already checked against the request's id and count), or
+    /// failed. Splits the range among the batch's calls, or fails them, or
+    /// puts them back for a retry.
+    pub(crate) fn complete(
+        &mut self,
+        request_id: u64,
+        result: Result<HybridTimestamp, TsoError>,
+        now: Instant,
+    ) -> Completion<W> {
+        let Some(at) = self.in_flight.iter().position(|b| b.request_id == request_id) else {
+            return Completion::empty();
+        };
+        let batch = self.in_flight.swap_remove(at);
+        match result {
+            Ok(first) => self.grant(batch, first),
+            Err(error) if error.is_retryable() => self.requeue(batch, error, now),
+            Err(error) => fail(batch.waiters, &error),
+        }
+    }
+
+    fn grant(&mut self, batch: InFlight<W>, first: HybridTimestamp) -> Completion<W> {
+        if let Some(floor) = batch.floor {
+            if first <= floor {
+                let mut completion = fail(batch.waiters, &TsoError::WentBackwards { floor, first });
+                completion.went_backwards = true;
+                return completion;
+            }
+        }
+        let counts: Vec<u32> = batch.waiters.iter().map(|w| w.count).collect();
+        let Some(ranges) = split(first, &counts) else {
+            // The decoder refuses a range past HybridTimestamp::MAX, so this
+            // only happens if the batch's count disagrees with the response.
+            let error = TsoError::Decode(DecodeError::InvalidField { offset: 24, field: "count" });
+            return fail(batch.waiters, &error);
+        };
+        if let Some(last) = ranges.last() {
+            self.max_received = Some(self.max_received.map_or(last.last(), |m| m.max(last.last())));
+        }
+        self.hold_until = None;
+        let mut completion = Completion::empty();
+        completion.granted = u64::from(batch.count);
+        completion.replies = batch.waiters.into_iter().zip(ranges).map(|(w, r)| (w.reply, Ok(r))).collect();
+        completion
+    }
+
+    /// A retryable failure: calls whose deadline comes before the retry
+    /// give up with `error` as the last one; the others go back to the
+    /// front of the queue, in order, and no request leaves before the retry
+    /// time.
+    fn requeue(&mut self, batch: InFlight<W>, error: TsoError, now: Instant) -> Completion<W> {
+        let attempts = batch.waiters.iter().map(|w| w.attempts).max().unwrap_or(1);
+        let retry_at = now.checked_add(self.retry_delay(&error, attempts)).unwrap_or(now);
+        let mut completion = Completion::empty();
+        for mut waiter in batch.waiters.into_iter().rev() {
+            if waiter.deadline(&self.config) <= retry_at {
+                completion.expired += 1;
+                completion.replies.push(waiter.expire(&self.config, error.clone()));
+            } else {
+                completion.requeued += 1;
+                self.pending_count += u64::from(waiter.count);
+                waiter.last_error = Some(error.clone());
+                self.pending.push_front(waiter);
+            }
+        }
+        completion.replies.reverse();
+        if completion.requeued > 0 {
+            self.hold_until = Some(self.hold_until.map_or(retry_at, |t| t.max(retry_at)));
+        }
+        completion
+    }
+
+    /// The server's advice, capped; without advice, a backoff doubling from
+    /// [`FIRST_BACKOFF`] with each attempt, capped the same way.
+    fn retry_delay(&self, error: &TsoError, attempts: u32) -> Duration {
+        let cap = self.config.max_retry_after;
+        match error.retry_after() {
+            Some(advice) => advice.min(cap),
+            None => FIRST_BACKOFF.saturating_mul(1 << attempts.saturating_sub(1).min(16)).min(cap),
+        }
+    }
+}
+
+/// Every call of a batch gets `error`.
+fn fail<W>(waiters: Vec<Waiter<W>>, error: &TsoError) -> Completion<W> {
+    let mut completion = Completion::empty();
+    completion.replies = waiters.into_iter().map(|w| (w.reply, Err(error.clone()))).collect();
+    completion
+}
+
+/// The range from `first` split into consecutive sub-ranges of `counts`, in
+/// order; `None` if one would be empty, too long or pass
+/// [`HybridTimestamp::MAX`].
+pub(crate) fn split(first: HybridTimestamp, counts: &[u32]) -> Option<Vec<TsoRange>> {
+    let mut next = Some(first);
+    counts
+        .iter()
+        .map(|&count| {
+            let range = TsoRange::new(next?, count)?;
+            next = range.last().checked_next();
+            Some(range)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::RemoteError;
+
+    fn h(raw: u64) -> HybridTimestamp {
+        HybridTimestamp::from_raw(raw)
+    }
+
+    fn config() -> BatchConfig {
+        BatchConfig {
+            max_in_flight: 2,
+            max_batch: 100,
+            batch_wait: Duration::ZERO,
+            deadline: Duration::from_secs(1),
+            max_retry_after: Duration::from_millis(200),
+        }
+    }
+
+    fn unavailable(ms: u64) -> TsoError {
+        TsoError::Unavailable { retry_after: Some(Duration::from_millis(ms)), message: String::new() }
+    }
+
+    fn lost() -> TsoError {
+        let addr = ([127, 0, 0, 1], 1).into();
+        TsoError::Transport(Arc::new(RemoteError::ConnectionLost { addr, source: quinn::ConnectionError::TimedOut }))
+    }
+
+    /// (caller, first raw) for every reply; panics on an error.
+    fn granted(completion: Completion<u32>) -> Vec<(u32, u64)> {
+        completion.replies.into_iter().map(|(w, r)| (w, r.unwrap().first().raw())).collect()
+    }
+
+    #[test]
+    fn split_gives_consecutive_ranges_in_order_and_refuses_overflow() {
+        let ranges = split(h(4090), &[1, 5, 2]).unwrap();
+        let bounds: Vec<(u64, u64)> = ranges.iter().map(|r| (r.first().raw(), r.last().raw())).collect();
+        assert_eq!(bounds, [(4090, 4090), (4091, 4095), (4096, 4097)]);
+        assert_eq!(split(h(0), &[]).unwrap(), []);
+        assert_eq!(split(h(u64::MAX - 2), &[2, 1]).unwrap().len(), 2);
+        assert_eq!(split(h(u64::MAX - 2), &[2, 2]), None);
+        assert_eq!(split(h(u64::MAX), &[1, 1]), None);
+        assert_eq!(split(h(0), &[1, 0]), None);
+    }
+
+    #[test]
+    fn pending_calls_go_out_as_one_request_and_the_range_is_split_in_order() {
+        let now = Instant::now();
+        let mut b = Batcher::new(config());
+        for (caller, count) in [(1, 1), (2, 3), (3, 1)] {
+            b.push(caller, count, now);
+        }
+        let send = b.poll_send(now).unwrap();
+        assert_eq!((send.count, send.retry, send.cut_at), (5, false, now + Duration::from_secs(1)));
+        assert_eq!(b.poll_send(now), None, "nothing left to send");
+        let done = b.complete(send.request_id, Ok(h(1000)), now);
+        assert_eq!(done.granted, 5);
+        let ranges: Vec<(u32, u64, u32)> =
+            done.replies.into_iter().map(|(w, r)| r.map(|r| (w, r.first().raw(), r.count())).unwrap()).collect();
+        assert_eq!(ranges, [(1, 1000, 1), (2, 1001, 3), (3, 1004, 1)]);
+        assert_eq!(b.max_received(), Some(h(1004)));
+        assert_eq!(b.outstanding(), 0);
+        // An answer for an unknown (or already answered) request does nothing.
+        assert!(b.complete(send.request_id, Ok(h(2000)), now).replies.is_empty());
+    }
+
+    #[test]
+    fn requests_hold_whole_calls_up_to_max_batch_and_respect_the_in_flight_limit() {
+        let now = Instant::now();
+        let mut b = Batcher::new(config());
+        for (caller, count) in [(1, 60), (2, 30), (3, 20), (4, 100), (5, 1)] {
+            b.push(caller, count, now);
+        }
+        let first = b.poll_send(now).unwrap();
+        let second = b.poll_send(now).unwrap();
+        assert_eq!((first.count, second.count), (90, 20), "whole calls, at most max_batch");
+        assert_eq!(b.poll_send(now), None, "two requests in flight at most");
+        assert_eq!(b.next_wake(), None, "nothing to do until an answer arrives");
+        // Out of order answers: each is checked against its own floor only.
+        assert_eq!(granted(b.complete(second.request_id, Ok(h(500)), now)), [(3, 500)]);
+        let third = b.poll_send(now).unwrap();
+        assert_eq!(third.count, 100);
+        assert_eq!(granted(b.complete(first.request_id, Ok(h(400)), now)), [(1, 400), (2, 460)]);
+        let fourth = b.poll_send(now).unwrap();
+        assert_eq!(fourth.count, 1);
+        assert_eq!(b.max_received(), Some(h(519)));
+        // The third request was sent after 519 had been received.
+        let done = b.complete(third.request_id, Ok(h(519)), now);
+        assert!(done.went_backwards);
+        assert!(matches!(
+            done.replies[..],
+            [(4, Err(TsoError::WentBackwards { floor, first }))] if floor == h(519) && first == h(519)
+        ));
+        assert_eq!(b.max_received(), Some(h(519)), "a refused range is never recorded");
+        assert_eq!(granted(b.complete(fourth.request_id, Ok(h(520)), now)), [(5, 520)]);
+    }
+
+    #[test]
+    fn a_single_call_larger_than_max_batch_still_goes_alone() {
+        let now = Instant::now();
+        let mut b = Batcher::new(BatchConfig { max_batch: 10, ..config() });
+        b.push(1, 1, now);
+        b.push(2, 50, now);
+        b.push(3, 1, now);
+        let counts: Vec<u32> = std::iter::from_fn(|| b.poll_send(now)).map(|s| s.count).collect();
+        assert_eq!(counts, [1, 50]);
+    }
+
+    #[test]
+    fn batch_wait_holds_a_lone_call_until_it_expires_or_the_request_is_full() {
+        let now = Instant::now();
+        let wait = Duration::from_millis(5);
+        let mut b = Batcher::new(BatchConfig { batch_wait: wait, max_batch: 10, ..config() });
+        b.push(1, 4, now);
+        assert_eq!(b.poll_send(now), None);
+        assert_eq!(b.next_wake(), Some(now + wait));
+        b.push(2, 4, now + Duration::from_millis(1));
+        assert_eq!(b.poll_send(now + Duration::from_millis(4)), None);
+        assert_eq!(b.poll_send(now + wait).unwrap().count, 8);
+        b.push(3, 6, now + wait);
+        b.push(4, 4, now + wait);
+        assert_eq!(b.poll_send(now + wait).unwrap().count, 10, "a full request leaves at once");
+    }
+
+    #[test]
+    fn retryable_errors_requeue_in_order_and_hold_requests_for_the_advice() {
+        let now = Instant::now();
+        let mut b = Batcher::new(config());
+        b.push(1, 2, now);
+        b.push(2, 3, now);
+        let send = b.poll_send(now).unwrap();
+        b.push(3, 1, now);
+        let later = now + Duration::from_millis(10);
+        let done = b.complete(send.request_id, Err(unavailable(50)), later);
+        assert_eq!((done.requeued, done.expired, done.replies.len()), (2, 0, 0));
+        assert_eq!(b.poll_send(later), None, "retry-after is honoured");
+        assert_eq!(b.next_wake(), Some(later + Duration::from_millis(50)));
+        let retry = b.poll_send(later + Duration::from_millis(50)).unwrap();
+        assert_eq!((retry.count, retry.retry), (6, true), "the retry carries the new call too");
+        let done = b.complete(retry.request_id, Ok(h(10)), later);
+        assert_eq!(granted(done), [(1, 10), (2, 12), (3, 15)]);
+
+        // Advice is capped; no advice means a doubling backoff, also capped.
+        b.push(4, 1, later);
+        let send = b.poll_send(later).unwrap();
+        b.complete(send.request_id, Err(unavailable(60_000)), later);
+        assert_eq!(b.next_wake(), Some(later + Duration::from_millis(200)));
+        let at = later + Duration::from_millis(200);
+        let send = b.poll_send(at).unwrap();
+        b.complete(send.request_id, Err(lost()), at);
+        assert_eq!(b.next_wake(), Some(at + FIRST_BACKOFF * 2), "second attempt: 2 × the first backoff");
+        let at = at + FIRST_BACKOFF * 2;
+        let send = b.poll_send(at).unwrap();
+        let done = b.complete(send.request_id, Ok(h(100)), at);
+        assert_eq!(granted(done), [(4, 100)]);
+        assert_eq!(b.hold_until, None, "a success lifts the hold");
+    }
+
+    #[test]
+    fn other_errors_fail_every_call_of_the_batch_at_once() {
+        let now = Instant::now();
+        let mut b = Batcher::new(config());
+        b.push(1, 1, now);
+        b.push(2, 1, now);
+        let send = b.poll_send(now).unwrap();
+        let done = b.complete(send.request_id, Err(TsoError::CountMismatch { asked: 2, granted: 3 }), now);
+        assert_eq!(done.replies.len(), 2);
+        assert!(done.replies.iter().all(|(_, r)| matches!(r, Err(TsoError::CountMismatch { .. }))));
+        assert_eq!(b.outstanding(), 0);
+    }
+
+    #[test]
+    fn calls_give_up_at_their_deadline_with_the_last_error() {
+        let now = Instant::now();
+        let mut b = Batcher::new(config());
+        b.push(1, 1, now);
+        let mut at = now;
+        let mut attempts = 0;
+        let last = loop {
+            let send = b.poll_send(at).unwrap();
+            attempts += 1;
+            let mut done = b.complete(send.request_id, Err(unavailable(150)), at);
+            if let Some((_, result)) = done.replies.pop() {
+                assert_eq!(done.expired, 1);
+                break result.unwrap_err();
+            }
+            at = b.next_wake().unwrap();
+        };
+        // Attempts at 0, 150, …, 750 ms; a retry at 900 ms would be fine but
+        // one at 1050 ms would not.
+        assert_eq!(attempts, 7);
+        match last {
+            TsoError::DeadlineExceeded { deadline, attempts: n, last } => {
+                assert_eq!((deadline, n), (Duration::from_secs(1), 7));
+                assert!(matches!(*last, TsoError::Unavailable { .. }), "{last:?}");
+            }
+            other => panic!("expected DeadlineExceeded, got {other:?}"),
+        }
+        assert_eq!(b.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_call_is_retried_only_while_its_own_deadline_allows() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let mut b = Batcher::new(BatchConfig { max_in_flight: 1, ..config() });
+        b.push(1, 1, now);
+        let first = b.poll_send(now).unwrap();
+        b.push(2, 1, now + ms(900));
+        // A 10 ms backoff: the retry at 960 ms is within call 1's deadline.
+        let done = b.complete(first.request_id, Err(lost()), now + ms(950));
+        assert_eq!((done.expired, done.requeued), (0, 1));
+        let second = b.poll_send(now + ms(960)).unwrap();
+        assert_eq!((second.count, second.retry), (2, true));
+        assert_eq!(second.cut_at, now + ms(1900), "the attempt runs until the youngest call's deadline");
+        // A 20 ms backoff: a retry at 1015 ms is too late for call 1, not for call 2.
+        let done = b.complete(second.request_id, Err(lost()), now + ms(995));
+        assert_eq!((done.expired, done.requeued), (1, 1));
+        match &done.replies[..] {
+            [(1, Err(TsoError::DeadlineExceeded { attempts: 2, last, .. }))] => {
+                assert!(matches!(**last, TsoError::Transport(_)), "{last:?}");
+            }
+            other => panic!("expected call 1 to give up, got {other:?}"),
+        }
+        let third = b.poll_send(now + ms(1015)).unwrap();
+        assert_eq!((third.count, third.retry, third.cut_at), (1, true, now + ms(1900)));
+    }
+
+    #[test]
+    fn a_requeued_call_held_past_its_deadline_by_another_error_expires_on_its_own() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let mut b = Batcher::new(config());
+        b.push(1, 1, now);
+        let a = b.poll_send(now).unwrap();
+        b.push(2, 1, now + ms(500));
+        let c = b.poll_send(now + ms(500)).unwrap();
+        assert_eq!(b.complete(a.request_id, Err(lost()), now + ms(950)).requeued, 1);
+        // The other request's advice holds everything until 1155 ms.
+        assert_eq!(b.complete(c.request_id, Err(unavailable(200)), now + ms(955)).requeued, 1);
+        assert_eq!(b.poll_send(now + ms(999)), None);
+        assert_eq!(b.next_wake(), Some(now + ms(1000)), "call 1's deadline comes first");
+        assert!(b.expire(now + ms(999)).is_empty());
+        let expired = b.expire(now + ms(1000));
+        match &expired[..] {
+            [(1, Err(TsoError::DeadlineExceeded { attempts: 1, last, .. }))] => {
+                assert!(matches!(**last, TsoError::Transport(_)), "{last:?}");
+            }
+            other => panic!("expected call 1 to give up, got {other:?}"),
+        }
+        assert_eq!(b.next_wake(), Some(now + ms(1155)));
+        let retry = b.poll_send(now + ms(1155)).unwrap();
+        assert_eq!((retry.count, retry.retry), (1, true));
+        assert_eq!(b.outstanding(), 1);
+    }
+}

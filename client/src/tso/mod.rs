@@ -1,0 +1,408 @@
+//! [`Tso`]: the client of tsod's timestamp oracle (SPEC.md §4.8), over QUIC
+//! `tsod-client/1` to the local daemon or a remote site (the same protocol).
+//!
+//! # What a caller gets
+//!
+//! [`Tso::next`] returns one timestamp, [`Tso::reserve`] a [`TsoRange`] of
+//! consecutive ones. Every timestamp is one the service granted, each
+//! granted timestamp goes to one caller only, and each is above every
+//! timestamp this client had received when its request was formed, so
+//! timestamps obtained one after the other (by one task, or by tasks that
+//! synchronize) increase.
+//! A response that breaks that rule means the service went backwards: its
+//! callers get [`TsoError::WentBackwards`], never a smaller value, and
+//! [`TsoStats`] counts it. Responses to requests in flight at the same time
+//! may legitimately arrive in any order and are not flagged.
+//!
+//! # Batching (as TiDB's PD client does)
+//!
+//! A call costs a oneshot channel and one send on an unbounded channel. One
+//! background task takes up every call pending and sends one `tso-request`
+//! for the sum of their counts (several when the sum exceeds
+//! [`TsoOptions::max_batch`], whole calls each); the granted range is split
+//! among the calls in order. Up to [`TsoOptions::max_in_flight`] requests may
+//! be unanswered at once, so throughput is not one batch per round trip;
+//! [`TsoOptions::batch_wait`] (default 0) lets a lone call wait for company.
+//! Each request runs on its own QUIC stream of one shared connection, dialled
+//! and redialled by the same machinery as [`RemoteClock`].
+//!
+//! # Retries and the deadline
+//!
+//! `tso-unavailable`, `rate-limited` and `overloaded` (SPEC.md §4.9: "retry
+//! after retry-after"), a lost connection (redialled on the next attempt),
+//! an abandoned stream, a failed handshake (a restarting server) and a
+//! timeout are retried: the calls go back to the front of the queue, and no
+//! request leaves before the server's `retry-after` (capped by
+//! [`TsoOptions::max_retry_after`]) or, without advice, a backoff doubling
+//! from 10 ms. A call is retried as long as the retry starts before its
+//! deadline, [`TsoOptions::deadline`] after the client took it up; then it
+//! fails with [`TsoError::DeadlineExceeded`], which carries the last error.
+//! Every call is sent at least once; an attempt is cut when every call in it
+//! has passed its deadline, and always by
+//! [`RemoteOptions::request_timeout`]. Every other error fails the calls of
+//! its request at once.
+//!
+//! The batching, splitting, ordering check and retry decisions are a sans-IO
+//! state machine (`batch.rs`), tested without a runtime; this file is the
+//! async shell around it. `response.rs` checks a response against its
+//! request, `range.rs` is [`TsoRange`], `error.rs` is [`TsoError`].
+
+mod batch;
+mod error;
+mod range;
+mod response;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant as TokioInstant;
+use tsod_proto::HybridTimestamp;
+use tsod_proto::wire::{MAX_TSO_COUNT, Message, TsoRequest};
+
+pub use error::TsoError;
+pub use range::{TsoRange, TsoRangeIter};
+
+use crate::{RemoteClock, RemoteError, RemoteOptions};
+use batch::{BatchConfig, Batcher, Completion, Outgoing};
+use error::ErrorKind;
+
+/// How a [`Tso`] connects, batches and retries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TsoOptions {
+    /// The connection: CA, client certificate, server name, and the timeout
+    /// of one request ([`RemoteOptions::request_timeout`]). Its drift and
+    /// round-trip fields do not matter for TSO.
+    pub remote: RemoteOptions,
+    /// Requests sent and not yet answered, at most: 1 sends one batch per
+    /// round trip; more lets batches overlap.
+    pub max_in_flight: usize,
+    /// Timestamps one request asks for, at most, 1 … 65 536. Pending calls
+    /// beyond it go in further requests (a call is never split).
+    pub max_batch: u32,
+    /// How long a pending call waits for others to join its request before
+    /// it is sent anyway (0: send what is pending at once). A full request
+    /// leaves at once.
+    pub batch_wait: Duration,
+    /// How long after the call a retry may still start; then the call fails
+    /// with [`TsoError::DeadlineExceeded`].
+    pub deadline: Duration,
+    /// Longest wait before a retry, whatever `retry-after` the server
+    /// advises (at least 1 ms).
+    pub max_retry_after: Duration,
+}
+
+impl TsoOptions {
+    /// Default [`TsoOptions::max_in_flight`]: 2, so a call that just missed
+    /// a request need not wait for its whole round trip (as TiDB's
+    /// `PARALLEL` TSO mode), without multiplying the server's requests.
+    pub const DEFAULT_MAX_IN_FLIGHT: usize = 2;
+    /// Default [`TsoOptions::deadline`]: 3 s.
+    pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
+    /// Default [`TsoOptions::max_retry_after`]: 1 s.
+    pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+    /// Options trusting the CA in `ca_path`, with every other field at its default.
+    pub fn new(ca_path: impl Into<PathBuf>) -> Self {
+        Self::from(RemoteOptions::new(ca_path))
+    }
+
+    fn batch_config(&self) -> Result<BatchConfig, TsoError> {
+        let invalid = |why: &str| Err(TsoError::InvalidOptions(why.to_owned()));
+        if self.max_in_flight == 0 {
+            return invalid("max_in_flight must be at least 1");
+        }
+        if !(1..=MAX_TSO_COUNT).contains(&self.max_batch) {
+            return invalid("max_batch must be 1 to 65536");
+        }
+        if self.deadline.is_zero() {
+            return invalid("deadline must be positive");
+        }
+        if self.max_retry_after < Duration::from_millis(1) {
+            return invalid("max_retry_after must be at least 1 ms");
+        }
+        Ok(BatchConfig {
+            max_in_flight: self.max_in_flight,
+            max_batch: self.max_batch,
+            batch_wait: self.batch_wait,
+            deadline: self.deadline,
+            max_retry_after: self.max_retry_after,
+        })
+    }
+}
+
+impl From<RemoteOptions> for TsoOptions {
+    /// These connection options, with TSO defaults.
+    fn from(remote: RemoteOptions) -> Self {
+        Self {
+            remote,
+            max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
+            max_batch: MAX_TSO_COUNT,
+            batch_wait: Duration::ZERO,
+            deadline: Self::DEFAULT_DEADLINE,
+            max_retry_after: Self::DEFAULT_MAX_RETRY_AFTER,
+        }
+    }
+}
+
+/// What a [`Tso`] has done since it connected (for tsbench and status pages).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TsoStats {
+    /// [`Tso::next`] and [`Tso::reserve`] calls taken up.
+    pub calls: u64,
+    /// `tso-request`s sent, retries included.
+    pub requests_sent: u64,
+    /// Timestamps granted and handed to callers.
+    pub timestamps_received: u64,
+    /// Requests that carried a call tried before.
+    pub retries: u64,
+    /// Failed requests (and calls given up), by why.
+    pub errors: TsoErrorCounts,
+}
+
+/// Failed requests by kind: each failed request counts once, under its
+/// error; calls that gave up count under `deadline-exceeded`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TsoErrorCounts {
+    /// `tso-unavailable` answers.
+    pub unavailable: u64,
+    /// `rate-limited` answers.
+    pub rate_limited: u64,
+    /// `overloaded` answers.
+    pub overloaded: u64,
+    /// Connections lost or refused, streams abandoned, handshakes failed.
+    pub connection: u64,
+    /// Requests unanswered within the request timeout (or cut at the deadline).
+    pub timeout: u64,
+    /// Answers that did not decode or did not match the request (id, count, kind).
+    pub mismatch: u64,
+    /// Other error answers (`unauthorized`, `internal`, …).
+    pub refused: u64,
+    /// Responses that went backwards ([`TsoError::WentBackwards`]).
+    pub went_backwards: u64,
+    /// Calls that gave up at their deadline.
+    pub deadline_exceeded: u64,
+}
+
+/// The counters behind [`TsoStats`], written by the background task only.
+#[derive(Debug, Default)]
+struct Counters {
+    calls: AtomicU64,
+    requests_sent: AtomicU64,
+    timestamps_received: AtomicU64,
+    retries: AtomicU64,
+    errors: [AtomicU64; 9],
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn error(&self, kind: ErrorKind, n: u64) {
+        let index = match kind {
+            ErrorKind::Unavailable => 0,
+            ErrorKind::RateLimited => 1,
+            ErrorKind::Overloaded => 2,
+            ErrorKind::Connection => 3,
+            ErrorKind::Timeout => 4,
+            ErrorKind::Mismatch => 5,
+            ErrorKind::Refused => 6,
+            ErrorKind::WentBackwards => 7,
+            ErrorKind::DeadlineExceeded => 8,
+        };
+        if let Some(counter) = self.errors.get(index) {
+            Self::add(counter, n);
+        }
+    }
+
+    fn snapshot(&self) -> TsoStats {
+        let [unavailable, rate_limited, overloaded, connection, timeout, mismatch, refused, went_backwards, deadline] =
+            self.errors.each_ref().map(|c| c.load(Ordering::Relaxed));
+        TsoStats {
+            calls: self.calls.load(Ordering::Relaxed),
+            requests_sent: self.requests_sent.load(Ordering::Relaxed),
+            timestamps_received: self.timestamps_received.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            errors: TsoErrorCounts {
+                unavailable,
+                rate_limited,
+                overloaded,
+                connection,
+                timeout,
+                mismatch,
+                refused,
+                went_backwards,
+                deadline_exceeded: deadline,
+            },
+        }
+    }
+}
+
+/// One call handed to the background task.
+struct Call {
+    count: u32,
+    reply: oneshot::Sender<Result<TsoRange, TsoError>>,
+}
+
+/// A client of tsod's TSO (see the module doc). Cheap to clone: clones share
+/// one background task, one connection and one set of counters. Use it
+/// inside the tokio runtime that connected it (with IO and time enabled);
+/// the background task ends when the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct Tso {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    calls: mpsc::UnboundedSender<Call>,
+    counters: Arc<Counters>,
+    addr: SocketAddr,
+}
+
+impl Tso {
+    /// Connects to the tsod site (or local daemon) at `addr`. The first
+    /// connection is dialled here, so a wrong address, CA or certificate
+    /// shows at once (as [`TsoError::Transport`]); later ones are redialled
+    /// as needed.
+    pub async fn connect(addr: SocketAddr, options: TsoOptions) -> Result<Self, TsoError> {
+        let config = options.batch_config()?;
+        let clock = RemoteClock::connect_with(addr, options.remote).await?;
+        let (calls, queue) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        tokio::spawn(drive(queue, Arc::new(clock), Batcher::new(config), Arc::clone(&counters)));
+        Ok(Self { shared: Arc::new(Shared { calls, counters, addr }) })
+    }
+
+    /// One TSO timestamp.
+    pub async fn next(&self) -> Result<HybridTimestamp, TsoError> {
+        self.reserve(1).await.map(|range| range.first())
+    }
+
+    /// `count` consecutive TSO timestamps, 1 … 65 536
+    /// ([`TsoError::InvalidCount`] otherwise).
+    pub async fn reserve(&self, count: u32) -> Result<TsoRange, TsoError> {
+        if !(1..=MAX_TSO_COUNT).contains(&count) {
+            return Err(TsoError::InvalidCount(count));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.shared.calls.send(Call { count, reply }).map_err(|_| TsoError::Stopped)?;
+        answer.await.map_err(|_| TsoError::Stopped)?
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> TsoStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+}
+
+/// Calls taken from the queue in one go, at most.
+const DRAIN: usize = 1024;
+
+/// The background task: takes up calls, sends what the batcher says, hands
+/// back answers. Ends when every [`Tso`] clone is gone.
+async fn drive(
+    mut queue: mpsc::UnboundedReceiver<Call>,
+    clock: Arc<RemoteClock>,
+    mut batcher: Batcher<oneshot::Sender<Result<TsoRange, TsoError>>>,
+    counters: Arc<Counters>,
+) {
+    let mut attempts: JoinSet<(u64, Result<HybridTimestamp, TsoError>)> = JoinSet::new();
+    // Which request each attempt task carries, to answer it even if the
+    // task itself is lost (it never panics; a shutting-down runtime cancels it).
+    let mut requests: HashMap<tokio::task::Id, u64> = HashMap::new();
+    let mut taken = Vec::with_capacity(DRAIN);
+    loop {
+        let now = Instant::now();
+        for (reply, result) in batcher.expire(now) {
+            counters.error(ErrorKind::DeadlineExceeded, 1);
+            let _ = reply.send(result);
+        }
+        while let Some(outgoing) = batcher.poll_send(now) {
+            Counters::add(&counters.requests_sent, 1);
+            if outgoing.retry {
+                Counters::add(&counters.retries, 1);
+            }
+            let handle = attempts.spawn(attempt(Arc::clone(&clock), outgoing));
+            requests.insert(handle.id(), outgoing.request_id);
+        }
+        let wake = batcher.next_wake();
+        tokio::select! {
+            biased;
+            joined = attempts.join_next_with_id(), if !attempts.is_empty() => {
+                let (request_id, result) = match joined {
+                    Some(Ok((id, answer))) => {
+                        requests.remove(&id);
+                        answer
+                    }
+                    Some(Err(lost)) => match requests.remove(&lost.id()) {
+                        Some(request_id) => (request_id, Err(TsoError::Stopped)),
+                        None => continue,
+                    },
+                    None => continue,
+                };
+                if let Err(error) = &result {
+                    counters.error(error.kind(), 1);
+                }
+                deliver(batcher.complete(request_id, result, Instant::now()), &counters);
+            }
+            received = queue.recv_many(&mut taken, DRAIN) => {
+                if received == 0 {
+                    return;
+                }
+                let now = Instant::now();
+                Counters::add(&counters.calls, u64::try_from(taken.len()).unwrap_or(u64::MAX));
+                for call in taken.drain(..) {
+                    batcher.push(call.reply, call.count, now);
+                }
+            }
+            () = tokio::time::sleep_until(TokioInstant::from_std(wake.unwrap_or(now))), if wake.is_some() => {}
+        }
+    }
+}
+
+/// Hands a completion's answers to their callers and counts it.
+fn deliver(completion: Completion<oneshot::Sender<Result<TsoRange, TsoError>>>, counters: &Counters) {
+    Counters::add(&counters.timestamps_received, completion.granted);
+    if completion.went_backwards {
+        counters.error(ErrorKind::WentBackwards, 1);
+    }
+    counters.error(ErrorKind::DeadlineExceeded, u64::try_from(completion.expired).unwrap_or(u64::MAX));
+    for (reply, result) in completion.replies {
+        // A caller that stopped waiting dropped its receiver: nothing to do.
+        let _ = reply.send(result);
+    }
+}
+
+/// One `tso-request` on its own stream, checked against what was asked.
+async fn attempt(clock: Arc<RemoteClock>, outgoing: Outgoing) -> (u64, Result<HybridTimestamp, TsoError>) {
+    let Outgoing { request_id, count, cut_at, .. } = outgoing;
+    let started = TokioInstant::now();
+    let request = Message::TsoRequest(TsoRequest { request_id, count });
+    let cut_at = TokioInstant::from_std(cut_at);
+    let exchange = if cut_at > started {
+        tokio::time::timeout_at(cut_at, clock.request(request)).await
+    } else {
+        Ok(clock.request(request).await)
+    };
+    let result = match exchange {
+        Ok(Ok(exchange)) => response::check_tso_response(&exchange.response, request_id, count),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => Err(RemoteError::Timeout { addr: clock.addr(), after: started.elapsed() }.into()),
+    };
+    (request_id, result)
+}

@@ -45,6 +45,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print timestamps from the cluster's TSO, asked through this site's daemon.
+    Tso {
+        /// The daemon's configuration file (for its address and certificates).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// How many consecutive timestamps (1 … 65536).
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// One JSON object per line: {"raw", "physical-us", "logical"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make or extend the cluster's identity (CA and site certificates for mutual TLS).
     Cluster {
         #[command(subcommand)]
@@ -108,5 +120,6 @@ fn main() -> anyhow::Result<()> {
             cmd::cluster::add_site(&dir, &site, validity_days)
         }
         Command::Decode { hex } => cmd::decode::run(&hex),
+        Command::Tso { config, count, json } => cmd::tso::run(&config, count, json),
     }
 }

@@ -267,7 +267,27 @@ fn timestamps_are_unique_ordered_and_honest_across_sites() {
     assert!(n > 300, "only {n} timestamps in 3 s");
     // Clocks are off by up to 3 s; the bound is tens of µs to ms wide.
     check_honest(&records, Duration::from_millis(50));
-    let _ = &scratch;
+
+    // `tsod tso` through a follower site prints consecutive timestamps
+    // above everything handed out before; `tsod status` names the leader.
+    let before = records.iter().flat_map(|r| r.lock().unwrap().got.iter().map(|g| g.2.raw()).collect::<Vec<_>>()).max();
+    let follower = sites.iter().find(|s| s.status().and_then(|s| s.tso).is_some_and(|t| t.role == "follower")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tsod"))
+        .args(["tso", "--count", "3", "--json", "--config"])
+        .arg(&follower.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tsod tso: {}", String::from_utf8_lossy(&out.stderr));
+    let raws: Vec<u64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["raw"].as_u64().unwrap())
+        .collect();
+    assert_eq!(raws.len(), 3);
+    assert!(raws[0] > before.unwrap() && raws[1] == raws[0] + 1 && raws[2] == raws[1] + 1, "{raws:?}");
+    let tso = follower.status().unwrap().tso.unwrap();
+    assert!(tso.leader.as_deref().is_some_and(|l| SITES.contains(&l)), "{tso:?}");
+    assert!(tso.fence_ns > 0 && tso.forwarded_batches > 0, "{tso:?}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ pub(crate) mod run;
 pub(crate) mod run_gpsd;
 pub(crate) mod run_ntp;
 pub(crate) mod status;
+pub(crate) mod tso;
 
 use std::io::{ErrorKind, Write};
 

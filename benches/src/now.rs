@@ -25,17 +25,17 @@
 mod local;
 mod remote;
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 
 use crate::clock::{clock_gettime, timer_nanos};
+use crate::output;
 use crate::plan::{self, Plan};
 use crate::report::Series;
+use crate::site::{RemoteTarget, SiteAddress};
 
 /// Calls per timed sample in local mode (and per baseline sample in both).
 pub(crate) const BATCH: u64 = 64;
@@ -70,14 +70,15 @@ pub(crate) struct NowArgs {
     /// (as LocalClock::open).
     #[arg(long, value_name = "PATH", conflicts_with = "remote")]
     segment: Option<PathBuf>,
-    /// Remote mode: the tsod site's tsod-client/1 address (IP:PORT).
-    #[arg(long, value_name = "ADDR", requires = "ca")]
-    remote: Option<SocketAddr>,
+    /// Remote mode: the tsod site's tsod-client/1 address, IP:PORT or
+    /// HOST:PORT (every address the name resolves to is tried in turn).
+    #[arg(long, value_name = "ADDR", requires = "ca", value_parser = SiteAddress::parse)]
+    remote: Option<SiteAddress>,
     /// Remote mode: PEM file of the cluster CA (ca.crt from `tsod cluster init`).
     #[arg(long, value_name = "FILE", requires = "remote")]
     ca: Option<PathBuf>,
     /// Remote mode: the name the server's certificate must carry. Default:
-    /// the server's IP address.
+    /// the server's IP address (the one connected to, for a HOST:PORT).
     #[arg(long, value_name = "NAME", requires = "remote")]
     server_name: Option<String>,
     /// Remote mode: at most this many calls per second (the server refuses
@@ -103,11 +104,11 @@ pub(crate) struct NowArgs {
 /// used at all, or after printing if more than 1 % of the calls failed.
 pub(crate) fn run(args: &NowArgs) -> anyhow::Result<()> {
     let show_progress = !args.json;
-    let report = match (args.remote, &args.ca) {
-        (Some(addr), Some(ca)) => {
+    let report = match (&args.remote, &args.ca) {
+        (Some(address), Some(ca)) => {
             let plan = Plan::new(args.count, args.duration, DEFAULT_REMOTE_COUNT);
-            let target = remote::Target {
-                addr,
+            let target = RemoteTarget {
+                address: address.clone(),
                 ca: ca.clone(),
                 server_name: args.server_name.clone(),
                 identity: args.cert.clone().zip(args.key.clone()),
@@ -121,9 +122,9 @@ pub(crate) fn run(args: &NowArgs) -> anyhow::Result<()> {
         }
     };
     if args.json {
-        println!("{}", report.to_json()?);
+        output::write_stdout(&format!("{}\n", report.to_json()?))?;
     } else {
-        print!("{}", report.to_human());
+        output::write_stdout(&report.to_human())?;
     }
     if report.too_many_errors() {
         let hint = if report.error_kinds.contains_key("rate-limited") {
@@ -140,31 +141,6 @@ pub(crate) fn run(args: &NowArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Failed calls, by kind.
-#[derive(Debug, Default)]
-struct ErrorTally {
-    total: u64,
-    by_kind: BTreeMap<String, u64>,
-}
-
-impl ErrorTally {
-    /// Counts one failure of `kind`.
-    fn add(&mut self, kind: &str) {
-        self.total = self.total.saturating_add(1);
-        let n = self.by_kind.entry(kind.to_owned()).or_insert(0);
-        *n = n.saturating_add(1);
-    }
-
-    /// Adds another thread's tally to this one.
-    fn merge(&mut self, other: Self) {
-        self.total = self.total.saturating_add(other.total);
-        for (kind, n) in other.by_kind {
-            let mine = self.by_kind.entry(kind).or_insert(0);
-            *mine = mine.saturating_add(n);
-        }
-    }
 }
 
 /// The two bare clock reads `now()` is compared against.
@@ -273,19 +249,9 @@ mod tests {
         assert!(parse(&["--threads", "0"]).is_err());
         assert!(parse(&["--count", "0"]).is_err());
         assert!(parse(&["--duration", "10"]).is_err());
-    }
-
-    #[test]
-    fn tallies_merge() {
-        let mut a = ErrorTally::default();
-        a.add("stale");
-        a.add("stale");
-        let mut b = ErrorTally::default();
-        b.add("busy");
-        b.add("stale");
-        a.merge(b);
-        assert_eq!(a.total, 4);
-        assert_eq!(a.by_kind, BTreeMap::from([("busy".to_owned(), 1), ("stale".to_owned(), 3)]));
+        let named = parse(&["--remote", "site-a.example:4460", "--ca", "ca.crt"]).unwrap();
+        assert_eq!(named.remote.map(|a| a.to_string()), Some("site-a.example:4460".to_owned()));
+        assert!(parse(&["--remote", "site-a.example", "--ca", "ca.crt"]).is_err(), "no port");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub(crate) struct Progress {
     enabled: bool,
     started: Instant,
     bar: Option<ProgressBar>,
+    /// What `done` counts, for the message (`calls`, `samples`).
+    unit: &'static str,
 }
 
 impl Progress {
@@ -29,7 +31,13 @@ impl Progress {
     /// and stderr is a terminal.
     pub(crate) fn new(plan: Plan, wanted: bool) -> Self {
         let enabled = wanted && std::io::stderr().is_terminal();
-        Self { plan, enabled, started: Instant::now(), bar: None }
+        Self { plan, enabled, started: Instant::now(), bar: None, unit: "calls" }
+    }
+
+    /// The same progress, counting `unit` (`samples`) rather than calls.
+    pub(crate) fn counting(mut self, unit: &'static str) -> Self {
+        self.unit = unit;
+        self
     }
 
     /// Whether a bar may be shown at all (worth polling for).
@@ -49,7 +57,7 @@ impl Progress {
         if let Some(bar) = &self.bar {
             let fraction = self.plan.fraction_done(done, elapsed);
             bar.set_position(position(fraction));
-            bar.set_message(format!("{} s, {done} calls", elapsed.as_secs()));
+            bar.set_message(format!("{} s, {done} {}", elapsed.as_secs(), self.unit));
         }
     }
 

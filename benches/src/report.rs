@@ -32,7 +32,7 @@
 //! |---|---|
 //! | `command` | `"now"` |
 //! | `mode` | `"local"` (`LocalClock::now()`, shared memory) or `"remote"` (`RemoteClock::now_at()`, QUIC) |
-//! | `target` | the segment path (local) or the server's address (remote) |
+//! | `target` | the segment path (local) or the server's address as given, `IP:PORT` or `HOST:PORT` (remote) |
 //! | `threads` | measuring threads (always 1 remote) |
 //! | `batch` | calls of `now()` timed together as one sample, whose per-call average the `now` series holds: 64 local, 1 remote (the baselines are always timed in batches of 64; see each series' `count / samples`) |
 //! | `rate` | remote only, with `--rate`: the most calls per second made |
@@ -46,6 +46,12 @@
 //! | `ratio-now-to-realtime` | median of `now()` over median of `clock_gettime(CLOCK_REALTIME)`, per call, computed before the medians are rounded to whole nanoseconds (so it may differ slightly from the ratio of the two `p50-ns`); `null` if either series is empty |
 //! | `half-width` | remote only: half the width of each returned interval, in nanoseconds |
 //! | `round-trip` | remote only: the round trip the client measured and widened by (`RemoteNow::round_trip`) |
+//!
+//! # `tsbench uncertainty --json`
+//!
+//! Documented in its own module, `report/uncertainty.rs`, with its report.
+
+pub(crate) mod uncertainty;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -53,6 +59,41 @@ use std::fmt::Write as _;
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+/// Failed calls (or reads), by kind.
+#[derive(Debug, Default)]
+pub(crate) struct ErrorTally {
+    /// All failures.
+    pub(crate) total: u64,
+    /// Failures per kebab-case kind.
+    pub(crate) by_kind: BTreeMap<String, u64>,
+}
+
+impl ErrorTally {
+    /// Counts one failure of `kind`.
+    pub(crate) fn add(&mut self, kind: &str) {
+        self.total = self.total.saturating_add(1);
+        let n = self.by_kind.entry(kind.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+
+    /// Adds another thread's tally to this one.
+    pub(crate) fn merge(&mut self, other: Self) {
+        self.total = self.total.saturating_add(other.total);
+        for (kind, n) in other.by_kind {
+            let mine = self.by_kind.entry(kind).or_insert(0);
+            *mine = mine.saturating_add(n);
+        }
+    }
+}
+
+/// `kind: n, kind: n` for error kinds, or `none`.
+pub(crate) fn error_kinds_text(kinds: &BTreeMap<String, u64>) -> String {
+    if kinds.is_empty() {
+        return "none".to_owned();
+    }
+    kinds.iter().map(|(kind, n)| format!("{kind}: {n}")).collect::<Vec<_>>().join(", ")
+}
 
 /// Significant figures every histogram keeps (values within 0.1 %).
 pub(crate) const SIGNIFICANT_FIGURES: u8 = 3;
@@ -188,13 +229,13 @@ pub(crate) fn render_table(rows: &[(&str, &Summary)]) -> String {
     out
 }
 
-/// Which clock `tsbench now` measured.
+/// Which clock a subcommand measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Mode {
-    /// `LocalClock::now()`, from the shared-memory segment.
+    /// `LocalClock`, from the shared-memory segment.
     Local,
-    /// `RemoteClock::now_at()`, over QUIC.
+    /// `RemoteClock`, over QUIC.
     Remote,
 }
 
@@ -260,10 +301,7 @@ impl NowReport {
 
     /// `kind: n, kind: n` for the error kinds, or `none`.
     pub(crate) fn error_kinds_text(&self) -> String {
-        if self.error_kinds.is_empty() {
-            return "none".to_owned();
-        }
-        self.error_kinds.iter().map(|(kind, n)| format!("{kind}: {n}")).collect::<Vec<_>>().join(", ")
+        error_kinds_text(&self.error_kinds)
     }
 
     /// The report for people: a header line, the table, the ratio, the errors.
@@ -320,6 +358,21 @@ mod tests {
             series.record(v);
         }
         series
+    }
+
+    #[test]
+    fn tallies_merge() {
+        let mut a = ErrorTally::default();
+        a.add("stale");
+        a.add("stale");
+        let mut b = ErrorTally::default();
+        b.add("busy");
+        b.add("stale");
+        a.merge(b);
+        assert_eq!(a.total, 4);
+        assert_eq!(a.by_kind, BTreeMap::from([("busy".to_owned(), 1), ("stale".to_owned(), 3)]));
+        assert_eq!(error_kinds_text(&a.by_kind), "busy: 1, stale: 3");
+        assert_eq!(error_kinds_text(&BTreeMap::new()), "none");
     }
 
     #[test]

@@ -9,67 +9,15 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::fs::{OpenOptions, Permissions};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
+
+use std::io::Read as _;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{Scratch, publish_segment, u64_at, wait_at_most};
 use serde_json::Value;
-use tsod_client::mapping::WriteMapping;
-use tsod_client::sys;
-use tsod_proto::shm::{Anchor, PublishedState, SHM_FILE_SIZE, ShmHeader};
-use tsod_proto::{ClockStatus, DriftModel, Ppb, TimeInterval, Timescale, Timestamp};
-
-/// A directory removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tsbench-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Writes a segment at `dir/name` holding a ±20 µs bound with `status`,
-/// valid for an hour, as the daemon would publish it.
-fn publish_segment(dir: &Scratch, name: &str, status: ClockStatus) -> PathBuf {
-    let path = dir.0.join(name);
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).mode(0o600).open(&path).unwrap();
-    // Readers refuse a segment others may write, whatever the umask.
-    file.set_permissions(Permissions::from_mode(0o600)).unwrap();
-    file.set_len(u64::from(SHM_FILE_SIZE)).unwrap();
-    let mapping = WriteMapping::new(&file).unwrap();
-    ShmHeader { timescale: Timescale::UtcSmear24h, boot_id: sys::this_boot_id().unwrap() }.write(mapping.segment());
-    let reference = sys::reader_clock_now().unwrap();
-    mapping.segment().publish(&PublishedState {
-        anchor: Anchor {
-            reference,
-            interval: TimeInterval::around(Timestamp::from_nanos(1_795_462_647_000_000_000), Duration::from_micros(20)),
-            rates: DriftModel::new(Ppb::new(23_456), Ppb::from_ppm(2)).unwrap().rates(),
-            status,
-            valid_until: reference.checked_add(Duration::from_secs(3600)).unwrap(),
-        },
-        disruption_count: 0,
-        reference_boottime: sys::boottime_now().unwrap(),
-        writer_instance: 1,
-    });
-    path
-}
-
-fn u64_at(json: &Value, pointer: &str) -> u64 {
-    json.pointer(pointer)
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| panic!("{pointer} missing or not a count in {json}"))
-}
+use tsod_proto::ClockStatus;
 
 #[test]
 fn local_json_report_is_complete_and_sane() {
@@ -154,4 +102,27 @@ fn local_human_report_and_unusable_segments() {
     assert!(!output.status.success());
     assert!(output.stdout.is_empty(), "no report when the first call fails");
     assert!(stderr.contains("unsynchronized") && stderr.contains("tsod status"), "{stderr}");
+}
+
+/// A reader that closes the pipe before the report is written (as `| head
+/// -c1` may) ends tsbench cleanly: success, and no panic on stderr.
+#[test]
+fn a_closed_stdout_is_a_clean_exit() {
+    let dir = Scratch::new("broken-pipe");
+    let segment = publish_segment(&dir, "segment", ClockStatus::Synchronized);
+    for json in [true, false] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tsbench"));
+        // Long enough that the pipe is closed well before the report is written.
+        command.args(["now", "--segment"]).arg(&segment).args(["--duration", "300ms"]);
+        if json {
+            command.arg("--json");
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        let status = wait_at_most(&mut child, Duration::from_secs(30));
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "json {json}: {stderr}");
+        assert!(status.success(), "json {json}: {status}, stderr: {stderr}");
+    }
 }

@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use tsod_client::{ClockError, LocalClock};
-use tsod_proto::shm::{SHM_DEFAULT_PATH, SHM_PATH_ENV};
+use tsod_client::LocalClock;
+use tsod_proto::shm::SHM_PATH_ENV;
 
-use super::{BATCH, BATCH_MAX_NS_PER_CALL, Baseline, BaselineSamples, ErrorTally};
+use super::{BATCH, BATCH_MAX_NS_PER_CALL, Baseline, BaselineSamples};
 use crate::clock::timer_nanos;
 use crate::plan::{Plan, batches_per_thread};
 use crate::progress::Progress;
-use crate::report::{self, Mode, NowReport, NowSeries, Series};
+use crate::report::{self, ErrorTally, Mode, NowReport, NowSeries, Series};
+use crate::site::{self, clock_error_kind};
 
 /// Untimed rounds each thread runs first, to fault in the mapping and warm
 /// the caches and branch predictors.
@@ -34,13 +35,8 @@ pub(super) fn run(
     plan: Plan,
     show_progress: bool,
 ) -> anyhow::Result<NowReport> {
-    let path = segment.unwrap_or_else(default_segment);
-    let clock = LocalClock::open_path(&path).with_context(|| {
-        format!(
-            "cannot open the tsod segment {}; is tsod running? Give the segment with --segment PATH or {SHM_PATH_ENV}",
-            path.display()
-        )
-    })?;
+    let path = segment.unwrap_or_else(site::default_segment);
+    let clock = site::open_local(&path)?;
     if let Err(error) = clock.now() {
         anyhow::bail!(
             "LocalClock::now() fails on segment {}: {error}\n`tsod status` shows whether tsod is running and \
@@ -97,11 +93,6 @@ pub(super) fn run(
         half_width: None,
         round_trip: None,
     })
-}
-
-/// The segment `LocalClock::open` would open.
-fn default_segment() -> PathBuf {
-    std::env::var_os(SHM_PATH_ENV).map_or_else(|| PathBuf::from(SHM_DEFAULT_PATH), PathBuf::from)
 }
 
 /// What one thread measured.
@@ -222,33 +213,11 @@ fn time_now_batch(clock: &LocalClock, errors: &mut ErrorTally) -> anyhow::Result
     Ok((end.saturating_sub(start), end))
 }
 
-/// The kebab-case kind of a `now()` failure, for the error tally.
-fn clock_error_kind(error: &ClockError) -> &'static str {
-    match error {
-        ClockError::Bound(e) => e.name(),
-        ClockError::Segment(e) => e.name(),
-        ClockError::Clock(_) => "clock",
-        ClockError::Open { .. } => "open",
-        ClockError::Map { .. } => "map",
-        ClockError::Insecure { .. } => "insecure",
-        _ => "other",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
     use super::*;
-    use tsod_client::{BoundError, ShmError};
-
-    #[test]
-    fn error_kinds_are_the_client_names() {
-        assert_eq!(clock_error_kind(&ClockError::Bound(BoundError::Unsynchronized)), "unsynchronized");
-        assert_eq!(clock_error_kind(&ClockError::Bound(BoundError::Stale)), "stale");
-        assert_eq!(clock_error_kind(&ClockError::Segment(ShmError::Busy)), "busy");
-        assert_eq!(clock_error_kind(&ClockError::Clock(std::io::Error::other("x"))), "clock");
-    }
 
     #[test]
     fn threads_merge_into_one_span() {

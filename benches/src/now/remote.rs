@@ -3,36 +3,26 @@
 //! of each answer and the round trip the client measured, and a batch of
 //! each baseline after every call (see the `now` module doc).
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use tsod_client::{RemoteClock, RemoteError, RemoteOptions};
 
-use super::{Baseline, BaselineSamples, ErrorTally, REMOTE_MAX_NS, deadline};
+use super::{Baseline, BaselineSamples, REMOTE_MAX_NS, deadline};
 use crate::clock::timer_nanos;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::report::{self, Mode, NowReport, NowSeries, Series};
-
-/// The site to measure and how to reach it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Target {
-    /// Its `tsod-client/1` address.
-    pub(super) addr: SocketAddr,
-    /// PEM file of the cluster CA.
-    pub(super) ca: PathBuf,
-    /// The name its certificate must carry (default: its IP address).
-    pub(super) server_name: Option<String>,
-    /// Client certificate chain and key (PEM files) for mutual TLS.
-    pub(super) identity: Option<(PathBuf, PathBuf)>,
-}
+use crate::report::{self, ErrorTally, Mode, NowReport, NowSeries, Series};
+use crate::site::{RemoteTarget, remote_error_kind};
 
 /// Measures `RemoteClock::now_at()` against `target` until `plan` ends, at
 /// most `rate` calls per second if given, on a current-thread tokio runtime
 /// of its own.
-pub(super) fn run(target: &Target, plan: Plan, rate: Option<u32>, show_progress: bool) -> anyhow::Result<NowReport> {
+pub(super) fn run(
+    target: &RemoteTarget,
+    plan: Plan,
+    rate: Option<u32>,
+    show_progress: bool,
+) -> anyhow::Result<NowReport> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start a tokio runtime")?;
     runtime.block_on(measure(target, plan, rate, show_progress))
@@ -49,13 +39,13 @@ struct RemoteSamples {
     errors: ErrorTally,
 }
 
-async fn measure(target: &Target, plan: Plan, rate: Option<u32>, show_progress: bool) -> anyhow::Result<NowReport> {
-    let mut options = RemoteOptions::new(&target.ca);
-    options.server_name.clone_from(&target.server_name);
-    options.client_identity.clone_from(&target.identity);
-    let clock = RemoteClock::connect_with(target.addr, options)
-        .await
-        .with_context(|| format!("cannot connect to tsod at {} (CA {})", target.addr, target.ca.display()))?;
+async fn measure(
+    target: &RemoteTarget,
+    plan: Plan,
+    rate: Option<u32>,
+    show_progress: bool,
+) -> anyhow::Result<NowReport> {
+    let clock = target.connect().await?;
 
     let mut samples = RemoteSamples {
         now: Series::new(REMOTE_MAX_NS, 1)?,
@@ -108,7 +98,7 @@ async fn measure(target: &Target, plan: Plan, rate: Option<u32>, show_progress: 
     Ok(NowReport {
         command: "now",
         mode: Mode::Remote,
-        target: target.addr.to_string(),
+        target: target.address.to_string(),
         threads: 1,
         batch: 1,
         rate,
@@ -143,50 +133,13 @@ fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The kebab-case kind of a `now_at()` failure, for the error tally;
-/// refusals carry the server's error code (`refused-overloaded`).
-fn remote_error_kind(error: &RemoteError) -> String {
-    let kind = match error {
-        RemoteError::Connect { .. } => "connect",
-        RemoteError::Handshake { .. } => "handshake",
-        RemoteError::ConnectionLost { .. } => "connection-lost",
-        RemoteError::StreamAborted { .. } => "stream-aborted",
-        RemoteError::Timeout { .. } => "timeout",
-        RemoteError::ResponseTooLong => "response-too-long",
-        RemoteError::Encode(_) => "encode",
-        RemoteError::Decode(_) => "decode",
-        RemoteError::UnexpectedKind { .. } => "unexpected-kind",
-        RemoteError::RequestIdMismatch { .. } => "request-id-mismatch",
-        RemoteError::TimescaleMismatch { .. } => "timescale-mismatch",
-        RemoteError::Unsynchronized { .. } => "unsynchronized",
-        RemoteError::Disrupted { .. } => "disrupted",
-        RemoteError::RateLimited { .. } => "rate-limited",
-        RemoteError::Refused { code, .. } => return format!("refused-{code}"),
-        RemoteError::RoundTripTooLong { .. } => "round-trip-too-long",
-        RemoteError::OutOfRange => "out-of-range",
-        RemoteError::Clock(_) => "clock",
-        _ => "other",
-    };
-    kind.to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
     use super::*;
-    use tsod_client::ErrorCode;
-
-    #[test]
-    fn error_kinds_are_kebab_case() {
-        let addr: SocketAddr = ([127, 0, 0, 1], 4460).into();
-        let timeout = RemoteError::Timeout { addr, after: Duration::from_secs(2) };
-        assert_eq!(remote_error_kind(&timeout), "timeout");
-        let refused = RemoteError::Refused { code: ErrorCode::Overloaded, retry_after: None, message: String::new() };
-        assert_eq!(remote_error_kind(&refused), "refused-overloaded");
-        assert_eq!(remote_error_kind(&RemoteError::Unsynchronized { message: String::new() }), "unsynchronized");
-        assert_eq!(remote_error_kind(&RemoteError::InvalidOptions("x".to_owned())), "other");
-    }
+    use crate::site::SiteAddress;
+    use std::path::PathBuf;
 
     #[test]
     fn waits_keep_a_sub_millisecond_pace() {
@@ -210,8 +163,8 @@ mod tests {
 
     #[test]
     fn an_unreachable_server_is_explained() {
-        let target = Target {
-            addr: ([127, 0, 0, 1], 9).into(),
+        let target = RemoteTarget {
+            address: SiteAddress::parse("127.0.0.1:9").unwrap(),
             ca: PathBuf::from("/nonexistent/ca.crt"),
             server_name: None,
             identity: None,

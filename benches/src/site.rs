@@ -1,0 +1,171 @@
+//! How tsbench reaches a tsod site, for every subcommand: the local
+//! daemon's shared-memory segment, or a remote site over QUIC (its address
+//! in `address.rs`), and the kebab-case names of each clock's failures that
+//! the reports count errors by.
+
+mod address;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use tsod_client::{ClockError, LocalClock, RemoteClock, RemoteError, RemoteOptions};
+use tsod_proto::shm::{SHM_DEFAULT_PATH, SHM_PATH_ENV};
+
+pub(crate) use address::SiteAddress;
+
+/// The segment `LocalClock::open` would open: `$TSOD_SHM`, else `/dev/shm/tsod`.
+pub(crate) fn default_segment() -> PathBuf {
+    std::env::var_os(SHM_PATH_ENV).map_or_else(|| PathBuf::from(SHM_DEFAULT_PATH), PathBuf::from)
+}
+
+/// Opens the local daemon's segment at `path`, with a message that says
+/// what to check when it cannot.
+pub(crate) fn open_local(path: &Path) -> anyhow::Result<LocalClock> {
+    LocalClock::open_path(path).with_context(|| {
+        format!(
+            "cannot open the tsod segment {}; is tsod running? Give the segment with --segment PATH or {SHM_PATH_ENV}",
+            path.display()
+        )
+    })
+}
+
+/// The kebab-case kind of a `LocalClock` failure, for the error tallies.
+pub(crate) fn clock_error_kind(error: &ClockError) -> &'static str {
+    match error {
+        ClockError::Bound(e) => e.name(),
+        ClockError::Segment(e) => e.name(),
+        ClockError::Clock(_) => "clock",
+        ClockError::Open { .. } => "open",
+        ClockError::Map { .. } => "map",
+        ClockError::Insecure { .. } => "insecure",
+        _ => "other",
+    }
+}
+
+/// A remote site and how to trust it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RemoteTarget {
+    /// Its `tsod-client/1` address, as given.
+    pub(crate) address: SiteAddress,
+    /// PEM file of the cluster CA.
+    pub(crate) ca: PathBuf,
+    /// The name its certificate must carry (default: the IP address
+    /// connected to, which site certificates carry).
+    pub(crate) server_name: Option<String>,
+    /// Client certificate chain and key (PEM files) for mutual TLS.
+    pub(crate) identity: Option<(PathBuf, PathBuf)>,
+}
+
+impl RemoteTarget {
+    /// Resolves the address and connects to the first of its addresses
+    /// that answers, in the resolver's order; call inside a tokio runtime
+    /// with IO and time enabled.
+    pub(crate) async fn connect(&self) -> anyhow::Result<RemoteClock> {
+        let addrs = self.address.resolve().await?;
+        let mut failures: Vec<(SocketAddr, RemoteError)> = Vec::new();
+        for &addr in &addrs {
+            let mut options = RemoteOptions::new(&self.ca);
+            options.server_name.clone_from(&self.server_name);
+            options.client_identity.clone_from(&self.identity);
+            match RemoteClock::connect_with(addr, options).await {
+                Ok(clock) => return Ok(clock),
+                Err(error) => failures.push((addr, error)),
+            }
+        }
+        let tried = match (&self.address, failures.as_slice()) {
+            (SiteAddress::Ip(_), _) | (_, [_]) => String::new(),
+            (SiteAddress::Name { .. }, _) => {
+                let each: Vec<String> = failures.iter().map(|(addr, error)| format!("{addr}: {error}")).collect();
+                format!("; tried {}", each.join("; "))
+            }
+        };
+        let context = format!("cannot connect to tsod at {} (CA {}{tried})", self.address, self.ca.display());
+        match failures.pop() {
+            Some((_, last)) => Err(anyhow::Error::new(last).context(context)),
+            None => Err(anyhow::anyhow!(context)),
+        }
+    }
+}
+
+/// The kebab-case kind of a `RemoteClock` failure, for the error tallies;
+/// refusals carry the server's error code (`refused-overloaded`).
+pub(crate) fn remote_error_kind(error: &RemoteError) -> String {
+    let kind = match error {
+        RemoteError::Connect { .. } => "connect",
+        RemoteError::Handshake { .. } => "handshake",
+        RemoteError::ConnectionLost { .. } => "connection-lost",
+        RemoteError::StreamAborted { .. } => "stream-aborted",
+        RemoteError::Timeout { .. } => "timeout",
+        RemoteError::ResponseTooLong => "response-too-long",
+        RemoteError::Encode(_) => "encode",
+        RemoteError::Decode(_) => "decode",
+        RemoteError::UnexpectedKind { .. } => "unexpected-kind",
+        RemoteError::RequestIdMismatch { .. } => "request-id-mismatch",
+        RemoteError::TimescaleMismatch { .. } => "timescale-mismatch",
+        RemoteError::Unsynchronized { .. } => "unsynchronized",
+        RemoteError::Disrupted { .. } => "disrupted",
+        RemoteError::RateLimited { .. } => "rate-limited",
+        RemoteError::Refused { code, .. } => return format!("refused-{code}"),
+        RemoteError::RoundTripTooLong { .. } => "round-trip-too-long",
+        RemoteError::OutOfRange => "out-of-range",
+        RemoteError::Clock(_) => "clock",
+        _ => "other",
+    };
+    kind.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+
+    use std::time::Duration;
+
+    use super::*;
+    use tsod_client::{BoundError, ErrorCode, ShmError};
+
+    #[test]
+    fn local_error_kinds_are_the_client_names() {
+        assert_eq!(clock_error_kind(&ClockError::Bound(BoundError::Unsynchronized)), "unsynchronized");
+        assert_eq!(clock_error_kind(&ClockError::Bound(BoundError::Stale)), "stale");
+        assert_eq!(clock_error_kind(&ClockError::Segment(ShmError::Busy)), "busy");
+        assert_eq!(clock_error_kind(&ClockError::Clock(std::io::Error::other("x"))), "clock");
+    }
+
+    #[test]
+    fn remote_error_kinds_are_kebab_case() {
+        let addr: SocketAddr = ([127, 0, 0, 1], 4460).into();
+        let timeout = RemoteError::Timeout { addr, after: Duration::from_secs(2) };
+        assert_eq!(remote_error_kind(&timeout), "timeout");
+        let refused = RemoteError::Refused { code: ErrorCode::Overloaded, retry_after: None, message: String::new() };
+        assert_eq!(remote_error_kind(&refused), "refused-overloaded");
+        assert_eq!(remote_error_kind(&RemoteError::Unsynchronized { message: String::new() }), "unsynchronized");
+        assert_eq!(remote_error_kind(&RemoteError::InvalidOptions("x".to_owned())), "other");
+    }
+
+    #[test]
+    fn a_missing_segment_is_explained() {
+        let path = std::env::temp_dir().join(format!("tsbench-no-such-segment-{}", std::process::id()));
+        let text = open_local(&path).err().map_or_else(String::new, |e| format!("{e:#}"));
+        assert!(text.contains("is tsod running?") && text.contains(&path.display().to_string()), "{text}");
+    }
+
+    fn unreachable(address: &str) -> String {
+        let target = RemoteTarget {
+            address: SiteAddress::parse(address).unwrap(),
+            ca: PathBuf::from("/nonexistent/ca.crt"),
+            server_name: None,
+            identity: None,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(target.connect()).err().map_or_else(String::new, |e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn a_failed_connection_names_the_address_as_given() {
+        let text = unreachable("127.0.0.1:9");
+        assert!(text.contains("cannot connect to tsod at 127.0.0.1:9 (CA /nonexistent/ca.crt)"), "{text}");
+        let text = unreachable("localhost:9");
+        assert!(text.contains("cannot connect to tsod at localhost:9"), "{text}");
+    }
+}

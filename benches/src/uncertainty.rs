@@ -1,0 +1,413 @@
+//! `tsbench uncertainty`: how wide a site's bound is over time and which
+//! status it claims: the half-width an application reading the site gets,
+//! sampled at a fixed interval.
+//!
+//! # Method
+//!
+//! Every `--interval` (default 1 s) one sample reads the bound and the
+//! status, back to back (`source.rs`):
+//!
+//! * **local** (`--local`): `LocalClock::now_checked()` (with the suspend
+//!   check) and `LocalClock::status()` on the daemon's segment;
+//! * **remote** (`--site`): `RemoteClock::now_at()`, whose interval is the
+//!   server's widened by the measured round trip, as an application gets
+//!   it, and the site's status report.
+//!
+//! Samples are due at start + k · interval, so the schedule does not drift;
+//! a sample that overruns its slot (a slow remote read) skips the slots it
+//! overlapped instead of catching up in a burst. A read that fails,
+//! including `now` on an unsynchronized or disrupted site, leaves the sample
+//! without a half-width (or without a status) and is counted by kind
+//! (`timeline.rs`); it never ends the run.
+//!
+//! A run stops after `--count` samples, or once `--duration` has passed (no
+//! sample starts at or after it), or at Ctrl-C, which still reports the
+//! samples taken. It fails, after printing its report, only if not a single
+//! read succeeded. The report's JSON fields are documented in
+//! `report/uncertainty.rs`; `--plot` draws the timeline (`plot.rs`).
+
+mod source;
+mod timeline;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::ArgGroup;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::time::Instant;
+
+use crate::output;
+use crate::plan::{self, Plan};
+use crate::plot::{self, Picture};
+use crate::progress::Progress;
+use crate::report::uncertainty::UncertaintyReport;
+use crate::report::{self, Mode, format_ns};
+use crate::site::{self, RemoteTarget, SiteAddress};
+use source::Source;
+use timeline::{Sample, Timeline};
+
+/// Samples taken when neither `--count` nor `--duration` is given.
+const DEFAULT_COUNT: u64 = 60;
+/// The shortest `--interval` accepted.
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
+/// How often the progress bar is redrawn while waiting for the next sample.
+const PROGRESS_REDRAW: Duration = Duration::from_millis(200);
+/// Largest half-width the histogram records: 1 hour (larger ones are
+/// recorded as that).
+pub(crate) const MAX_HALF_WIDTH_NS: u64 = 3_600_000_000_000;
+
+/// Options of `tsbench uncertainty`.
+#[derive(Debug, clap::Args)]
+#[command(group(ArgGroup::new("clock").required(true).args(["local", "site"])))]
+pub(crate) struct UncertaintyArgs {
+    /// Sample the local tsod's bound, from its shared-memory segment.
+    #[arg(long)]
+    local: bool,
+    /// Local mode: the segment file. Default: $TSOD_SHM, else /dev/shm/tsod
+    /// (as LocalClock::open).
+    #[arg(long, value_name = "PATH", requires = "local", conflicts_with = "site")]
+    segment: Option<PathBuf>,
+    /// Sample a remote site's bound over QUIC, at its tsod-client/1 address:
+    /// IP:PORT or HOST:PORT (every address the name resolves to is tried in
+    /// turn).
+    #[arg(long, value_name = "ADDR", requires = "ca", value_parser = SiteAddress::parse)]
+    site: Option<SiteAddress>,
+    /// Remote mode: PEM file of the cluster CA (ca.crt from `tsod cluster init`).
+    #[arg(long, value_name = "FILE", requires = "site", conflicts_with = "local")]
+    ca: Option<PathBuf>,
+    /// Remote mode: the name the server's certificate must carry. Default:
+    /// the IP address connected to.
+    #[arg(long, value_name = "NAME", requires = "site", conflicts_with = "local")]
+    server_name: Option<String>,
+    /// Remote mode: client certificate chain (PEM), for servers that require
+    /// mutual TLS; needs --key.
+    #[arg(long, value_name = "FILE", requires_all = ["site", "key"], conflicts_with = "local")]
+    cert: Option<PathBuf>,
+    /// Remote mode: the client certificate's private key (PEM); needs --cert.
+    #[arg(long, value_name = "FILE", requires_all = ["site", "cert"], conflicts_with = "local")]
+    key: Option<PathBuf>,
+    /// Time between two samples (e.g. 1s, 100ms; at least 1ms).
+    #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_interval)]
+    interval: Duration,
+    /// Stop once this long has passed (e.g. 10m, 1h). Default: 60 samples.
+    #[arg(long, value_name = "D", value_parser = plan::parse_duration, conflicts_with = "count")]
+    duration: Option<Duration>,
+    /// Stop after this many samples.
+    #[arg(long, value_name = "N", value_parser = plan::parse_count)]
+    count: Option<u64>,
+    /// Draw the half-width over time, coloured by status, into FILE.svg or
+    /// FILE.png.
+    #[arg(long, value_name = "FILE", value_parser = plot::parse_plot_path)]
+    plot: Option<PathBuf>,
+    /// Print one JSON object (fields documented in tsbench's
+    /// report/uncertainty.rs) instead of a table; no progress bar.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A `--interval`: a duration of at least [`MIN_INTERVAL`].
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = plan::parse_duration(text)?;
+    if interval < MIN_INTERVAL {
+        return Err(format!("{text:?} is shorter than the shortest interval, 1ms"));
+    }
+    Ok(interval)
+}
+
+/// Runs `tsbench uncertainty`: samples, plots if asked, prints the report.
+pub(crate) fn run(args: &UncertaintyArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.plot {
+        plot::check_destination(path)?;
+    }
+    let plan = Plan::new(args.count, args.duration, DEFAULT_COUNT);
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start a tokio runtime")?;
+    let (mut report, timeline) = runtime.block_on(measure(args, plan))?;
+
+    // A failed plot is reported after the figures, which are not lost with it.
+    let plot_failure = args.plot.as_deref().and_then(|path| match plot::write(path, &picture(&report, &timeline)) {
+        Ok(()) => {
+            report.plot = Some(path.display().to_string());
+            None
+        }
+        Err(error) => Some(error),
+    });
+    if args.json {
+        output::write_stdout(&format!("{}\n", report.to_json()?))?;
+    } else {
+        output::write_stdout(&report.to_human())?;
+    }
+    if let Some(error) = plot_failure {
+        return Err(error);
+    }
+    if report.reads > 0 && report.errors == report.reads {
+        anyhow::bail!(
+            "every one of the {} reads failed ({}): nothing was measured",
+            report.reads,
+            report::error_kinds_text(&report.error_kinds)
+        );
+    }
+    Ok(())
+}
+
+/// Opens the clock, samples it until the plan ends or Ctrl-C, and sums up.
+async fn measure(args: &UncertaintyArgs, plan: Plan) -> anyhow::Result<(UncertaintyReport, Timeline)> {
+    // Watched from the start, so a Ctrl-C while connecting ends the run with a report too.
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C (SIGINT)")?;
+    let (mut source, mode, target, address) = match (&args.site, &args.ca) {
+        (Some(address), Some(ca)) => {
+            let remote = RemoteTarget {
+                address: address.clone(),
+                ca: ca.clone(),
+                server_name: args.server_name.clone(),
+                identity: args.cert.clone().zip(args.key.clone()),
+            };
+            let clock = remote.connect().await?;
+            let connected = clock.addr().to_string();
+            (Source::Remote { clock, site: None }, Mode::Remote, address.to_string(), Some(connected))
+        }
+        (Some(_), None) => anyhow::bail!("--site needs --ca FILE"),
+        (None, _) => {
+            let path = args.segment.clone().unwrap_or_else(site::default_segment);
+            let clock = site::open_local(&path)?;
+            (Source::Local(clock), Mode::Local, path.display().to_string(), None)
+        }
+    };
+
+    let mut progress = Progress::new(plan, !args.json).counting("samples");
+    let (timeline, interrupted) = sample(&mut source, plan, args.interval, &mut progress, &mut interrupt).await?;
+    progress.finish();
+
+    let errors = timeline.errors();
+    let report = UncertaintyReport {
+        command: "uncertainty",
+        mode,
+        target,
+        address,
+        site: source.site().map(str::to_owned),
+        interval_s: args.interval.as_secs_f64(),
+        elapsed_s: report::round_to(timeline.elapsed().as_secs_f64(), 3),
+        samples: timeline.len(),
+        bounded: timeline.bounded(),
+        half_width: timeline.half_width(),
+        statuses: timeline.statuses(),
+        status_changes: u64::try_from(timeline.changes().len()).unwrap_or(u64::MAX),
+        changes: timeline.changes().to_vec(),
+        reads: timeline.reads(),
+        errors: errors.total,
+        error_kinds: errors.by_kind.clone(),
+        interrupted,
+        plot: None,
+    };
+    Ok((report, timeline))
+}
+
+/// Takes samples on the schedule until `plan` ends; also returns whether
+/// Ctrl-C ended it first.
+async fn sample(
+    source: &mut Source,
+    plan: Plan,
+    interval: Duration,
+    progress: &mut Progress,
+    interrupt: &mut Signal,
+) -> anyhow::Result<(Timeline, bool)> {
+    let mut timeline = Timeline::new()?;
+    let start = Instant::now();
+    let mut slot: u64 = 0;
+    loop {
+        if plan.count().is_some_and(|count| timeline.len() >= count) {
+            return Ok((timeline, false));
+        }
+        let offset = slot_offset(interval, slot);
+        if plan.duration().is_some_and(|duration| offset >= duration) {
+            return Ok((timeline, false));
+        }
+        let due = start.checked_add(offset).context("the sampling schedule overflows the clock")?;
+        if wait_until(due, progress, timeline.len(), interrupt).await {
+            return Ok((timeline, true));
+        }
+        let at = start.elapsed();
+        let (half_width, status) = tokio::select! {
+            reading = source.read() => reading,
+            Some(()) = interrupt.recv() => return Ok((timeline, true)),
+        };
+        let end = start.elapsed();
+        timeline.push(Sample { at, end, half_width, status });
+        progress.update(timeline.len());
+        slot = next_slot(slot, end, interval);
+    }
+}
+
+/// Waits until `due`, redrawing the progress bar meanwhile; true if Ctrl-C
+/// came first.
+async fn wait_until(due: Instant, progress: &mut Progress, done: u64, interrupt: &mut Signal) -> bool {
+    loop {
+        let now = Instant::now();
+        if now >= due {
+            return false;
+        }
+        let step = now.checked_add(PROGRESS_REDRAW).map_or(due, |redraw| redraw.min(due));
+        tokio::select! {
+            () = tokio::time::sleep_until(step) => progress.update(done),
+            Some(()) = interrupt.recv() => return true,
+        }
+    }
+}
+
+/// When slot `slot` is due, after the start.
+fn slot_offset(interval: Duration, slot: u64) -> Duration {
+    let nanos = interval.as_nanos().saturating_mul(u128::from(slot));
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// The slot after `slot` to sample next, `elapsed` after the start: the
+/// first not yet begun, so that an overrun skips slots rather than bursting.
+fn next_slot(slot: u64, elapsed: Duration, interval: Duration) -> u64 {
+    let first_not_begun = elapsed.as_nanos().div_ceil(interval.as_nanos().max(1));
+    u64::try_from(first_not_begun).unwrap_or(u64::MAX).max(slot.saturating_add(1))
+}
+
+/// The plot of a run: its title names the site, its notes sum the run up.
+fn picture(report: &UncertaintyReport, timeline: &Timeline) -> Picture {
+    let title = match (report.mode, &report.site) {
+        (Mode::Local, _) => match host_name() {
+            Some(host) => format!("Half-width of the bound: tsod on {host}"),
+            None => "Half-width of the bound: local tsod".to_owned(),
+        },
+        (Mode::Remote, Some(site)) => format!("Half-width of the bound: site {site}"),
+        (Mode::Remote, None) => format!("Half-width of the bound: site at {}", report.target),
+    };
+    let half_width = &report.half_width;
+    let mut notes = vec![
+        format!(
+            "{} sample{}, every {:?}",
+            report.samples,
+            plural(report.samples),
+            Duration::try_from_secs_f64(report.interval_s).unwrap_or_default()
+        ),
+        format!("bounded: {}", report.bounded),
+    ];
+    if report.bounded > 0 {
+        notes.push(format!("p50 {}", format_ns(half_width.p50_ns)));
+        notes.push(format!("p99 {}", format_ns(half_width.p99_ns)));
+        notes.push(format!("max {}", format_ns(half_width.max_ns)));
+    }
+    notes.push(format!("{} status change{}", report.status_changes, plural(report.status_changes)));
+    notes.push(format!("errors: {} of {} reads", report.errors, report.reads));
+    Picture {
+        title,
+        subtitle: report.subject(),
+        points: timeline.points(),
+        changes: report.changes.clone(),
+        interval_s: report.interval_s,
+        notes,
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// This host's name, for a local plot's title.
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        uncertainty: UncertaintyArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<UncertaintyArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("uncertainty").chain(args.iter().copied())).map(|c| c.uncertainty)
+    }
+
+    #[test]
+    fn command_line_combinations() {
+        let local = parse(&["--local", "--segment", "/tmp/x", "--duration", "1s", "--json"]).unwrap();
+        assert!(local.local && local.json);
+        assert_eq!(local.interval, Duration::from_secs(1), "the default interval");
+        assert_eq!(local.duration, Some(Duration::from_secs(1)));
+        let remote =
+            parse(&["--site", "site-a.example:4460", "--ca", "ca.crt", "--interval", "100ms", "--count", "5"]).unwrap();
+        assert_eq!(remote.site.map(|a| a.to_string()), Some("site-a.example:4460".to_owned()));
+        assert_eq!((remote.interval, remote.count), (Duration::from_millis(100), Some(5)));
+        assert!(parse(&["--local", "--plot", "run.png"]).unwrap().plot.is_some());
+
+        assert!(parse(&[]).is_err(), "--local or --site is required");
+        assert!(parse(&["--local", "--site", "127.0.0.1:4460", "--ca", "c"]).is_err(), "not both");
+        assert!(parse(&["--site", "127.0.0.1:4460"]).is_err(), "--site needs --ca");
+        assert!(parse(&["--local", "--ca", "c"]).is_err(), "--ca needs --site");
+        assert!(parse(&["--local", "--server-name", "a"]).is_err(), "--server-name needs --site");
+        assert!(parse(&["--local", "--cert", "c", "--key", "k"]).is_err(), "--cert needs --site");
+        assert!(parse(&["--segment", "/tmp/x"]).is_err(), "--segment needs --local");
+        assert!(parse(&["--site", "127.0.0.1:1", "--ca", "c", "--segment", "s"]).is_err());
+        assert!(parse(&["--site", "127.0.0.1:1", "--ca", "c", "--cert", "c.pem"]).is_err(), "--cert needs --key");
+        assert!(parse(&["--local", "--duration", "1s", "--count", "5"]).is_err(), "one limit");
+        assert!(parse(&["--local", "--interval", "100us"]).is_err(), "below 1ms");
+        assert!(parse(&["--local", "--plot", "run.jpg"]).is_err());
+        assert!(parse(&["--site", "no-port", "--ca", "c"]).is_err());
+    }
+
+    #[test]
+    fn the_schedule_keeps_its_slots_and_skips_overruns() {
+        let interval = Duration::from_millis(100);
+        assert_eq!(slot_offset(interval, 0), Duration::ZERO);
+        assert_eq!(slot_offset(interval, 7), Duration::from_millis(700));
+        assert_eq!(slot_offset(Duration::from_secs(3600), u64::MAX), Duration::from_nanos(u64::MAX));
+        // On time: the next slot.
+        assert_eq!(next_slot(0, Duration::from_millis(3), interval), 1);
+        assert_eq!(next_slot(4, Duration::from_millis(400), interval), 5);
+        // A sample that ran into slots 5 and 6 resumes at 7.
+        assert_eq!(next_slot(4, Duration::from_millis(650), interval), 7);
+        assert_eq!(next_slot(4, Duration::from_millis(700), interval), 7);
+    }
+
+    #[test]
+    fn the_plot_names_the_site_and_sums_up() {
+        let mut timeline = Timeline::new().unwrap();
+        timeline.push(Sample {
+            at: Duration::ZERO,
+            end: Duration::from_millis(1),
+            half_width: Ok(Duration::from_micros(20)),
+            status: Ok(tsod_proto::ClockStatus::Synchronized),
+        });
+        let report = UncertaintyReport {
+            command: "uncertainty",
+            mode: Mode::Remote,
+            target: "127.0.0.1:4460".to_owned(),
+            address: Some("127.0.0.1:4460".to_owned()),
+            site: Some("site-a".to_owned()),
+            interval_s: 0.5,
+            elapsed_s: 0.001,
+            samples: 1,
+            bounded: 1,
+            half_width: timeline.half_width(),
+            statuses: timeline.statuses(),
+            status_changes: 0,
+            changes: Vec::new(),
+            reads: 2,
+            errors: 0,
+            error_kinds: std::collections::BTreeMap::new(),
+            interrupted: false,
+            plot: None,
+        };
+        let picture = picture(&report, &timeline);
+        assert_eq!(picture.title, "Half-width of the bound: site site-a");
+        assert_eq!(picture.subtitle, "site site-a at 127.0.0.1:4460");
+        assert_eq!(picture.points.len(), 1);
+        assert!(picture.notes.contains(&"1 sample, every 500ms".to_owned()), "{:?}", picture.notes);
+        assert!(picture.notes.iter().any(|n| n.starts_with("p50 20.0")), "{:?}", picture.notes);
+    }
+}

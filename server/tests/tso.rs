@@ -30,6 +30,7 @@ use tsod::status_file::{self, StatusSnapshot};
 use tsod_client::tso::{Tso, TsoOptions};
 use tsod_proto::HybridTimestamp;
 use tsod_testbed::sim::gpsd::GpsdSim;
+use tsod_testbed::wan::{DirectionShape, LinkShape, WanRelay};
 
 const SITES: [&str; 3] = ["bj-a", "bj-b", "xa"];
 /// Each site's simulated clock: offset (ns) and frequency error (ppb).
@@ -84,11 +85,19 @@ fn unsafe_free_kill(pid: u32, signal: libc::c_int) -> i32 {
 }
 
 fn start_cluster(scratch: &Scratch) -> Vec<Site> {
+    start_cluster_over(scratch, None).0
+}
+
+/// The cluster; with `one_way`, every site reaches every other through a
+/// WAN relay delaying each direction by it (the relays are returned and
+/// must be kept alive).
+fn start_cluster_over(scratch: &Scratch, one_way: Option<Duration>) -> (Vec<Site>, Vec<WanRelay>) {
     let certs = scratch.join("certs");
     let specs: Vec<SiteSpec> = SITES.iter().map(|s| SiteSpec::parse(&format!("{s}=127.0.0.1")).unwrap()).collect();
     cluster::init(&certs, &specs, 30).unwrap();
     let ports: Vec<u16> = SITES.iter().map(|_| free_udp_port()).collect();
     let mut sites = Vec::new();
+    let mut relays = Vec::new();
     for (i, name) in SITES.iter().enumerate() {
         let dir = scratch.join(name);
         std::fs::create_dir_all(&dir).unwrap();
@@ -97,7 +106,18 @@ fn start_cluster(scratch: &Scratch) -> Vec<Site> {
         let mut peers = String::new();
         for (j, peer) in SITES.iter().enumerate() {
             if j != i {
-                peers.push_str(&format!("\n[[peer]]\nname = \"{peer}\"\naddress = \"127.0.0.1:{}\"\n", ports[j]));
+                let target: std::net::SocketAddr = format!("127.0.0.1:{}", ports[j]).parse().unwrap();
+                let address = match one_way {
+                    None => target,
+                    Some(d) => {
+                        let shape = LinkShape::symmetric(DirectionShape::with_delay(d));
+                        let relay = WanRelay::start("127.0.0.1:0".parse().unwrap(), target, shape).unwrap();
+                        let a = relay.local_addr();
+                        relays.push(relay);
+                        a
+                    }
+                };
+                peers.push_str(&format!("\n[[peer]]\nname = \"{peer}\"\naddress = \"{address}\"\n"));
             }
         }
         let config = format!(
@@ -128,7 +148,7 @@ fn start_cluster(scratch: &Scratch) -> Vec<Site> {
     for site in &sites {
         synchronized(&site.segment);
     }
-    sites
+    (sites, relays)
 }
 
 /// The index of the site that leads with a committed lease, once one does.
@@ -398,4 +418,47 @@ fn restarting_each_site_in_turn_under_load_never_duplicates_or_regresses() {
     eprintln!("{cycles} restart cycles, {n} timestamps, no duplicate or regression");
     assert!(n > 100);
     let _ = sites.iter().map(|s| &s.dir).count();
+}
+
+/// Benchmark (BENCHMARKS.md): unavailability after SIGKILL of the leader,
+/// every site 25 ms round trip from every other, clients at the two
+/// survivors; `TSOD_TSO_RUNS` runs (default 5), each printed.
+/// `cargo test --release -p tsod --test tso -- --ignored --nocapture failover_at`
+#[test]
+#[ignore = "benchmark: run by hand, see BENCHMARKS.md"]
+fn failover_at_25ms_round_trip() {
+    let runs: usize = std::env::var("TSOD_TSO_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let mut worst_gaps = Vec::new();
+    for run in 0..runs {
+        let scratch = Scratch::new("tso", &format!("wan-{run}"));
+        let (mut sites, _relays) = start_cluster_over(&scratch, Some(Duration::from_micros(12_500)));
+        let first = leader(&sites, Duration::from_secs(30));
+        let rt = runtime();
+        let certs = scratch.join("certs");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let records: Vec<Arc<Mutex<Record>>> = sites.iter().map(|_| Arc::default()).collect();
+        let survivors: Vec<usize> = (0..sites.len()).filter(|i| *i != first).collect();
+        let gaps = rt.block_on(async {
+            let mut tasks = Vec::new();
+            for &i in &survivors {
+                let tso = Tso::connect(sites[i].addr(), options(&certs, sites[i].name)).await.unwrap();
+                tasks.push(tokio::spawn(load(tso, Arc::clone(&records[i]), Arc::clone(&stop))));
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            sites[first].kill();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let mut gaps = Vec::new();
+            for t in tasks {
+                gaps.push(t.await.unwrap().1);
+            }
+            gaps
+        });
+        let n = check_order(&records);
+        let worst = gaps.into_iter().max().unwrap();
+        eprintln!("run {run}: leader {} killed, {n} timestamps, no duplicate or regression, unavailable {worst:?}", sites[first].name);
+        worst_gaps.push(worst);
+    }
+    worst_gaps.sort();
+    eprintln!("median unavailability over {runs} runs: {:?} (all: {worst_gaps:?})", worst_gaps[worst_gaps.len() / 2]);
 }

@@ -101,17 +101,17 @@ pub struct TsoConfig {
 
 impl Default for TsoConfig {
     fn default() -> Self {
-        // Lease 600 ms: renewed after a third (200 ms), so a renewal has
-        // 400 ms to commit, enough for a quorum across 150 ms round trips;
-        // after a leader is lost its lease runs out within 600 ms while a
-        // successor is elected (300-500 ms) in parallel, so TSO is back
-        // within about 0.6-0.7 s at a 25 ms round trip.
+        // Lease 400 ms: renewed after a third (133 ms), so a renewal has
+        // 267 ms to commit, enough for a quorum across the testbed's
+        // 160-230 ms "global" round trips; after the leader is lost its
+        // lease runs out within 400 ms while a successor is elected
+        // (250-416 ms election timeout, 50 ms heartbeats) in parallel.
         Self {
             enabled: true,
             state_dir: PathBuf::from("/var/lib/tsod"),
-            lease_ms: 600,
+            lease_ms: 400,
             heartbeat_ms: 50,
-            election_timeout_ms: 300,
+            election_timeout_ms: 250,
         }
     }
 }

@@ -214,7 +214,7 @@ impl TsoNode {
         let result = if self.leading_term().is_some() {
             self.issue_held(count).await
         } else {
-            Err(Unavailable::new("this site does not lead the TSO group", Duration::from_millis(50)))
+            Err(Unavailable::new("this site does not lead the TSO group", Duration::from_millis(20)))
         };
         self.count(&result, count);
         result
@@ -257,7 +257,7 @@ impl TsoNode {
                 let mut guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 match (guard.as_mut(), term) {
                     (Some(a), Some(t)) if a.term() == t => a.issue(count, now),
-                    _ => return Err(Unavailable::new("this site does not lead the TSO group", Duration::from_millis(50))),
+                    _ => return Err(Unavailable::new("this site does not lead the TSO group", Duration::from_millis(20))),
                 }
             };
             let wait = match attempt {
@@ -383,14 +383,14 @@ impl TsoNode {
     async fn forward_batch(&self, count: u32) -> Result<HybridTimestamp, Unavailable> {
         let leader = self.raft.metrics().borrow().current_leader;
         let Some(leader) = leader else {
-            return Err(Unavailable::new("no TSO leader elected", Duration::from_millis(100)));
+            return Err(Unavailable::new("no TSO leader elected", Duration::from_millis(20)));
         };
         if leader == self.me {
             return self.issue_held(count).await;
         }
         let Some(conn) = self.conns.get(leader) else {
             let name = self.conns.name(leader).unwrap_or("?");
-            return Err(Unavailable::new(format!("no connection to the TSO leader {name}"), Duration::from_millis(100)));
+            return Err(Unavailable::new(format!("no connection to the TSO leader {name}"), Duration::from_millis(20)));
         };
         self.forwarded.fetch_add(1, Ordering::Relaxed);
         let request_id = self.forwarded.load(Ordering::Relaxed);

@@ -4,17 +4,20 @@
 //! output whose fields are documented in `report.rs` (and, for
 //! `uncertainty`, `report/uncertainty.rs`). Today: `tsbench now`, the
 //! latency of `now()` beside `clock_gettime`, locally (shared memory) or
-//! against a remote site (QUIC); and `tsbench uncertainty`, a site's
-//! half-width and status over time, with an optional plot. To come (see the
-//! tsbench issue): TSO throughput and latency, commit-wait durations.
+//! against a remote site (QUIC); `tsbench uncertainty`, a site's
+//! half-width and status over time, with an optional plot; `tsbench tso`,
+//! the throughput and latency of a site's timestamp oracle, checking every
+//! timestamp is unique and increasing; and `tsbench commit-wait`, how long
+//! commit-waits last and how late they notice.
 //!
-//! Modules: `now` and `uncertainty` run the measurements, `site` reaches the
+//! Modules: `now`, `uncertainty`, `tso` and `commit_wait` run the measurements, `site` reaches the
 //! local segment or a remote site (`IP:PORT` or `HOST:PORT`), `report`
 //! summarizes and formats, `output` prints (a closed pipe is a clean exit),
 //! `plot` draws, `plan` decides when a run stops, `progress` draws the bar,
 //! `clock` holds the bare clock reads (the only `unsafe`).
 
 mod clock;
+mod commit_wait;
 mod now;
 mod output;
 mod plan;
@@ -22,6 +25,7 @@ mod plot;
 mod progress;
 mod report;
 mod site;
+mod tso;
 mod uncertainty;
 
 use std::io::Write as _;
@@ -48,12 +52,22 @@ enum Command {
     /// --interval: the local tsod (--local) or a remote site (--site); a
     /// summary, status changes, and optionally a plot (--plot).
     Uncertainty(uncertainty::UncertaintyArgs),
+    /// Throughput and latency of a site's timestamp oracle (Tso::next() or
+    /// Tso::reserve(K)) from --concurrency tasks sharing one client, checking
+    /// that every timestamp is unique and increasing per task.
+    Tso(tso::TsoArgs),
+    /// Durations of commit-waits (HybridClock::commit_timestamp() then
+    /// commit_wait) on the local tsod (--local) or a remote site (--site),
+    /// and how far each overshot.
+    CommitWait(commit_wait::CommitWaitArgs),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Now(args) => now::run(&args),
         Command::Uncertainty(args) => uncertainty::run(&args),
+        Command::Tso(args) => tso::run(&args),
+        Command::CommitWait(args) => commit_wait::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

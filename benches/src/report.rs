@@ -47,10 +47,13 @@
 //! | `half-width` | remote only: half the width of each returned interval, in nanoseconds |
 //! | `round-trip` | remote only: the round trip the client measured and widened by (`RemoteNow::round_trip`) |
 //!
-//! # `tsbench uncertainty --json`
+//! # `tsbench uncertainty --json`, `tsbench tso --json`, `tsbench commit-wait --json`
 //!
-//! Documented in its own module, `report/uncertainty.rs`, with its report.
+//! Each documented in its own module, with its report: `report/uncertainty.rs`,
+//! `report/tso.rs`, `report/commit_wait.rs`.
 
+pub(crate) mod commit_wait;
+pub(crate) mod tso;
 pub(crate) mod uncertainty;
 
 use std::collections::BTreeMap;

@@ -1,7 +1,8 @@
 //! How tsbench reaches a tsod site, for every subcommand: the local
 //! daemon's shared-memory segment, or a remote site over QUIC (its address
 //! in `address.rs`), and the kebab-case names of each clock's failures that
-//! the reports count errors by.
+//! the reports count errors by (and of the TSO client's and the hybrid
+//! clock's).
 
 mod address;
 
@@ -9,6 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use tsod_client::hlc::{HlcError, RemoteSourceError};
+use tsod_client::tso::{Tso, TsoError, TsoOptions};
 use tsod_client::{ClockError, LocalClock, RemoteClock, RemoteError, RemoteOptions};
 use tsod_proto::shm::{SHM_DEFAULT_PATH, SHM_PATH_ENV};
 
@@ -58,18 +61,41 @@ pub(crate) struct RemoteTarget {
 }
 
 impl RemoteTarget {
+    /// The connection options: the CA, the server name, the identity.
+    pub(crate) fn remote_options(&self) -> RemoteOptions {
+        let mut options = RemoteOptions::new(&self.ca);
+        options.server_name.clone_from(&self.server_name);
+        options.client_identity.clone_from(&self.identity);
+        options
+    }
+
     /// Resolves the address and connects to the first of its addresses
     /// that answers, in the resolver's order; call inside a tokio runtime
     /// with IO and time enabled.
     pub(crate) async fn connect(&self) -> anyhow::Result<RemoteClock> {
+        let options = self.remote_options();
+        self.connect_first(|addr| RemoteClock::connect_with(addr, options.clone())).await
+    }
+
+    /// As [`RemoteTarget::connect`], a TSO client with `options` (whose
+    /// `remote` field this target fills in).
+    pub(crate) async fn connect_tso(&self, options: TsoOptions) -> anyhow::Result<Tso> {
+        let options = TsoOptions { remote: self.remote_options(), ..options };
+        self.connect_first(|addr| Tso::connect(addr, options.clone())).await
+    }
+
+    /// `connect` to each resolved address in turn until one succeeds; the
+    /// error names the address as given, and every failure for a name.
+    async fn connect_first<T, E, F>(&self, connect: impl Fn(SocketAddr) -> F) -> anyhow::Result<T>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let addrs = self.address.resolve().await?;
-        let mut failures: Vec<(SocketAddr, RemoteError)> = Vec::new();
+        let mut failures: Vec<(SocketAddr, E)> = Vec::new();
         for &addr in &addrs {
-            let mut options = RemoteOptions::new(&self.ca);
-            options.server_name.clone_from(&self.server_name);
-            options.client_identity.clone_from(&self.identity);
-            match RemoteClock::connect_with(addr, options).await {
-                Ok(clock) => return Ok(clock),
+            match connect(addr).await {
+                Ok(connected) => return Ok(connected),
                 Err(error) => failures.push((addr, error)),
             }
         }
@@ -115,6 +141,54 @@ pub(crate) fn remote_error_kind(error: &RemoteError) -> String {
     kind.to_owned()
 }
 
+/// The kebab-case kind of a `Tso` failure, for the error tallies: the
+/// transport's kind as [`remote_error_kind`] names it, `refused-<code>`, or
+/// the variant's name (`unavailable`, `went-backwards`, `deadline-exceeded`, …).
+pub(crate) fn tso_error_kind(error: &TsoError) -> String {
+    let kind = match error {
+        TsoError::Transport(inner) => return remote_error_kind(inner),
+        TsoError::Refused { code, .. } => return format!("refused-{code}"),
+        TsoError::InvalidOptions(_) => "invalid-options",
+        TsoError::InvalidCount(_) => "invalid-count",
+        TsoError::Unavailable { .. } => "unavailable",
+        TsoError::RateLimited { .. } => "rate-limited",
+        TsoError::Overloaded { .. } => "overloaded",
+        TsoError::RequestIdMismatch { .. } => "request-id-mismatch",
+        TsoError::CountMismatch { .. } => "count-mismatch",
+        TsoError::UnexpectedKind { .. } => "unexpected-kind",
+        TsoError::Decode(_) => "decode",
+        TsoError::WentBackwards { .. } => "went-backwards",
+        TsoError::DeadlineExceeded { .. } => "deadline-exceeded",
+        TsoError::Stopped => "stopped",
+    };
+    kind.to_owned()
+}
+
+/// The kebab-case kind of a `HybridClock` failure whose source failure is
+/// named by `source_kind`: that name for a clock without a bound, else
+/// `too-far-ahead`, `exhausted` or `out-of-range`.
+pub(crate) fn hlc_error_kind<E>(error: &HlcError<E>, source_kind: impl Fn(&E) -> String) -> String {
+    match error {
+        HlcError::Clock(inner) => source_kind(inner),
+        HlcError::TooFarAhead { .. } => "too-far-ahead".to_owned(),
+        HlcError::Exhausted(_) => "exhausted".to_owned(),
+        HlcError::OutOfRange(_) => "out-of-range".to_owned(),
+    }
+}
+
+/// The kebab-case kind of a `RemoteSource` failure: the bound's name
+/// (`unsynchronized`, `disrupted`), or `not-refreshed`, `stale`, `suspended`, `clock`.
+pub(crate) fn remote_source_error_kind(error: &RemoteSourceError) -> String {
+    let kind = match error {
+        RemoteSourceError::Bound(bound) => bound.name(),
+        RemoteSourceError::NotRefreshed => "not-refreshed",
+        RemoteSourceError::Stale { .. } => "stale",
+        RemoteSourceError::Suspended => "suspended",
+        RemoteSourceError::Clock(_) => "clock",
+    };
+    kind.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
@@ -141,6 +215,25 @@ mod tests {
         assert_eq!(remote_error_kind(&refused), "refused-overloaded");
         assert_eq!(remote_error_kind(&RemoteError::Unsynchronized { message: String::new() }), "unsynchronized");
         assert_eq!(remote_error_kind(&RemoteError::InvalidOptions("x".to_owned())), "other");
+    }
+
+    #[test]
+    fn tso_and_hlc_error_kinds_are_kebab_case() {
+        let addr: SocketAddr = ([127, 0, 0, 1], 4460).into();
+        let timeout = TsoError::Transport(std::sync::Arc::new(RemoteError::Timeout { addr, after: Duration::ZERO }));
+        assert_eq!(tso_error_kind(&timeout), "timeout");
+        let refused = TsoError::Refused { code: ErrorCode::Unauthorized, retry_after: None, message: String::new() };
+        assert_eq!(tso_error_kind(&refused), "refused-unauthorized");
+        let deadline = TsoError::DeadlineExceeded {
+            deadline: Duration::from_secs(3),
+            attempts: 4,
+            last: Box::new(TsoError::Stopped),
+        };
+        assert_eq!(tso_error_kind(&deadline), "deadline-exceeded");
+        let unbounded: HlcError<ClockError> = HlcError::Clock(ClockError::Bound(BoundError::Stale));
+        assert_eq!(hlc_error_kind(&unbounded, |e| clock_error_kind(e).to_owned()), "stale");
+        assert_eq!(remote_source_error_kind(&RemoteSourceError::Bound(BoundError::Unsynchronized)), "unsynchronized");
+        assert_eq!(remote_source_error_kind(&RemoteSourceError::NotRefreshed), "not-refreshed");
     }
 
     #[test]

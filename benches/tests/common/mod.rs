@@ -11,6 +11,8 @@
     reason = "test code: a failed unwrap is a failed test; each test crate uses part of this module"
 )]
 
+pub mod tso_server;
+
 use std::fs::{OpenOptions, Permissions};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::PathBuf;

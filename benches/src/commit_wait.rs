@@ -1,0 +1,277 @@
+//! `tsbench commit-wait`: how long a Spanner-style commit-wait lasts on a
+//! tsod clock, and how late it notices that it may return.
+//!
+//! # Method
+//!
+//! One `HybridClock` on the local segment (`--local`) or on a remote site
+//! (`--site`, through `hlc::RemoteSource`). Each transaction, one after the
+//! other, takes `ts = commit_timestamp()` (at or after the current
+//! `latest`) and waits until `earliest` has passed it:
+//!
+//! * **local**: `commit_wait_blocking(ts)` on this thread (sleeps, then
+//!   polls within 100 µs of the end);
+//! * **remote**: `refresh()` first, as a transaction would before stamping,
+//!   then the async `commit_wait(ts)` on a current-thread tokio runtime
+//!   (sleeps, then polls with `yield_now` within 2 ms of the end).
+//!
+//! Each finished wait records `waited`, `overshoot()` and the half-width of
+//! the interval that ended it; a wait lasts about twice the half-width. A
+//! failed transaction is counted by kind and the run goes on; the run fails
+//! after printing its report if more than 1 % failed. The JSON fields are
+//! documented in `report/commit_wait.rs`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::ArgGroup;
+use tsod_client::LocalClock;
+use tsod_client::hlc::{CommitWait, HybridClock, RemoteSource};
+
+use crate::output;
+use crate::plan::{self, Plan};
+use crate::progress::Progress;
+use crate::report::commit_wait::CommitWaitReport;
+use crate::report::{self, ErrorTally, Mode, Series};
+use crate::site::{self, RemoteTarget, SiteAddress};
+
+/// Transactions when neither `--count` nor `--duration` is given.
+const DEFAULT_COUNT: u64 = 1_000;
+/// Largest duration the histograms record: 1 hour (longer ones count as that).
+const MAX_NS: u64 = 3_600_000_000_000;
+
+/// Options of `tsbench commit-wait`.
+#[derive(Debug, clap::Args)]
+#[command(group(ArgGroup::new("clock").required(true).args(["local", "site"])))]
+pub(crate) struct CommitWaitArgs {
+    /// Wait on the local tsod's bound, from its shared-memory segment.
+    #[arg(long)]
+    local: bool,
+    /// Local mode: the segment file. Default: $TSOD_SHM, else /dev/shm/tsod
+    /// (as LocalClock::open).
+    #[arg(long, value_name = "PATH", requires = "local", conflicts_with = "site")]
+    segment: Option<PathBuf>,
+    /// Wait on a remote site's bound over QUIC, at its tsod-client/1
+    /// address: IP:PORT or HOST:PORT.
+    #[arg(long, value_name = "ADDR", requires = "ca", value_parser = SiteAddress::parse)]
+    site: Option<SiteAddress>,
+    /// Remote mode: PEM file of the cluster CA (ca.crt from `tsod cluster init`).
+    #[arg(long, value_name = "FILE", requires = "site", conflicts_with = "local")]
+    ca: Option<PathBuf>,
+    /// Remote mode: the name the server's certificate must carry. Default:
+    /// the IP address connected to.
+    #[arg(long, value_name = "NAME", requires = "site", conflicts_with = "local")]
+    server_name: Option<String>,
+    /// Remote mode: client certificate chain (PEM), for servers that require
+    /// mutual TLS; needs --key.
+    #[arg(long, value_name = "FILE", requires_all = ["site", "key"], conflicts_with = "local")]
+    cert: Option<PathBuf>,
+    /// Remote mode: the client certificate's private key (PEM); needs --cert.
+    #[arg(long, value_name = "FILE", requires_all = ["site", "cert"], conflicts_with = "local")]
+    key: Option<PathBuf>,
+    /// Transactions to run. Default: 1000; unlimited when only --duration
+    /// is given.
+    #[arg(long, value_name = "N", value_parser = plan::parse_count)]
+    count: Option<u64>,
+    /// Stop starting transactions after this long (e.g. 10s), or after
+    /// --count, whichever comes first.
+    #[arg(long, value_name = "D", value_parser = plan::parse_duration)]
+    duration: Option<Duration>,
+    /// Print one JSON object (fields documented in tsbench's
+    /// report/commit_wait.rs) instead of a table; no progress bar.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `tsbench commit-wait` and prints its report; fails if the clock
+/// cannot be opened, or after printing if more than 1 % of the
+/// transactions failed.
+pub(crate) fn run(args: &CommitWaitArgs) -> anyhow::Result<()> {
+    let plan = Plan::new(args.count, args.duration, DEFAULT_COUNT);
+    let mut progress = Progress::new(plan, !args.json).counting("waits");
+    let report = match (&args.site, &args.ca) {
+        (Some(address), Some(ca)) => {
+            let target = RemoteTarget {
+                address: address.clone(),
+                ca: ca.clone(),
+                server_name: args.server_name.clone(),
+                identity: args.cert.clone().zip(args.key.clone()),
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start a tokio runtime")?;
+            runtime.block_on(remote(&target, plan, &mut progress))?
+        }
+        (Some(_), None) => anyhow::bail!("--site needs --ca FILE"),
+        (None, _) => {
+            let path = args.segment.clone().unwrap_or_else(site::default_segment);
+            local(site::open_local(&path)?, path.display().to_string(), plan, &mut progress)?
+        }
+    };
+    progress.finish();
+    if args.json {
+        output::write_stdout(&format!("{}\n", report.to_json()?))?;
+    } else {
+        output::write_stdout(&report.to_human())?;
+    }
+    if report.errors.saturating_mul(100) > report.count {
+        anyhow::bail!(
+            "{} of {} transactions failed, more than 1% ({}); the figures above are not trustworthy",
+            report.errors,
+            report.count,
+            report::error_kinds_text(&report.error_kinds)
+        );
+    }
+    Ok(())
+}
+
+/// What a run measured, transaction by transaction.
+#[derive(Debug)]
+struct Waits {
+    started: Instant,
+    count: u64,
+    reads: u64,
+    waited: Series,
+    overshoot: Series,
+    half_width: Series,
+    errors: ErrorTally,
+}
+
+impl Waits {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            started: Instant::now(),
+            count: 0,
+            reads: 0,
+            waited: Series::new(MAX_NS, 1)?,
+            overshoot: Series::new(MAX_NS, 1)?,
+            half_width: Series::new(MAX_NS, 1)?,
+            errors: ErrorTally::default(),
+        })
+    }
+
+    /// Whether another transaction may start under `plan`.
+    fn more(&self, plan: Plan) -> bool {
+        plan.count().is_none_or(|count| self.count < count)
+            && plan.duration().is_none_or(|duration| self.started.elapsed() < duration)
+    }
+
+    /// Records one transaction's outcome: a finished wait, or the kind of failure.
+    fn record(&mut self, outcome: Result<CommitWait, String>, progress: &mut Progress) {
+        self.count = self.count.saturating_add(1);
+        match outcome {
+            Ok(wait) => {
+                self.reads = self.reads.saturating_add(u64::from(wait.reads));
+                self.waited.record(nanos(wait.waited));
+                self.overshoot.record(nanos(wait.overshoot()));
+                self.half_width.record(nanos(wait.interval.half_width()));
+            }
+            Err(kind) => self.errors.add(&kind),
+        }
+        progress.update(self.count);
+    }
+
+    fn report(self, mode: Mode, target: String, address: Option<String>) -> CommitWaitReport {
+        CommitWaitReport {
+            command: "commit-wait",
+            mode,
+            target,
+            address,
+            elapsed_s: report::round_to(self.started.elapsed().as_secs_f64(), 3),
+            count: self.count,
+            waits: self.waited.samples(),
+            errors: self.errors.total,
+            error_kinds: self.errors.by_kind,
+            reads: self.reads,
+            waited: self.waited.summary(),
+            overshoot: self.overshoot.summary(),
+            half_width: self.half_width.summary(),
+        }
+    }
+}
+
+/// Local mode: blocking commit-waits on the segment.
+fn local(clock: LocalClock, target: String, plan: Plan, progress: &mut Progress) -> anyhow::Result<CommitWaitReport> {
+    let hlc = HybridClock::new(clock);
+    let kind = |e: &_| site::clock_error_kind(e).to_owned();
+    let mut waits = Waits::new()?;
+    while waits.more(plan) {
+        let outcome = hlc
+            .commit_timestamp()
+            .and_then(|ts| hlc.commit_wait_blocking(ts))
+            .map_err(|error| site::hlc_error_kind(&error, kind));
+        waits.record(outcome, progress);
+    }
+    Ok(waits.report(Mode::Local, target, None))
+}
+
+/// Remote mode: refresh, then an async commit-wait, per transaction.
+async fn remote(target: &RemoteTarget, plan: Plan, progress: &mut Progress) -> anyhow::Result<CommitWaitReport> {
+    let clock = target.connect().await?;
+    let address = clock.addr().to_string();
+    let hlc = HybridClock::new(RemoteSource::new(clock));
+    let mut waits = Waits::new()?;
+    while waits.more(plan) {
+        let outcome = match hlc.source().refresh().await {
+            Err(error) => Err(site::remote_error_kind(&error)),
+            Ok(_) => match hlc.commit_timestamp() {
+                Ok(ts) => hlc.commit_wait(ts).await,
+                Err(error) => Err(error),
+            }
+            .map_err(|error| site::hlc_error_kind(&error, site::remote_source_error_kind)),
+        };
+        waits.record(outcome, progress);
+    }
+    Ok(waits.report(Mode::Remote, target.address.to_string(), Some(address)))
+}
+
+/// A duration in whole nanoseconds, saturating (the histograms clamp anyway).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        commit_wait: CommitWaitArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<CommitWaitArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("commit-wait").chain(args.iter().copied())).map(|c| c.commit_wait)
+    }
+
+    #[test]
+    fn command_line_combinations() {
+        let local = parse(&["--local", "--segment", "/tmp/x", "--count", "50", "--json"]).unwrap();
+        assert!(local.local && local.json);
+        assert_eq!(local.count, Some(50));
+        let remote = parse(&["--site", "127.0.0.1:4460", "--ca", "ca.crt", "--duration", "2s"]).unwrap();
+        assert_eq!(remote.duration, Some(Duration::from_secs(2)));
+        assert!(parse(&[]).is_err(), "--local or --site is required");
+        assert!(parse(&["--local", "--site", "127.0.0.1:4460", "--ca", "c"]).is_err(), "not both");
+        assert!(parse(&["--site", "127.0.0.1:4460"]).is_err(), "--site needs --ca");
+        assert!(parse(&["--segment", "/tmp/x"]).is_err(), "--segment needs --local");
+        assert!(parse(&["--local", "--count", "0"]).is_err());
+    }
+
+    #[test]
+    fn waits_stop_at_the_count_or_the_duration() {
+        let mut waits = Waits::new().unwrap();
+        let mut progress = Progress::new(Plan::new(Some(2), None, 0), false);
+        assert!(waits.more(Plan::new(Some(2), None, 0)));
+        waits.record(Err("stale".to_owned()), &mut progress);
+        waits.record(Err("stale".to_owned()), &mut progress);
+        assert!(!waits.more(Plan::new(Some(2), None, 0)));
+        assert!(!waits.more(Plan::new(None, Some(Duration::from_nanos(1)), 0)));
+        let report = waits.report(Mode::Local, "x".to_owned(), None);
+        assert_eq!((report.count, report.waits, report.errors), (2, 0, 2));
+    }
+}

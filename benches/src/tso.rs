@@ -1,0 +1,372 @@
+//! `tsbench tso`: throughput and latency of a tsod site's timestamp oracle
+//! as a client sees it, and a check that it kept its promises.
+//!
+//! # Method
+//!
+//! One `Tso` client (one QUIC connection, one batching task) is shared by
+//! `--concurrency` tasks on a tokio runtime of 2 worker threads. Each task
+//! calls `Tso::next()` (or `Tso::reserve(K)` with `--count-per-call K`) in
+//! a loop, timing every call on its own, until `--count` calls have been
+//! claimed among all tasks or `--duration` has passed (no call starts after
+//! it; a call in flight then ends within the client's 3 s deadline).
+//!
+//! Every range received is checked (`uniqueness.rs`): it must start above
+//! the last timestamp its task received (the client's real-time order), and
+//! share no timestamp with any range received before by any task. A failed
+//! call is counted by kind and the task goes on. The run fails, after
+//! printing its report, if any promise was broken or no call succeeded. The
+//! JSON fields are documented in `report/tso.rs`.
+
+pub(crate) mod uniqueness;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tsod_client::tso::{Tso, TsoError, TsoOptions, TsoRange};
+use tsod_proto::wire::MAX_TSO_COUNT;
+
+use crate::output;
+use crate::plan::{self, Plan};
+use crate::progress::Progress;
+use crate::report::tso::TsoReport;
+use crate::report::{self, ErrorTally, Series};
+use crate::site::{RemoteTarget, SiteAddress, tso_error_kind};
+use uniqueness::{FLUSH_EVERY, GrantedSet, TaskOrder};
+
+/// Calls made when neither `--count` nor `--duration` is given.
+const DEFAULT_COUNT: u64 = 100_000;
+/// Largest call latency recorded: 1 minute (longer ones count as that).
+const MAX_LATENCY_NS: u64 = 60_000_000_000;
+/// How often the progress bar is redrawn.
+const PROGRESS_REDRAW: Duration = Duration::from_millis(200);
+
+/// Options of `tsbench tso`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TsoArgs {
+    /// The tsod site's tsod-client/1 address, IP:PORT or HOST:PORT (every
+    /// address the name resolves to is tried in turn).
+    #[arg(long, value_name = "ADDR", value_parser = SiteAddress::parse)]
+    site: SiteAddress,
+    /// PEM file of the cluster CA (ca.crt from `tsod cluster init`).
+    #[arg(long, value_name = "FILE")]
+    ca: std::path::PathBuf,
+    /// The name the server's certificate must carry. Default: the IP
+    /// address connected to.
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+    /// Client certificate chain (PEM), for servers that require mutual
+    /// TLS; needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM); needs --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<std::path::PathBuf>,
+    /// Tasks calling at once, sharing one Tso client.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    concurrency: u32,
+    /// How long a lone call waits for others to join its request (e.g.
+    /// 100us, 1ms; 0 sends at once). TsoOptions::batch_wait.
+    #[arg(long, value_name = "D", default_value = "0", value_parser = parse_batch_wait)]
+    batch_wait: Duration,
+    /// Requests unanswered at once, at most (TsoOptions::max_in_flight).
+    #[arg(long, value_name = "N", default_value_t = TsoOptions::DEFAULT_MAX_IN_FLIGHT,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    in_flight: usize,
+    /// Timestamps per call: 1 calls Tso::next(), more Tso::reserve(K)
+    /// (at most 65536).
+    #[arg(long, value_name = "K", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_TSO_COUNT)))]
+    count_per_call: u32,
+    /// Calls to make in all, shared among the tasks. Default: 100000;
+    /// unlimited when only --duration is given.
+    #[arg(long, value_name = "N", value_parser = plan::parse_count)]
+    count: Option<u64>,
+    /// Stop starting calls after this long (e.g. 10s), or after --count
+    /// calls, whichever comes first.
+    #[arg(long, value_name = "D", value_parser = plan::parse_duration)]
+    duration: Option<Duration>,
+    /// Print one JSON object (fields documented in tsbench's report/tso.rs)
+    /// instead of a table; no progress bar.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A `--batch-wait`: `0`, or a positive duration.
+fn parse_batch_wait(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" { Ok(Duration::ZERO) } else { plan::parse_duration(text) }
+}
+
+/// Runs `tsbench tso` and prints its report; fails after printing if a
+/// promise was broken or no call succeeded.
+pub(crate) fn run(args: &TsoArgs) -> anyhow::Result<()> {
+    let plan = Plan::new(args.count, args.duration, DEFAULT_COUNT);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start a tokio runtime")?;
+    let report = runtime.block_on(measure(args, plan))?;
+    if args.json {
+        output::write_stdout(&format!("{}\n", report.to_json()?))?;
+    } else {
+        output::write_stdout(&report.to_human())?;
+    }
+    if report.violations.total > 0 {
+        anyhow::bail!(
+            "the TSO broke its promises: {} ranges not increasing within a task, {} ranges handed out more than once",
+            report.violations.not_increasing,
+            report.violations.duplicate_ranges
+        );
+    }
+    if report.calls > 0 && report.errors == report.calls {
+        anyhow::bail!(
+            "every one of the {} calls failed ({}): nothing was measured",
+            report.calls,
+            report::error_kinds_text(&report.error_kinds)
+        );
+    }
+    Ok(())
+}
+
+/// What the tasks share: when to stop, the calls claimed and done, and
+/// every timestamp received.
+#[derive(Debug)]
+struct Shared {
+    plan: Plan,
+    /// No call starts at or after this.
+    stop_at: Option<Instant>,
+    claimed: AtomicU64,
+    done: AtomicU64,
+    granted: Mutex<GrantedSet>,
+}
+
+impl Shared {
+    /// Claims the next call; false once the plan is used up.
+    fn claim(&self) -> bool {
+        if self.stop_at.is_some_and(|at| Instant::now() >= at) {
+            return false;
+        }
+        let claimed = self.claimed.fetch_add(1, Ordering::Relaxed);
+        self.plan.count().is_none_or(|count| claimed < count)
+    }
+
+    /// Adds a task's buffered ranges to the shared set and empties the buffer.
+    fn flush(&self, ranges: &mut Vec<(u64, u64)>) {
+        self.granted.lock().unwrap_or_else(PoisonError::into_inner).insert_all(ranges);
+        ranges.clear();
+    }
+}
+
+/// What one task measured.
+#[derive(Debug)]
+struct TaskResult {
+    latency: Series,
+    calls: u64,
+    timestamps: u64,
+    errors: ErrorTally,
+    not_increasing: u64,
+}
+
+async fn measure(args: &TsoArgs, plan: Plan) -> anyhow::Result<TsoReport> {
+    let target = RemoteTarget {
+        address: args.site.clone(),
+        ca: args.ca.clone(),
+        server_name: args.server_name.clone(),
+        identity: args.cert.clone().zip(args.key.clone()),
+    };
+    let options = TsoOptions {
+        max_in_flight: args.in_flight,
+        batch_wait: args.batch_wait,
+        ..TsoOptions::from(target.remote_options())
+    };
+    let tso = target.connect_tso(options).await?;
+
+    let started = Instant::now();
+    let shared = Arc::new(Shared {
+        plan,
+        stop_at: plan.duration().and_then(|d| started.checked_add(d)),
+        claimed: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        granted: Mutex::new(GrantedSet::default()),
+    });
+    let mut tasks = JoinSet::new();
+    for _ in 0..args.concurrency {
+        tasks.spawn(call_in_a_loop(
+            tso.clone(),
+            args.count_per_call,
+            Arc::clone(&shared),
+            Series::new(MAX_LATENCY_NS, 1)?,
+        ));
+    }
+
+    let mut progress = Progress::new(plan, !args.json);
+    let mut results = Vec::new();
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                Some(result) => results.push(result.context("a measuring task failed")?),
+                None => break,
+            },
+            () = tokio::time::sleep(PROGRESS_REDRAW), if progress.enabled() => {
+                progress.update(shared.done.load(Ordering::Relaxed));
+            }
+        }
+    }
+    progress.finish();
+    let elapsed = started.elapsed();
+
+    let mut latency = Series::new(MAX_LATENCY_NS, 1)?;
+    let (mut calls, mut timestamps, mut not_increasing) = (0u64, 0u64, 0u64);
+    let mut errors = ErrorTally::default();
+    for result in results {
+        latency.merge(&result.latency)?;
+        calls = calls.saturating_add(result.calls);
+        timestamps = timestamps.saturating_add(result.timestamps);
+        not_increasing = not_increasing.saturating_add(result.not_increasing);
+        errors.merge(result.errors);
+    }
+    let granted = shared.granted.lock().unwrap_or_else(PoisonError::into_inner);
+    let seconds = elapsed.as_secs_f64();
+    let per_second = |n: u64| if seconds > 0.0 { report::round_to(n as f64 / seconds, 1) } else { 0.0 };
+    Ok(TsoReport {
+        command: "tso",
+        target: args.site.to_string(),
+        address: tso.addr().to_string(),
+        concurrency: args.concurrency,
+        count_per_call: args.count_per_call,
+        in_flight: args.in_flight,
+        batch_wait_s: args.batch_wait.as_secs_f64(),
+        elapsed_s: report::round_to(seconds, 3),
+        calls,
+        timestamps,
+        calls_per_s: per_second(calls),
+        timestamps_per_s: per_second(timestamps),
+        latency: latency.summary(),
+        errors: errors.total,
+        error_kinds: errors.by_kind,
+        violations: granted.violations(not_increasing),
+        ranges_forgotten: granted.forgotten(),
+        tso_stats: tso.stats(),
+    })
+}
+
+/// One task: claims calls and makes them until the plan is used up,
+/// checking every range received.
+async fn call_in_a_loop(tso: Tso, count_per_call: u32, shared: Arc<Shared>, mut latency: Series) -> TaskResult {
+    let mut order = TaskOrder::default();
+    let mut buffer: Vec<(u64, u64)> = Vec::with_capacity(FLUSH_EVERY);
+    let (mut calls, mut timestamps) = (0u64, 0u64);
+    let mut errors = ErrorTally::default();
+    while shared.claim() {
+        let start = Instant::now();
+        let answer = if count_per_call == 1 {
+            tso.next().await.map(|first| TsoRange::new(first, 1))
+        } else {
+            tso.reserve(count_per_call).await.map(Some)
+        };
+        let took = start.elapsed();
+        calls = calls.saturating_add(1);
+        shared.done.fetch_add(1, Ordering::Relaxed);
+        match answer {
+            Ok(Some(range)) => {
+                latency.record(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+                timestamps = timestamps.saturating_add(u64::from(range.count()));
+                let (first, last) = uniqueness::bounds(&range);
+                order.observe(first, last);
+                buffer.push((first, last));
+                if buffer.len() >= FLUSH_EVERY {
+                    shared.flush(&mut buffer);
+                }
+            }
+            // `next()` at HybridTimestamp::MAX: no range of one to check.
+            Ok(None) => errors.add("out-of-range"),
+            Err(error) => {
+                errors.add(&tso_error_kind(&error));
+                if matches!(error, TsoError::Stopped) {
+                    break;
+                }
+            }
+        }
+    }
+    shared.flush(&mut buffer);
+    TaskResult { latency, calls, timestamps, errors, not_increasing: order.not_increasing() }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        tso: TsoArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<TsoArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tso").chain(args.iter().copied())).map(|c| c.tso)
+    }
+
+    #[test]
+    fn command_line_combinations() {
+        let defaults = parse(&["--site", "127.0.0.1:4460", "--ca", "ca.crt"]).unwrap();
+        assert_eq!((defaults.concurrency, defaults.in_flight, defaults.count_per_call), (8, 2, 1));
+        assert_eq!(defaults.batch_wait, Duration::ZERO);
+        assert_eq!((defaults.count, defaults.duration), (None, None));
+        let tuned = parse(&[
+            "--site",
+            "site-a.example:4460",
+            "--ca",
+            "ca.crt",
+            "--concurrency",
+            "64",
+            "--batch-wait",
+            "200us",
+            "--in-flight",
+            "4",
+            "--count-per-call",
+            "65536",
+            "--duration",
+            "10s",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!((tuned.concurrency, tuned.in_flight, tuned.count_per_call), (64, 4, 65_536));
+        assert_eq!(tuned.batch_wait, Duration::from_micros(200));
+        assert!(tuned.json);
+        assert!(parse(&["--ca", "ca.crt"]).is_err(), "--site is required");
+        assert!(parse(&["--site", "127.0.0.1:4460"]).is_err(), "--ca is required");
+        let base = ["--site", "127.0.0.1:4460", "--ca", "ca.crt"];
+        for bad in [
+            &["--count-per-call", "0"][..],
+            &["--count-per-call", "65537"],
+            &["--in-flight", "0"],
+            &["--concurrency", "0"],
+            &["--cert", "c.pem"],
+            &["--batch-wait", "5"],
+        ] {
+            let args: Vec<&str> = base.iter().chain(bad).copied().collect();
+            assert!(parse(&args).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn claims_stop_at_the_count() {
+        let shared = Shared {
+            plan: Plan::new(Some(3), None, 0),
+            stop_at: None,
+            claimed: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            granted: Mutex::new(GrantedSet::default()),
+        };
+        assert_eq!((0..10).filter(|_| shared.claim()).count(), 3);
+        let expired = Shared { stop_at: Some(Instant::now()), plan: Plan::new(Some(3), None, 0), ..shared };
+        assert!(!expired.claim(), "no call starts after the duration");
+    }
+}

@@ -178,9 +178,13 @@ impl LocalClock {
     /// second clock read (`CLOCK_BOOTTIME`) catches a suspend between the
     /// daemon's last publication and this read, which the reader clock alone
     /// cannot see (it stops during suspend). Use it on hosts that may suspend.
+    ///
+    /// The two clocks are read as a bracketed pair (reader, BOOTTIME,
+    /// reader): a thread preempted between them for more than the 1 ms
+    /// allowance would otherwise look like a suspend, so a pair whose
+    /// bracket exceeds 100 µs is retaken (a few times at most).
     pub fn now_checked(&self) -> Result<TimeInterval, ClockError> {
-        let raw = sys::reader_clock_now().map_err(ClockError::Clock)?;
-        let boot = sys::boottime_now().map_err(ClockError::Clock)?;
+        let (raw, boot) = read_pair()?;
         let state = self.mapping().ok_or(ClockError::Segment(ShmError::Busy))?.read()?;
         if suspended_since(&state, raw, boot) {
             return Err(ClockError::Bound(BoundError::Disrupted));
@@ -244,6 +248,33 @@ fn map(path: &Path) -> Result<(Mapped, Timescale), ClockError> {
     let boot = sys::this_boot_id().map_err(|source| ClockError::Open { path: path.to_path_buf(), source })?;
     let header = mapping.header(Some(boot))?;
     Ok((Mapped { mapping, file_id: (meta.dev(), meta.ino()) }, header.timescale))
+}
+
+/// Longest a (reader, BOOTTIME) pair's bracket may take before it is retaken.
+const PAIR_SLACK: Duration = Duration::from_micros(100);
+
+/// Reads `(CLOCK_MONOTONIC_RAW, CLOCK_BOOTTIME)` close together: BOOTTIME
+/// is bracketed by two reader-clock reads `before` and `after`, and the
+/// pair `(before, boot)` is used once the bracket is within [`PAIR_SLACK`]
+/// (at most 4 tries, then the last pair). A preemption between the reads
+/// stretches the bracket (the reader clock runs on) and is retaken; a
+/// suspend between `before` and `boot` does not stretch it (the reader
+/// clock stops) but moves BOOTTIME ahead, so the check still fires; a
+/// suspend after `boot` is after the instant `before` the interval is
+/// computed for. Falling back to a stretched pair can only make the check
+/// fire, never miss a suspend.
+fn read_pair() -> Result<(MonoInstant, MonoInstant), ClockError> {
+    let mut pair = None;
+    for _ in 0..4 {
+        let before = sys::reader_clock_now().map_err(ClockError::Clock)?;
+        let boot = sys::boottime_now().map_err(ClockError::Clock)?;
+        let after = sys::reader_clock_now().map_err(ClockError::Clock)?;
+        pair = Some((before, boot));
+        if after.signed_nanos_since(before) <= i128::try_from(PAIR_SLACK.as_nanos()).unwrap_or(i128::MAX) {
+            break;
+        }
+    }
+    pair.ok_or(ClockError::Segment(ShmError::Busy))
 }
 
 /// SPEC.md §5.6: whether `CLOCK_BOOTTIME` ran ahead of the reader clock

@@ -288,7 +288,8 @@ fn check_waited(local: &LocalClock, ts: HybridTimestamp, wait: &CommitWait, star
     assert!(wait.interval.earliest() > end && wait.target() == end, "{wait:?}");
     let elapsed = started.elapsed();
     assert!(elapsed >= at_least, "returned {elapsed:?} after the timestamp was taken, expected at least {at_least:?}");
-    assert!(wait.waited <= elapsed && wait.reads > 1, "{wait:?}");
+    // Under load the first read may already be past the target: one read is enough.
+    assert!(wait.waited <= elapsed && wait.reads >= 1, "{wait:?}");
 }
 
 #[test]

@@ -462,3 +462,62 @@ fn failover_at_25ms_round_trip() {
     worst_gaps.sort();
     eprintln!("median unavailability over {runs} runs: {:?} (all: {worst_gaps:?})", worst_gaps[worst_gaps.len() / 2]);
 }
+
+#[test]
+fn a_partitioned_minority_site_stops_issuing_while_the_majority_goes_on() {
+    let scratch = Scratch::new("tso", "partition");
+    // Relays without delay, so links can be cut.
+    let (sites, relays) = start_cluster_over(&scratch, Some(Duration::ZERO));
+    let lead = leader(&sites, Duration::from_secs(20));
+    // Cut a follower off: every relay to or from it (relays are made per
+    // site in order, two each: site i's relays carry i's traffic to others).
+    let minority = (lead + 1) % sites.len();
+    let cut = |on: bool| {
+        for (k, relay) in relays.iter().enumerate() {
+            let from = k / 2;
+            let to_index = {
+                let others: Vec<usize> = (0..sites.len()).filter(|j| *j != from).collect();
+                others[k % 2]
+            };
+            if from == minority || to_index == minority {
+                relay.set_partitioned(on);
+            }
+        }
+    };
+    let rt = runtime();
+    let certs = scratch.join("certs");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let records: Vec<Arc<Mutex<Record>>> = sites.iter().map(|_| Arc::default()).collect();
+    let (outcomes, cut_at) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for (i, site) in sites.iter().enumerate() {
+            let mut o = options(&certs, site.name);
+            o.deadline = Duration::from_millis(500);
+            let tso = Tso::connect(site.addr(), o).await.unwrap();
+            tasks.push(tokio::spawn(load(tso, Arc::clone(&records[i]), Arc::clone(&stop))));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cut(true);
+        let cut_at = realtime().as_nanos();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        (outcomes, cut_at)
+    });
+    check_order(&records);
+    check_honest(&records, Duration::from_millis(50));
+    // The minority got errors and nothing issued after the cut (it may
+    // finish requests already answered within a second of the cut).
+    assert!(outcomes[minority].0 > 0, "the cut-off site reported no error");
+    let late = records[minority].lock().unwrap().got.iter().filter(|g| g.0 > cut_at + 1_000_000_000).count();
+    assert_eq!(late, 0, "the cut-off site issued {late} timestamps more than 1 s after the cut");
+    // The majority kept issuing after the cut.
+    for i in (0..sites.len()).filter(|i| *i != minority) {
+        let after = records[i].lock().unwrap().got.iter().filter(|g| g.0 > cut_at + 1_000_000_000).count();
+        assert!(after > 10, "{} issued only {after} after the cut", sites[i].name);
+    }
+    cut(false);
+}

@@ -521,3 +521,42 @@ fn a_partitioned_minority_site_stops_issuing_while_the_majority_goes_on() {
     }
     cut(false);
 }
+
+#[test]
+fn a_site_that_lost_its_store_catches_up_before_it_votes() {
+    let scratch = Scratch::new("tso", "wiped");
+    let mut sites = start_cluster(&scratch);
+    let first = leader(&sites, Duration::from_secs(20));
+    let wiped = (first + 1) % sites.len();
+    sites[wiped].kill();
+    std::fs::remove_dir_all(sites[wiped].dir.join("tso")).unwrap();
+    sites[wiped].restart();
+    // The leader catches it up: it follows with the group's log applied.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let tso = sites[wiped].status().and_then(|s| s.tso);
+        if tso.as_ref().is_some_and(|t| t.role == "follower" && t.applied_index.unwrap_or(0) > 3 && t.fence_ns > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the wiped site did not catch up: {tso:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Then it counts: losing the leader still leaves a majority with it.
+    let rt = runtime();
+    let certs = scratch.join("certs");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let records: Vec<Arc<Mutex<Record>>> = sites.iter().map(|_| Arc::default()).collect();
+    rt.block_on(async {
+        let tso = Tso::connect(sites[wiped].addr(), options(&certs, sites[wiped].name)).await.unwrap();
+        let task = tokio::spawn(load(tso, Arc::clone(&records[wiped]), Arc::clone(&stop)));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        sites[first].kill();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        task.await.unwrap();
+    });
+    let n = check_order(&records);
+    assert!(n > 50, "only {n} timestamps");
+    let second = leader(&sites, Duration::from_secs(5));
+    assert_ne!(second, first);
+}

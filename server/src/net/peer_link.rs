@@ -17,7 +17,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 use tsod_proto::Timescale;
-use tsod_proto::wire::{self, ErrorCode, Message, RaftMessage};
+use tsod_proto::wire::{self, ErrorCode, Message, RaftMessage, RaftRpc};
 
 use super::stream::{error_message, not_started, read_one, request_id, write_one, write_tso_answer};
 use super::{Cluster, Count, OwnReport, PeerEvent, SiteView};
@@ -364,8 +364,16 @@ async fn serve_stream(
             return;
         }
         Ok(Message::RaftRequest(m)) => match cluster.tso.get() {
+            // A new store votes only once a leader caught it up.
+            Some(tso) if m.rpc == RaftRpc::Vote && !tso.voting() => {
+                Some(error_message(m.request_id, ErrorCode::TsoUnavailable, "new Raft store: not voting yet"))
+            }
             Some(tso) => match crate::tso::network::answer(tso.raft(), m.rpc, m.payload).await {
-                Ok(payload) => {
+                Ok(None) => {
+                    cluster.counters.bump(Count::BadMessage);
+                    Some(error_message(m.request_id, ErrorCode::Malformed, "snapshot chunk out of range"))
+                }
+                Ok(Some(payload)) => {
                     let answer = Message::RaftResponse(RaftMessage { request_id: m.request_id, rpc: m.rpc, payload: &payload });
                     if let Err(e) = write_one(&mut send, &answer).await {
                         debug!(error = %e, "answering a raft request");

@@ -190,10 +190,14 @@ impl RaftNetwork<TsoRaft> for Rpc {
     }
 }
 
+/// Largest snapshot a peer may send (the state is a few numbers).
+pub const MAX_SNAPSHOT: u64 = 1 << 20;
+
 /// Answers a `raft-request` from a peer with the local Raft's result, as
 /// the JSON payload of a `raft-response`; `Err` when the request's payload
-/// does not parse (answered `malformed`).
-pub async fn answer(raft: &Raft<TsoRaft>, rpc: RaftRpc, payload: &str) -> Result<String, serde_json::Error> {
+/// does not parse (answered `malformed`), `Ok(None)` for a request refused
+/// outright (a snapshot chunk beyond [`MAX_SNAPSHOT`]).
+pub async fn answer(raft: &Raft<TsoRaft>, rpc: RaftRpc, payload: &str) -> Result<Option<String>, serde_json::Error> {
     let text = match rpc {
         RaftRpc::AppendEntries => {
             let request: AppendEntriesRequest<TsoRaft> = serde_json::from_str(payload)?;
@@ -205,8 +209,14 @@ pub async fn answer(raft: &Raft<TsoRaft>, rpc: RaftRpc, payload: &str) -> Result
         }
         RaftRpc::InstallSnapshot => {
             let request: InstallSnapshotRequest<TsoRaft> = serde_json::from_str(payload)?;
+            // The real snapshot is a few hundred bytes; a chunk placed far
+            // out would make the receive buffer allocate without bound.
+            let end = request.offset.saturating_add(u64::try_from(request.data.len()).unwrap_or(u64::MAX));
+            if end > MAX_SNAPSHOT {
+                return Ok(None);
+            }
             serde_json::to_string(&raft.install_snapshot(request).await)?
         }
     };
-    Ok(text)
+    Ok(Some(text))
 }

@@ -85,6 +85,10 @@ pub struct TsoNode {
     issued: AtomicU64,
     refused: AtomicU64,
     forwarded: AtomicU64,
+    /// Whether this node may grant votes: not while its store is new and no
+    /// leader has caught it up (a site that lost its disk must not help
+    /// elect a leader that lacks leases it once acknowledged).
+    voting: AtomicBool,
 }
 
 impl std::fmt::Debug for TsoNode {
@@ -129,7 +133,9 @@ impl TsoNode {
     ) -> Result<Arc<Self>, StartError> {
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|source| StartError::StateDir { path: config.state_dir.display().to_string(), source })?;
-        let (log, machine) = store::open(&config.state_dir.join(store::FILE_NAME))?;
+        let path = config.state_dir.join(store::FILE_NAME);
+        let fresh = !path.exists();
+        let (log, machine) = store::open(&path)?;
         let applied = machine.watch();
         let raft_config = openraft::Config {
             cluster_name: "tsod".into(),
@@ -148,16 +154,6 @@ impl TsoNode {
         let raft = Raft::new(me, Arc::new(raft_config), Network::new(Arc::clone(&conns)), log, machine)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
-        let initialized = raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
-        if !initialized {
-            let members: BTreeMap<NodeId, BasicNode> =
-                all_sites.iter().map(|s| (node_id(s), BasicNode::new(s.clone()))).collect();
-            // Every site initializes with the same membership: safe, and
-            // whichever wins the first election leads (openraft docs).
-            if let Err(e) = raft.initialize(members).await {
-                debug!(error = %e, "Raft already initialized");
-            }
-        }
         let (queue, queued) = mpsc::channel(QUEUE);
         let node = Arc::new(Self {
             me,
@@ -174,11 +170,68 @@ impl TsoNode {
             issued: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
+            voting: AtomicBool::new(!fresh),
         });
+        let members: BTreeMap<NodeId, BasicNode> =
+            all_sites.iter().map(|s| (node_id(s), BasicNode::new(s.clone()))).collect();
+        tokio::spawn(Arc::clone(&node).join(members, fresh, config.election_timeout_ms));
         tokio::spawn(Arc::clone(&node).lead());
         tokio::spawn(Arc::clone(&node).forward(queued));
         info!(%site, sites = all_sites.len(), lease_ms = config.lease_ms, "TSO started");
         Ok(node)
+    }
+
+    /// Whether this node may take part in elections (see [`TsoNode::join`]).
+    pub fn voting(&self) -> bool {
+        self.voting.load(Ordering::Acquire)
+    }
+
+    /// Joins the group. A node with a store from before starts voting at
+    /// once. A new store first waits a few election timeouts for an
+    /// existing leader to reach it (it then follows, and votes once it holds
+    /// the leader's log); if none does, the whole cluster is new and every
+    /// site initializes the same membership (safe per openraft; whichever
+    /// wins the first election leads).
+    async fn join(self: Arc<Self>, members: BTreeMap<NodeId, BasicNode>, fresh: bool, election_ms: u64) {
+        if fresh {
+            let mut metrics = self.raft.metrics();
+            let wait = tokio::time::sleep(Duration::from_millis(election_ms.saturating_mul(6)));
+            tokio::pin!(wait);
+            loop {
+                if metrics.borrow().current_leader.is_some_and(|l| l != self.me) {
+                    // A leader exists: follow it; vote once caught up.
+                    loop {
+                        let caught_up = {
+                            let m = metrics.borrow();
+                            m.last_applied.is_some() && m.last_applied.map(|l| l.index) >= m.last_log_index
+                        };
+                        if caught_up {
+                            info!("caught up by the TSO leader; voting from now on");
+                            self.voting.store(true, Ordering::Release);
+                            return;
+                        }
+                        if metrics.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                tokio::select! {
+                    () = &mut wait => break,
+                    changed = metrics.changed() => if changed.is_err() { return },
+                }
+            }
+            info!("no TSO leader reached this new store: initializing the group");
+        }
+        self.voting.store(true, Ordering::Release);
+        match self.raft.is_initialized().await {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Err(e) = self.raft.initialize(members).await {
+                    debug!(error = %e, "Raft already initialized");
+                }
+            }
+            Err(e) => warn!(error = %e, "Raft stopped before joining"),
+        }
     }
 
     /// The Raft node (for RPCs from peers).
@@ -253,6 +306,11 @@ impl TsoNode {
                 .site_now()
                 .map_err(|e| Unavailable::new(format!("the site's clock has no bound: {e}"), Duration::from_millis(500)))?;
             let term = self.leading_term();
+            // Registered before the attempt, so a commit between the
+            // attempt and the wait is not missed.
+            let notified = self.lease_changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             let attempt = {
                 let mut guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 match (guard.as_mut(), term) {
@@ -276,7 +334,7 @@ impl TsoNode {
             match wait {
                 Some(w) => tokio::time::sleep(w.min(left)).await,
                 None => {
-                    let _ = tokio::time::timeout(left, self.lease_changed.notified()).await;
+                    let _ = tokio::time::timeout(left, notified).await;
                 }
             }
         }
@@ -392,8 +450,7 @@ impl TsoNode {
             let name = self.conns.name(leader).unwrap_or("?");
             return Err(Unavailable::new(format!("no connection to the TSO leader {name}"), Duration::from_millis(20)));
         };
-        self.forwarded.fetch_add(1, Ordering::Relaxed);
-        let request_id = self.forwarded.load(Ordering::Relaxed);
+        let request_id = self.forwarded.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let exchange = async {
             let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
             let request = Message::TsoRequest(TsoRequest { request_id, count });

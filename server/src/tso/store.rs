@@ -94,7 +94,7 @@ pub enum StoreError {
     },
     /// The file is not a valid store.
     #[error(
-        "the Raft store {path} is corrupt ({detail}); restore it from a backup or rejoin the site with an empty one"
+        "the Raft store {path} is corrupt ({detail}); move it aside: the site then rejoins with an empty store, which votes only once a leader has caught it up (a restored backup would bring back an old vote and log: never do that)"
     )]
     Corrupt {
         /// The store file.

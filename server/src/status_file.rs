@@ -71,7 +71,6 @@ pub struct TsoStatus {
     pub forwarded_batches: u64,
 }
 
-
 /// One peer site in a [`StatusSnapshot`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerSnapshot {

@@ -417,7 +417,6 @@ fn restarting_each_site_in_turn_under_load_never_duplicates_or_regresses() {
     check_honest(&records, Duration::from_millis(50));
     eprintln!("{cycles} restart cycles, {n} timestamps, no duplicate or regression");
     assert!(n > 100);
-    let _ = sites.iter().map(|s| &s.dir).count();
 }
 
 /// Benchmark (BENCHMARKS.md): unavailability after SIGKILL of the leader,
@@ -456,7 +455,10 @@ fn failover_at_25ms_round_trip() {
         });
         let n = check_order(&records);
         let worst = gaps.into_iter().max().unwrap();
-        eprintln!("run {run}: leader {} killed, {n} timestamps, no duplicate or regression, unavailable {worst:?}", sites[first].name);
+        eprintln!(
+            "run {run}: leader {} killed, {n} timestamps, no duplicate or regression, unavailable {worst:?}",
+            sites[first].name
+        );
         worst_gaps.push(worst);
     }
     worst_gaps.sort();

@@ -29,8 +29,8 @@ pub use client::{
     TsoResponse,
 };
 use cursor::{Reader, Writer};
-pub use raft::{MAX_RAFT_PAYLOAD, RaftMessage, RaftRpc};
 pub use peer::{MAX_NAME_LEN, MAX_SOURCES, ProbeReply, ProbeRequest, SiteReport, SourceKind, SourceReport};
+pub use raft::{MAX_RAFT_PAYLOAD, RaftMessage, RaftRpc};
 
 /// The message format version this crate speaks.
 pub const VERSION: u8 = 1;

@@ -46,7 +46,9 @@ pub(crate) fn run(config_path: &Path, count: u32, json: bool) -> anyhow::Result<
             let micros = ts.physical_micros();
             let at = i64::try_from(micros / 1_000_000)
                 .ok()
-                .and_then(|s| chrono::DateTime::from_timestamp(s, u32::try_from(micros % 1_000_000).unwrap_or(0) * 1_000))
+                .and_then(|s| {
+                    chrono::DateTime::from_timestamp(s, u32::try_from(micros % 1_000_000).unwrap_or(0) * 1_000)
+                })
                 .map_or_else(String::new, |t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
             format!("{} {at} +{}", ts.raw(), ts.logical())
         };

@@ -23,8 +23,8 @@ pub mod limit;
 pub mod peer_link;
 pub mod stream;
 
-use std::sync::{Arc, Mutex, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tsod_proto::shm::PublishedState;
@@ -32,9 +32,9 @@ use tsod_proto::wire::{SiteReport, SourceKind, SourceReport};
 use tsod_proto::{ClockStatus, DriftModel, Offset, Ppb, Timescale};
 
 use crate::sample::Sample;
+use crate::status_file::{EndpointCounters, PeerSnapshot, ReportedSource, SiteSummary, kind_name};
 use crate::tso::network::PeerConns;
 use crate::tso::node::TsoNode;
-use crate::status_file::{EndpointCounters, PeerSnapshot, ReportedSource, SiteSummary, kind_name};
 
 /// What the engine last produced, as the shell needs it.
 #[derive(Clone, Debug)]

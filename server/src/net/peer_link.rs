@@ -37,6 +37,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// whole message (SPEC.md §4.13); the stream and connection receive windows
 /// and the stream count bound what a peer can make us hold.
 const PEER_STREAM_LIMIT: usize = wire::MAX_MESSAGE_LEN;
+/// Longest the local Raft may take to answer a peer's RPC (a stuck core
+/// must not pile up tasks until the stream limit).
+const RAFT_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a peer may take to deliver one stream message.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -368,13 +371,24 @@ async fn serve_stream(
             Some(tso) if m.rpc == RaftRpc::Vote && !tso.voting() => {
                 Some(error_message(m.request_id, ErrorCode::TsoUnavailable, "new Raft store: not voting yet"))
             }
-            Some(tso) => match crate::tso::network::answer(tso.raft(), m.rpc, m.payload).await {
+            Some(tso) => match tokio::time::timeout(
+                RAFT_ANSWER_TIMEOUT,
+                crate::tso::network::answer(tso.raft(), m.rpc, m.payload),
+            )
+            .await
+            .unwrap_or(Ok(None))
+            {
                 Ok(None) => {
                     cluster.counters.bump(Count::BadMessage);
-                    Some(error_message(m.request_id, ErrorCode::Malformed, "snapshot chunk out of range"))
+                    Some(error_message(
+                        m.request_id,
+                        ErrorCode::Malformed,
+                        "refused: snapshot chunk out of range or Raft stuck",
+                    ))
                 }
                 Ok(Some(payload)) => {
-                    let answer = Message::RaftResponse(RaftMessage { request_id: m.request_id, rpc: m.rpc, payload: &payload });
+                    let answer =
+                        Message::RaftResponse(RaftMessage { request_id: m.request_id, rpc: m.rpc, payload: &payload });
                     if let Err(e) = write_one(&mut send, &answer).await {
                         debug!(error = %e, "answering a raft request");
                     }

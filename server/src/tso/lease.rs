@@ -166,8 +166,14 @@ mod tests {
     #[test]
     fn waits_until_the_fence_has_surely_passed() {
         let mut a = leading(T + 100_000, T + 700_000_000);
-        assert_eq!(a.issue(1, at(T + 99_000, T + 200_000)), Err(Refusal::FenceNotPassed { wait: Duration::from_nanos(1_001) }));
-        assert_eq!(a.issue(1, at(T + 100_000, T + 200_000)), Err(Refusal::FenceNotPassed { wait: Duration::from_nanos(1) }));
+        assert_eq!(
+            a.issue(1, at(T + 99_000, T + 200_000)),
+            Err(Refusal::FenceNotPassed { wait: Duration::from_nanos(1_001) })
+        );
+        assert_eq!(
+            a.issue(1, at(T + 100_000, T + 200_000)),
+            Err(Refusal::FenceNotPassed { wait: Duration::from_nanos(1) })
+        );
         let first = a.issue(1, at(T + 100_001, T + 200_000)).expect("past the fence");
         assert!(first.physical_micros() * 1_000 > T + 100_000);
     }

@@ -139,7 +139,9 @@ impl Rpc {
 
     fn fail<E: std::error::Error>(&self, e: CallError, entries: usize) -> RPCError<NodeId, BasicNode, E> {
         match e {
-            CallError::NoConnection | CallError::NotRunning | CallError::TimedOut(_) => RPCError::Unreachable(Unreachable::new(&e)),
+            CallError::NoConnection | CallError::NotRunning | CallError::TimedOut(_) => {
+                RPCError::Unreachable(Unreachable::new(&e))
+            }
             CallError::TooLarge(_) => {
                 let hint = u64::try_from(entries / 2).unwrap_or(1).max(1);
                 RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint))

@@ -31,8 +31,8 @@ use super::store::{self, AppliedView};
 use crate::clock::Clock;
 use crate::config::TsoConfig;
 use crate::net::SiteView;
-use crate::status_file::TsoStatus;
 use crate::net::stream::{read_one, write_one};
+use crate::status_file::TsoStatus;
 
 /// Forwarded batches in flight to the leader at once.
 pub const MAX_IN_FLIGHT: usize = 8;
@@ -254,7 +254,9 @@ impl TsoNode {
         } else {
             let (reply, answer) = oneshot::channel();
             match self.queue.try_send(Pending { count, reply }) {
-                Ok(()) => answer.await.unwrap_or_else(|_| Err(Unavailable::new("TSO stopping", Duration::from_millis(100)))),
+                Ok(()) => {
+                    answer.await.unwrap_or_else(|_| Err(Unavailable::new("TSO stopping", Duration::from_millis(100))))
+                }
                 Err(_) => Err(Unavailable::new("too many TSO requests queued at this site", Duration::from_millis(10))),
             }
         };
@@ -302,9 +304,9 @@ impl TsoNode {
     async fn issue_held(&self, count: u32) -> Result<HybridTimestamp, Unavailable> {
         let deadline = tokio::time::Instant::now() + HOLD;
         loop {
-            let now = self
-                .site_now()
-                .map_err(|e| Unavailable::new(format!("the site's clock has no bound: {e}"), Duration::from_millis(500)))?;
+            let now = self.site_now().map_err(|e| {
+                Unavailable::new(format!("the site's clock has no bound: {e}"), Duration::from_millis(500))
+            })?;
             let term = self.leading_term();
             // Registered before the attempt, so a commit between the
             // attempt and the wait is not missed.
@@ -315,13 +317,22 @@ impl TsoNode {
                 let mut guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 match (guard.as_mut(), term) {
                     (Some(a), Some(t)) if a.term() == t => a.issue(count, now),
-                    _ => return Err(Unavailable::new("this site does not lead the TSO group", Duration::from_millis(20))),
+                    _ => {
+                        return Err(Unavailable::new(
+                            "this site does not lead the TSO group",
+                            Duration::from_millis(20),
+                        ));
+                    }
                 }
             };
             let wait = match attempt {
                 Ok(first) => return Ok(first),
                 Err(Refusal::Exhausted) => {
-                    return Err(Unavailable { code: ErrorCode::Internal, retry_after: None, message: "timestamp space exhausted".into() });
+                    return Err(Unavailable {
+                        code: ErrorCode::Internal,
+                        retry_after: None,
+                        message: "timestamp space exhausted".into(),
+                    });
                 }
                 Err(Refusal::FenceNotPassed { wait } | Refusal::AheadOfClock { wait }) => Some(wait),
                 Err(Refusal::NoLease | Refusal::LeaseExpired) => None,
@@ -329,7 +340,10 @@ impl TsoNode {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 let why = attempt.err().map_or_else(String::new, |r| r.to_string());
-                return Err(Unavailable::new(format!("leader not ready: {why}"), wait.unwrap_or(Duration::from_millis(50))));
+                return Err(Unavailable::new(
+                    format!("leader not ready: {why}"),
+                    wait.unwrap_or(Duration::from_millis(50)),
+                ));
             }
             match wait {
                 Some(w) => tokio::time::sleep(w.min(left)).await,
@@ -474,16 +488,18 @@ impl TsoNode {
         };
         let bytes = match answer {
             Ok(Ok(b)) => b,
-            Ok(Err(e)) => return Err(Unavailable::new(format!("forwarding to the TSO leader: {e}"), Duration::from_millis(100))),
-            Err(_) => return Err(Unavailable::new("the TSO leader did not answer in time", Duration::from_millis(100))),
+            Ok(Err(e)) => {
+                return Err(Unavailable::new(format!("forwarding to the TSO leader: {e}"), Duration::from_millis(100)));
+            }
+            Err(_) => {
+                return Err(Unavailable::new("the TSO leader did not answer in time", Duration::from_millis(100)));
+            }
         };
         match wire::decode(&bytes) {
             Ok(Message::TsoResponse(r)) if r.request_id == request_id && r.count == count => Ok(r.first),
-            Ok(Message::Error(e)) => Err(Unavailable {
-                code: e.code,
-                retry_after: e.retry_after,
-                message: format!("leader: {}", e.message),
-            }),
+            Ok(Message::Error(e)) => {
+                Err(Unavailable { code: e.code, retry_after: e.retry_after, message: format!("leader: {}", e.message) })
+            }
             _ => Err(Unavailable::new("the TSO leader's answer did not match the request", Duration::from_millis(100))),
         }
     }
@@ -562,4 +578,3 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap().unwrap_err().code, ErrorCode::TsoUnavailable);
     }
 }
-

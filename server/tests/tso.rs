@@ -562,3 +562,41 @@ fn a_site_that_lost_its_store_catches_up_before_it_votes() {
     let second = leader(&sites, Duration::from_secs(5));
     assert_ne!(second, first);
 }
+
+#[test]
+fn commit_wait_at_one_site_orders_transactions_at_the_others_and_the_tso() {
+    use tsod_client::LocalClock;
+    use tsod_client::hlc::HybridClock;
+
+    let scratch = Scratch::new("tso", "commit-wait");
+    let sites = start_cluster(&scratch);
+    leader(&sites, Duration::from_secs(20));
+    // One HLC per site, over that site's own segment (its own wrong
+    // simulated clock corrected by its own sources and peers).
+    let clocks: Vec<HybridClock<LocalClock>> =
+        sites.iter().map(|s| HybridClock::new(LocalClock::open_path(&s.segment).unwrap())).collect();
+    let rt = runtime();
+    let certs = scratch.join("certs");
+    rt.block_on(async {
+        let tsos: Vec<Tso> = {
+            let mut v = Vec::new();
+            for s in &sites {
+                v.push(Tso::connect(s.addr(), options(&certs, s.name)).await.unwrap());
+            }
+            v
+        };
+        for round in 0..30 {
+            let (a, b) = (round % sites.len(), (round + 1) % sites.len());
+            // T1 commits at site a: Spanner's recipe, then commit-wait.
+            let t1 = clocks[a].commit_timestamp().unwrap();
+            clocks[a].commit_wait(t1).await.unwrap();
+            // T2 starts after T1's commit-wait returned, at site b.
+            let t2 = clocks[b].commit_timestamp().unwrap();
+            assert!(t2 > t1, "round {round}: T2 {t2:?} at {} not after T1 {t1:?} at {}", sites[b].name, sites[a].name);
+            // And the TSO, asked through site b afterwards, is above T1 too:
+            // its timestamps lie within the leader's bound.
+            let t3 = tsos[b].next().await.unwrap();
+            assert!(t3 > t1, "round {round}: TSO {t3:?} not after T1 {t1:?}");
+        }
+    });
+}

@@ -18,6 +18,9 @@
 //!   `latest ≥` true time `> E_L`: `L` can issue nothing more, however long
 //!   it was paused or partitioned. Hence real-time order, not only
 //!   uniqueness. Within one leader, `last` makes the sequence increase.
+//! * Ranges start at the interval's top microsecond (`⌊latest/1000⌋`, and
+//!   never below `⌈earliest/1000⌉`), so a TSO timestamp asked for after a
+//!   commit-wait on `t` returned is above `t` (module [`tsod_client::hlc`]).
 
 use std::time::Duration;
 
@@ -110,9 +113,36 @@ impl Allocator {
         left < lease_ns.saturating_sub(lease_ns / 3)
     }
 
+    /// The interval's top microsecond, logical 0 (never below its bottom
+    /// one): where a range asked for at `now` may start at the earliest.
+    pub fn top_of(now: TimeInterval) -> Result<HybridTimestamp, Refusal> {
+        // A commit-wait timestamp `t` whose wait ended before this request
+        // arrived has `time_range(t).latest < true time ≤ latest`, so
+        // `⌊latest/1000⌋ > physical(t)`: TSO and commit-wait timestamps mix.
+        let floor_latest = HybridTimestamp::from_timestamp_floor(now.latest()).map_err(|_| Refusal::Exhausted)?;
+        let ceil_earliest = HybridTimestamp::from_timestamp_ceil(now.earliest()).map_err(|_| Refusal::Exhausted)?;
+        Ok(floor_latest.max(ceil_earliest))
+    }
+
     /// `count` consecutive timestamps (`count ≥ 1`) at `now`, the site's
-    /// interval read after the request arrived. Returns the first.
+    /// interval read after the request arrived, starting at its top
+    /// microsecond. Returns the first.
     pub fn issue(&mut self, count: u32, now: TimeInterval) -> Result<HybridTimestamp, Refusal> {
+        let not_below = Self::top_of(now)?;
+        self.issue_from(count, now, not_below)
+    }
+
+    /// [`Allocator::issue`] for a request whose first clock read gave the
+    /// top microsecond `not_below` ([`Allocator::top_of`]): a range longer
+    /// than the 4 096 ticks of one microsecond is retried with the same
+    /// `not_below` until `latest` has moved far enough to cover its end, so
+    /// it starts where it would have at arrival and ends within the bound.
+    pub fn issue_from(
+        &mut self,
+        count: u32,
+        now: TimeInterval,
+        not_below: HybridTimestamp,
+    ) -> Result<HybridTimestamp, Refusal> {
         let fence = self.fence_ns.ok_or(Refusal::NoLease)?;
         let earliest = now.earliest().as_nanos();
         let latest = now.latest().as_nanos();
@@ -122,7 +152,8 @@ impl Allocator {
         if latest >= self.lease_end_ns {
             return Err(Refusal::LeaseExpired);
         }
-        let start = HybridTimestamp::from_timestamp_ceil(now.earliest()).map_err(|_| Refusal::Exhausted)?;
+        let ceil_earliest = HybridTimestamp::from_timestamp_ceil(now.earliest()).map_err(|_| Refusal::Exhausted)?;
+        let start = not_below.max(ceil_earliest);
         let first = match self.last {
             Some(last) => last.checked_add_ticks(1).ok_or(Refusal::Exhausted)?.max(start),
             None => start,
@@ -204,15 +235,27 @@ mod tests {
 
     #[test]
     fn never_runs_ahead_of_latest() {
-        // A 2 µs-wide interval holds at most 3 µs × 4096 ticks.
+        // Ranges start in the top microsecond, which holds 4096 ticks.
         let mut a = leading(0, T + 1_000_000_000);
         let now = at(T, T + 2_000);
-        assert!(a.issue(4_096, now).is_ok());
-        assert!(a.issue(4_096, now).is_ok());
-        assert!(a.issue(4_096, now).is_ok());
+        let first = a.issue(4_096, now).expect("fits the top microsecond");
+        assert_eq!(first.physical_micros() * 1_000, T + 2_000);
         assert!(matches!(a.issue(1, now), Err(Refusal::AheadOfClock { .. })));
         // Once time moves on, it fits again.
         assert!(a.issue(1, at(T + 1_000, T + 3_000)).is_ok());
+    }
+
+    #[test]
+    fn a_timestamp_after_a_commit_wait_is_above_the_waited_one() {
+        // t1 waited out: its microsecond ended before true time `truth`;
+        // the leader's interval [truth - w1, truth + w2] contains truth.
+        for (w1, w2, truth_offset) in [(50_000, 50_000, 1), (900_000, 1_000, 500), (10, 10, 999), (3_000, 70_000, 1)] {
+            let t1 = HybridTimestamp::from_parts((T + 7_000_000) / 1_000, 4_095).expect("in range");
+            let truth = t1.time_range().latest().as_nanos() + truth_offset;
+            let mut a = leading(0, u64::MAX - 1);
+            let first = a.issue(1, at(truth - w1, truth + w2)).expect("issues");
+            assert!(first > t1, "{first:?} not above {t1:?} with interval -{w1}/+{w2}");
+        }
     }
 
     #[test]
@@ -238,6 +281,22 @@ mod tests {
         assert!(!a.wants_renewal(at(T - 60_000, T), LEASE));
         assert!(!a.wants_renewal(at(T + 199_000_000, T + 199_999_999), LEASE));
         assert!(a.wants_renewal(at(T + 200_000_000, T + 200_000_001), LEASE));
+    }
+
+    #[test]
+    fn a_long_range_waits_for_latest_to_cover_it_from_where_it_was_asked() {
+        let mut a = leading(0, T + 1_000_000_000);
+        let asked = at(T, T + 60_000);
+        let not_below = Allocator::top_of(asked).expect("in range");
+        // 65 536 ticks span 16 µs above the top microsecond: not yet.
+        assert!(matches!(a.issue_from(65_536, asked, not_below), Err(Refusal::AheadOfClock { .. })));
+        // 15 µs later the same start fits, inside the new interval.
+        let later = at(T + 15_000, T + 75_000);
+        let first = a.issue_from(65_536, later, not_below).expect("fits now");
+        assert_eq!(first, not_below);
+        let last = first.checked_add_ticks(65_535).expect("in range");
+        assert!(last.physical_micros() * 1_000 <= later.latest().as_nanos());
+        assert!(first.physical_micros() * 1_000 >= later.earliest().as_nanos());
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub const MAX_IN_FLIGHT: usize = 8;
 /// Longest the leader holds a request waiting for its lease (the fence to
 /// pass, a commit, the clock to catch up) before answering unavailable.
 const HOLD: Duration = Duration::from_millis(900);
+/// Waits shorter than this are yielded through, not slept.
+const SPIN_BELOW: Duration = Duration::from_micros(200);
 /// Longest a forwarded batch may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 /// Requests queued at a follower before new ones are refused.
@@ -303,10 +305,23 @@ impl TsoNode {
     /// lease is being taken or the fence has not yet passed.
     async fn issue_held(&self, count: u32) -> Result<HybridTimestamp, Unavailable> {
         let deadline = tokio::time::Instant::now() + HOLD;
+        // Where the range may start: the top microsecond at the first read.
+        let mut not_below = None;
         loop {
             let now = self.site_now().map_err(|e| {
                 Unavailable::new(format!("the site's clock has no bound: {e}"), Duration::from_millis(500))
             })?;
+            let not_below = match not_below {
+                Some(n) => n,
+                None => {
+                    let top = Allocator::top_of(now).map_err(|_| Unavailable {
+                        code: ErrorCode::Internal,
+                        retry_after: None,
+                        message: "timestamp space exhausted".into(),
+                    })?;
+                    *not_below.insert(top)
+                }
+            };
             let term = self.leading_term();
             // Registered before the attempt, so a commit between the
             // attempt and the wait is not missed.
@@ -316,7 +331,7 @@ impl TsoNode {
             let attempt = {
                 let mut guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 match (guard.as_mut(), term) {
-                    (Some(a), Some(t)) if a.term() == t => a.issue(count, now),
+                    (Some(a), Some(t)) if a.term() == t => a.issue_from(count, now, not_below),
                     _ => {
                         return Err(Unavailable::new(
                             "this site does not lead the TSO group",
@@ -346,6 +361,9 @@ impl TsoNode {
                 ));
             }
             match wait {
+                // Microseconds (a range waiting for the next microsecond):
+                // yield rather than sleep, whose granularity is 1 ms.
+                Some(w) if w < SPIN_BELOW => tokio::task::yield_now().await,
                 Some(w) => tokio::time::sleep(w.min(left)).await,
                 None => {
                     let _ = tokio::time::timeout(left, notified).await;

@@ -87,6 +87,27 @@ pub(crate) struct CommitWaitArgs {
 /// cannot be opened, or after printing if more than 1 % of the
 /// transactions failed.
 pub(crate) fn run(args: &CommitWaitArgs) -> anyhow::Result<()> {
+    let report = report(args)?;
+    if args.json {
+        output::write_stdout(&format!("{}\n", report.to_json()?))?;
+    } else {
+        output::write_stdout(&report.to_human())?;
+    }
+    if report.errors.saturating_mul(100) > report.count {
+        anyhow::bail!(
+            "{} of {} transactions failed, more than 1% ({}); the figures above are not trustworthy",
+            report.errors,
+            report.count,
+            report::error_kinds_text(&report.error_kinds)
+        );
+    }
+    Ok(())
+}
+
+/// Runs the transactions as `run` does and returns the report without
+/// printing it (for `tsbench compare`); fails only if the clock cannot be
+/// opened.
+pub(crate) fn report(args: &CommitWaitArgs) -> anyhow::Result<CommitWaitReport> {
     let plan = Plan::new(args.count, args.duration, DEFAULT_COUNT);
     let mut progress = Progress::new(plan, !args.json).counting("waits");
     let report = match (&args.site, &args.ca) {
@@ -110,20 +131,7 @@ pub(crate) fn run(args: &CommitWaitArgs) -> anyhow::Result<()> {
         }
     };
     progress.finish();
-    if args.json {
-        output::write_stdout(&format!("{}\n", report.to_json()?))?;
-    } else {
-        output::write_stdout(&report.to_human())?;
-    }
-    if report.errors.saturating_mul(100) > report.count {
-        anyhow::bail!(
-            "{} of {} transactions failed, more than 1% ({}); the figures above are not trustworthy",
-            report.errors,
-            report.count,
-            report::error_kinds_text(&report.error_kinds)
-        );
-    }
-    Ok(())
+    Ok(report)
 }
 
 /// What a run measured, transaction by transaction.

@@ -7,17 +7,22 @@
 //! against a remote site (QUIC); `tsbench uncertainty`, a site's
 //! half-width and status over time, with an optional plot; `tsbench tso`,
 //! the throughput and latency of a site's timestamp oracle, checking every
-//! timestamp is unique and increasing; and `tsbench commit-wait`, how long
-//! commit-waits last and how late they notice.
+//! timestamp is unique and increasing; `tsbench commit-wait`, how long
+//! commit-waits last and how late they notice; and `tsbench compare`, which
+//! starts a local testbed cluster, runs the others on it and prints tsod's
+//! figures beside the published figures of reference systems.
 //!
 //! Modules: `now`, `uncertainty`, `tso` and `commit_wait` run the measurements, `site` reaches the
 //! local segment or a remote site (`IP:PORT` or `HOST:PORT`), `report`
 //! summarizes and formats, `output` prints (a closed pipe is a clean exit),
 //! `plot` draws, `plan` decides when a run stops, `progress` draws the bar,
-//! `clock` holds the bare clock reads (the only `unsafe`).
+//! `clock` holds the bare clock reads (the only `unsafe`), `compare` runs
+//! the testbed comparison, whose pure core (figures, table, JSON, finding
+//! the testbed's sites) is the `tsod_bench` library (`lib.rs`).
 
 mod clock;
 mod commit_wait;
+mod compare;
 mod now;
 mod output;
 mod plan;
@@ -60,6 +65,12 @@ enum Command {
     /// commit_wait) on the local tsod (--local) or a remote site (--site),
     /// and how far each overshot.
     CommitWait(commit_wait::CommitWaitArgs),
+    /// Starts a local tsod-testbed cluster (`dr`), measures ε at every
+    /// site, commit-waits, LocalClock::now() and the TSO from the leader's
+    /// and the far site, stops the testbed, and prints the figures beside
+    /// published figures of Spanner TrueTime, AWS ClockBound and TiDB PD
+    /// (a Markdown table, or --json).
+    Compare(compare::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +79,7 @@ fn main() -> ExitCode {
         Command::Uncertainty(args) => uncertainty::run(&args),
         Command::Tso(args) => tso::run(&args),
         Command::CommitWait(args) => commit_wait::run(&args),
+        Command::Compare(args) => compare::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

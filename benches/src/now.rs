@@ -100,11 +100,11 @@ pub(crate) struct NowArgs {
     json: bool,
 }
 
-/// Runs `tsbench now` and prints its report; fails if the clock cannot be
-/// used at all, or after printing if more than 1 % of the calls failed.
-pub(crate) fn run(args: &NowArgs) -> anyhow::Result<()> {
+/// Measures as `run` does and returns the report without printing or
+/// judging it (for `tsbench compare`); fails if the clock cannot be used.
+pub(crate) fn report(args: &NowArgs) -> anyhow::Result<crate::report::NowReport> {
     let show_progress = !args.json;
-    let report = match (&args.remote, &args.ca) {
+    Ok(match (&args.remote, &args.ca) {
         (Some(address), Some(ca)) => {
             let plan = Plan::new(args.count, args.duration, DEFAULT_REMOTE_COUNT);
             let target = RemoteTarget {
@@ -120,7 +120,13 @@ pub(crate) fn run(args: &NowArgs) -> anyhow::Result<()> {
             let plan = Plan::new(args.count, args.duration, DEFAULT_LOCAL_COUNT);
             local::run(args.segment.clone(), args.threads, plan, show_progress)?
         }
-    };
+    })
+}
+
+/// Runs `tsbench now` and prints its report; fails if the clock cannot be
+/// used at all, or after printing if more than 1 % of the calls failed.
+pub(crate) fn run(args: &NowArgs) -> anyhow::Result<()> {
+    let report = report(args)?;
     if args.json {
         output::write_stdout(&format!("{}\n", report.to_json()?))?;
     } else {

@@ -103,13 +103,7 @@ fn parse_batch_wait(text: &str) -> Result<Duration, String> {
 /// Runs `tsbench tso` and prints its report; fails after printing if a
 /// promise was broken or no call succeeded.
 pub(crate) fn run(args: &TsoArgs) -> anyhow::Result<()> {
-    let plan = Plan::new(args.count, args.duration, DEFAULT_COUNT);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start a tokio runtime")?;
-    let report = runtime.block_on(measure(args, plan))?;
+    let report = report(args)?;
     if args.json {
         output::write_stdout(&format!("{}\n", report.to_json()?))?;
     } else {
@@ -130,6 +124,18 @@ pub(crate) fn run(args: &TsoArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Measures as `run` does and returns the report without printing or
+/// judging it (for `tsbench compare`); fails only if no client connects.
+pub(crate) fn report(args: &TsoArgs) -> anyhow::Result<TsoReport> {
+    let plan = Plan::new(args.count, args.duration, DEFAULT_COUNT);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start a tokio runtime")?;
+    runtime.block_on(measure(args, plan))
 }
 
 /// What the tasks share: when to stop, the calls claimed and done, and

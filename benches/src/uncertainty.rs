@@ -120,10 +120,7 @@ pub(crate) fn run(args: &UncertaintyArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.plot {
         plot::check_destination(path)?;
     }
-    let plan = Plan::new(args.count, args.duration, DEFAULT_COUNT);
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start a tokio runtime")?;
-    let (mut report, timeline) = runtime.block_on(measure(args, plan))?;
+    let (mut report, timeline) = sampled(args)?;
 
     // A failed plot is reported after the figures, which are not lost with it.
     let plot_failure = args.plot.as_deref().and_then(|path| match plot::write(path, &picture(&report, &timeline)) {
@@ -149,6 +146,20 @@ pub(crate) fn run(args: &UncertaintyArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Samples as `run` does and returns the report without printing it or
+/// plotting (for `tsbench compare`).
+pub(crate) fn report(args: &UncertaintyArgs) -> anyhow::Result<UncertaintyReport> {
+    Ok(sampled(args)?.0)
+}
+
+/// Samples on a runtime of its own until the plan ends or Ctrl-C.
+fn sampled(args: &UncertaintyArgs) -> anyhow::Result<(UncertaintyReport, Timeline)> {
+    let plan = Plan::new(args.count, args.duration, DEFAULT_COUNT);
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start a tokio runtime")?;
+    runtime.block_on(measure(args, plan))
 }
 
 /// Opens the clock, samples it until the plan ends or Ctrl-C, and sums up.

@@ -18,8 +18,8 @@
 //!    in-process with the options shown: `uncertainty --local --segment
 //!    SEG --interval 100ms` at every site; `commit-wait --local` and `now`
 //!    (1 s) at the first site; `tso --concurrency 64` with `next()` and
-//!    with `--count-per-call 16`, at the leader's site (`--in-flight 2`,
-//!    the default) and at the far site (`--in-flight 8`, as `benches/tso.sh`).
+//!    with `--count-per-call 16`, at the leader's site and at the far site
+//!    (`--in-flight` the client's default, 16, as `benches/tso.sh`).
 //! 4. Stop the testbed (SIGINT, wait), then print.
 //!
 //! The testbed is stopped on every way out: success, error, Ctrl-C or
@@ -276,7 +276,10 @@ fn measure_all(args: &CompareArgs, bed: &mut Testbed, stop: &AtomicBool) -> anyh
     };
 
     let mut tso = Vec::new();
-    for (from, at, in_flight) in [(TsoFrom::Leader, leader_site, 2usize), (TsoFrom::Far, far_site, 8)] {
+    for (from, at, in_flight) in [
+        (TsoFrom::Leader, leader_site, tsod_client::tso::TsoOptions::DEFAULT_MAX_IN_FLIGHT),
+        (TsoFrom::Far, far_site, tsod_client::tso::TsoOptions::DEFAULT_MAX_IN_FLIGHT),
+    ] {
         for (call, count_per_call) in [(TsoCall::Next, 1u32), (TsoCall::Reserve, TSO_RESERVE)] {
             let what = match call {
                 TsoCall::Next => "next()".to_owned(),

@@ -99,10 +99,13 @@ pub struct TsoOptions {
 }
 
 impl TsoOptions {
-    /// Default [`TsoOptions::max_in_flight`]: 2, so a call that just missed
-    /// a request need not wait for its whole round trip (as TiDB's
-    /// `PARALLEL` TSO mode), without multiplying the server's requests.
-    pub const DEFAULT_MAX_IN_FLIGHT: usize = 2;
+    /// Default [`TsoOptions::max_in_flight`]: 16, so a call that just
+    /// missed a request is sent at once in another instead of waiting for
+    /// the round trip of the ones in flight: at a site far from the TSO
+    /// leader (25 ms), 64 busy callers see p99 ≈ one round trip + 2 ms with
+    /// 16–64 in flight and ≈ two round trips with 2 or 8. Near the leader
+    /// answers take ~0.1 ms, so few requests are ever in flight at once.
+    pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
     /// Default [`TsoOptions::deadline`]: 3 s.
     pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
     /// Default [`TsoOptions::max_retry_after`]: 1 s.

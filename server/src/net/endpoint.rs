@@ -27,7 +27,7 @@ pub const MAX_CONNECTIONS: usize = 1_024;
 /// Connections open at once from one IP address.
 pub const MAX_PER_ADDRESS: usize = 64;
 /// Streams a connection may have open at once.
-const MAX_STREAMS: u32 = 64;
+const MAX_STREAMS: u32 = 256;
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]

@@ -26,6 +26,7 @@ use crate::config::{PeerConfig, SiteConfig};
 use crate::engine::detect_disruption;
 use crate::peer::probe::{self, BestOf, Prober};
 use crate::status_file::SiteSummary;
+use crate::tso::network::Direction;
 
 /// Samples kept per peer for the best-of choice, and for how long.
 const BEST_OF: usize = 8;
@@ -113,9 +114,9 @@ impl Link {
                         p.connects = p.connects.saturating_add(1);
                     });
                     backoff = BACKOFF_FIRST;
-                    self.cluster.conns.set(&self.peer.name, Some(conn.clone()));
+                    self.cluster.conns.set(&self.peer.name, Direction::Outgoing, Some(conn.clone()));
                     let why = self.session(&conn, &mut probing).await;
-                    self.cluster.conns.set(&self.peer.name, None);
+                    self.cluster.conns.clear(&self.peer.name, Direction::Outgoing, &conn);
                     probing.prober.clear();
                     self.cluster.update(self.index, |p| p.connected = false);
                     warn!(peer = %self.peer.name, reason = %why, "lost the peer; redialling");
@@ -314,19 +315,33 @@ pub async fn serve_incoming(
     cluster: Arc<Cluster>,
 ) {
     let seen = Arc::new(AtomicU64::new(0));
+    let name = cluster.update_returning(index, |p| p.name.clone()).unwrap_or_default();
+    cluster.conns.set(&name, Direction::Incoming, Some(conn.clone()));
+    serve_incoming_until_closed(&conn, index, clock, view, &cluster, seen).await;
+    cluster.conns.clear(&name, Direction::Incoming, &conn);
+}
+
+async fn serve_incoming_until_closed(
+    conn: &quinn::Connection,
+    index: usize,
+    clock: Arc<dyn Clock>,
+    view: watch::Receiver<SiteView>,
+    cluster: &Arc<Cluster>,
+    seen: Arc<AtomicU64>,
+) {
     loop {
         tokio::select! {
             datagram = conn.read_datagram() => {
                 let Ok(bytes) = datagram else { return };
                 let Ok(t2) = clock.read() else { continue };
                 match wire::decode(&bytes) {
-                    Ok(Message::ProbeRequest(request)) => answer_probe(&conn, &request, t2, clock.as_ref(), &view),
+                    Ok(Message::ProbeRequest(request)) => answer_probe(conn, &request, t2, clock.as_ref(), &view),
                     _ => cluster.counters.bump(Count::BadDatagram),
                 }
             }
             stream = conn.accept_bi() => {
                 let Ok((send, recv)) = stream else { return };
-                tokio::spawn(serve_stream(send, recv, index, Arc::clone(&cluster), Arc::clone(&seen)));
+                tokio::spawn(serve_stream(send, recv, index, Arc::clone(cluster), Arc::clone(&seen)));
             }
         }
     }

@@ -28,30 +28,57 @@ use tsod_proto::wire::{self, MAX_MESSAGE_LEN, MAX_RAFT_PAYLOAD, Message, RaftMes
 use super::raft::{NodeId, TsoRaft, node_id};
 use crate::net::stream::{read_one, write_one};
 
-/// The connection this site dialled to each peer, by node id.
+/// The connections to each peer, by node id: the one this site dialled,
+/// and the one the peer dialled to us (used while ours is down — after a
+/// peer restarts, our redial may be seconds away in its backoff, and a
+/// restarted follower that hears no heartbeat would start an election).
 #[derive(Debug, Default)]
 pub struct PeerConns {
-    slots: HashMap<NodeId, (String, RwLock<Option<quinn::Connection>>)>,
+    slots: HashMap<NodeId, (String, RwLock<Both>)>,
+}
+
+/// A peer's outgoing and incoming connection, indexed by [`Direction`].
+type Both = [Option<quinn::Connection>; 2];
+
+/// Which of a peer's connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// The one this site dialled.
+    Outgoing,
+    /// The one the peer dialled to us.
+    Incoming,
 }
 
 impl PeerConns {
     /// Slots for the sites named `peers`.
     pub fn new(peers: impl IntoIterator<Item = String>) -> Self {
-        Self { slots: peers.into_iter().map(|name| (node_id(&name), (name, RwLock::new(None)))).collect() }
+        Self { slots: peers.into_iter().map(|name| (node_id(&name), (name, RwLock::new([None, None])))).collect() }
     }
 
-    /// The link to `site` is up (`Some`) or down (`None`).
-    pub fn set(&self, site: &str, conn: Option<quinn::Connection>) {
+    /// The `direction` connection with `site` is up (`Some`) or down (`None`).
+    pub fn set(&self, site: &str, direction: Direction, conn: Option<quinn::Connection>) {
         if let Some((_, slot)) = self.slots.get(&node_id(site)) {
-            *slot.write().unwrap_or_else(std::sync::PoisonError::into_inner) = conn;
+            let mut conns = slot.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            conns[direction as usize] = conn;
         }
     }
 
-    /// The live connection to node `id`, if any.
+    /// `conn` with `site` ended: forgets it unless a newer one replaced it.
+    pub fn clear(&self, site: &str, direction: Direction, conn: &quinn::Connection) {
+        if let Some((_, slot)) = self.slots.get(&node_id(site)) {
+            let mut conns = slot.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let entry = &mut conns[direction as usize];
+            if entry.as_ref().is_some_and(|c| c.stable_id() == conn.stable_id()) {
+                *entry = None;
+            }
+        }
+    }
+
+    /// A live connection to node `id`, ours first, if any.
     pub fn get(&self, id: NodeId) -> Option<quinn::Connection> {
         let (_, slot) = self.slots.get(&id)?;
-        let conn = slot.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()?;
-        conn.close_reason().is_none().then_some(conn)
+        let conns = slot.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        conns.iter().flatten().find(|c| c.close_reason().is_none()).cloned()
     }
 
     /// The site name of node `id`.

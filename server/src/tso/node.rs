@@ -35,7 +35,7 @@ use crate::net::stream::{read_one, write_one};
 use crate::status_file::TsoStatus;
 
 /// Forwarded batches in flight to the leader at once.
-pub const MAX_IN_FLIGHT: usize = 8;
+pub const MAX_IN_FLIGHT: usize = 64;
 /// Longest the leader holds a request waiting for its lease (the fence to
 /// pass, a commit, the clock to catch up) before answering unavailable.
 const HOLD: Duration = Duration::from_millis(900);

@@ -8,6 +8,14 @@
 //! Everything lives in one scratch directory (certificates, configs,
 //! segments, status files, logs) that is removed, with every process,
 //! simulator and relay, when the [`Cluster`] is dropped.
+//! [`Cluster::description`] says where each site can be reached (what
+//! `tsod-testbed up` writes to `cluster.json` for other tools).
+//!
+//! A site's daemon can be killed and restarted, or paused (SIGSTOP) and
+//! resumed (SIGCONT) — a process that stops running without losing its
+//! sockets or state, as a long GC pause, a swapped-out host or a VM freeze
+//! would. The signals are sent with the `kill` command (the workspace
+//! forbids `unsafe`, so no `libc::kill`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -16,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use serde::Serialize;
 use tsod_proto::{Offset, Ppb};
 
 use crate::sim::gpsd::{GpsFault, GpsdSim};
@@ -122,13 +131,53 @@ pub struct Site {
     config: PathBuf,
     log: PathBuf,
     child: Option<Child>,
+    paused: bool,
+    partitioned: bool,
 }
 
 impl Site {
-    /// Its daemon is running.
+    /// Its daemon's process exists (running, or paused).
     pub fn is_up(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
+
+    /// Its daemon is paused (SIGSTOP, not yet resumed).
+    pub fn is_paused(&self) -> bool {
+        self.paused && self.child.is_some()
+    }
+
+    /// Its links are cut ([`Cluster::partition`]).
+    pub fn is_partitioned(&self) -> bool {
+        self.partitioned
+    }
+}
+
+/// Where a running cluster's sites can be reached: what `tsod-testbed up`
+/// writes to `<scratch dir>/cluster.json` (kebab-case keys).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ClusterDescription {
+    /// The scratch directory (removed when the testbed stops).
+    pub dir: PathBuf,
+    /// PEM file of the cluster CA, for clients' `--ca`.
+    pub ca: PathBuf,
+    /// Every site.
+    pub sites: Vec<SiteDescription>,
+}
+
+/// One site in a [`ClusterDescription`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SiteDescription {
+    /// Its name, which is also the server name its certificate carries.
+    pub name: String,
+    /// Its client address (QUIC, ALPN `tsod-client/1`: now, status, TSO);
+    /// anonymous clients are allowed.
+    pub address: SocketAddr,
+    /// Its shared-memory segment.
+    pub segment: PathBuf,
+    /// Its status file (JSON).
+    pub status: PathBuf,
 }
 
 /// A running cluster; dropping it stops everything and removes its files.
@@ -192,6 +241,8 @@ impl Cluster {
                 config: site_dir.join("tsod.toml"),
                 log: site_dir.join("tsod.log"),
                 child: None,
+                paused: false,
+                partitioned: false,
             });
         }
         // Every site must exist before any configuration names its peers.
@@ -293,6 +344,7 @@ impl Cluster {
             .spawn()
             .map_err(io(format!("starting {} for site {}", tsod.display(), site.plan.name)))?;
         site.child = Some(child);
+        site.paused = false;
         Ok(())
     }
 
@@ -311,12 +363,56 @@ impl Cluster {
         self.sites.iter().position(|s| s.plan.name == name)
     }
 
-    /// Kills site `index`'s daemon (SIGKILL: no goodbye to its peers).
+    /// Kills site `index`'s daemon (SIGKILL: no goodbye to its peers; a
+    /// paused one dies too).
     pub fn kill(&mut self, index: usize) {
-        if let Some(mut child) = self.sites.get_mut(index).and_then(|s| s.child.take()) {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(site) = self.sites.get_mut(index) {
+            site.paused = false;
+            if let Some(mut child) = site.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
+    }
+
+    /// Pauses site `index`'s daemon (SIGSTOP): it keeps its sockets and
+    /// state but runs no more until [`Cluster::resume`].
+    pub fn pause(&mut self, index: usize) -> Result<(), ClusterError> {
+        self.signal(index, "STOP")?;
+        if let Some(site) = self.sites.get_mut(index) {
+            site.paused = true;
+        }
+        Ok(())
+    }
+
+    /// Resumes site `index`'s paused daemon (SIGCONT).
+    pub fn resume(&mut self, index: usize) -> Result<(), ClusterError> {
+        self.signal(index, "CONT")?;
+        if let Some(site) = self.sites.get_mut(index) {
+            site.paused = false;
+        }
+        Ok(())
+    }
+
+    /// Sends `SIG<signal>` to site `index`'s daemon with `kill(1)`.
+    fn signal(&self, index: usize, signal: &str) -> Result<(), ClusterError> {
+        let site = self.sites.get(index).ok_or_else(|| ClusterError::Plan(format!("no site #{index}")))?;
+        let child = site
+            .child
+            .as_ref()
+            .ok_or_else(|| ClusterError::Plan(format!("site {}: its daemon is not running", site.plan.name)))?;
+        let what = format!("sending SIG{signal} to site {}'s tsod (pid {})", site.plan.name, child.id());
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(io(what.clone()))?;
+        if !status.success() {
+            return Err(ClusterError::Io { what, source: std::io::Error::other(format!("kill exited with {status}")) });
+        }
+        Ok(())
     }
 
     /// Restarts site `index`'s daemon with `steps` as its clock's scripted
@@ -335,6 +431,9 @@ impl Cluster {
 
     /// Cuts (or restores) every link to and from site `index`.
     pub fn partition(&mut self, index: usize, partitioned: bool) {
+        if let Some(site) = self.sites.get_mut(index) {
+            site.partitioned = partitioned;
+        }
         for ((from, to), relay) in &self.relays {
             if *from == index || *to == index {
                 relay.set_partitioned(partitioned);
@@ -370,6 +469,29 @@ impl Cluster {
     /// The scratch directory (logs are at `<dir>/<site>/tsod.log`).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The cluster CA's certificate (PEM), which clients trust.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("certs").join("ca.crt")
+    }
+
+    /// Where each site can be reached.
+    pub fn description(&self) -> ClusterDescription {
+        ClusterDescription {
+            dir: self.dir.clone(),
+            ca: self.ca_path(),
+            sites: self
+                .sites
+                .iter()
+                .map(|s| SiteDescription {
+                    name: s.plan.name.clone(),
+                    address: s.addr,
+                    segment: s.segment.clone(),
+                    status: s.status.clone(),
+                })
+                .collect(),
+        }
     }
 }
 

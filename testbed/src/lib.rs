@@ -10,7 +10,9 @@
 //! [`topology`] and [`scenario`] are the testbed's data formats (TOML): which
 //! sites a cluster has and how they are linked, and which faults happen to
 //! it when; built-in ones ship in `testbed/topologies/` and
-//! `testbed/scenarios/`.
+//! `testbed/scenarios/`. [`tso_load`] asks every site for TSO timestamps
+//! while a cluster runs, [`tso_check`] judges them (no duplicate, real-time
+//! order, honest physical parts) and [`tso_status`] reads which site leads.
 
 pub mod checker;
 pub mod cluster;
@@ -19,5 +21,8 @@ pub mod scenario;
 pub mod sim;
 pub mod timeline;
 pub mod topology;
+pub mod tso_check;
+pub mod tso_load;
+pub mod tso_status;
 pub mod view;
 pub mod wan;

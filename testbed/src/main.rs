@@ -8,7 +8,44 @@
 //!
 //! * `tsod-testbed up [--topology NAME|FILE]`: start it and watch the live
 //!   view until Ctrl-C (or `--for SECONDS`).
-//! * `tsod-testbed topologies`: the built-in topologies.
+//! * `tsod-testbed run SCENARIO [--json] [--plot FILE.svg]`: run a scripted
+//!   scenario and report; exits non-zero on any violation.
+//! * `tsod-testbed scenarios`, `tsod-testbed topologies`: the built-ins.
+//!
+//! Both `up` and `run` also put the cluster's TSO under load: a few clients
+//! per site call `next()` (at most 200 calls a second per site), and every
+//! timestamp is checked for duplicates, real-time order across sites and
+//! honesty against the host clock ([`tsod_testbed::tso_check`]); any of
+//! those is a violation, like an interval that excludes true time. The live
+//! view has a TSO line (leader, term, timestamps and errors a second), the
+//! report per-phase TSO figures (timestamps, errors, latency, the longest
+//! span without a timestamp per site).
+//!
+//! # `cluster.json`
+//!
+//! `up` writes `<scratch dir>/cluster.json` (the scratch directory is
+//! `<--work>/tsod-testbed-<pid>`, removed when `up` ends) and prints its
+//! path, so that other tools (`tsbench`, `tsod-client` programs) can find
+//! the sites:
+//!
+//! ```json
+//! {
+//!   "dir": "/tmp/tsod-testbed-4242",
+//!   "ca": "/tmp/tsod-testbed-4242/certs/ca.crt",
+//!   "sites": [
+//!     { "name": "bj-a", "address": "127.0.0.1:40123",
+//!       "segment": "/tmp/tsod-testbed-4242/bj-a/segment",
+//!       "status": "/tmp/tsod-testbed-4242/bj-a/segment.status.json" }
+//!   ]
+//! }
+//! ```
+//!
+//! `address` is the site's client address (QUIC, ALPN `tsod-client/1`:
+//! now, status, TSO); anonymous clients are allowed, the server name to
+//! verify is the site's `name`, the CA is `ca`. `segment` is the site's
+//! shared-memory segment (a local client on "that site" opens it), `status`
+//! its status file. For example
+//! `tsbench tso --site "$(jq -r '.sites[0].address' cluster.json)" --ca "$(jq -r .ca cluster.json)"`.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -21,7 +58,10 @@ use clap::{Parser, Subcommand};
 use tsod_testbed::checker::Checker;
 use tsod_testbed::cluster::{Cluster, ClusterPlan};
 use tsod_testbed::scenario::Scenario;
+use tsod_testbed::timeline::{self, TsoReport};
 use tsod_testbed::topology::Topology;
+use tsod_testbed::tso_load::TsoLoad;
+use tsod_testbed::tso_status::TsoRole;
 use tsod_testbed::view;
 
 /// Multi-region tsod cluster on one machine, with faults and a truth checker.
@@ -140,8 +180,15 @@ fn up(topology: &str, run_for: Option<Duration>, common: &Common) -> anyhow::Res
     let stop = stop_flag()?;
     let plan = ClusterPlan::from_topology(&topology, |_| Vec::new());
     let mut cluster = Cluster::start(&plan, &tsod, &common.work).context("starting the cluster")?;
+    let description = cluster.dir().join("cluster.json");
+    std::fs::write(&description, serde_json::to_string_pretty(&cluster.description())? + "\n")
+        .with_context(|| format!("writing {}", description.display()))?;
+    println!("cluster description (sites, addresses, CA): {}", description.display());
+    let notes = [format!("cluster.json: {}", description.display())];
     let mut checker = Checker::new(cluster.sites().iter().map(|s| (s.plan.name.clone(), s.segment.clone())));
     let started = Instant::now();
+    let load = timeline::tso_load(&cluster, started).context("starting the TSO load")?;
+    let mut rates = TsoRates::default();
     let terminal = std::io::stdout().is_terminal();
     let title = format!("tsod-testbed: {} ({} sites)", topology.name(), plan.sites.len());
     let mut next_view = started;
@@ -149,7 +196,8 @@ fn up(topology: &str, run_for: Option<Duration>, common: &Common) -> anyhow::Res
         checker.sample(started.elapsed().as_secs_f64());
         if Instant::now() >= next_view {
             next_view += Duration::from_secs(1);
-            let text = live_view(&title, started.elapsed(), &mut cluster, &checker);
+            let tso = rates.line(&mut cluster, &load);
+            let text = live_view(&title, started.elapsed(), &mut cluster, &checker, Some(&tso), &notes);
             let mut out = std::io::stdout().lock();
             if terminal {
                 let _ = write!(out, "{}", view::clear_screen());
@@ -159,18 +207,66 @@ fn up(topology: &str, run_for: Option<Duration>, common: &Common) -> anyhow::Res
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The load stops before the cluster does: no error from the teardown.
+    let tso = TsoReport::from_record(&load.finish());
     let violations: Vec<_> = checker.violations().collect();
     println!("stopping: {} violation(s) of true time", violations.len());
     for v in &violations {
         println!("  {} at {:.1} s: {} by {:?}", v.site, v.at_s, v.interval, v.by);
     }
+    println!("{}", tso.summary());
+    for example in &tso.examples {
+        println!("  TSO VIOLATION {example}");
+    }
     let failed = !violations.is_empty();
     drop(cluster);
     anyhow::ensure!(!failed, "true time was outside a synchronized interval");
+    anyhow::ensure!(tso.clean(), "the TSO handed out duplicate, out-of-order or dishonest timestamps");
     Ok(())
 }
 
-fn live_view(title: &str, elapsed: Duration, cluster: &mut Cluster, checker: &Checker) -> String {
+/// The live view's TSO line: rates from the load's totals between two views,
+/// the leader from the status files.
+#[derive(Debug, Default)]
+struct TsoRates {
+    /// When the last line was made, and the totals then (timestamps, errors).
+    last: Option<(Instant, u64, u64)>,
+}
+
+impl TsoRates {
+    fn line(&mut self, cluster: &mut Cluster, load: &TsoLoad) -> view::TsoLine {
+        let (timestamps, errors) = load
+            .totals()
+            .iter()
+            .fold((0_u64, 0_u64), |(t, e), (dt, de)| (t.saturating_add(*dt), e.saturating_add(*de)));
+        let now = Instant::now();
+        let (per_second, errors_per_second) = match self.last {
+            Some((then, t0, e0)) => {
+                let span = now.duration_since(then).as_secs_f64().max(1e-3);
+                (timestamps.saturating_sub(t0) as f64 / span, errors.saturating_sub(e0) as f64 / span)
+            }
+            None => (0.0, 0.0),
+        };
+        self.last = Some((now, timestamps, errors));
+        let leader = timeline::current_leader(cluster).and_then(|i| cluster.sites().get(i));
+        view::TsoLine {
+            leader: leader.map(|s| s.plan.name.clone()),
+            term: leader.and_then(|s| TsoRole::read(&s.status)).map(|r| r.term),
+            per_second,
+            errors_per_second,
+            errors,
+        }
+    }
+}
+
+fn live_view(
+    title: &str,
+    elapsed: Duration,
+    cluster: &mut Cluster,
+    checker: &Checker,
+    tso: Option<&view::TsoLine>,
+    notes: &[String],
+) -> String {
     let rows: Vec<view::SiteRow> = cluster
         .sites_mut()
         .iter_mut()
@@ -184,10 +280,11 @@ fn live_view(title: &str, elapsed: Duration, cluster: &mut Cluster, checker: &Ch
             let violations = u64::try_from(record.violations.len()).unwrap_or(u64::MAX);
             let mut row = view::SiteRow::from_status_json(&site.plan.name, up, &json, violations);
             row.clock_offset = Some(site.plan.clock_offset);
+            row.paused = site.is_paused();
             row
         })
         .collect();
-    view::render(title, elapsed, &rows, &[])
+    view::render(title, elapsed, &rows, tso, notes)
 }
 
 fn run(name: &str, json: bool, plot: Option<&Path>, common: &Common) -> anyhow::Result<()> {
@@ -197,31 +294,26 @@ fn run(name: &str, json: bool, plot: Option<&Path>, common: &Common) -> anyhow::
     let terminal = std::io::stdout().is_terminal() && !json;
     let title = format!("tsod-testbed run {} on {}", scenario.name(), scenario.topology().name());
     let mut shown = 0;
-    let (report, series) = tsod_testbed::timeline::run(
-        &scenario,
-        &tsod,
-        &common.work,
-        &|| stop.load(Ordering::SeqCst),
-        |cluster, checker, at, applied| {
+    let mut rates = TsoRates::default();
+    let (report, series) =
+        timeline::run(&scenario, &tsod, &common.work, &|| stop.load(Ordering::SeqCst), |cluster, progress| {
             if terminal {
-                let elapsed = Duration::from_secs_f64(at.max(0.0));
-                let text = live_view(&title, elapsed, cluster, checker);
-                let notes: String =
-                    applied.iter().rev().take(view::NOTES_SHOWN).rev().map(|n| format!("{n}\n")).collect();
-                print!("{}{text}{notes}", view::clear_screen());
+                let elapsed = Duration::from_secs_f64(progress.at.max(0.0));
+                let tso = rates.line(cluster, progress.tso);
+                let text = live_view(&title, elapsed, cluster, progress.checker, Some(&tso), progress.applied);
+                print!("{}{text}", view::clear_screen());
                 let _ = std::io::stdout().flush();
             } else if !json {
                 // Not a terminal: log each event once, as it happens.
-                for event in applied.iter().skip(shown) {
+                for event in progress.applied.iter().skip(shown) {
                     println!("{event}");
                 }
-                shown = applied.len();
+                shown = progress.applied.len();
             }
-        },
-    )
-    .context("running the scenario")?;
+        })
+        .context("running the scenario")?;
     if let Some(path) = plot {
-        let events: Vec<(f64, String)> = report.events.iter().map(|e| (e.at_s, e.event.clone())).collect();
+        let events: Vec<(f64, String)> = report.events.iter().map(|e| (e.at_s, e.described())).collect();
         tsod_testbed::plot::write_svg(path, &title, &series, &events)?;
     }
     if json {
@@ -229,6 +321,6 @@ fn run(name: &str, json: bool, plot: Option<&Path>, common: &Common) -> anyhow::
     } else {
         print!("{}", report.to_text());
     }
-    anyhow::ensure!(report.passed, "scenario {}: true time was outside a synchronized interval", scenario.name());
+    anyhow::ensure!(report.passed, "scenario {} failed: {}", scenario.name(), report.failures());
     Ok(())
 }

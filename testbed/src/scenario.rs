@@ -22,6 +22,8 @@
 //! |---------------|-----------------------------------------------------------|
 //! | `kill`        | `site`                                                    |
 //! | `restart`     | `site` (killed by an earlier event)                       |
+//! | `pause`       | `site` (running: SIGSTOP)                                 |
+//! | `resume`      | `site` (paused by an earlier event: SIGCONT)              |
 //! | `gps-offset`  | `site`, `offset-ms`                                       |
 //! | `gps-drift`   | `site`, `drift-ppm`                                       |
 //! | `gps-outage`  | `site`                                                    |
@@ -33,6 +35,16 @@
 //! | `heal`        | `site` (partitioned by an earlier event)                  |
 //! | `link`        | `between`, `one-way-ms` or `forward-ms` + `reverse-ms`, optional `jitter-ms`, `loss` |
 //! | `clock-step`  | `site`, `by-ms`                                           |
+//!
+//! `kill`, `restart`, `pause`, `resume`, `partition` and `heal` may name
+//! `site = "leader"` ([`LEADER`]): when a `kill`, `pause` or `partition`
+//! of the leader fires, the testbed resolves it to the site whose status
+//! file says it leads the TSO (running and not paused, the highest term if
+//! several claim it); the `restart`, `resume` or `heal` of `"leader"` that
+//! follows acts on that same site. If no site leads at that moment the
+//! event does nothing and the report shows an error for it (and the
+//! scenario fails). For the order checks below `"leader"` is a site of its
+//! own: `kill` of `"leader"` then `restart` of `"leader"`, not of a named site.
 //!
 //! What each does is documented on [`Action`]. Unknown keys, and keys of
 //! another action, are errors; the `toml` crate reports those inside an
@@ -50,12 +62,16 @@
 //! * [`Scenario::events`] are sorted by time, events at the same time
 //!   keeping their order in the file, and make sense in that order: a
 //!   `restart` follows a `kill` of the same site (and a `kill` does not
-//!   follow another without a `restart` between), a `heal` follows a
-//!   `partition`, a `gps-restore` or `ntp-restore` follows a fault of that
-//!   source.
+//!   follow another without a `restart` between), a `resume` follows a
+//!   `pause` (a `pause` needs a running, unpaused site; a `kill` ends a
+//!   pause), a `heal` follows a `partition`, a `gps-restore` or
+//!   `ntp-restore` follows a fault of that source;
+//! * only the actions listed above name `site = "leader"`.
 //!
 //! A description that starts with `short` (any case) marks a scenario quick
-//! enough for CI ([`Scenario::is_short`]).
+//! enough for CI ([`Scenario::is_short`]; `run-scenarios.sh --short` runs
+//! those); the built-in ones that are not start with `long`
+//! (`tso-restart-cycles`, about five minutes).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -69,7 +85,7 @@ use crate::topology::{DEFAULT_TOPOLOGY, Topology, TopologyError, check_label, ch
 mod action;
 
 use action::ActionFile;
-pub use action::{Action, MAX_CLAIMED_ERROR_US, MAX_FAULT_DRIFT_PPM};
+pub use action::{Action, LEADER, MAX_CLAIMED_ERROR_US, MAX_FAULT_DRIFT_PPM};
 
 /// Longest timeline a scenario may ask for (s): one hour.
 pub const MAX_DURATION_S: f64 = 3_600.0;
@@ -81,7 +97,7 @@ pub const MAX_WARMUP_S: f64 = 600.0;
 pub const DEFAULT_WARMUP_S: f64 = 10.0;
 
 /// The built-in scenarios: name and TOML text.
-const BUILTINS: [(&str, &str); 8] = [
+const BUILTINS: [(&str, &str); 12] = [
     ("lose-each-site", include_str!("../scenarios/lose-each-site.toml")),
     ("gps-spoof", include_str!("../scenarios/gps-spoof.toml")),
     ("gps-outage-everywhere", include_str!("../scenarios/gps-outage-everywhere.toml")),
@@ -90,6 +106,10 @@ const BUILTINS: [(&str, &str); 8] = [
     ("clock-step", include_str!("../scenarios/clock-step.toml")),
     ("partition-one-site", include_str!("../scenarios/partition-one-site.toml")),
     ("daemon-restarts", include_str!("../scenarios/daemon-restarts.toml")),
+    ("tso-leader-loss", include_str!("../scenarios/tso-leader-loss.toml")),
+    ("tso-leader-pause", include_str!("../scenarios/tso-leader-pause.toml")),
+    ("tso-minority-partition", include_str!("../scenarios/tso-minority-partition.toml")),
+    ("tso-restart-cycles", include_str!("../scenarios/tso-restart-cycles.toml")),
 ];
 
 /// A validated scenario (see the module doc for its invariants).
@@ -217,6 +237,7 @@ struct EventFile {
 #[derive(Clone, Copy, Debug, Default)]
 struct SiteState {
     killed: bool,
+    paused: bool,
     partitioned: bool,
     gps_faulty: bool,
     ntp_faulty: bool,
@@ -339,7 +360,8 @@ fn timeline(events: Vec<EventFile>, duration_s: f64, topology: &Topology) -> Res
     }
     // Stable: events at the same time keep their order in the file.
     numbered.sort_by_key(|(_, event)| event.at);
-    let mut states = vec![SiteState::default(); topology.sites().len()];
+    // One more for "leader", which the order checks treat as a site of its own.
+    let mut states = vec![SiteState::default(); topology.sites().len().saturating_add(1)];
     for (at, event) in &numbered {
         check_in_order(&event.action, topology, &mut states)
             .map_err(|e| format!("{at}, {}: {e}", event.action.name()))?;
@@ -360,12 +382,25 @@ fn check_in_order(action: &Action, topology: &Topology, states: &mut [SiteState]
     let Some(name) = action.site() else {
         return Ok(());
     };
-    let (site, state) = topology
-        .sites()
-        .iter()
-        .zip(states.iter_mut())
-        .find(|(site, _)| site.name() == name)
-        .ok_or_else(|| format!("site: the topology has no site called {name:?}"))?;
+    let index = if name == LEADER {
+        if !action.may_target_leader() {
+            return Err(format!(
+                "site = {LEADER:?} is only for kill, restart, pause, resume, partition and heal (it resolves \
+                 to the TSO leader when the event fires)"
+            ));
+        }
+        topology.sites().len()
+    } else {
+        topology
+            .sites()
+            .iter()
+            .position(|site| site.name() == name)
+            .ok_or_else(|| format!("site: the topology has no site called {name:?}"))?
+    };
+    // `None` for "leader", which only the actions without sources may name.
+    let site = topology.sites().get(index);
+    let (has_gps, has_ntp) = (site.is_none_or(|s| s.gps()), site.is_none_or(|s| s.ntp()));
+    let state = states.get_mut(index).ok_or_else(|| format!("site {name:?}: no state (a testbed bug)"))?;
     let toggle = |flag: &mut bool, to: bool, why: &str| {
         if *flag == to {
             return Err(format!("{name:?} {why}"));
@@ -374,18 +409,24 @@ fn check_in_order(action: &Action, topology: &Topology, states: &mut [SiteState]
         Ok(())
     };
     match action {
-        Action::Kill { .. } => toggle(&mut state.killed, true, "is already killed (restart it first)"),
+        Action::Kill { .. } => {
+            state.paused = false;
+            toggle(&mut state.killed, true, "is already killed (restart it first)")
+        }
         Action::Restart { .. } => toggle(&mut state.killed, false, "is not killed (restart only follows a kill)"),
+        Action::Pause { .. } if state.killed => Err(format!("{name:?} is killed (restart it before pausing it)")),
+        Action::Pause { .. } => toggle(&mut state.paused, true, "is already paused (resume it first)"),
+        Action::Resume { .. } => toggle(&mut state.paused, false, "is not paused (resume only follows a pause)"),
         Action::Partition { .. } => toggle(&mut state.partitioned, true, "is already partitioned"),
         Action::Heal { .. } => {
             toggle(&mut state.partitioned, false, "is not partitioned (heal only follows a partition)")
         }
         Action::GpsOffset { .. } | Action::GpsDrift { .. } | Action::GpsOutage { .. } | Action::GpsRestore { .. }
-            if !site.gps() =>
+            if !has_gps =>
         {
             Err(format!("{name:?} has no GPS (gps = false in the topology)"))
         }
-        Action::NtpOffset { .. } | Action::NtpOutage { .. } | Action::NtpRestore { .. } if !site.ntp() => {
+        Action::NtpOffset { .. } | Action::NtpOutage { .. } | Action::NtpRestore { .. } if !has_ntp => {
             Err(format!("{name:?} has no NTP server (ntp = false in the topology)"))
         }
         Action::GpsOffset { .. } | Action::GpsDrift { .. } | Action::GpsOutage { .. } => {

@@ -1,107 +1,42 @@
 //! Runs a [`Scenario`] on a live [`Cluster`]: a warm-up, then the events at
-//! their times, while the [`Checker`] reads every site's bound every 50 ms
-//! and the sites' status files are polled every 250 ms. The result is a
-//! [`Report`]: violations (must be none), half-width percentiles per site
-//! and phase (the spans between events), and for each event how long until
-//! the cluster's view changed (detection) and until every running site was
-//! synchronized with no falseticker again (recovery).
+//! their times, while the [`Checker`] reads every site's bound every 50 ms,
+//! a [`TsoLoad`] asks every site for TSO timestamps (from the start of the
+//! warm-up), and the sites' status files are polled every 250 ms. The
+//! result is a [`Report`] (see [`report`]): violations (must be none),
+//! half-width percentiles and TSO figures per site and phase (the spans
+//! between events), the TSO checks (duplicates, real-time order, honesty;
+//! must find nothing), and for each event how long until the cluster's
+//! view changed (detection), until every running site was synchronized
+//! with no falseticker again (recovery), and the longest span each site's
+//! TSO clients went without a timestamp.
+//!
+//! An event on `site = "leader"` is resolved when it fires
+//! ([`crate::tso_status::leader_of`] over the status files of the sites
+//! that run, are not paused and not partitioned); the `restart`, `resume`
+//! or `heal` of `"leader"` acts on the site its `kill`, `pause` or
+//! `partition` hit.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-use serde::Serialize;
 
 use crate::checker::{Checker, Reading};
 use crate::cluster::{Cluster, ClusterError, ClusterPlan};
 use crate::plot::Series;
-use crate::scenario::{Action, Scenario};
+use crate::scenario::{Action, LEADER, Scenario};
 use crate::sim::gpsd::GpsFault;
 use crate::sim::ntp::NtpFault;
+use crate::tso_load::{LoadOptions, TsoLoad, TsoTarget};
+use crate::tso_status::{TsoRole, leader_of};
+
+pub mod report;
+
+pub use report::{EventReport, LeaderChange, PhaseReport, Report, SitePhase, TsoReport, ViolationReport};
 
 /// How often every site's bound is read.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// How often the status files are polled.
 const POLL_EVERY: Duration = Duration::from_millis(250);
-
-/// The outcome of a scenario.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Report {
-    /// The scenario.
-    pub scenario: String,
-    /// Its topology.
-    pub topology: String,
-    /// Readings of every site's bound (all sites together).
-    pub readings: u64,
-    /// Intervals that excluded true time while their site said bounded.
-    pub violations: Vec<ViolationReport>,
-    /// Half-widths per phase and site.
-    pub phases: Vec<PhaseReport>,
-    /// Per event: detection and recovery.
-    pub events: Vec<EventReport>,
-    /// No violation.
-    pub passed: bool,
-}
-
-/// One violation.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct ViolationReport {
-    /// The site.
-    pub site: String,
-    /// Seconds into the timeline (negative: warm-up).
-    pub at_s: f64,
-    /// How far outside truth lay, µs.
-    pub by_us: f64,
-    /// The interval.
-    pub interval: String,
-}
-
-/// A span of the timeline.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct PhaseReport {
-    /// Start, seconds into the timeline.
-    pub from_s: f64,
-    /// End.
-    pub to_s: f64,
-    /// What began it (`start` or the event).
-    pub after: String,
-    /// Per site.
-    pub sites: Vec<SitePhase>,
-}
-
-/// One site in a phase.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct SitePhase {
-    /// The site.
-    pub site: String,
-    /// Half-width percentiles over the readings with a bound, µs.
-    pub p50_us: Option<f64>,
-    /// 99th percentile.
-    pub p99_us: Option<f64>,
-    /// Largest.
-    pub max_us: Option<f64>,
-    /// Share of readings without a bound (0 … 1).
-    pub unbounded: f64,
-}
-
-/// One event's effect.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct EventReport {
-    /// Seconds into the timeline.
-    pub at_s: f64,
-    /// The event.
-    pub event: String,
-    /// Until some site's status, falsetickers or peer links changed, s.
-    pub detected_after_s: Option<f64>,
-    /// Until every running site was synchronized with no falseticker again,
-    /// after the event was detected, s (within the phase the event began).
-    pub recovered_after_s: Option<f64>,
-}
 
 /// What a status poll looks at: a change in it is a detection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,15 +70,47 @@ fn healthy(gists: &[Option<Gist>], up: &[bool]) -> bool {
         .all(|(g, _)| g.as_ref().is_some_and(|g| g.status == "synchronized" && g.falsetickers.is_empty()))
 }
 
+/// What the live view gets about once a second.
+#[derive(Debug)]
+pub struct Progress<'a> {
+    /// The truth checker.
+    pub checker: &'a Checker,
+    /// The TSO load (its totals so far).
+    pub tso: &'a TsoLoad,
+    /// Seconds into the timeline (negative: warm-up).
+    pub at: f64,
+    /// The events applied so far, as text.
+    pub applied: &'a [String],
+}
+
+/// The TSO load for `cluster`'s sites, its times counted from `zero`.
+pub fn tso_load(cluster: &Cluster, zero: Instant) -> Result<TsoLoad, ClusterError> {
+    let targets: Vec<TsoTarget> =
+        cluster.sites().iter().map(|s| TsoTarget { name: s.plan.name.clone(), addr: s.addr }).collect();
+    TsoLoad::start(&targets, &cluster.ca_path(), zero, LoadOptions::default())
+        .map_err(|source| ClusterError::Io { what: "starting the TSO load's runtime".to_owned(), source })
+}
+
+/// The site that leads the TSO now, by the status files of the sites that
+/// run, are not paused and are not partitioned.
+pub fn current_leader(cluster: &mut Cluster) -> Option<usize> {
+    let sites: Vec<(bool, Option<TsoRole>)> = cluster
+        .sites_mut()
+        .iter_mut()
+        .map(|s| (s.is_up() && !s.is_paused() && !s.is_partitioned(), TsoRole::read(&s.status)))
+        .collect();
+    leader_of(&sites)
+}
+
 /// Runs `scenario` with the `tsod` binary at `tsod`, scratch files under
-/// `work`. `on_second` is called about once a second with the cluster, the
-/// checker, the timeline time and the events applied so far (for a live view).
+/// `work`. `on_second` is called about once a second with the cluster and
+/// the [`Progress`] so far (for a live view).
 pub fn run(
     scenario: &Scenario,
     tsod: &Path,
     work: &Path,
     stop: &dyn Fn() -> bool,
-    mut on_second: impl FnMut(&mut Cluster, &Checker, f64, &[String]),
+    mut on_second: impl FnMut(&mut Cluster, &Progress<'_>),
 ) -> Result<(Report, Vec<Series>), ClusterError> {
     let warmup = scenario.warmup();
     let plan = ClusterPlan::from_topology(scenario.topology(), |site| {
@@ -152,9 +119,13 @@ pub fn run(
     let mut cluster = Cluster::start(&plan, tsod, work)?;
     let names: Vec<String> = plan.sites.iter().map(|s| s.name.clone()).collect();
     let mut checker = Checker::new(cluster.sites().iter().map(|s| (s.plan.name.clone(), s.segment.clone())));
-    let mut gps: Vec<GpsFault> = vec![GpsFault::default(); names.len()];
-    let mut ntp: Vec<NtpFault> = vec![NtpFault::default(); names.len()];
+    let mut faults = Faults {
+        gps: vec![GpsFault::default(); names.len()],
+        ntp: vec![NtpFault::default(); names.len()],
+        leader_hits: BTreeMap::new(),
+    };
     let started = Instant::now();
+    let tso = tso_load(&cluster, started + warmup)?;
     let t = |now: Instant| now.duration_since(started).as_secs_f64() - warmup.as_secs_f64();
     let end = scenario.duration().as_secs_f64();
     let mut pending = scenario.events().iter().peekable();
@@ -164,6 +135,7 @@ pub fn run(
     let mut baselines: Vec<Vec<Option<Gist>>> = Vec::new();
     let mut gists: Vec<Option<Gist>> = vec![None; names.len()];
     let mut status_changes: Vec<Vec<(f64, String)>> = vec![Vec::new(); names.len()];
+    let mut leaders: Vec<LeaderChange> = Vec::new();
     let (mut next_poll, mut next_second) = (started, started);
     loop {
         let now = Instant::now();
@@ -173,14 +145,26 @@ pub fn run(
         }
         while let Some(event) = pending.next_if(|e| e.at().as_secs_f64() <= at) {
             baselines.push(gists.clone());
-            apply(&mut cluster, &names, event.action(), &mut gps, &mut ntp, started.elapsed(), scenario, warmup)?;
-            applied.push(format!("{event}"));
-            events.push(EventReport {
+            let elapsed = started.elapsed();
+            let outcome = faults.apply(&mut cluster, &names, event.action(), elapsed, scenario, warmup)?;
+            let mut report = EventReport {
                 at_s: event.at().as_secs_f64(),
                 event: event.to_string(),
+                site: None,
+                error: None,
                 detected_after_s: None,
                 recovered_after_s: None,
+                tso_unavailable_s: BTreeMap::new(),
+            };
+            match outcome {
+                Ok(site) => report.site = site,
+                Err(error) => report.error = Some(error),
+            }
+            applied.push(match &report.error {
+                Some(error) => format!("{} FAILED: {error}", report.described()),
+                None => report.described(),
             });
+            events.push(report);
         }
         checker.sample(at);
         if now >= next_poll {
@@ -196,6 +180,13 @@ pub fn run(
                 }
             }
             gists = fresh;
+            let leader = current_leader(&mut cluster).and_then(|i| cluster.sites().get(i));
+            let term = leader.and_then(|s| TsoRole::read(&s.status)).map(|r| r.term);
+            let site = leader.map(|s| s.plan.name.clone());
+            if leaders.last().is_none_or(|l| (&l.site, l.term) != (&site, term)) {
+                #[expect(clippy::cast_possible_truncation, reason = "a timeline is at most an hour long")]
+                leaders.push(LeaderChange { at_ms: (at * 1e3).round() as i64, site, term });
+            }
             let all_healthy = healthy(&gists, &up);
             for (report, baseline) in events.iter_mut().zip(&baselines) {
                 let since = at - report.at_s;
@@ -213,10 +204,12 @@ pub fn run(
         }
         if now >= next_second {
             next_second += Duration::from_secs(1);
-            on_second(&mut cluster, &checker, at, &applied);
+            on_second(&mut cluster, &Progress { checker: &checker, tso: &tso, at, applied: &applied });
         }
         std::thread::sleep(SAMPLE_EVERY);
     }
+    // The load stops before the cluster does: no error from the teardown.
+    let tso = tso.finish();
     // Detection and recovery count only within the phase the event began
     // (until the next event at a later time): a change after that belongs
     // to the next event.
@@ -230,7 +223,7 @@ pub fn run(
             report.recovered_after_s = None;
         }
     }
-    let report = build_report(scenario, &checker, events, end);
+    let report = report::build(scenario.name(), scenario.topology().name(), &checker, &tso, leaders, events, end);
     let series = checker
         .sites
         .iter()
@@ -255,65 +248,140 @@ pub fn run(
     Ok((report, series))
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; the cluster's fault state lives in the loop")]
-fn apply(
-    cluster: &mut Cluster,
-    names: &[String],
-    action: &Action,
-    gps: &mut [GpsFault],
-    ntp: &mut [NtpFault],
-    elapsed: Duration,
-    scenario: &Scenario,
-    warmup: Duration,
-) -> Result<(), ClusterError> {
-    let index = |site: &str| names.iter().position(|n| n == site);
-    match action {
-        Action::Kill { site } => {
-            if let Some(i) = index(site) {
-                cluster.kill(i);
+/// The faults the timeline has set, and which site each `"leader"` event hit.
+struct Faults {
+    gps: Vec<GpsFault>,
+    ntp: Vec<NtpFault>,
+    /// `kill`, `pause` or `partition` of `"leader"` → the site it hit, for
+    /// the `restart`, `resume` or `heal` of `"leader"` that follows.
+    leader_hits: BTreeMap<&'static str, usize>,
+}
+
+impl Faults {
+    /// Applies `action`. `Err` stops the run (the cluster failed);
+    /// `Ok(Err(why))` is an event that could not be applied (it did
+    /// nothing); `Ok(Ok(site))` names the site `"leader"` resolved to.
+    fn apply(
+        &mut self,
+        cluster: &mut Cluster,
+        names: &[String],
+        action: &Action,
+        elapsed: Duration,
+        scenario: &Scenario,
+        warmup: Duration,
+    ) -> Result<Result<Option<String>, String>, ClusterError> {
+        let (action, resolved) = match self.resolve_leader(cluster, names, action) {
+            Ok(Some((action, site))) => (action, Some(site)),
+            Ok(None) => (action.clone(), None),
+            Err(why) => return Ok(Err(why)),
+        };
+        let index = |site: &str| names.iter().position(|n| n == site);
+        let signal_error = |e: ClusterError| e.to_string();
+        match &action {
+            Action::Kill { site } => {
+                if let Some(i) = index(site) {
+                    cluster.kill(i);
+                }
             }
-        }
-        Action::Restart { site } => {
-            if let Some(i) = index(site) {
-                // The new daemon's scripted steps are counted from its own start.
-                let steps = scenario
-                    .clock_steps(site)
-                    .into_iter()
-                    .filter_map(|(at, by)| at.saturating_add(warmup).checked_sub(elapsed).map(|after| (after, by)))
-                    .collect();
-                cluster.restart(i, steps)?;
+            Action::Restart { site } => {
+                if let Some(i) = index(site) {
+                    // The new daemon's scripted steps are counted from its own start.
+                    let steps = scenario
+                        .clock_steps(site)
+                        .into_iter()
+                        .filter_map(|(at, by)| at.saturating_add(warmup).checked_sub(elapsed).map(|after| (after, by)))
+                        .collect();
+                    cluster.restart(i, steps)?;
+                }
             }
-        }
-        Action::GpsOffset { site, offset } => set_gps(cluster, index(site), gps, |f| f.offset = *offset),
-        Action::GpsDrift { site, drift } => set_gps(cluster, index(site), gps, |f| f.drift = *drift),
-        Action::GpsOutage { site } => set_gps(cluster, index(site), gps, |f| f.outage = true),
-        Action::GpsRestore { site } => set_gps(cluster, index(site), gps, |f| *f = GpsFault::default()),
-        Action::NtpOffset { site, offset, claimed_error } => set_ntp(cluster, index(site), ntp, |f| {
-            f.offset = *offset;
-            f.claimed_root_dispersion = *claimed_error;
-        }),
-        Action::NtpOutage { site } => set_ntp(cluster, index(site), ntp, |f| f.outage = true),
-        Action::NtpRestore { site } => set_ntp(cluster, index(site), ntp, |f| *f = NtpFault::default()),
-        Action::Partition { site } => {
-            if let Some(i) = index(site) {
-                cluster.partition(i, true);
+            Action::Pause { site } => {
+                if let Some(i) = index(site) {
+                    if let Err(e) = cluster.pause(i) {
+                        return Ok(Err(signal_error(e)));
+                    }
+                }
             }
-        }
-        Action::Heal { site } => {
-            if let Some(i) = index(site) {
-                cluster.partition(i, false);
+            Action::Resume { site } => {
+                if let Some(i) = index(site) {
+                    if let Err(e) = cluster.resume(i) {
+                        return Ok(Err(signal_error(e)));
+                    }
+                }
             }
-        }
-        Action::Link(link) => {
-            let (a, b) = link.between();
-            if let (Some(from), Some(to), Some(shape)) = (index(a), index(b), link.shape_from(a)) {
-                cluster.set_link(from, to, shape);
+            Action::GpsOffset { site, offset } => set_gps(cluster, index(site), &mut self.gps, |f| f.offset = *offset),
+            Action::GpsDrift { site, drift } => set_gps(cluster, index(site), &mut self.gps, |f| f.drift = *drift),
+            Action::GpsOutage { site } => set_gps(cluster, index(site), &mut self.gps, |f| f.outage = true),
+            Action::GpsRestore { site } => {
+                set_gps(cluster, index(site), &mut self.gps, |f| *f = GpsFault::default());
             }
+            Action::NtpOffset { site, offset, claimed_error } => set_ntp(cluster, index(site), &mut self.ntp, |f| {
+                f.offset = *offset;
+                f.claimed_root_dispersion = *claimed_error;
+            }),
+            Action::NtpOutage { site } => set_ntp(cluster, index(site), &mut self.ntp, |f| f.outage = true),
+            Action::NtpRestore { site } => {
+                set_ntp(cluster, index(site), &mut self.ntp, |f| *f = NtpFault::default());
+            }
+            Action::Partition { site } => {
+                if let Some(i) = index(site) {
+                    cluster.partition(i, true);
+                }
+            }
+            Action::Heal { site } => {
+                if let Some(i) = index(site) {
+                    cluster.partition(i, false);
+                }
+            }
+            Action::Link(link) => {
+                let (a, b) = link.between();
+                if let (Some(from), Some(to), Some(shape)) = (index(a), index(b), link.shape_from(a)) {
+                    cluster.set_link(from, to, shape);
+                }
+            }
+            // Applied by the daemon itself, from its configuration.
+            Action::ClockStep { .. } => {}
         }
-        // Applied by the daemon itself, from its configuration.
-        Action::ClockStep { .. } => {}
+        Ok(Ok(resolved))
     }
-    Ok(())
+
+    /// For an action on `"leader"`: the same action on the site it means
+    /// now, and that site's name; `None` for other actions.
+    fn resolve_leader(
+        &mut self,
+        cluster: &mut Cluster,
+        names: &[String],
+        action: &Action,
+    ) -> Result<Option<(Action, String)>, String> {
+        if action.site() != Some(LEADER) {
+            return Ok(None);
+        }
+        let (hit, follows) = match action {
+            Action::Kill { .. } => ("kill", None),
+            Action::Pause { .. } => ("pause", None),
+            Action::Partition { .. } => ("partition", None),
+            Action::Restart { .. } => ("kill", Some("restart")),
+            Action::Resume { .. } => ("pause", Some("resume")),
+            Action::Heal { .. } => ("partition", Some("heal")),
+            _ => return Err(format!("{} cannot name site = {LEADER:?}", action.name())),
+        };
+        let index = match follows {
+            None => {
+                let index = current_leader(cluster).ok_or_else(|| {
+                    "no site leads the TSO (no status file of a running, unpaused, connected site says role = \
+                     leader)"
+                        .to_owned()
+                })?;
+                self.leader_hits.insert(hit, index);
+                index
+            }
+            Some(verb) => self
+                .leader_hits
+                .remove(hit)
+                .ok_or_else(|| format!("nothing to {verb}: the {hit} of {LEADER:?} before it found no leader"))?,
+        };
+        let name = names.get(index).cloned().ok_or_else(|| format!("no site #{index}"))?;
+        Ok(Some((action.on_site(&name), name)))
+    }
 }
 
 fn set_gps(cluster: &mut Cluster, index: Option<usize>, faults: &mut [GpsFault], change: impl FnOnce(&mut GpsFault)) {
@@ -327,104 +395,5 @@ fn set_ntp(cluster: &mut Cluster, index: Option<usize>, faults: &mut [NtpFault],
     if let Some((i, fault)) = index.and_then(|i| faults.get_mut(i).map(|f| (i, f))) {
         change(fault);
         cluster.ntp_fault(i, *fault);
-    }
-}
-
-fn build_report(scenario: &Scenario, checker: &Checker, events: Vec<EventReport>, end: f64) -> Report {
-    let mut bounds: Vec<(f64, String)> = vec![(0.0, "start".to_owned())];
-    bounds.extend(events.iter().map(|e| (e.at_s, e.event.clone())));
-    let phases = bounds
-        .iter()
-        .enumerate()
-        .map(|(i, (from, after))| {
-            let to = bounds.get(i + 1).map_or(end, |b| b.0);
-            PhaseReport {
-                from_s: *from,
-                to_s: to,
-                after: after.clone(),
-                sites: checker
-                    .sites
-                    .iter()
-                    .map(|site| {
-                        let p = site.half_width_percentiles(*from, to);
-                        let us = |d: Duration| d.as_secs_f64() * 1e6;
-                        SitePhase {
-                            site: site.name.clone(),
-                            p50_us: p.map(|p| us(p.0)),
-                            p99_us: p.map(|p| us(p.1)),
-                            max_us: p.map(|p| us(p.2)),
-                            unbounded: site.unbounded_fraction(*from, to),
-                        }
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    let violations: Vec<ViolationReport> = checker
-        .violations()
-        .map(|v| ViolationReport {
-            site: v.site.clone(),
-            at_s: v.at_s,
-            by_us: v.by.as_secs_f64() * 1e6,
-            interval: v.interval.clone(),
-        })
-        .collect();
-    let readings = checker.sites.iter().map(|s| u64::try_from(s.readings.len()).unwrap_or(u64::MAX)).sum();
-    Report {
-        scenario: scenario.name().to_owned(),
-        topology: scenario.topology().name().to_owned(),
-        readings,
-        passed: violations.is_empty(),
-        violations,
-        phases,
-        events,
-    }
-}
-
-impl Report {
-    /// The report for people: violations, events, half-widths per phase.
-    pub fn to_text(&self) -> String {
-        use std::fmt::Write as _;
-        let mut out = String::new();
-        let verdict = if self.passed { "PASSED" } else { "FAILED" };
-        let _ = writeln!(
-            out,
-            "scenario {} on {}: {verdict}, {} violation(s) in {} readings",
-            self.scenario,
-            self.topology,
-            self.violations.len(),
-            self.readings
-        );
-        for v in &self.violations {
-            let _ = writeln!(out, "  VIOLATION {} at {:+.2} s by {:.1} µs: {}", v.site, v.at_s, v.by_us, v.interval);
-        }
-        let secs = |s: Option<f64>| s.map_or_else(|| "-".to_owned(), |s| format!("{s:.2} s"));
-        for e in &self.events {
-            let _ = writeln!(
-                out,
-                "  {}  detected after {}, recovered after {}",
-                e.event,
-                secs(e.detected_after_s),
-                secs(e.recovered_after_s)
-            );
-        }
-        let us = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
-        for phase in &self.phases {
-            let _ = writeln!(out, "phase {:.0}–{:.0} s after {}", phase.from_s, phase.to_s, phase.after);
-            let _ =
-                writeln!(out, "  {:<12} {:>10} {:>10} {:>10} {:>9}", "site", "p50 µs", "p99 µs", "max µs", "no bound");
-            for s in &phase.sites {
-                let _ = writeln!(
-                    out,
-                    "  {:<12} {:>10} {:>10} {:>10} {:>8.1}%",
-                    s.site,
-                    us(s.p50_us),
-                    us(s.p99_us),
-                    us(s.max_us),
-                    s.unbounded * 100.0
-                );
-            }
-        }
-        out
     }
 }

@@ -374,6 +374,13 @@ impl Site {
 
     fn validate(file: SiteFile) -> Result<Self, String> {
         check_label("name", &file.name)?;
+        if file.name == crate::scenario::LEADER {
+            return Err(format!(
+                "name = {:?} is reserved: scenarios write site = {:?} for whichever site leads the TSO",
+                file.name,
+                crate::scenario::LEADER
+            ));
+        }
         check_range("clock-offset-ms", file.clock_offset_ms, -MAX_CLOCK_OFFSET_MS, MAX_CLOCK_OFFSET_MS)?;
         check_range("clock-drift-ppm", file.clock_drift_ppm, -MAX_CLOCK_DRIFT_PPM, MAX_CLOCK_DRIFT_PPM)?;
         Ok(Self {

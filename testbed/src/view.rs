@@ -1,8 +1,10 @@
 //! The testbed's live view: one screen, redrawn about once a second, that
-//! says for every site whether its daemon runs, what it claims (status and
-//! half-width), what its local basis alone claims, how many peers it reaches,
-//! which of its sources it has rejected, and how often the truth checker
-//! caught it lying; then the last few scenario events.
+//! says for every site whether its daemon runs (or is paused), what it
+//! claims (status and half-width), what its local basis alone claims, how
+//! many peers it reaches, which of its sources it has rejected, and how
+//! often the truth checker caught it lying; then one line on the TSO
+//! ([`TsoLine`]: leader, term, timestamps and errors a second); then the
+//! last few scenario events.
 //!
 //! This module only formats. It reads nothing and writes nothing: the caller
 //! collects a [`SiteRow`] per site (usually with
@@ -48,6 +50,8 @@ pub struct SiteRow {
     pub name: String,
     /// Its daemon process is running.
     pub up: bool,
+    /// Its daemon process is paused (SIGSTOP).
+    pub paused: bool,
     /// The status it publishes (`synchronized`, `degraded`, `free-running`,
     /// `unsynchronized`, `disrupted`); `None` before its first status file.
     pub status: Option<String>,
@@ -90,6 +94,7 @@ impl SiteRow {
         Self {
             name: name.to_owned(),
             up,
+            paused: false,
             status: text("status"),
             half_width: status.get("half_width_ns").and_then(Value::as_u64).map(Duration::from_nanos),
             local_status: text("local_status"),
@@ -121,11 +126,40 @@ const COLUMNS: [Column; 8] = [
     Column { header: "viol", width: 5, right: true },
 ];
 
+/// What the live view says about the TSO.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TsoLine {
+    /// The site that leads, by the status files, if any.
+    pub leader: Option<String>,
+    /// Its Raft term.
+    pub term: Option<u64>,
+    /// Timestamps the testbed's clients received per second, lately (all sites).
+    pub per_second: f64,
+    /// Their failed calls per second, lately.
+    pub errors_per_second: f64,
+    /// Failed calls since the start.
+    pub errors: u64,
+}
+
+impl TsoLine {
+    fn text(&self) -> String {
+        let leader = match (&self.leader, self.term) {
+            (Some(leader), Some(term)) => format!("leader {leader} (term {term})"),
+            (Some(leader), None) => format!("leader {leader}"),
+            (None, _) => "no leader".to_owned(),
+        };
+        format!(
+            "TSO: {leader}, {:.0} timestamps/s, {:.0} errors/s ({} in all)",
+            self.per_second, self.errors_per_second, self.errors
+        )
+    }
+}
+
 /// The live view: a header line with `title` and `elapsed`, a table with one
-/// line per row, and the last [`NOTES_SHOWN`] of `notes` (oldest first, as
-/// given). Every line is at most [`WIDTH`] characters; the string ends in a
-/// newline.
-pub fn render(title: &str, elapsed: Duration, rows: &[SiteRow], notes: &[String]) -> String {
+/// line per row, the TSO line if given, and the last [`NOTES_SHOWN`] of
+/// `notes` (oldest first, as given). Every line is at most [`WIDTH`]
+/// characters; the string ends in a newline.
+pub fn render(title: &str, elapsed: Duration, rows: &[SiteRow], tso: Option<&TsoLine>, notes: &[String]) -> String {
     let mut out = String::new();
     let clock = format!("t={:.1}s", elapsed.as_secs_f64());
     let title_width = WIDTH.saturating_sub(clock.chars().count() + 1);
@@ -137,6 +171,9 @@ pub fn render(title: &str, elapsed: Duration, rows: &[SiteRow], notes: &[String]
     }
     if rows.is_empty() {
         push_line(&mut out, "(no sites)");
+    }
+    if let Some(tso) = tso {
+        push_line(&mut out, &tso.text());
     }
     if !notes.is_empty() {
         push_line(&mut out, "");
@@ -151,6 +188,7 @@ pub fn render(title: &str, elapsed: Duration, rows: &[SiteRow], notes: &[String]
 fn cells(row: &SiteRow) -> [String; 8] {
     let status = match (&row.status, row.up) {
         (_, false) => "DOWN".to_owned(),
+        (_, true) if row.paused => "PAUSED".to_owned(),
         (None, true) => "starting".to_owned(),
         (Some(s), true) => short_status(s),
     };
@@ -255,6 +293,7 @@ mod tests {
         SiteRow {
             name: name.to_owned(),
             up: true,
+            paused: false,
             status: Some("synchronized".to_owned()),
             half_width: Some(Duration::from_micros(123)),
             local_status: Some("degraded".to_owned()),
@@ -300,9 +339,18 @@ mod tests {
     fn render_shows_every_site_and_the_last_notes() {
         let mut down = row("xb");
         down.up = false;
-        let rows = [row("xa"), down, SiteRow { name: "xc".to_owned(), up: true, ..SiteRow::default() }];
+        let mut paused = row("xd");
+        paused.paused = true;
+        let rows = [row("xa"), down, SiteRow { name: "xc".to_owned(), up: true, ..SiteRow::default() }, paused];
         let notes: Vec<String> = (0..10).map(|i| format!("t={i}.0s event {i}")).collect();
-        let text = render("three sites", Duration::from_millis(12_345), &rows, &notes);
+        let tso = TsoLine {
+            leader: Some("xa".to_owned()),
+            term: Some(3),
+            per_second: 598.4,
+            errors_per_second: 0.0,
+            errors: 12,
+        };
+        let text = render("three sites", Duration::from_millis(12_345), &rows, Some(&tso), &notes);
         assert_fits(&text);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("three sites") && lines[0].ends_with("t=12.3s"), "{}", lines[0]);
@@ -312,6 +360,8 @@ mod tests {
         }
         assert!(lines.iter().any(|l| l.starts_with("xb ") && l.contains("DOWN")));
         assert!(lines.iter().any(|l| l.starts_with("xc ") && l.contains("starting")));
+        assert!(lines.iter().any(|l| l.starts_with("xd ") && l.contains("PAUSED")));
+        assert!(lines.contains(&"TSO: leader xa (term 3), 598 timestamps/s, 0 errors/s (12 in all)"), "{text}");
         assert!(!text.contains("event 3"));
         assert!(text.contains("t=4.0s event 4") && text.ends_with("t=9.0s event 9\n"));
     }
@@ -330,10 +380,17 @@ mod tests {
         let evil = row("esc\x1b[2Jape\nnewline");
         let title = "ü".repeat(200);
         let notes = vec!["n".repeat(500), "t=1.0s kill\r\x1b[31m xa".to_owned()];
-        let text = render(&title, Duration::from_secs(u64::MAX / 4), &[wide, evil], &notes);
+        let tso = TsoLine {
+            leader: Some("a\x1b[2J-leader-whose-name-goes-on-".repeat(5)),
+            term: Some(u64::MAX),
+            per_second: f64::MAX,
+            errors_per_second: f64::NAN,
+            errors: u64::MAX,
+        };
+        let text = render(&title, Duration::from_secs(u64::MAX / 4), &[wide, evil], Some(&tso), &notes);
         assert_fits(&text);
         assert!(!text.contains('\x1b') && !text.contains('\r'));
-        assert_eq!(text.lines().count(), 3 + 2 + 1 + 2);
+        assert_eq!(text.lines().count(), 3 + 2 + 1 + 1 + 2);
         let wide_line = text.lines().nth(3).unwrap();
         assert!(wide_line.starts_with("a-site-na… "), "{wide_line:?}");
         assert!(wide_line.contains(" source-number-0… "), "{wide_line:?}");
@@ -342,7 +399,7 @@ mod tests {
 
     #[test]
     fn render_without_rows_or_notes() {
-        let text = render("", Duration::ZERO, &[], &[]);
+        let text = render("", Duration::ZERO, &[], None, &[]);
         assert_fits(&text);
         assert!(text.contains("(no sites)"));
         assert_eq!(text.lines().count(), 4);
@@ -387,6 +444,7 @@ mod tests {
             SiteRow {
                 name: "xa".to_owned(),
                 up: true,
+                paused: false,
                 status: Some("degraded".to_owned()),
                 half_width: Some(Duration::from_micros(250)),
                 local_status: Some("unsynchronized".to_owned()),
@@ -397,7 +455,7 @@ mod tests {
                 violations: 2,
             }
         );
-        let line = render("t", Duration::ZERO, &[row], &[]).lines().nth(3).unwrap().to_owned();
+        let line = render("t", Duration::ZERO, &[row], None, &[]).lines().nth(3).unwrap().to_owned();
         assert!(line.contains("degraded") && line.contains("250 µs") && line.contains("unsync"), "{line:?}");
         assert!(line.contains("1/2") && line.contains("ntp-liar,xb"), "{line:?}");
     }
@@ -417,7 +475,7 @@ mod tests {
             assert_eq!(row.half_width, None, "{garbage}");
             assert_eq!(row.local_status, None, "{garbage}");
             assert_eq!(row.peers_up, 0, "{garbage}");
-            assert_fits(&render("g", Duration::ZERO, &[row], &[]));
+            assert_fits(&render("g", Duration::ZERO, &[row], None, &[]));
         }
         let row = SiteRow::from_status_json(
             "xa",

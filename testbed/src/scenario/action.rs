@@ -16,6 +16,12 @@ pub const MAX_FAULT_DRIFT_PPM: f64 = 1_000.0;
 /// Largest error an NTP server may claim in `ntp-offset` (µs): 60 s.
 pub const MAX_CLAIMED_ERROR_US: f64 = 60_000_000.0;
 
+/// The `site` that names whichever site leads the TSO when the event fires
+/// (for `kill`, `pause` and `partition`), or the site the matching earlier
+/// `kill`, `pause` or `partition` of `"leader"` hit (for `restart`,
+/// `resume` and `heal`). No topology may call a site this.
+pub const LEADER: &str = "leader";
+
 /// What an event does. Times are the event's; "the lie" of a simulated
 /// source is how far its time is from the truth (see [`crate::sim`]).
 ///
@@ -34,6 +40,18 @@ pub enum Action {
     },
     /// The site's `tsod` process, killed earlier, is started again.
     Restart {
+        /// The site.
+        site: String,
+    },
+    /// The site's `tsod` process is stopped (SIGSTOP): it keeps its
+    /// sockets and state but does nothing until resumed, as in a long GC
+    /// pause or a frozen VM.
+    Pause {
+        /// The site.
+        site: String,
+    },
+    /// The site's paused `tsod` process runs again (SIGCONT).
+    Resume {
         /// The site.
         site: String,
     },
@@ -117,6 +135,8 @@ pub enum Action {
 pub(super) enum ActionFile {
     Kill { site: String },
     Restart { site: String },
+    Pause { site: String },
+    Resume { site: String },
     GpsOffset { site: String, offset_ms: f64 },
     GpsDrift { site: String, drift_ppm: f64 },
     GpsOutage { site: String },
@@ -140,6 +160,8 @@ impl ActionFile {
         Ok(match self {
             Self::Kill { site } => Action::Kill { site },
             Self::Restart { site } => Action::Restart { site },
+            Self::Pause { site } => Action::Pause { site },
+            Self::Resume { site } => Action::Resume { site },
             Self::GpsOffset { site, offset_ms } => Action::GpsOffset { site, offset: offset("offset-ms", offset_ms)? },
             Self::GpsDrift { site, drift_ppm } => {
                 check_range("drift-ppm", drift_ppm, -MAX_FAULT_DRIFT_PPM, MAX_FAULT_DRIFT_PPM)?;
@@ -173,6 +195,8 @@ impl Action {
         match self {
             Self::Kill { .. } => "kill",
             Self::Restart { .. } => "restart",
+            Self::Pause { .. } => "pause",
+            Self::Resume { .. } => "resume",
             Self::GpsOffset { .. } => "gps-offset",
             Self::GpsDrift { .. } => "gps-drift",
             Self::GpsOutage { .. } => "gps-outage",
@@ -187,11 +211,50 @@ impl Action {
         }
     }
 
+    /// Whether it may name [`LEADER`] as its site.
+    pub fn may_target_leader(&self) -> bool {
+        matches!(
+            self,
+            Self::Kill { .. }
+                | Self::Restart { .. }
+                | Self::Pause { .. }
+                | Self::Resume { .. }
+                | Self::Partition { .. }
+                | Self::Heal { .. }
+        )
+    }
+
+    /// The same action on `site` instead (for resolving [`LEADER`]);
+    /// [`Action::Link`] is returned unchanged.
+    pub fn on_site(&self, site: &str) -> Self {
+        let mut action = self.clone();
+        match &mut action {
+            Self::Kill { site: s }
+            | Self::Restart { site: s }
+            | Self::Pause { site: s }
+            | Self::Resume { site: s }
+            | Self::GpsOffset { site: s, .. }
+            | Self::GpsDrift { site: s, .. }
+            | Self::GpsOutage { site: s }
+            | Self::GpsRestore { site: s }
+            | Self::NtpOffset { site: s, .. }
+            | Self::NtpOutage { site: s }
+            | Self::NtpRestore { site: s }
+            | Self::Partition { site: s }
+            | Self::Heal { site: s }
+            | Self::ClockStep { site: s, .. } => site.clone_into(s),
+            Self::Link(_) => {}
+        }
+        action
+    }
+
     /// The site it acts on (`None` for [`Action::Link`], which names two).
     pub fn site(&self) -> Option<&str> {
         match self {
             Self::Kill { site }
             | Self::Restart { site }
+            | Self::Pause { site }
+            | Self::Resume { site }
             | Self::GpsOffset { site, .. }
             | Self::GpsDrift { site, .. }
             | Self::GpsOutage { site }
@@ -249,6 +312,8 @@ impl fmt::Display for Action {
             Self::ClockStep { site, by } => write!(f, "{name} {site} {:+} ms", offset_ms(*by)),
             Self::Kill { site }
             | Self::Restart { site }
+            | Self::Pause { site }
+            | Self::Resume { site }
             | Self::GpsOutage { site }
             | Self::GpsRestore { site }
             | Self::NtpOutage { site }

@@ -28,7 +28,7 @@ fn secs(s: u64) -> Duration {
 }
 
 #[test]
-fn every_shipped_scenario_is_valid_short_and_built_in() {
+fn every_shipped_scenario_is_valid_and_built_in_and_short_ones_are_short() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -37,11 +37,17 @@ fn every_shipped_scenario_is_valid_short_and_built_in() {
         let scenario = Scenario::load(path.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(Some(scenario.name()), path.file_stem().and_then(|s| s.to_str()), "name = file name");
         assert_eq!(Scenario::builtin(scenario.name()).unwrap(), scenario, "the built-in is this file");
-        assert!(scenario.is_short(), "{}: shipped scenarios are short enough for CI", scenario.name());
-        assert!((secs(40)..=secs(60)).contains(&scenario.duration()), "{}", scenario.name());
+        if scenario.is_short() {
+            assert!((secs(40)..=secs(60)).contains(&scenario.duration()), "{}", scenario.name());
+        } else {
+            assert!(scenario.description().starts_with("long:"), "{}: short or long", scenario.name());
+        }
         assert!(!scenario.events().is_empty());
         names.push(scenario.name().to_owned());
     }
+    // Only the ones that must exercise many cycles are long.
+    let long: Vec<&String> = names.iter().filter(|n| !Scenario::builtin(n).unwrap().is_short()).collect::<Vec<_>>();
+    assert_eq!(long, ["tso-restart-cycles"]);
     names.sort();
     let mut builtin: Vec<String> = Scenario::builtin_names().map(str::to_owned).collect();
     builtin.sort();
@@ -73,6 +79,32 @@ fn built_ins_do_what_their_names_say() {
 
     let step = Scenario::builtin("clock-step").unwrap();
     assert_eq!(step.clock_steps("xa"), [(secs(15), Offset::from_nanos(50_000_000))]);
+
+    let loss = Scenario::builtin("tso-leader-loss").unwrap();
+    let actions: Vec<&Action> = loss.events().iter().map(Event::action).collect();
+    assert_eq!(actions, [&Action::Kill { site: LEADER.into() }, &Action::Restart { site: LEADER.into() }]);
+
+    let pause = Scenario::builtin("tso-leader-pause").unwrap();
+    let pauses: Vec<(Duration, &Action)> = pause.events().iter().map(|e| (e.at(), e.action())).collect();
+    assert_eq!(pauses.len(), 4);
+    for pair in pauses.chunks(2) {
+        assert_eq!(pair[0].1, &Action::Pause { site: LEADER.into() });
+        assert_eq!(pair[1].1, &Action::Resume { site: LEADER.into() });
+        // Paused far longer than the TSO lease (400 ms).
+        assert_eq!(pair[1].0 - pair[0].0, secs(2));
+    }
+
+    let partition = Scenario::builtin("tso-minority-partition").unwrap();
+    assert_eq!(partition.events()[0].action(), &Action::Partition { site: "xa".into() });
+
+    let cycles = Scenario::builtin("tso-restart-cycles").unwrap();
+    for site in ["bj-a", "bj-b", "xa"] {
+        let kills = cycles.events().iter().filter(|e| *e.action() == Action::Kill { site: site.into() }).count();
+        assert_eq!(kills, 20, "{site}");
+    }
+    // Never two sites down at once: each restart comes before the next kill.
+    let down: Vec<bool> = cycles.events().iter().map(|e| matches!(e.action(), Action::Kill { .. })).collect();
+    assert!(down.windows(2).all(|w| w[0] != w[1]), "kills and restarts alternate");
 
     let liar = Scenario::builtin("ntp-falseticker").unwrap();
     assert!(matches!(
@@ -118,6 +150,8 @@ fn every_action_parses() {
             event(11, "heal", "site = \"xa\""),
             event(12, "link", "between = [\"xa\", \"bj-a\"]\nforward-ms = 1\nreverse-ms = 2\nloss = 0.5"),
             event(13, "clock-step", "site = \"bj-b\"\nby-ms = -7"),
+            event(14, "pause", "site = \"bj-a\""),
+            event(15, "resume", "site = \"bj-a\""),
         ]
         .concat(),
     ));
@@ -130,9 +164,11 @@ fn every_action_parses() {
         &Action::NtpOffset { site: site("bj-b"), offset: Offset::from_nanos(-1_500_000), claimed_error: None }
     );
     assert_eq!(actions[12], &Action::ClockStep { site: site("bj-b"), by: Offset::from_nanos(-7_000_000) });
+    assert_eq!(actions[13], &Action::Pause { site: site("bj-a") });
+    assert_eq!(actions[14].to_string(), "resume bj-a");
     let names: Vec<&str> = actions.iter().map(|a| a.name()).collect();
-    assert_eq!(names.len(), 13);
-    assert_eq!(names.iter().collect::<std::collections::HashSet<_>>().len(), 13);
+    assert_eq!(names.len(), 15);
+    assert_eq!(names.iter().collect::<std::collections::HashSet<_>>().len(), 15);
     let Action::Link(link) = actions[11] else { panic!("{:?}", actions[11]) };
     assert_eq!(link.between(), ("xa", "bj-a"));
     let direction = |ms| DirectionShape { delay: Duration::from_millis(ms), jitter: Duration::ZERO, loss: 0.5 };
@@ -216,6 +252,70 @@ fn events_must_make_sense_in_order() {
     assert!(error(&on_dr(&event(1, "ntp-restore", "site = \"xa\""))).contains("no NTP fault to restore"));
     let restored = format!("{}{}", event(1, "gps-outage", "site = \"xa\""), event(2, "gps-restore", "site = \"xa\""));
     assert!(error(&on_dr(&format!("{restored}{}", event(3, "gps-restore", "site = \"xa\"")))).contains("event #3"));
+}
+
+#[test]
+fn pause_and_resume_must_make_sense_in_order() {
+    let pause = |at| event(at, "pause", "site = \"xa\"");
+    let resume = |at| event(at, "resume", "site = \"xa\"");
+    assert_eq!(parse(&on_dr(&format!("{}{}{}{}", pause(1), resume(2), pause(3), resume(4)))).events().len(), 4);
+    let e = error(&on_dr(&resume(1)));
+    assert!(e.contains(r#"event #1 (at-s = 1), resume: "xa" is not paused (resume only follows a pause)"#), "{e}");
+    let e = error(&on_dr(&format!("{}{}", pause(1), pause(2))));
+    assert!(e.contains(r#"event #2 (at-s = 2), pause: "xa" is already paused"#), "{e}");
+    // A killed daemon cannot be paused; a kill ends a pause.
+    let kill = |at| event(at, "kill", "site = \"xa\"");
+    let e = error(&on_dr(&format!("{}{}", kill(1), pause(2))));
+    assert!(e.contains("\"xa\" is killed (restart it before pausing it)"), "{e}");
+    let e = error(&on_dr(&format!("{}{}{}", pause(1), kill(2), resume(3))));
+    assert!(e.contains("event #3") && e.contains("is not paused"), "{e}");
+    let restarted = format!("{}{}{}{}", pause(1), kill(2), event(3, "restart", "site = \"xa\""), pause(4));
+    assert_eq!(parse(&on_dr(&restarted)).events().len(), 4);
+    // Other sites keep their own state.
+    let e = error(&on_dr(&format!("{}{}", pause(1), event(2, "resume", "site = \"bj-a\""))));
+    assert!(e.contains(r#""bj-a" is not paused"#), "{e}");
+    let e = error(&on_dr(&event(1, "pause", "site = \"mars\"")));
+    assert!(e.contains(r#"pause: site: the topology has no site called "mars""#), "{e}");
+}
+
+#[test]
+fn the_leader_is_a_site_of_its_own_for_the_order_checks() {
+    let leader = |at, action: &str| event(at, action, "site = \"leader\"");
+    let s = parse(&on_dr(
+        &[
+            leader(1, "kill"),
+            leader(2, "restart"),
+            leader(3, "pause"),
+            leader(4, "resume"),
+            leader(5, "partition"),
+            leader(6, "heal"),
+        ]
+        .concat(),
+    ));
+    assert_eq!(s.events()[0].action(), &Action::Kill { site: LEADER.to_owned() });
+    assert_eq!(s.events()[2].to_string(), "t+3.000 s: pause leader");
+    // Restart of "leader" follows a kill of "leader", not of a named site.
+    let e = error(&on_dr(&format!("{}{}", event(1, "kill", "site = \"xa\""), leader(2, "restart"))));
+    assert!(e.contains(r#"event #2 (at-s = 2), restart: "leader" is not killed"#), "{e}");
+    let e = error(&on_dr(&format!("{}{}", leader(1, "kill"), event(2, "restart", "site = \"xa\""))));
+    assert!(e.contains(r#""xa" is not killed"#), "{e}");
+    assert!(error(&on_dr(&leader(1, "resume"))).contains(r#""leader" is not paused"#));
+    assert!(error(&on_dr(&format!("{}{}", leader(1, "kill"), leader(2, "kill")))).contains("already killed"));
+    // Only the process and partition actions may name it.
+    for (action, keys) in [("gps-outage", ""), ("ntp-offset", "offset-ms = 1"), ("clock-step", "by-ms = 1")] {
+        let e = error(&on_dr(&event(1, action, &format!("site = \"leader\"\n{keys}"))));
+        assert!(e.contains(r#"site = "leader" is only for kill, restart, pause, resume, partition and heal"#), "{e}");
+    }
+}
+
+#[test]
+fn actions_move_to_another_site() {
+    let pause = Action::Pause { site: LEADER.to_owned() };
+    assert!(pause.may_target_leader());
+    assert_eq!(pause.on_site("bj-b"), Action::Pause { site: "bj-b".to_owned() });
+    let step = Action::ClockStep { site: "xa".to_owned(), by: Offset::from_nanos(1) };
+    assert!(!step.may_target_leader());
+    assert_eq!(step.on_site("bj-a").site(), Some("bj-a"));
 }
 
 #[test]

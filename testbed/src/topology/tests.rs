@@ -181,6 +181,9 @@ fn bad_sites() {
     }
     let e = error(&two_sites("").replace("name = \"b\"", "name = \"a\""));
     assert!(e.contains(r#"site #2 ("a"): another site has the same name"#), "{e}");
+    // Scenarios write site = "leader" for the TSO leader.
+    let e = error(&two_sites("").replace("\"b\"", "\"leader\""));
+    assert!(e.contains(r#"site #2 ("leader"): name = "leader" is reserved"#), "{e}");
     let one = "name = \"solo\"\n[[site]]\nname = \"a\"\n";
     assert!(error(one).contains("1 [[site]] given: a topology has 2 … 9 sites"));
     let mut ten = String::from("name = \"big\"\n");

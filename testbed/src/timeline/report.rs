@@ -1,0 +1,407 @@
+//! The [`Report`] of a scenario run: what the truth checker and the TSO
+//! checker found, per phase (the spans between events) and per event, as
+//! text for people ([`Report::to_text`]) and as JSON (serde, kebab-case
+//! field names, stable for scripts).
+//!
+//! A scenario **passes** when no interval excluded true time, the TSO
+//! checks found no duplicate, regression, went-backwards answer or
+//! dishonest timestamp ([`TsoReport::clean`]), and every event could be
+//! applied (a `site = "leader"` event finds no leader: an error).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::checker::Checker;
+use crate::tso_check::{self, FailureKind, SitePhase as TsoSitePhase};
+use crate::tso_load::TsoRecord;
+
+/// The outcome of a scenario.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Report {
+    /// The scenario.
+    pub scenario: String,
+    /// Its topology.
+    pub topology: String,
+    /// Readings of every site's bound (all sites together).
+    pub readings: u64,
+    /// Intervals that excluded true time while their site said bounded.
+    pub violations: Vec<ViolationReport>,
+    /// Half-widths and TSO figures per phase and site.
+    pub phases: Vec<PhaseReport>,
+    /// Per event: detection, recovery, TSO unavailability.
+    pub events: Vec<EventReport>,
+    /// The TSO checks over the whole run (warm-up included).
+    pub tso: TsoReport,
+    /// Who led the TSO when, by the status files polled every 250 ms (a
+    /// change of site or term, or no leader).
+    pub tso_leaders: Vec<LeaderChange>,
+    /// No violation, no TSO violation, no event error.
+    pub passed: bool,
+}
+
+/// One violation.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ViolationReport {
+    /// The site.
+    pub site: String,
+    /// Seconds into the timeline (negative: warm-up).
+    pub at_s: f64,
+    /// How far outside truth lay, µs.
+    pub by_us: f64,
+    /// The interval.
+    pub interval: String,
+}
+
+/// A span of the timeline.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PhaseReport {
+    /// Start, seconds into the timeline.
+    pub from_s: f64,
+    /// End.
+    pub to_s: f64,
+    /// What began it (`start` or the event).
+    pub after: String,
+    /// Per site: half-widths.
+    pub sites: Vec<SitePhase>,
+    /// Per site: TSO calls, errors, latency, longest span without a timestamp.
+    pub tso: Vec<TsoSitePhase>,
+}
+
+/// One site in a phase.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SitePhase {
+    /// The site.
+    pub site: String,
+    /// Half-width percentiles over the readings with a bound, µs.
+    pub p50_us: Option<f64>,
+    /// 99th percentile.
+    pub p99_us: Option<f64>,
+    /// Largest.
+    pub max_us: Option<f64>,
+    /// Share of readings without a bound (0 … 1).
+    pub unbounded: f64,
+}
+
+/// One event's effect.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EventReport {
+    /// Seconds into the timeline.
+    pub at_s: f64,
+    /// The event.
+    pub event: String,
+    /// The site it acted on, when it named `"leader"` and one was found.
+    pub site: Option<String>,
+    /// Why it could not be applied (it then did nothing).
+    pub error: Option<String>,
+    /// Until some site's status, falsetickers or peer links changed, s.
+    pub detected_after_s: Option<f64>,
+    /// Until every running site was synchronized with no falseticker again,
+    /// after the event was detected, s (within the phase the event began).
+    pub recovered_after_s: Option<f64>,
+    /// Per site: the unavailability its TSO clients saw after the event,
+    /// s: the longest span without a timestamp that began between the event
+    /// and the next one at a later time, running on to the next timestamp
+    /// ([`tso_check::unavailability_after`]).
+    pub tso_unavailable_s: BTreeMap<String, f64>,
+}
+
+/// The TSO leader from some time on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LeaderChange {
+    /// Seconds into the timeline, as polled (negative: warm-up), in ms.
+    pub at_ms: i64,
+    /// The site that leads from then on (`None`: none does).
+    pub site: Option<String>,
+    /// Its term.
+    pub term: Option<u64>,
+}
+
+/// The TSO checks over a whole run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TsoReport {
+    /// Calls that returned a timestamp.
+    pub timestamps: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// Those by kind.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Timestamps handed out more than once.
+    pub duplicates: u64,
+    /// Calls that got a timestamp not above one received before they started.
+    pub regressions: u64,
+    /// Answers the client itself refused as going backwards.
+    pub went_backwards: u64,
+    /// Timestamps farther than the slack from host time.
+    pub dishonest: u64,
+    /// The honesty slack, ms.
+    pub honesty_slack_ms: f64,
+    /// The farthest a physical part lay outside its call's span, ms.
+    pub max_deviation_ms: f64,
+    /// Which call that was, in words.
+    pub max_deviation: Option<String>,
+    /// The first few violations, in words.
+    pub examples: Vec<String>,
+}
+
+impl TsoReport {
+    /// The checks ([`tso_check::check`]) over everything `record` holds.
+    pub fn from_record(record: &TsoRecord) -> Self {
+        let findings = tso_check::check(&record.successes, &record.names, tso_check::HONESTY_SLACK);
+        let mut errors_by_kind: BTreeMap<String, u64> = BTreeMap::new();
+        for failure in &record.failures {
+            let count = errors_by_kind.entry(failure.kind.name().to_owned()).or_default();
+            *count = count.saturating_add(1);
+        }
+        let went_backwards = errors_by_kind.get(FailureKind::WentBackwards.name()).copied().unwrap_or(0);
+        Self {
+            timestamps: u64::try_from(record.successes.len()).unwrap_or(u64::MAX),
+            errors: u64::try_from(record.failures.len()).unwrap_or(u64::MAX),
+            errors_by_kind,
+            duplicates: findings.duplicates,
+            regressions: findings.regressions,
+            went_backwards,
+            dishonest: findings.dishonest,
+            honesty_slack_ms: tso_check::HONESTY_SLACK.as_secs_f64() * 1e3,
+            max_deviation_ms: findings.max_deviation_ms,
+            max_deviation: findings.max_deviation,
+            examples: findings.examples,
+        }
+    }
+
+    /// No duplicate, regression, went-backwards answer or dishonest timestamp.
+    pub fn clean(&self) -> bool {
+        self.duplicates == 0 && self.regressions == 0 && self.went_backwards == 0 && self.dishonest == 0
+    }
+
+    /// One line: the counts.
+    pub fn summary(&self) -> String {
+        format!(
+            "TSO: {} timestamps, {} errors; {} duplicates, {} regressions, {} went backwards, {} dishonest \
+             (slack ±{:.0} ms, farthest {:.3} ms)",
+            self.timestamps,
+            self.errors,
+            self.duplicates,
+            self.regressions,
+            self.went_backwards,
+            self.dishonest,
+            self.honesty_slack_ms,
+            self.max_deviation_ms
+        )
+    }
+}
+
+/// The report of a run: `checker`'s readings, `tso`'s calls, the `events`
+/// (detection, recovery, resolution filled in), the timeline ending at `end`.
+pub(super) fn build(
+    scenario: &str,
+    topology: &str,
+    checker: &Checker,
+    tso: &TsoRecord,
+    tso_leaders: Vec<LeaderChange>,
+    mut events: Vec<EventReport>,
+    end: f64,
+) -> Report {
+    let tso_phase = |from: f64, to: f64| -> Vec<TsoSitePhase> {
+        tso.names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| tso_check::site_phase(i, name, &tso.successes, &tso.failures, from, to))
+            .collect()
+    };
+    let starts: Vec<f64> = events.iter().map(|e| e.at_s).collect();
+    for event in &mut events {
+        let to = starts.iter().copied().find(|t| *t > event.at_s).unwrap_or(end);
+        event.tso_unavailable_s = tso
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), tso_check::unavailability_after(i, &tso.successes, event.at_s, to, end)))
+            .collect();
+    }
+    let mut bounds: Vec<(f64, String)> = vec![(0.0, "start".to_owned())];
+    bounds.extend(events.iter().map(|e| (e.at_s, e.described())));
+    let phases = bounds
+        .iter()
+        .enumerate()
+        .map(|(i, (from, after))| {
+            let to = bounds.get(i + 1).map_or(end, |b| b.0);
+            PhaseReport {
+                from_s: *from,
+                to_s: to,
+                after: after.clone(),
+                sites: checker
+                    .sites
+                    .iter()
+                    .map(|site| {
+                        let p = site.half_width_percentiles(*from, to);
+                        let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+                        SitePhase {
+                            site: site.name.clone(),
+                            p50_us: p.map(|p| us(p.0)),
+                            p99_us: p.map(|p| us(p.1)),
+                            max_us: p.map(|p| us(p.2)),
+                            unbounded: site.unbounded_fraction(*from, to),
+                        }
+                    })
+                    .collect(),
+                tso: tso_phase(*from, to),
+            }
+        })
+        .collect();
+    let violations: Vec<ViolationReport> = checker
+        .violations()
+        .map(|v| ViolationReport {
+            site: v.site.clone(),
+            at_s: v.at_s,
+            by_us: v.by.as_secs_f64() * 1e6,
+            interval: v.interval.clone(),
+        })
+        .collect();
+    let readings = checker.sites.iter().map(|s| u64::try_from(s.readings.len()).unwrap_or(u64::MAX)).sum();
+    let tso = TsoReport::from_record(tso);
+    let passed = violations.is_empty() && tso.clean() && events.iter().all(|e| e.error.is_none());
+    Report {
+        scenario: scenario.to_owned(),
+        topology: topology.to_owned(),
+        readings,
+        violations,
+        phases,
+        events,
+        tso,
+        tso_leaders,
+        passed,
+    }
+}
+
+impl EventReport {
+    /// The event, with the site `"leader"` resolved to.
+    pub fn described(&self) -> String {
+        match &self.site {
+            Some(site) => format!("{} ({site})", self.event),
+            None => self.event.clone(),
+        }
+    }
+}
+
+/// `seconds` with two decimals and a unit, or `-`.
+fn secs(s: Option<f64>) -> String {
+    s.map_or_else(|| "-".to_owned(), |s| format!("{s:.2} s"))
+}
+
+/// `value` with `decimals` decimals, or `-`.
+fn number(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+impl Report {
+    /// Bound violations, TSO violations and event errors, in words (for
+    /// the exit message).
+    pub fn failures(&self) -> String {
+        let errors = self.events.iter().filter(|e| e.error.is_some()).count();
+        let tso = self.tso.duplicates + self.tso.regressions + self.tso.went_backwards + self.tso.dishonest;
+        format!(
+            "{} interval(s) excluded true time, {tso} TSO violation(s), {errors} event(s) could not be applied",
+            self.violations.len()
+        )
+    }
+
+    /// The report for people: verdict, violations, events, then per phase
+    /// the half-widths and the TSO figures.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let verdict = if self.passed { "PASSED" } else { "FAILED" };
+        let _ = writeln!(
+            out,
+            "scenario {} on {}: {verdict}, {} violation(s) in {} readings",
+            self.scenario,
+            self.topology,
+            self.violations.len(),
+            self.readings
+        );
+        for v in &self.violations {
+            let _ = writeln!(out, "  VIOLATION {} at {:+.2} s by {:.1} µs: {}", v.site, v.at_s, v.by_us, v.interval);
+        }
+        let _ = writeln!(out, "{}", self.tso.summary());
+        if !self.tso.errors_by_kind.is_empty() {
+            let kinds: Vec<String> = self.tso.errors_by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            let _ = writeln!(out, "  TSO errors by kind: {}", kinds.join(", "));
+        }
+        if let Some(farthest) = &self.tso.max_deviation {
+            let _ = writeln!(out, "  TSO farthest from host time: {farthest}");
+        }
+        for example in &self.tso.examples {
+            let _ = writeln!(out, "  TSO VIOLATION {example}");
+        }
+        let leaders: Vec<String> = self
+            .tso_leaders
+            .iter()
+            .map(|l| match (&l.site, l.term) {
+                (Some(site), Some(term)) => format!("{:+.2} s {site} (term {term})", l.at_ms as f64 / 1e3),
+                _ => format!("{:+.2} s none", l.at_ms as f64 / 1e3),
+            })
+            .collect();
+        if !leaders.is_empty() {
+            let _ = writeln!(out, "  TSO leaders: {}", leaders.join(", "));
+        }
+        for e in &self.events {
+            let _ = writeln!(
+                out,
+                "  {}  detected after {}, recovered after {}",
+                e.described(),
+                secs(e.detected_after_s),
+                secs(e.recovered_after_s)
+            );
+            if let Some(error) = &e.error {
+                let _ = writeln!(out, "    ERROR {error}");
+            }
+            let gaps: Vec<String> =
+                e.tso_unavailable_s.iter().map(|(site, gap)| format!("{site} {gap:.2} s")).collect();
+            if !gaps.is_empty() {
+                let _ = writeln!(out, "    TSO unavailable after it: {}", gaps.join(", "));
+            }
+        }
+        for phase in &self.phases {
+            let _ = writeln!(out, "phase {:.0}–{:.0} s after {}", phase.from_s, phase.to_s, phase.after);
+            let _ =
+                writeln!(out, "  {:<12} {:>10} {:>10} {:>10} {:>9}", "site", "p50 µs", "p99 µs", "max µs", "no bound");
+            for s in &phase.sites {
+                let _ = writeln!(
+                    out,
+                    "  {:<12} {:>10} {:>10} {:>10} {:>8.1}%",
+                    s.site,
+                    number(s.p50_us, 1),
+                    number(s.p99_us, 1),
+                    number(s.max_us, 1),
+                    s.unbounded * 100.0
+                );
+            }
+            let _ = writeln!(
+                out,
+                "  {:<12} {:>10} {:>10} {:>10} {:>10} {:>11}",
+                "TSO at", "stamps", "errors", "p50 ms", "p99 ms", "longest gap"
+            );
+            for s in &phase.tso {
+                let _ = writeln!(
+                    out,
+                    "  {:<12} {:>10} {:>10} {:>10} {:>10} {:>11}",
+                    s.site,
+                    s.timestamps,
+                    s.errors,
+                    number(s.p50_latency_ms, 2),
+                    number(s.p99_latency_ms, 2),
+                    format!("{:.2} s", s.longest_gap_s)
+                );
+            }
+        }
+        out
+    }
+}

@@ -58,10 +58,10 @@ if rtt:
 print(line)"
 }
 
-run "leader, 1 caller, next()"        "$leader" 1   1  16
-run "leader, 8 callers, next()"       "$leader" 8   1  16
-run "leader, 256 callers, next()"     "$leader" 256 1  16
-run "leader, 64 callers, reserve(16)" "$leader" 64  16 16
-run "far, 1 caller, next()"           "$far"    1   1  16
-run "far, 64 callers, next()"         "$far"    64  1  16
-run "far, 64 callers, reserve(16)"    "$far"    64  16 16
+run "leader, 1 caller, next()"        "$leader" 1   1  64
+run "leader, 8 callers, next()"       "$leader" 8   1  64
+run "leader, 256 callers, next()"     "$leader" 256 1  64
+run "leader, 64 callers, reserve(16)" "$leader" 64  16 64
+run "far, 1 caller, next()"           "$far"    1   1  64
+run "far, 64 callers, next()"         "$far"    64  1  64
+run "far, 64 callers, reserve(16)"    "$far"    64  16 64

@@ -19,7 +19,7 @@
 //!    SEG --interval 100ms` at every site; `commit-wait --local` and `now`
 //!    (1 s) at the first site; `tso --concurrency 64` with `next()` and
 //!    with `--count-per-call 16`, at the leader's site and at the far site
-//!    (`--in-flight` the client's default, 16, as `benches/tso.sh`).
+//!    (`--in-flight` the client's default, 64, as `benches/tso.sh`).
 //! 4. Stop the testbed (SIGINT, wait), then print.
 //!
 //! The testbed is stopped on every way out: success, error, Ctrl-C or

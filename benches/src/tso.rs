@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn command_line_combinations() {
         let defaults = parse(&["--site", "127.0.0.1:4460", "--ca", "ca.crt"]).unwrap();
-        assert_eq!((defaults.concurrency, defaults.in_flight, defaults.count_per_call), (8, 16, 1));
+        assert_eq!((defaults.concurrency, defaults.in_flight, defaults.count_per_call), (8, 64, 1));
         assert_eq!(defaults.batch_wait, Duration::ZERO);
         assert_eq!((defaults.count, defaults.duration), (None, None));
         let tuned = parse(&[

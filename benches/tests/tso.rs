@@ -53,7 +53,7 @@ fn an_honest_server_gives_a_complete_report_without_violations() {
     assert_eq!(json["address"], server.addr.to_string());
     assert_eq!(u64_at(&json, "/concurrency"), 4);
     assert_eq!(u64_at(&json, "/count-per-call"), 1);
-    assert_eq!(u64_at(&json, "/in-flight"), 16);
+    assert_eq!(u64_at(&json, "/in-flight"), 64);
     assert_eq!(json["batch-wait-s"].as_f64(), Some(0.0));
     assert_eq!(u64_at(&json, "/calls"), 2000, "exactly --count calls");
     assert_eq!(u64_at(&json, "/timestamps"), 2000);

@@ -152,7 +152,8 @@ mod tests {
         });
         let elapsed = started.elapsed();
         assert!(elapsed >= Duration::from_millis(5), "{elapsed:?}");
-        assert!(elapsed < Duration::from_millis(15), "a millisecond timer tick per wait would take 20 ms: {elapsed:?}");
+        // Loose: the machine is shared; a tick per wait would take 20 ms or more.
+        assert!(elapsed < Duration::from_millis(19), "a millisecond timer tick per wait would take 20 ms: {elapsed:?}");
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! * Calls are served in the order they were pushed (requeued calls go back
 //!   to the front); a batch takes whole calls, at least one, and asks for at
 //!   most `max_batch` timestamps unless its single call asks for more.
-//! * At most `max_in_flight` batches are sent and unanswered.
+//! * At most `max_in_flight` batches are sent and unanswered; beyond two,
+//!   a new one leaves only [`STAGGER`] after the youngest (so near the
+//!   leader calls gather into few large requests, and far from it a call
+//!   that missed a request does not wait a whole round trip).
 //! * `floor`: when a batch is sent it records the largest timestamp accepted
 //!   so far. Its response must start above it, or no caller gets any of it
 //!   ([`TsoError::WentBackwards`]). Responses to batches in flight at the
@@ -29,6 +32,14 @@ use super::{TsoError, TsoRange};
 /// The first backoff after an error without `retry-after` advice; it
 /// doubles with every attempt, up to `max_retry_after`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+/// Requests that may be in flight whatever their age.
+const BASE_IN_FLIGHT: usize = 2;
+/// Beyond [`BASE_IN_FLIGHT`], another request leaves only once the youngest
+/// in flight is this old: near the leader answers come back first and calls
+/// gather into few large requests; far from it (answers take a WAN round
+/// trip) a call that missed a request waits at most this long, not a whole
+/// round trip, for the next.
+const STAGGER: Duration = Duration::from_micros(500);
 
 /// What the batcher needs from [`TsoOptions`](super::TsoOptions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +88,8 @@ struct InFlight<W> {
     count: u32,
     floor: Option<HybridTimestamp>,
     waiters: Vec<Waiter<W>>,
+    /// When it was sent.
+    sent: Instant,
 }
 
 /// A request the shell must send now.
@@ -189,8 +202,13 @@ impl<W> Batcher<W> {
     /// retry hold is on, and the pending calls have waited `batch_wait` (or
     /// fill a request).
     pub(crate) fn poll_send(&mut self, now: Instant) -> Option<Outgoing> {
-        if self.in_flight.len() >= self.config.max_in_flight || self.pending.is_empty() {
+        if self.pending.is_empty() {
             return None;
+        }
+        match self.slot_free_at() {
+            None => return None,
+            Some(Some(at)) if now < at => return None,
+            Some(_) => {}
         }
         if self.hold_until.is_some_and(|t| now < t) {
             return None;
@@ -219,7 +237,7 @@ impl<W> Batcher<W> {
         }
         let request_id = self.next_request_id;
         self.next_request_id = self.next_request_id.wrapping_add(1).max(1);
-        self.in_flight.push(InFlight { request_id, count, floor: self.max_received, waiters });
+        self.in_flight.push(InFlight { request_id, count, floor: self.max_received, waiters, sent: now });
         Some(Outgoing { request_id, count, cut_at, retry })
     }
 
@@ -227,18 +245,30 @@ impl<W> Batcher<W> {
     /// to do without a new call or answer arriving; `None`: nothing until one does.
     pub(crate) fn next_wake(&self) -> Option<Instant> {
         let expiry = self.pending.iter().take_while(|w| w.attempts > 0).map(|w| w.deadline(&self.config)).min();
-        let send = if self.in_flight.len() < self.config.max_in_flight && !self.pending.is_empty() {
-            match (self.hold_until, self.batch_ready_at()) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
+        let send = match self.slot_free_at() {
+            Some(slot) if !self.pending.is_empty() => {
+                [self.hold_until, self.batch_ready_at(), slot].into_iter().flatten().max()
             }
-        } else {
-            None
+            _ => None,
         };
         match (expiry, send) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// When a request may leave as far as the in-flight limit goes: `None`
+    /// no slot until an answer; `Some(None)` now; `Some(Some(t))` from `t`
+    /// (the [`STAGGER`] after the youngest request in flight).
+    fn slot_free_at(&self) -> Option<Option<Instant>> {
+        let n = self.in_flight.len();
+        if n >= self.config.max_in_flight {
+            return None;
+        }
+        if n < BASE_IN_FLIGHT {
+            return Some(None);
+        }
+        Some(self.in_flight.iter().map(|b| b.sent).max().and_then(|t| t.checked_add(STAGGER)))
     }
 
     /// When the pending calls have waited long enough for others to join
@@ -560,6 +590,23 @@ mod tests {
             other => panic!("expected DeadlineExceeded, got {other:?}"),
         }
         assert_eq!(b.outstanding(), 0);
+    }
+
+    #[test]
+    fn beyond_two_in_flight_requests_leave_a_stagger_apart() {
+        let now = Instant::now();
+        let mut b = Batcher::new(BatchConfig { max_in_flight: 16, ..config() });
+        b.push(1, 1, now);
+        assert!(b.poll_send(now).is_some());
+        b.push(2, 1, now);
+        assert!(b.poll_send(now).is_some(), "two may be in flight at once");
+        b.push(3, 1, now);
+        assert!(b.poll_send(now).is_none(), "a third waits for the stagger");
+        assert_eq!(b.next_wake(), Some(now + STAGGER));
+        assert!(b.poll_send(now + STAGGER).is_some());
+        b.push(4, 1, now + STAGGER);
+        assert!(b.poll_send(now + STAGGER).is_none());
+        assert!(b.poll_send(now + STAGGER * 2).is_some());
     }
 
     #[test]

@@ -179,6 +179,13 @@ impl Rpc {
 }
 
 impl RaftNetwork<TsoRaft> for Rpc {
+    /// Retries an unreachable peer every heartbeat-sized 50 ms, not
+    /// openraft's default 500 ms (longer than an election timeout: a peer
+    /// that came back would start an election before its first heartbeat).
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(50)))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TsoRaft>,

@@ -156,6 +156,8 @@ impl TsoNode {
         let raft = Raft::new(me, Arc::new(raft_config), Network::new(Arc::clone(&conns)), log, machine)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
+        // No elections until `join` says so.
+        raft.runtime_config().elect(false);
         let (queue, queued) = mpsc::channel(QUEUE);
         let node = Arc::new(Self {
             me,
@@ -195,44 +197,52 @@ impl TsoNode {
     /// site initializes the same membership (safe per openraft; whichever
     /// wins the first election leads).
     async fn join(self: Arc<Self>, members: BTreeMap<NodeId, BasicNode>, fresh: bool, election_ms: u64) {
-        if fresh {
-            let mut metrics = self.raft.metrics();
-            let wait = tokio::time::sleep(Duration::from_millis(election_ms.saturating_mul(6)));
-            tokio::pin!(wait);
+        // Elections stay off (set in `start`) until a leader is heard from
+        // or the grace period passes: openraft 0.9 has no PreVote, and a
+        // restarted node whose timer fires before the leader's heartbeats
+        // reach it would depose a healthy leader.
+        let grace = Duration::from_millis(election_ms.saturating_mul(if fresh { 6 } else { 4 }));
+        let mut metrics = self.raft.metrics();
+        let wait = tokio::time::sleep(grace);
+        tokio::pin!(wait);
+        let leader_seen = loop {
+            if metrics.borrow().current_leader.is_some_and(|l| l != self.me) {
+                break true;
+            }
+            tokio::select! {
+                () = &mut wait => break false,
+                changed = metrics.changed() => if changed.is_err() { return },
+            }
+        };
+        if fresh && leader_seen {
+            // A leader exists: follow it; vote once caught up.
             loop {
-                if metrics.borrow().current_leader.is_some_and(|l| l != self.me) {
-                    // A leader exists: follow it; vote once caught up.
-                    loop {
-                        let caught_up = {
-                            let m = metrics.borrow();
-                            m.last_applied.is_some() && m.last_applied.map(|l| l.index) >= m.last_log_index
-                        };
-                        if caught_up {
-                            info!("caught up by the TSO leader; voting from now on");
-                            self.voting.store(true, Ordering::Release);
-                            return;
-                        }
-                        if metrics.changed().await.is_err() {
-                            return;
-                        }
-                    }
+                let caught_up = {
+                    let m = metrics.borrow();
+                    m.last_applied.is_some() && m.last_applied.map(|l| l.index) >= m.last_log_index
+                };
+                if caught_up {
+                    info!("caught up by the TSO leader; voting from now on");
+                    break;
                 }
-                tokio::select! {
-                    () = &mut wait => break,
-                    changed = metrics.changed() => if changed.is_err() { return },
+                if metrics.changed().await.is_err() {
+                    return;
                 }
             }
-            info!("no TSO leader reached this new store: initializing the group");
         }
         self.voting.store(true, Ordering::Release);
-        match self.raft.is_initialized().await {
-            Ok(true) => {}
-            Ok(false) => {
-                if let Err(e) = self.raft.initialize(members).await {
-                    debug!(error = %e, "Raft already initialized");
+        self.raft.runtime_config().elect(true);
+        if fresh && !leader_seen {
+            info!("no TSO leader reached this new store: initializing the group");
+            match self.raft.is_initialized().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    if let Err(e) = self.raft.initialize(members).await {
+                        debug!(error = %e, "Raft already initialized");
+                    }
                 }
+                Err(e) => warn!(error = %e, "Raft stopped before joining"),
             }
-            Err(e) => warn!(error = %e, "Raft stopped before joining"),
         }
     }
 

@@ -28,8 +28,8 @@ use tsod_proto::wire::{self, MAX_MESSAGE_LEN, MAX_RAFT_PAYLOAD, Message, RaftMes
 use super::raft::{NodeId, TsoRaft, node_id};
 use crate::net::stream::{read_one, write_one};
 
-/// The connections to each peer, by node id: the one this site dialled,
-/// and the one the peer dialled to us (used while ours is down — after a
+/// The connections to each peer, by node id: the one this site dialled and
+/// the one the peer dialled to us; RPCs use the newest live one (after a
 /// peer restarts, our redial may be seconds away in its backoff, and a
 /// restarted follower that hears no heartbeat would start an election).
 #[derive(Debug, Default)]
@@ -38,7 +38,8 @@ pub struct PeerConns {
 }
 
 /// A peer's outgoing and incoming connection, indexed by [`Direction`].
-type Both = [Option<quinn::Connection>; 2];
+/// Each with the instant it was registered.
+type Both = [Option<(quinn::Connection, std::time::Instant)>; 2];
 
 /// Which of a peer's connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl PeerConns {
     pub fn set(&self, site: &str, direction: Direction, conn: Option<quinn::Connection>) {
         if let Some((_, slot)) = self.slots.get(&node_id(site)) {
             let mut conns = slot.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            conns[direction as usize] = conn;
+            conns[direction as usize] = conn.map(|c| (c, std::time::Instant::now()));
         }
     }
 
@@ -68,17 +69,25 @@ impl PeerConns {
         if let Some((_, slot)) = self.slots.get(&node_id(site)) {
             let mut conns = slot.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             let entry = &mut conns[direction as usize];
-            if entry.as_ref().is_some_and(|c| c.stable_id() == conn.stable_id()) {
+            if entry.as_ref().is_some_and(|(c, _)| c.stable_id() == conn.stable_id()) {
                 *entry = None;
             }
         }
     }
 
-    /// A live connection to node `id`, ours first, if any.
+    /// The newest live connection to node `id`, if any. Newest, because
+    /// after the peer restarts, the connection to its old process still
+    /// looks alive until the idle timeout, while the one its new process
+    /// dialled to us already works.
     pub fn get(&self, id: NodeId) -> Option<quinn::Connection> {
         let (_, slot) = self.slots.get(&id)?;
         let conns = slot.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        conns.iter().flatten().find(|c| c.close_reason().is_none()).cloned()
+        conns
+            .iter()
+            .flatten()
+            .filter(|(c, _)| c.close_reason().is_none())
+            .max_by_key(|(_, at)| *at)
+            .map(|(c, _)| c.clone())
     }
 
     /// The site name of node `id`.

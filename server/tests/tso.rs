@@ -595,3 +595,37 @@ fn commit_wait_at_one_site_orders_transactions_at_the_others_and_the_tso() {
         }
     });
 }
+
+#[test]
+fn a_site_configured_with_other_sites_is_kept_out_of_the_group() {
+    let scratch = Scratch::new("tso", "misconfigured");
+    let mut sites = start_cluster(&scratch);
+    leader(&sites, Duration::from_secs(20));
+    // xa is restarted believing in a fourth site: its Raft RPCs carry
+    // another group digest, and the others refuse them (and it theirs).
+    let odd = 2;
+    sites[odd].kill();
+    let mut config = std::fs::read_to_string(&sites[odd].config).unwrap();
+    config.push_str("\n[[peer]]\nname = \"zz\"\naddress = \"127.0.0.1:9\"\n");
+    std::fs::write(&sites[odd].config, config).unwrap();
+    sites[odd].restart();
+    std::thread::sleep(Duration::from_secs(3));
+    let lead = leader(&sites, Duration::from_secs(10));
+    assert_ne!(lead, odd, "the misconfigured site must not lead");
+    let rt = runtime();
+    let certs = scratch.join("certs");
+    rt.block_on(async {
+        // The two agreeing sites still form a majority of their group.
+        for i in (0..sites.len()).filter(|i| *i != odd) {
+            let tso = Tso::connect(sites[i].addr(), options(&certs, sites[i].name)).await.unwrap();
+            assert!(tso.next().await.is_ok(), "{} cannot issue", sites[i].name);
+        }
+        // The odd one out has no leader of its group: its clients get errors.
+        let mut o = options(&certs, sites[odd].name);
+        o.deadline = Duration::from_millis(800);
+        let tso = Tso::connect(sites[odd].addr(), o).await.unwrap();
+        assert!(tso.next().await.is_err(), "a site outside the group issued a timestamp");
+    });
+    let odd_tso = sites[odd].status().unwrap().tso.unwrap();
+    assert_ne!(odd_tso.role, "leader", "{odd_tso:?}");
+}

@@ -26,7 +26,7 @@ use crate::config::{PeerConfig, SiteConfig};
 use crate::engine::detect_disruption;
 use crate::peer::probe::{self, BestOf, Prober};
 use crate::status_file::SiteSummary;
-use crate::tso::network::Direction;
+use crate::tso::network::{Direction, Refused};
 
 /// Samples kept per peer for the best-of choice, and for how long.
 const BEST_OF: usize = 8;
@@ -41,6 +41,8 @@ const PEER_STREAM_LIMIT: usize = wire::MAX_MESSAGE_LEN;
 /// Longest the local Raft may take to answer a peer's RPC (a stuck core
 /// must not pile up tasks until the stream limit).
 const RAFT_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Whether a refusal from a differently configured group was logged (once).
+static OTHER_GROUP_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Longest a peer may take to deliver one stream message.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -386,35 +388,52 @@ async fn serve_stream(
             Some(tso) if m.rpc == RaftRpc::Vote && !tso.voting() => {
                 Some(error_message(m.request_id, ErrorCode::TsoUnavailable, "new Raft store: not voting yet"))
             }
-            Some(tso) => match tokio::time::timeout(
-                RAFT_ANSWER_TIMEOUT,
-                crate::tso::network::answer(tso.raft(), m.rpc, m.payload),
-            )
-            .await
-            .unwrap_or(Ok(None))
-            {
-                Ok(None) => {
-                    cluster.counters.bump(Count::BadMessage);
-                    Some(error_message(
-                        m.request_id,
-                        ErrorCode::Malformed,
-                        "refused: snapshot chunk out of range or Raft stuck",
-                    ))
-                }
-                Ok(Some(payload)) => {
-                    let answer =
-                        Message::RaftResponse(RaftMessage { request_id: m.request_id, rpc: m.rpc, payload: &payload });
-                    if let Err(e) = write_one(&mut send, &answer).await {
-                        debug!(error = %e, "answering a raft request");
+            Some(tso) => {
+                let answer = tokio::time::timeout(
+                    RAFT_ANSWER_TIMEOUT,
+                    crate::tso::network::answer(tso.raft(), m.rpc, m.payload, tso.group()),
+                )
+                .await;
+                match answer {
+                    Ok(Ok(payload)) => {
+                        let answer = Message::RaftResponse(RaftMessage {
+                            request_id: m.request_id,
+                            rpc: m.rpc,
+                            payload: &payload,
+                        });
+                        if let Err(e) = write_one(&mut send, &answer).await {
+                            debug!(error = %e, "answering a raft request");
+                        }
+                        return;
                     }
-                    return;
+                    Ok(Err(e)) => {
+                        cluster.counters.bump(Count::BadMessage);
+                        if matches!(e, Refused::OtherGroup { .. }) && !OTHER_GROUP_WARNED.swap(true, Ordering::Relaxed)
+                        {
+                            warn!(error = %e, "refusing Raft RPCs from a site configured with other sites (check every site's [[peer]] list)");
+                        }
+                        let code = if matches!(e, Refused::Malformed(_)) {
+                            ErrorCode::Malformed
+                        } else {
+                            ErrorCode::Unauthorized
+                        };
+                        let text = e.to_string();
+                        let message = Message::Error(wire::ErrorResponse {
+                            request_id: m.request_id,
+                            code,
+                            retry_after: None,
+                            message: text.get(..text.len().min(wire::MAX_ERROR_MESSAGE_LEN)).unwrap_or("refused"),
+                        });
+                        if let Err(e) = write_one(&mut send, &message).await {
+                            debug!(error = %e, "refusing a raft request");
+                        }
+                        return;
+                    }
+                    Err(_) => {
+                        Some(error_message(m.request_id, ErrorCode::TsoUnavailable, "Raft did not answer in time"))
+                    }
                 }
-                Err(e) => {
-                    cluster.counters.bump(Count::BadMessage);
-                    debug!(error = %e, "undecodable raft request");
-                    Some(error_message(m.request_id, ErrorCode::Malformed, "raft payload does not parse"))
-                }
-            },
+            }
             None => Some(error_message(m.request_id, ErrorCode::TsoUnavailable, "TSO not running at this site")),
         },
         Ok(other) => {

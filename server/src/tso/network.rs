@@ -96,17 +96,38 @@ impl PeerConns {
     }
 }
 
+/// The group's digest: hex of the first 8 bytes of SHA-256 over the sorted
+/// site names joined by `,`. Every Raft RPC carries it (SPEC.md §4.13); a
+/// site configured with a different set of sites refuses the RPC, so sites
+/// whose configurations disagree never form quorums together.
+pub fn group_digest(sites: &[String]) -> String {
+    let mut names: Vec<&str> = sites.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    let digest = ring::digest::digest(&ring::digest::SHA256, names.join(",").as_bytes());
+    hex::encode(digest.as_ref().get(..8).unwrap_or_default())
+}
+
+/// What a `raft-request` payload is: the group digest and openraft's
+/// argument.
+#[derive(Serialize, serde::Deserialize)]
+struct Envelope<T> {
+    group: String,
+    rpc: T,
+}
+
 /// Makes an [`Rpc`] per target.
 #[derive(Clone, Debug)]
 pub struct Network {
     conns: Arc<PeerConns>,
     next_id: Arc<AtomicU64>,
+    group: Arc<str>,
 }
 
 impl Network {
-    /// RPCs over `conns`.
-    pub fn new(conns: Arc<PeerConns>) -> Self {
-        Self { conns, next_id: Arc::new(AtomicU64::new(1)) }
+    /// RPCs over `conns` for the group with digest `group`.
+    pub fn new(conns: Arc<PeerConns>, group: &str) -> Self {
+        Self { conns, next_id: Arc::new(AtomicU64::new(1)), group: Arc::from(group) }
     }
 }
 
@@ -114,7 +135,12 @@ impl RaftNetworkFactory<TsoRaft> for Network {
     type Network = Rpc;
 
     async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Rpc {
-        Rpc { target, conns: Arc::clone(&self.conns), next_id: Arc::clone(&self.next_id) }
+        Rpc {
+            target,
+            conns: Arc::clone(&self.conns),
+            next_id: Arc::clone(&self.next_id),
+            group: Arc::clone(&self.group),
+        }
     }
 }
 
@@ -124,6 +150,7 @@ pub struct Rpc {
     target: NodeId,
     conns: Arc<PeerConns>,
     next_id: Arc<AtomicU64>,
+    group: Arc<str>,
 }
 
 /// Why a call failed before the remote Raft answered.
@@ -149,7 +176,8 @@ impl Rpc {
         A: DeserializeOwned,
         E: DeserializeOwned,
     {
-        let payload = serde_json::to_string(request).map_err(|e| CallError::Transport(e.to_string()))?;
+        let envelope = Envelope { group: self.group.to_string(), rpc: request };
+        let payload = serde_json::to_string(&envelope).map_err(|e| CallError::Transport(e.to_string()))?;
         if payload.len() > MAX_RAFT_PAYLOAD {
             return Err(CallError::TooLarge(payload.len()));
         }
@@ -238,30 +266,76 @@ impl RaftNetwork<TsoRaft> for Rpc {
 /// Largest snapshot a peer may send (the state is a few numbers).
 pub const MAX_SNAPSHOT: u64 = 1 << 20;
 
-/// Answers a `raft-request` from a peer with the local Raft's result, as
-/// the JSON payload of a `raft-response`; `Err` when the request's payload
-/// does not parse (answered `malformed`), `Ok(None)` for a request refused
-/// outright (a snapshot chunk beyond [`MAX_SNAPSHOT`]).
-pub async fn answer(raft: &Raft<TsoRaft>, rpc: RaftRpc, payload: &str) -> Result<Option<String>, serde_json::Error> {
+/// Why a peer's `raft-request` was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The payload does not parse.
+    #[error("raft payload does not parse: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// A snapshot chunk beyond [`MAX_SNAPSHOT`].
+    #[error("snapshot chunk out of range")]
+    SnapshotTooLarge,
+    /// The sender is configured with another set of sites.
+    #[error("the sender's sites differ from ours (group {theirs}, ours {ours})")]
+    OtherGroup {
+        /// The sender's digest.
+        theirs: String,
+        /// Ours.
+        ours: String,
+    },
+}
+
+fn open<T: DeserializeOwned>(payload: &str, group: &str) -> Result<T, Refused> {
+    let envelope: Envelope<T> = serde_json::from_str(payload)?;
+    if envelope.group != group {
+        return Err(Refused::OtherGroup { theirs: envelope.group, ours: group.to_owned() });
+    }
+    Ok(envelope.rpc)
+}
+
+/// Answers a `raft-request` from a peer of group `group` with the local
+/// Raft's result, as the JSON payload of a `raft-response`, or says why not.
+pub async fn answer(raft: &Raft<TsoRaft>, rpc: RaftRpc, payload: &str, group: &str) -> Result<String, Refused> {
     let text = match rpc {
         RaftRpc::AppendEntries => {
-            let request: AppendEntriesRequest<TsoRaft> = serde_json::from_str(payload)?;
+            let request: AppendEntriesRequest<TsoRaft> = open(payload, group)?;
             serde_json::to_string(&raft.append_entries(request).await)?
         }
         RaftRpc::Vote => {
-            let request: VoteRequest<NodeId> = serde_json::from_str(payload)?;
+            let request: VoteRequest<NodeId> = open(payload, group)?;
             serde_json::to_string(&raft.vote(request).await)?
         }
         RaftRpc::InstallSnapshot => {
-            let request: InstallSnapshotRequest<TsoRaft> = serde_json::from_str(payload)?;
+            let request: InstallSnapshotRequest<TsoRaft> = open(payload, group)?;
             // The real snapshot is a few hundred bytes; a chunk placed far
             // out would make the receive buffer allocate without bound.
             let end = request.offset.saturating_add(u64::try_from(request.data.len()).unwrap_or(u64::MAX));
             if end > MAX_SNAPSHOT {
-                return Ok(None);
+                return Err(Refused::SnapshotTooLarge);
             }
             serde_json::to_string(&raft.install_snapshot(request).await)?
         }
     };
-    Ok(Some(text))
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_group_digest_depends_on_the_set_of_sites_only() {
+        let a = group_digest(&["xa".into(), "bj-a".into(), "bj-b".into()]);
+        assert_eq!(a, group_digest(&["bj-b".into(), "xa".into(), "bj-a".into()]));
+        assert_ne!(a, group_digest(&["bj-a".into(), "bj-b".into()]));
+        assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn a_request_from_another_group_is_refused() {
+        let payload = serde_json::to_string(&Envelope { group: "0011".into(), rpc: 5u32 }).unwrap();
+        assert!(matches!(open::<u32>(&payload, "0011"), Ok(5)));
+        assert!(matches!(open::<u32>(&payload, "ffee"), Err(Refused::OtherGroup { .. })));
+        assert!(matches!(open::<u32>("{}", "0011"), Err(Refused::Malformed(_))));
+    }
 }

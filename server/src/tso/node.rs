@@ -25,7 +25,7 @@ use tsod_proto::wire::{self, ErrorCode, MAX_MESSAGE_LEN, MAX_TSO_COUNT, Message,
 use tsod_proto::{HybridTimestamp, TimeInterval};
 
 use super::lease::{Allocator, Refusal};
-use super::network::{Network, PeerConns};
+use super::network::{Network, PeerConns, group_digest};
 use super::raft::{Command, Lease, NodeId, TsoRaft, node_id};
 use super::store::{self, AppliedView};
 use crate::clock::Clock;
@@ -91,6 +91,8 @@ pub struct TsoNode {
     /// leader has caught it up (a site that lost its disk must not help
     /// elect a leader that lacks leases it once acknowledged).
     voting: AtomicBool,
+    /// The group digest ([`group_digest`]).
+    group: String,
 }
 
 impl std::fmt::Debug for TsoNode {
@@ -153,7 +155,8 @@ impl TsoNode {
         .validate()
         .map_err(|e| StartError::Config(e.to_string()))?;
         let me = node_id(site);
-        let raft = Raft::new(me, Arc::new(raft_config), Network::new(Arc::clone(&conns)), log, machine)
+        let group = group_digest(all_sites);
+        let raft = Raft::new(me, Arc::new(raft_config), Network::new(Arc::clone(&conns), &group), log, machine)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
         // No elections until `join` says so.
@@ -175,6 +178,7 @@ impl TsoNode {
             refused: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
             voting: AtomicBool::new(!fresh),
+            group,
         });
         let members: BTreeMap<NodeId, BasicNode> =
             all_sites.iter().map(|s| (node_id(s), BasicNode::new(s.clone()))).collect();
@@ -244,6 +248,11 @@ impl TsoNode {
                 Err(e) => warn!(error = %e, "Raft stopped before joining"),
             }
         }
+    }
+
+    /// The group digest every Raft RPC must carry.
+    pub fn group(&self) -> &str {
+        &self.group
     }
 
     /// The Raft node (for RPCs from peers).

@@ -180,7 +180,18 @@ impl TestServer {
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             runtime.block_on(async move {
-                let endpoint = quinn::Endpoint::server(config, bind).unwrap();
+                // A restart binds the old server's port: its socket may
+                // take a moment to be released by the stopped runtime.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                let endpoint = loop {
+                    match quinn::Endpoint::server(config.clone(), bind) {
+                        Ok(endpoint) => break endpoint,
+                        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(e) => panic!("binding the test server to {bind}: {e}"),
+                    }
+                };
                 addr_tx.send(endpoint.local_addr().unwrap()).unwrap();
                 let stop = tokio::select! {
                     stop = stop_rx => stop.unwrap_or(Stop::Crash),

@@ -140,7 +140,8 @@ pub struct SiteStatus {
 /// A site's TSO, from its status file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct TsoState {
-    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    /// `leader`, `leader-without-quorum` (restored or cut off; it issues
+    /// nothing), `follower`, `candidate`, `learner` or `shutdown`.
     pub role: String,
     /// The site this one believes leads.
     #[serde(default)]

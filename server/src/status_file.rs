@@ -49,7 +49,8 @@ pub struct StatusSnapshot {
 /// What `tsod status` shows about the TSO.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TsoStatus {
-    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    /// `leader`, `leader-without-quorum` (restored or cut off; it issues
+    /// nothing), `follower`, `candidate`, `learner` or `shutdown`.
     pub role: String,
     /// The site this one believes leads, if any.
     pub leader: Option<String>,

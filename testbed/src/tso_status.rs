@@ -14,7 +14,8 @@ use serde_json::Value;
 /// The TSO part of one status file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TsoRole {
-    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    /// `leader`, `leader-without-quorum` (restored or cut off; it issues
+    /// nothing), `follower`, `candidate`, `learner` or `shutdown`.
     pub role: String,
     /// The site it believes leads (`(this site)` for itself), if any.
     pub leader: Option<String>,

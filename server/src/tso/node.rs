@@ -544,6 +544,7 @@ impl TsoNode {
     /// What `tsod status` shows.
     pub fn status(&self) -> TsoStatus {
         let m = self.raft.metrics().borrow().clone();
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
         let applied = self.applied.borrow().clone();
         let (lease_end_ns, last_issued) = {
             let guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -554,6 +555,13 @@ impl TsoNode {
         });
         TsoStatus {
             role: match m.state {
+                // openraft 0.9 restores a leader from its store at start-up
+                // and never steps down for want of a quorum: a leader no
+                // majority has acknowledged within a lease is not leading
+                // anything (it cannot commit, so it issues nothing).
+                ServerState::Leader if m.millis_since_quorum_ack.is_none_or(|ms| ms > lease_ms) => {
+                    "leader-without-quorum"
+                }
                 ServerState::Leader => "leader",
                 ServerState::Follower => "follower",
                 ServerState::Candidate => "candidate",

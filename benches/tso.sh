@@ -3,8 +3,9 @@
 # 1 ms apart, xa 25 ms from both; real tsod daemons, WAN relays), measured
 # with `tsbench tso`: at the leader's site and at a site 25 ms from the
 # leader. Each configuration runs RUNS times (default 5); the medians are
-# printed, with the far site's probe round trip to the leader measured in
-# the same run as the baseline for its latency.
+# printed, with the far site's baseline measured in the same run: QUIC
+# round trips (`tsbench now --remote`) to the leader through the same WAN
+# relay the far site's daemon forwards through.
 #
 #   benches/tso.sh            # or RUNS=3 DURATION=3s benches/tso.sh
 set -euo pipefail
@@ -34,27 +35,39 @@ if [ "$leader" = xa ]; then far=bj-a; else far=xa; fi
 ca=$(echo "$work"/tsod-testbed-*/certs/ca.crt)
 echo "leader $leader ($(listen $leader)), far site $far ($(listen $far)); $RUNS runs of $DURATION each"
 
+# The far site's WAN link to the leader: the relay its [[peer]] entry names.
+peer_address() { # site peer
+  awk -v want="$2" '/^name = /{gsub(/"/,"",$3); name=$3} /^address = /{gsub(/"/,"",$3); if (name==want) print $3}' \
+    "$work"/tsod-testbed-*/"$1"/tsod.toml
+}
+
 run() { # name site concurrency count-per-call in-flight
-  local out=()
+  local out=() base=()
   for _ in $(seq 1 "$RUNS"); do
     out+=("$(./target/release/tsbench tso --site "$(listen "$2")" --server-name "$2" --ca "$ca" \
       --concurrency "$3" --count-per-call "$4" --in-flight "$5" --duration "$DURATION" --json)")
+    if [ "$2" != "$leader" ]; then
+      # Baseline, in the same run: one QUIC round trip to the leader over
+      # the very relay the far site's daemon forwards through.
+      base+=("$(./target/release/tsbench now --remote "$(peer_address "$2" "$leader")" --server-name "$leader" \
+        --ca "$ca" --duration "$DURATION" --json)")
+    fi
   done
-  local rtt=0
-  if [ "$2" != "$leader" ]; then
-    rtt=$(status "$2" | python3 -c "import json,sys; print([p['last_round_trip_ns'] for p in json.load(sys.stdin)['peers'] if p['name']=='$leader'][0] or 0)")
-  fi
-  printf '%s\n' "${out[@]}" | python3 -c "
+  { printf '%s\n' "${out[@]}"; echo '---'; printf '%s\n' "${base[@]}"; } | python3 -c "
 import json, statistics, sys
-runs = [json.loads(l) for l in sys.stdin if l.strip()]
-med = lambda f: statistics.median(f(r) for r in runs)
-rtt = $rtt
+text = sys.stdin.read().split('---')
+runs = [json.loads(l) for l in text[0].splitlines() if l.strip()]
+base = [json.loads(l) for l in text[1].splitlines() if l.strip()]
+med = lambda rs, f: statistics.median(f(r) for r in rs)
+p99 = med(runs, lambda r: r['latency']['p99-ns']) / 1e6
 line = '%-34s %12.0f ts/s %10.0f calls/s  p50 %8.3f ms  p99 %8.3f ms  violations %d  errors %d' % (
-    '$1', med(lambda r: r['timestamps-per-s']), med(lambda r: r['calls-per-s']),
-    med(lambda r: r['latency']['p50-ns']) / 1e6, med(lambda r: r['latency']['p99-ns']) / 1e6,
+    '$1', med(runs, lambda r: r['timestamps-per-s']), med(runs, lambda r: r['calls-per-s']),
+    med(runs, lambda r: r['latency']['p50-ns']) / 1e6, p99,
     sum(r['violations']['total'] for r in runs), sum(r['errors'] for r in runs))
-if rtt:
-    line += '  (probe rtt %.3f ms; p99 - rtt %.3f ms)' % (rtt / 1e6, med(lambda r: r['latency']['p99-ns']) / 1e6 - rtt / 1e6)
+if base:
+    rtt50 = med(base, lambda r: r['round-trip']['p50-ns']) / 1e6
+    rtt99 = med(base, lambda r: r['round-trip']['p99-ns']) / 1e6
+    line += '  (WAN round trip p50 %.3f ms, p99 %.3f ms; TSO p99 - rtt p99 %.3f ms)' % (rtt50, rtt99, p99 - rtt99)
 print(line)"
 }
 

@@ -62,6 +62,7 @@ use tsod_proto::{ClockStatus, DriftModel, MonoInstant, Ppb, TimeInterval, Timesc
 
 pub use error::RemoteError;
 pub use response::{SiteStatus, SourceStatus};
+pub use tls::REORDERING_PACKETS;
 
 use crate::sys;
 

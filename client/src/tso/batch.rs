@@ -9,10 +9,17 @@
 //! * Calls are served in the order they were pushed (requeued calls go back
 //!   to the front); a batch takes whole calls, at least one, and asks for at
 //!   most `max_batch` timestamps unless its single call asks for more.
-//! * At most `max_in_flight` batches are sent and unanswered; beyond two,
-//!   a new one leaves only [`STAGGER`] after the youngest (so near the
-//!   leader calls gather into few large requests, and far from it a call
-//!   that missed a request does not wait a whole round trip).
+//! * At most `max_in_flight` batches are sent and unanswered. Up to
+//!   `max(2, answer time / STAGGER)` of them leave at once (the answer time
+//!   is the smoothed time successful requests took); beyond that a new one
+//!   leaves only [`STAGGER`] after the youngest. So near the leader, where
+//!   answers take less than a stagger, calls gather into few large
+//!   requests; far from it a call that missed a request neither waits a
+//!   round trip nor a timer tick. Either way the request rate stays
+//!   bounded by the stagger, not by the callers: `k ≤ A / STAGGER` requests
+//!   in flight that each take `A` are at most `1 / STAGGER` a second, and
+//!   the staggered ones beyond them at most as many again (besides the
+//!   first two, which a fast leader answers at once).
 //! * `floor`: when a batch is sent it records the largest timestamp accepted
 //!   so far. Its response must start above it, or no caller gets any of it
 //!   ([`TsoError::WentBackwards`]). Responses to batches in flight at the
@@ -141,6 +148,9 @@ pub(crate) struct Batcher<W> {
     /// The largest timestamp accepted so far.
     max_received: Option<HybridTimestamp>,
     next_request_id: u64,
+    /// Smoothed time successful requests took to be answered (1/8 weight
+    /// per sample, as TCP's SRTT); `None` before the first.
+    answer_time: Option<Duration>,
 }
 
 impl<W> Batcher<W> {
@@ -153,6 +163,7 @@ impl<W> Batcher<W> {
             hold_until: None,
             max_received: None,
             next_request_id: 1,
+            answer_time: None,
         }
     }
 
@@ -265,10 +276,17 @@ impl<W> Batcher<W> {
         if n >= self.config.max_in_flight {
             return None;
         }
-        if n < BASE_IN_FLIGHT {
+        if n < self.immediate_in_flight() {
             return Some(None);
         }
         Some(self.in_flight.iter().map(|b| b.sent).max().and_then(|t| t.checked_add(STAGGER)))
+    }
+
+    /// Requests that may be in flight without a stagger: two, or as many
+    /// staggers as an answer takes.
+    fn immediate_in_flight(&self) -> usize {
+        let answer = self.answer_time.map_or(0, |a| a.as_nanos() / STAGGER.as_nanos());
+        BASE_IN_FLIGHT.max(usize::try_from(answer).unwrap_or(usize::MAX))
     }
 
     /// When the pending calls have waited long enough for others to join
@@ -299,7 +317,11 @@ impl<W> Batcher<W> {
         };
         let batch = self.in_flight.swap_remove(at);
         match result {
-            Ok(first) => self.grant(batch, first),
+            Ok(first) => {
+                let took = now.saturating_duration_since(batch.sent);
+                self.answer_time = Some(self.answer_time.map_or(took, |a| (a * 7 + took) / 8));
+                self.grant(batch, first)
+            }
             Err(error) if error.is_retryable() => self.requeue(batch, error, now),
             Err(error) => fail(batch.waiters, &error),
         }
@@ -607,6 +629,47 @@ mod tests {
         b.push(4, 1, now + STAGGER);
         assert!(b.poll_send(now + STAGGER).is_none());
         assert!(b.poll_send(now + STAGGER * 2).is_some());
+    }
+
+    #[test]
+    fn far_from_the_leader_as_many_requests_leave_at_once_as_staggers_fit_in_an_answer() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let mut b = Batcher::new(BatchConfig { max_in_flight: 64, ..config() });
+        // One answer that took 26 ms (a WAN round trip).
+        b.push(0, 1, start);
+        let first = b.poll_send(start).unwrap();
+        let now = start + ms(26);
+        assert!(b.complete(first.request_id, Ok(HybridTimestamp::from_raw(10)), now).replies.len() == 1);
+        // 26 ms / 0.5 ms = 52 leave at once, one call each; the 53rd waits
+        // for the stagger.
+        for call in 1..=52 {
+            b.push(call, 1, now);
+            assert!(b.poll_send(now).is_some(), "request {call} of 52 held back");
+        }
+        b.push(53, 1, now);
+        assert!(b.poll_send(now).is_none(), "beyond answer time / stagger the stagger applies");
+        assert_eq!(b.next_wake(), Some(now + STAGGER));
+    }
+
+    #[test]
+    fn near_the_leader_fast_answers_keep_two_at_once() {
+        let start = Instant::now();
+        let mut b = Batcher::new(BatchConfig { max_in_flight: 64, ..config() });
+        let mut now = start;
+        // Answers in 0.2 ms: less than a stagger.
+        for i in 0..20 {
+            b.push(i, 1, now);
+            let out = b.poll_send(now).unwrap();
+            now += Duration::from_micros(200);
+            b.complete(out.request_id, Ok(HybridTimestamp::from_raw(100 + i)), now);
+        }
+        for call in 0..2 {
+            b.push(call, 1, now);
+            assert!(b.poll_send(now).is_some());
+        }
+        b.push(3, 1, now);
+        assert!(b.poll_send(now).is_none(), "a third waits for the stagger");
     }
 
     #[test]

@@ -70,6 +70,7 @@ fn transport(dead_after: Duration) -> Arc<quinn::TransportConfig> {
     t.max_idle_timeout(quinn::IdleTimeout::try_from(dead_after).ok());
     t.keep_alive_interval(Some(dead_after / 3));
     t.datagram_receive_buffer_size(Some(64 * 1024));
+    t.packet_threshold(tsod_client::REORDERING_PACKETS);
     // Flow control keeps what a stalled or hostile sender can make us buffer
     // small: messages are at most 64 KiB, most far smaller.
     t.stream_receive_window(quinn::VarInt::from_u32(64 * 1024));

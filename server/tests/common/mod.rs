@@ -150,7 +150,13 @@ pub(crate) fn synchronized(segment: &Path) -> LocalClock {
                 return clock;
             }
         }
-        assert!(Instant::now() < deadline, "tsod did not synchronize within 20 s");
+        if Instant::now() >= deadline {
+            // Say why: the daemon's own account of its sources and state.
+            let mut status = segment.as_os_str().to_owned();
+            status.push(".status.json");
+            let report = std::fs::read_to_string(&status).unwrap_or_else(|e| format!("(no status file: {e})"));
+            panic!("tsod did not synchronize within 20 s ({}); its status: {report}", segment.display());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }

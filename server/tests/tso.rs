@@ -170,6 +170,11 @@ fn leader(sites: &[Site], within: Duration) -> usize {
     }
 }
 
+/// The highest Raft term any running site reports.
+fn max_term(sites: &[Site]) -> u64 {
+    sites.iter().filter(|s| s.daemon.is_some()).filter_map(|s| s.status()?.tso.map(|t| t.term)).max().unwrap_or(0)
+}
+
 fn options(certs: &Path, site: &str) -> TsoOptions {
     let mut options = TsoOptions::new(certs.join("ca.crt"));
     options.remote.server_name = Some(site.to_owned());
@@ -416,10 +421,20 @@ fn restarting_each_site_in_turn_under_load_never_duplicates_or_regresses() {
                 r += 1;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
+            let (before, role) = (max_term(&sites), sites[victim].status().and_then(|s| s.tso).map(|t| t.role));
             sites[victim].kill();
             tokio::time::sleep(Duration::from_millis(1_500)).await;
+            let killed = max_term(&sites);
             sites[victim].restart();
             tokio::time::sleep(Duration::from_millis(1_500)).await;
+            // Elections are only expected when the leader was killed; a
+            // restarted follower should rejoin without one.
+            eprintln!(
+                "cycle {cycle}: {} ({}) killed: term {before} -> {killed}; restarted: -> {}",
+                sites[victim].name,
+                role.as_deref().unwrap_or("?"),
+                max_term(&sites)
+            );
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             for t in tasks {
                 t.await.unwrap();

@@ -395,11 +395,14 @@ async fn serve_stream(
                 )
                 .await;
                 match answer {
-                    Ok(Ok(payload)) => {
+                    Ok(Ok(answered)) => {
+                        if answered.from_leader {
+                            tso.leader_heard();
+                        }
                         let answer = Message::RaftResponse(RaftMessage {
                             request_id: m.request_id,
                             rpc: m.rpc,
-                            payload: &payload,
+                            payload: &answered.payload,
                         });
                         if let Err(e) = write_one(&mut send, &answer).await {
                             debug!(error = %e, "answering a raft request");

@@ -293,13 +293,31 @@ fn open<T: DeserializeOwned>(payload: &str, group: &str) -> Result<T, Refused> {
     Ok(envelope.rpc)
 }
 
+/// What [`answer`] produced.
+#[derive(Debug)]
+pub struct Answered {
+    /// The JSON payload of the `raft-response`.
+    pub payload: String,
+    /// It answered an AppendEntries whose sender we took as the leader
+    /// (success, or a log to repair; not a refusal for a newer vote).
+    pub from_leader: bool,
+}
+
 /// Answers a `raft-request` from a peer of group `group` with the local
 /// Raft's result, as the JSON payload of a `raft-response`, or says why not.
-pub async fn answer(raft: &Raft<TsoRaft>, rpc: RaftRpc, payload: &str, group: &str) -> Result<String, Refused> {
+pub async fn answer(raft: &Raft<TsoRaft>, rpc: RaftRpc, payload: &str, group: &str) -> Result<Answered, Refused> {
+    let mut from_leader = false;
     let text = match rpc {
         RaftRpc::AppendEntries => {
             let request: AppendEntriesRequest<TsoRaft> = open(payload, group)?;
-            serde_json::to_string(&raft.append_entries(request).await)?
+            let result = raft.append_entries(request).await;
+            from_leader = matches!(
+                result,
+                Ok(AppendEntriesResponse::Success
+                    | AppendEntriesResponse::PartialSuccess(_)
+                    | AppendEntriesResponse::Conflict)
+            );
+            serde_json::to_string(&result)?
         }
         RaftRpc::Vote => {
             let request: VoteRequest<NodeId> = open(payload, group)?;
@@ -316,7 +334,7 @@ pub async fn answer(raft: &Raft<TsoRaft>, rpc: RaftRpc, payload: &str, group: &s
             serde_json::to_string(&raft.install_snapshot(request).await)?
         }
     };
-    Ok(text)
+    Ok(Answered { payload: text, from_leader })
 }
 
 #[cfg(test)]

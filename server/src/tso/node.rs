@@ -95,6 +95,11 @@ pub struct TsoNode {
     /// leader has caught it up (a site that lost its disk must not help
     /// elect a leader that lacks leases it once acknowledged).
     voting: AtomicBool,
+    /// A leader's AppendEntries reached this node since it started (not
+    /// Raft's `current_leader`: that is restored from the stored vote, so a
+    /// restarted node would "see" a leader before any heartbeat came).
+    leader_heard: AtomicBool,
+    leader_heard_changed: Notify,
     /// The group digest ([`group_digest`]).
     group: String,
 }
@@ -182,6 +187,8 @@ impl TsoNode {
             refused: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
             voting: AtomicBool::new(!fresh),
+            leader_heard: AtomicBool::new(false),
+            leader_heard_changed: Notify::new(),
             group,
         });
         let members: BTreeMap<NodeId, BasicNode> =
@@ -191,6 +198,13 @@ impl TsoNode {
         tokio::spawn(Arc::clone(&node).forward(queued));
         info!(%site, sites = all_sites.len(), lease_ms = config.lease_ms, "TSO started");
         Ok(node)
+    }
+
+    /// Notes that a leader's AppendEntries was accepted (see [`TsoNode::join`]).
+    pub fn leader_heard(&self) {
+        if !self.leader_heard.swap(true, Ordering::AcqRel) {
+            self.leader_heard_changed.notify_waiters();
+        }
     }
 
     /// Whether this node may take part in elections (see [`TsoNode::join`]).
@@ -214,12 +228,15 @@ impl TsoNode {
         let wait = tokio::time::sleep(grace);
         tokio::pin!(wait);
         let leader_seen = loop {
-            if metrics.borrow().current_leader.is_some_and(|l| l != self.me) {
+            let heard = self.leader_heard_changed.notified();
+            tokio::pin!(heard);
+            heard.as_mut().enable();
+            if self.leader_heard.load(Ordering::Acquire) {
                 break true;
             }
             tokio::select! {
                 () = &mut wait => break false,
-                changed = metrics.changed() => if changed.is_err() { return },
+                () = heard => {}
             }
         };
         if fresh && leader_seen {

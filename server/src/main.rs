@@ -26,6 +26,9 @@ enum Command {
     CheckConfig {
         /// The configuration file (TOML).
         config: PathBuf,
+        /// Check the file only, not the site's TLS files it names.
+        #[arg(long)]
+        syntax_only: bool,
     },
     /// Print the local daemon's current interval (read like an application reads it).
     Now {
@@ -110,7 +113,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Run { config } => cmd::run::run(&config),
-        Command::CheckConfig { config } => cmd::check_config::run(&config),
+        Command::CheckConfig { config, syntax_only } => cmd::check_config::run(&config, syntax_only),
         Command::Now { segment, json } => cmd::now::run(segment, json),
         Command::Status { segment, json } => cmd::status::run(segment, json),
         Command::Cluster { command: ClusterCommand::Init { out, sites, validity_days } } => {

@@ -44,6 +44,16 @@ pub enum TlsError {
     /// The client-certificate verifier could not be built.
     #[error("client verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// The site's own certificate and key, presented to itself, fail a
+    /// handshake under the cluster CA (wrong CA, wrong name, expired, key
+    /// not matching the certificate).
+    #[error("site {site}'s certificate fails a TLS handshake with itself under the cluster CA: {why}")]
+    SelfCheck {
+        /// The site.
+        site: String,
+        /// rustls's reason.
+        why: String,
+    },
 }
 
 /// The one crypto provider tsod uses.
@@ -119,6 +129,41 @@ pub fn client_config(roots: Arc<RootCertStore>, identity: Identity, alpn: &[&[u8
         .with_client_auth_cert(identity.chain, identity.key)?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
+}
+
+/// Checks `<dir>`'s files for `site` as a peer would: a TLS handshake in
+/// memory between the site as server and the site as client, both trusting
+/// only the cluster CA, the client expecting the site's name. Catches what
+/// loading alone does not: a certificate from another cluster or for
+/// another site, an expired one, a key that is not the certificate's.
+pub fn check_identity(dir: &Path, site: &str) -> Result<(), TlsError> {
+    let roots = load_roots(dir)?;
+    let server = server_config(Arc::clone(&roots), load_identity(dir, site)?, &[b"check"], ClientAuth::Required)?;
+    let client = client_config(roots, load_identity(dir, site)?, &[b"check"])?;
+    handshake(client, server, site).map_err(|why| TlsError::SelfCheck { site: site.to_owned(), why })
+}
+
+/// Runs a TLS handshake in memory; the first error, as text.
+fn handshake(client: ClientConfig, server: ServerConfig, name: &str) -> Result<(), String> {
+    let name = rustls::pki_types::ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
+    let mut c = rustls::ClientConnection::new(Arc::new(client), name).map_err(|e| e.to_string())?;
+    let mut s = rustls::ServerConnection::new(Arc::new(server)).map_err(|e| e.to_string())?;
+    // TLS 1.3 with client authentication takes two flights each way; a few
+    // more rounds cost nothing and bound the loop.
+    for _ in 0..10 {
+        let mut buf = Vec::new();
+        c.write_tls(&mut buf).map_err(|e| e.to_string())?;
+        s.read_tls(&mut buf.as_slice()).map_err(|e| e.to_string())?;
+        s.process_new_packets().map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        s.write_tls(&mut buf).map_err(|e| e.to_string())?;
+        c.read_tls(&mut buf.as_slice()).map_err(|e| e.to_string())?;
+        c.process_new_packets().map_err(|e| e.to_string())?;
+        if !c.is_handshaking() && !s.is_handshaking() {
+            return Ok(());
+        }
+    }
+    Err("the handshake did not finish".into())
 }
 
 #[cfg(test)]
@@ -200,6 +245,33 @@ mod tests {
         .unwrap();
         let client = client_config(Arc::clone(&roots), load_identity(&d.0, "xa").unwrap(), &[ALPN_PEER]).unwrap();
         assert!(handshake(client, foreign_server, "bj-a").is_err());
+    }
+
+    #[test]
+    fn check_identity_passes_a_site_and_catches_swapped_or_foreign_files() {
+        let d = cluster_dir("check", &["bj-a", "xa"]);
+        check_identity(&d.0, "bj-a").unwrap();
+        check_identity(&d.0, "xa").unwrap();
+        // xa's certificate and key installed as bj-a's: loadable, but for
+        // another name.
+        for ext in ["crt", "key"] {
+            std::fs::copy(d.0.join(format!("xa.{ext}")), d.0.join(format!("bj-a.{ext}"))).unwrap();
+        }
+        assert!(matches!(check_identity(&d.0, "bj-a"), Err(TlsError::SelfCheck { .. })));
+        // bj-a's files from another cluster: the CA does not vouch for them.
+        let other = cluster_dir("check-other", &["bj-a"]);
+        for ext in ["crt", "key"] {
+            std::fs::copy(other.0.join(format!("bj-a.{ext}")), d.0.join(format!("bj-a.{ext}"))).unwrap();
+        }
+        assert!(matches!(check_identity(&d.0, "bj-a"), Err(TlsError::SelfCheck { .. })));
+        // A certificate whose key is another's: refused before any handshake
+        // or by it, but refused.
+        std::fs::copy(d.0.join("xa.key"), d.0.join("bj-a.key")).unwrap();
+        assert!(check_identity(&d.0, "bj-a").is_err());
+        // A missing file is named.
+        std::fs::remove_file(d.0.join("bj-a.crt")).unwrap();
+        let err = check_identity(&d.0, "bj-a").unwrap_err().to_string();
+        assert!(err.contains("bj-a.crt"), "{err}");
     }
 
     /// A certificate from the right CA, for the right name, but expired.

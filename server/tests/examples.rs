@@ -1,5 +1,6 @@
 //! Every example configuration in `server/examples/` is valid, and the
-//! `check-config` command says so (and names the problem when it is not).
+//! `check-config` command says so (and names the problem when it is not),
+//! including a site's TLS files.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
@@ -25,9 +26,56 @@ fn every_example_config_is_valid() {
     assert!(all.len() >= 2, "examples missing: {all:?}");
     for path in all {
         Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        let out = Command::new(env!("CARGO_BIN_EXE_tsod")).arg("check-config").arg(&path).output().unwrap();
+        // The examples name /etc/tsod/cluster, which is not on this machine.
+        let out = Command::new(env!("CARGO_BIN_EXE_tsod"))
+            .args(["check-config", "--syntax-only"])
+            .arg(&path)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     }
+}
+
+#[test]
+fn check_config_checks_the_sites_tls_files() {
+    let dir = std::env::temp_dir().join(format!("tsod-check-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let certs = dir.join("cluster");
+    let status = Command::new(env!("CARGO_BIN_EXE_tsod"))
+        .args(["cluster", "init", "--out"])
+        .arg(&certs)
+        .args(["--site", "bj-a=127.0.0.1", "--site", "xa=127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let example =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples").join("cluster-site.toml"))
+            .unwrap();
+    let path = dir.join("site.toml");
+    std::fs::write(&path, example.replace("/etc/tsod/cluster", &certs.display().to_string())).unwrap();
+    let check = || Command::new(env!("CARGO_BIN_EXE_tsod")).arg("check-config").arg(&path).output().unwrap();
+
+    let good = check();
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    assert!(String::from_utf8_lossy(&good.stdout).contains("certificate verifies"));
+
+    // Another site's certificate and key installed as bj-a's.
+    for ext in ["crt", "key"] {
+        std::fs::copy(certs.join(format!("xa.{ext}")), certs.join(format!("bj-a.{ext}"))).unwrap();
+    }
+    let swapped = check();
+    let stderr = String::from_utf8_lossy(&swapped.stderr).into_owned();
+    assert!(!swapped.status.success() && stderr.contains("bj-a") && stderr.contains("handshake"), "{stderr}");
+
+    // A missing key is named; --syntax-only does not look.
+    std::fs::remove_file(certs.join("bj-a.key")).unwrap();
+    let missing = check();
+    let stderr = String::from_utf8_lossy(&missing.stderr).into_owned();
+    assert!(!missing.status.success() && stderr.contains("bj-a.key"), "{stderr}");
+    let syntax =
+        Command::new(env!("CARGO_BIN_EXE_tsod")).args(["check-config", "--syntax-only"]).arg(&path).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
 }
 
 #[test]

@@ -1,16 +1,27 @@
-//! `tsod check-config FILE`: parse and validate without running.
+//! `tsod check-config FILE`: parse and validate without running. With a
+//! `[site]`, also the site's TLS files in its cluster directory: the CA,
+//! the site's certificate and key, checked by a handshake with itself
+//! ([`tsod::tls::check_identity`]); `--syntax-only` skips them (to check a
+//! configuration away from the machine it is for).
 
 use std::path::Path;
 
+use anyhow::Context as _;
 use tsod::config::Config;
 
-pub(crate) fn run(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn run(path: &Path, syntax_only: bool) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    super::print_line(&format!(
+    let mut line = format!(
         "{}: ok ({} source{}, segment {})",
         path.display(),
         config.sources.len(),
         if config.sources.len() == 1 { "" } else { "s" },
         config.publish.path.display()
-    ))
+    );
+    if let (Some(site), false) = (&config.site, syntax_only) {
+        tsod::tls::check_identity(&site.cluster_dir, &site.name)
+            .with_context(|| format!("{}: the TLS files of site {}", path.display(), site.name))?;
+        line.push_str(&format!("; site {}'s certificate verifies under {}", site.name, site.cluster_dir.display()));
+    }
+    super::print_line(&line)
 }

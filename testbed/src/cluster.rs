@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -191,8 +191,7 @@ pub struct Cluster {
 }
 
 fn free_udp_port() -> Result<u16, ClusterError> {
-    let socket = UdpSocket::bind("127.0.0.1:0").map_err(io("finding a free UDP port"))?;
-    Ok(socket.local_addr().map_err(io("finding a free UDP port"))?.port())
+    crate::ports::free_udp_port().map_err(io("finding a free UDP port"))
 }
 
 impl Cluster {

@@ -13,10 +13,13 @@
 //! `testbed/scenarios/`. [`tso_load`] asks every site for TSO timestamps
 //! while a cluster runs, [`tso_check`] judges them (no duplicate, real-time
 //! order, honest physical parts) and [`tso_status`] reads which site leads.
+//! [`ports`] picks loopback ports for daemons where port-0 sockets cannot
+//! take them first.
 
 pub mod checker;
 pub mod cluster;
 pub mod plot;
+pub mod ports;
 pub mod scenario;
 pub mod sim;
 pub mod timeline;

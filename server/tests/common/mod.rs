@@ -8,7 +8,6 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -73,8 +72,9 @@ impl Drop for Running {
     }
 }
 
+/// A port for a daemon to bind in a moment (see `tsod_testbed::ports`).
 pub(crate) fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    tsod_testbed::ports::free_udp_port().unwrap()
 }
 
 /// Starts chronyd on `port`. `source` is its time: `None` serves its own

@@ -20,11 +20,9 @@
 //! after printing its report if more than 1 % failed. The JSON fields are
 //! documented in `report/commit_wait.rs`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::ArgGroup;
 use tsod_client::LocalClock;
 use tsod_client::hlc::{CommitWait, HybridClock, RemoteSource};
 
@@ -33,7 +31,7 @@ use crate::plan::{self, Plan};
 use crate::progress::Progress;
 use crate::report::commit_wait::CommitWaitReport;
 use crate::report::{self, ErrorTally, Mode, Series};
-use crate::site::{self, RemoteTarget, SiteAddress};
+use crate::site::{self, ClockArgs, ClockTarget, RemoteTarget};
 
 /// Transactions when neither `--count` nor `--duration` is given.
 const DEFAULT_COUNT: u64 = 1_000;
@@ -42,33 +40,10 @@ const MAX_NS: u64 = 3_600_000_000_000;
 
 /// Options of `tsbench commit-wait`.
 #[derive(Debug, clap::Args)]
-#[command(group(ArgGroup::new("clock").required(true).args(["local", "site"])))]
 pub(crate) struct CommitWaitArgs {
-    /// Wait on the local tsod's bound, from its shared-memory segment.
-    #[arg(long)]
-    local: bool,
-    /// Local mode: the segment file. Default: $TSOD_SHM, else /dev/shm/tsod
-    /// (as LocalClock::open).
-    #[arg(long, value_name = "PATH", requires = "local", conflicts_with = "site")]
-    segment: Option<PathBuf>,
-    /// Wait on a remote site's bound over QUIC, at its tsod-client/1
-    /// address: IP:PORT or HOST:PORT.
-    #[arg(long, value_name = "ADDR", requires = "ca", value_parser = SiteAddress::parse)]
-    site: Option<SiteAddress>,
-    /// Remote mode: PEM file of the cluster CA (ca.crt from `tsod cluster init`).
-    #[arg(long, value_name = "FILE", requires = "site", conflicts_with = "local")]
-    ca: Option<PathBuf>,
-    /// Remote mode: the name the server's certificate must carry. Default:
-    /// the IP address connected to.
-    #[arg(long, value_name = "NAME", requires = "site", conflicts_with = "local")]
-    server_name: Option<String>,
-    /// Remote mode: client certificate chain (PEM), for servers that require
-    /// mutual TLS; needs --key.
-    #[arg(long, value_name = "FILE", requires_all = ["site", "key"], conflicts_with = "local")]
-    cert: Option<PathBuf>,
-    /// Remote mode: the client certificate's private key (PEM); needs --cert.
-    #[arg(long, value_name = "FILE", requires_all = ["site", "cert"], conflicts_with = "local")]
-    key: Option<PathBuf>,
+    /// Which clock: `--local` or `--site` and how to trust it.
+    #[command(flatten)]
+    pub(crate) clock: ClockArgs,
     /// Transactions to run. Default: 1000; unlimited when only --duration
     /// is given.
     #[arg(long, value_name = "N", value_parser = plan::parse_count)]
@@ -110,25 +85,15 @@ pub(crate) fn run(args: &CommitWaitArgs) -> anyhow::Result<()> {
 pub(crate) fn report(args: &CommitWaitArgs) -> anyhow::Result<CommitWaitReport> {
     let plan = Plan::new(args.count, args.duration, DEFAULT_COUNT);
     let mut progress = Progress::new(plan, !args.json).counting("waits");
-    let report = match (&args.site, &args.ca) {
-        (Some(address), Some(ca)) => {
-            let target = RemoteTarget {
-                address: address.clone(),
-                ca: ca.clone(),
-                server_name: args.server_name.clone(),
-                identity: args.cert.clone().zip(args.key.clone()),
-            };
+    let report = match args.clock.target()? {
+        ClockTarget::Remote(target) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("cannot start a tokio runtime")?;
             runtime.block_on(remote(&target, plan, &mut progress))?
         }
-        (Some(_), None) => anyhow::bail!("--site needs --ca FILE"),
-        (None, _) => {
-            let path = args.segment.clone().unwrap_or_else(site::default_segment);
-            local(site::open_local(&path)?, path.display().to_string(), plan, &mut progress)?
-        }
+        ClockTarget::Local(path) => local(site::open_local(&path)?, path.display().to_string(), plan, &mut progress)?,
     };
     progress.finish();
     Ok(report)
@@ -259,7 +224,7 @@ mod tests {
     #[test]
     fn command_line_combinations() {
         let local = parse(&["--local", "--segment", "/tmp/x", "--count", "50", "--json"]).unwrap();
-        assert!(local.local && local.json);
+        assert!(local.clock.local && local.json);
         assert_eq!(local.count, Some(50));
         let remote = parse(&["--site", "127.0.0.1:4460", "--ca", "ca.crt", "--duration", "2s"]).unwrap();
         assert_eq!(remote.duration, Some(Duration::from_secs(2)));

@@ -46,6 +46,64 @@ pub(crate) fn clock_error_kind(error: &ClockError) -> &'static str {
     }
 }
 
+/// Which clock a subcommand reads (`commit-wait`, `uncertainty`): the
+/// local daemon's segment (`--local`) or a remote site over QUIC (`--site`).
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("clock").required(true).args(["local", "site"])))]
+pub(crate) struct ClockArgs {
+    /// Use the local tsod's bound, from its shared-memory segment.
+    #[arg(long)]
+    pub(crate) local: bool,
+    /// Local mode: the segment file. Default: $TSOD_SHM, else /dev/shm/tsod
+    /// (as LocalClock::open).
+    #[arg(long, value_name = "PATH", requires = "local", conflicts_with = "site")]
+    pub(crate) segment: Option<PathBuf>,
+    /// Use a remote site's bound over QUIC, at its tsod-client/1 address:
+    /// IP:PORT or HOST:PORT (every address the name resolves to is tried in
+    /// turn).
+    #[arg(long, value_name = "ADDR", requires = "ca", value_parser = SiteAddress::parse)]
+    pub(crate) site: Option<SiteAddress>,
+    /// Remote mode: PEM file of the cluster CA (ca.crt from `tsod cluster init`).
+    #[arg(long, value_name = "FILE", requires = "site", conflicts_with = "local")]
+    pub(crate) ca: Option<PathBuf>,
+    /// Remote mode: the name the server's certificate must carry. Default:
+    /// the IP address connected to.
+    #[arg(long, value_name = "NAME", requires = "site", conflicts_with = "local")]
+    pub(crate) server_name: Option<String>,
+    /// Remote mode: client certificate chain (PEM), for servers that require
+    /// mutual TLS; needs --key.
+    #[arg(long, value_name = "FILE", requires_all = ["site", "key"], conflicts_with = "local")]
+    pub(crate) cert: Option<PathBuf>,
+    /// Remote mode: the client certificate's private key (PEM); needs --cert.
+    #[arg(long, value_name = "FILE", requires_all = ["site", "cert"], conflicts_with = "local")]
+    pub(crate) key: Option<PathBuf>,
+}
+
+/// Where [`ClockArgs`] point.
+#[derive(Debug)]
+pub(crate) enum ClockTarget {
+    /// The local daemon's segment at this path.
+    Local(PathBuf),
+    /// A remote site.
+    Remote(RemoteTarget),
+}
+
+impl ClockArgs {
+    /// The clock the options name.
+    pub(crate) fn target(&self) -> anyhow::Result<ClockTarget> {
+        match (&self.site, &self.ca) {
+            (Some(address), Some(ca)) => Ok(ClockTarget::Remote(RemoteTarget {
+                address: address.clone(),
+                ca: ca.clone(),
+                server_name: self.server_name.clone(),
+                identity: self.cert.clone().zip(self.key.clone()),
+            })),
+            (Some(_), None) => anyhow::bail!("--site needs --ca FILE"),
+            (None, _) => Ok(ClockTarget::Local(self.segment.clone().unwrap_or_else(default_segment))),
+        }
+    }
+}
+
 /// A remote site and how to trust it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RemoteTarget {

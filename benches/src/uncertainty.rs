@@ -33,7 +33,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::ArgGroup;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::Instant;
 
@@ -43,7 +42,7 @@ use crate::plot::{self, Picture};
 use crate::progress::Progress;
 use crate::report::uncertainty::UncertaintyReport;
 use crate::report::{self, Mode, format_ns};
-use crate::site::{self, RemoteTarget, SiteAddress};
+use crate::site::{self, ClockArgs, ClockTarget};
 use source::Source;
 use timeline::{Sample, Timeline};
 
@@ -59,34 +58,10 @@ pub(crate) const MAX_HALF_WIDTH_NS: u64 = 3_600_000_000_000;
 
 /// Options of `tsbench uncertainty`.
 #[derive(Debug, clap::Args)]
-#[command(group(ArgGroup::new("clock").required(true).args(["local", "site"])))]
 pub(crate) struct UncertaintyArgs {
-    /// Sample the local tsod's bound, from its shared-memory segment.
-    #[arg(long)]
-    local: bool,
-    /// Local mode: the segment file. Default: $TSOD_SHM, else /dev/shm/tsod
-    /// (as LocalClock::open).
-    #[arg(long, value_name = "PATH", requires = "local", conflicts_with = "site")]
-    segment: Option<PathBuf>,
-    /// Sample a remote site's bound over QUIC, at its tsod-client/1 address:
-    /// IP:PORT or HOST:PORT (every address the name resolves to is tried in
-    /// turn).
-    #[arg(long, value_name = "ADDR", requires = "ca", value_parser = SiteAddress::parse)]
-    site: Option<SiteAddress>,
-    /// Remote mode: PEM file of the cluster CA (ca.crt from `tsod cluster init`).
-    #[arg(long, value_name = "FILE", requires = "site", conflicts_with = "local")]
-    ca: Option<PathBuf>,
-    /// Remote mode: the name the server's certificate must carry. Default:
-    /// the IP address connected to.
-    #[arg(long, value_name = "NAME", requires = "site", conflicts_with = "local")]
-    server_name: Option<String>,
-    /// Remote mode: client certificate chain (PEM), for servers that require
-    /// mutual TLS; needs --key.
-    #[arg(long, value_name = "FILE", requires_all = ["site", "key"], conflicts_with = "local")]
-    cert: Option<PathBuf>,
-    /// Remote mode: the client certificate's private key (PEM); needs --cert.
-    #[arg(long, value_name = "FILE", requires_all = ["site", "cert"], conflicts_with = "local")]
-    key: Option<PathBuf>,
+    /// Which clock: `--local` or `--site` and how to trust it.
+    #[command(flatten)]
+    pub(crate) clock: ClockArgs,
     /// Time between two samples (e.g. 1s, 100ms; at least 1ms).
     #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_interval)]
     interval: Duration,
@@ -166,21 +141,13 @@ fn sampled(args: &UncertaintyArgs) -> anyhow::Result<(UncertaintyReport, Timelin
 async fn measure(args: &UncertaintyArgs, plan: Plan) -> anyhow::Result<(UncertaintyReport, Timeline)> {
     // Watched from the start, so a Ctrl-C while connecting ends the run with a report too.
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C (SIGINT)")?;
-    let (mut source, mode, target, address) = match (&args.site, &args.ca) {
-        (Some(address), Some(ca)) => {
-            let remote = RemoteTarget {
-                address: address.clone(),
-                ca: ca.clone(),
-                server_name: args.server_name.clone(),
-                identity: args.cert.clone().zip(args.key.clone()),
-            };
+    let (mut source, mode, target, address) = match args.clock.target()? {
+        ClockTarget::Remote(remote) => {
             let clock = remote.connect().await?;
             let connected = clock.addr().to_string();
-            (Source::Remote { clock, site: None }, Mode::Remote, address.to_string(), Some(connected))
+            (Source::Remote { clock, site: None }, Mode::Remote, remote.address.to_string(), Some(connected))
         }
-        (Some(_), None) => anyhow::bail!("--site needs --ca FILE"),
-        (None, _) => {
-            let path = args.segment.clone().unwrap_or_else(site::default_segment);
+        ClockTarget::Local(path) => {
             let clock = site::open_local(&path)?;
             (Source::Local(clock), Mode::Local, path.display().to_string(), None)
         }
@@ -347,12 +314,12 @@ mod tests {
     #[test]
     fn command_line_combinations() {
         let local = parse(&["--local", "--segment", "/tmp/x", "--duration", "1s", "--json"]).unwrap();
-        assert!(local.local && local.json);
+        assert!(local.clock.local && local.json);
         assert_eq!(local.interval, Duration::from_secs(1), "the default interval");
         assert_eq!(local.duration, Some(Duration::from_secs(1)));
         let remote =
             parse(&["--site", "site-a.example:4460", "--ca", "ca.crt", "--interval", "100ms", "--count", "5"]).unwrap();
-        assert_eq!(remote.site.map(|a| a.to_string()), Some("site-a.example:4460".to_owned()));
+        assert_eq!(remote.clock.site.map(|a| a.to_string()), Some("site-a.example:4460".to_owned()));
         assert_eq!((remote.interval, remote.count), (Duration::from_millis(100), Some(5)));
         assert!(parse(&["--local", "--plot", "run.png"]).unwrap().plot.is_some());
 

@@ -209,16 +209,8 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        commit_wait: CommitWaitArgs,
-    }
-
     fn parse(args: &[&str]) -> Result<CommitWaitArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("commit-wait").chain(args.iter().copied())).map(|c| c.commit_wait)
+        crate::cli::parse(args.iter().copied())
     }
 
     #[test]

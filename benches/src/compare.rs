@@ -38,7 +38,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::Parser;
 use tsod_bench::comparison::{
     CommitWaitFigures, Comparison, HalfWidthFigures, LocalNowFigures, PUBLISHED, Percentiles, SiteEntry, TsoCall,
     TsoFigures, TsoFrom,
@@ -192,16 +191,9 @@ fn wait_until_ready(bed: &mut Testbed, stop: &AtomicBool) -> anyhow::Result<Read
 
 /// The options of one subcommand, parsed from its command-line words by
 /// its own definition (so a step is exactly `tsbench NAME WORDS…`).
-#[derive(Debug, Parser)]
-#[command(no_binary_name = true)]
-struct Invocation<T: clap::Args> {
-    #[command(flatten)]
-    args: T,
-}
-
 fn invocation<T: clap::Args>(words: Vec<OsString>) -> anyhow::Result<T> {
     let text = words.iter().map(|w| w.to_string_lossy()).collect::<Vec<_>>().join(" ");
-    Invocation::<T>::try_parse_from(words).map(|i| i.args).with_context(|| format!("invalid options {text}"))
+    crate::cli::parse(words).with_context(|| format!("invalid options {text}"))
 }
 
 /// Words for a command line: strings and paths alike.
@@ -345,17 +337,11 @@ mod tests {
 
     use super::*;
 
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        compare: CompareArgs,
-    }
-
     #[test]
     fn command_line_defaults() {
-        let args = Cli::try_parse_from(["compare"]).unwrap().compare;
+        let args = crate::cli::parse::<CompareArgs, _, &str>([]).unwrap();
         assert_eq!((args.topology.as_str(), args.duration, args.json), ("dr", Duration::from_secs(5), false));
-        assert!(Cli::try_parse_from(["compare", "--duration", "5"]).is_err(), "a unit is required");
+        assert!(crate::cli::parse::<CompareArgs, _, _>(["--duration", "5"]).is_err(), "a unit is required");
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! the testbed comparison, whose pure core (figures, table, JSON, finding
 //! the testbed's sites) is the `tsod_bench` library (`lib.rs`).
 
+mod cli;
 mod clock;
 mod commit_wait;
 mod compare;

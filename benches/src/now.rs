@@ -222,16 +222,8 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        now: NowArgs,
-    }
-
     fn parse(args: &[&str]) -> Result<NowArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("now").chain(args.iter().copied())).map(|c| c.now)
+        crate::cli::parse(args.iter().copied())
     }
 
     #[test]

@@ -307,16 +307,8 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        tso: TsoArgs,
-    }
-
     fn parse(args: &[&str]) -> Result<TsoArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("tso").chain(args.iter().copied())).map(|c| c.tso)
+        crate::cli::parse(args.iter().copied())
     }
 
     #[test]

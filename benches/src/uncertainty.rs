@@ -299,16 +299,8 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        uncertainty: UncertaintyArgs,
-    }
-
     fn parse(args: &[&str]) -> Result<UncertaintyArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("uncertainty").chain(args.iter().copied())).map(|c| c.uncertainty)
+        crate::cli::parse(args.iter().copied())
     }
 
     #[test]

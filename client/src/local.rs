@@ -264,17 +264,17 @@ const PAIR_SLACK: Duration = Duration::from_micros(100);
 /// computed for. Falling back to a stretched pair can only make the check
 /// fire, never miss a suspend.
 fn read_pair() -> Result<(MonoInstant, MonoInstant), ClockError> {
-    let mut pair = None;
-    for _ in 0..4 {
+    let slack = i128::try_from(PAIR_SLACK.as_nanos()).unwrap_or(i128::MAX);
+    let mut tries = 0;
+    loop {
         let before = sys::reader_clock_now().map_err(ClockError::Clock)?;
         let boot = sys::boottime_now().map_err(ClockError::Clock)?;
         let after = sys::reader_clock_now().map_err(ClockError::Clock)?;
-        pair = Some((before, boot));
-        if after.signed_nanos_since(before) <= i128::try_from(PAIR_SLACK.as_nanos()).unwrap_or(i128::MAX) {
-            break;
+        tries += 1;
+        if after.signed_nanos_since(before) <= slack || tries == 4 {
+            return Ok((before, boot));
         }
     }
-    pair.ok_or(ClockError::Segment(ShmError::Busy))
 }
 
 /// SPEC.md §5.6: whether `CLOCK_BOOTTIME` ran ahead of the reader clock

@@ -93,7 +93,7 @@ def tso_response(m):
     return struct.pack(">QQII", m["request-id"], m["first"], m["count"], 0)
 
 
-RAFT_RPC = {"append-entries": 1, "vote": 2, "install-snapshot": 3}
+RAFT_RPC = {"append-entries": 1, "vote": 2, "install-snapshot": 3, "pre-vote": 4}
 
 
 def raft(m):
@@ -278,7 +278,7 @@ def specific_invalid(kind, b):
                 ("count-0", set_u32(b, 24, 0), "invalid-field")]
     if kind in ("raft-request", "raft-response"):
         return [("rpc-0", set_u8(b, 16, 0), "invalid-field"),
-                ("rpc-4", set_u8(b, 16, 4), "invalid-field"),
+                ("rpc-5", set_u8(b, 16, 5), "invalid-field"),
                 ("reserved-byte", set_u8(b, 17, 1), "reserved-non-zero"),
                 ("payload-empty", frame(kind, struct.pack(">QB3xI", 1, 2, 0)), "invalid-field"),
                 ("payload-control-char", frame(kind, struct.pack(">QB3xI", 1, 2, 3) + b"a\nb"), "invalid-text"),

@@ -70,6 +70,46 @@ pub struct TsoStatus {
     pub refused: u64,
     /// Batches forwarded to the leader.
     pub forwarded_batches: u64,
+    /// This site's `leader-priority`.
+    #[serde(default)]
+    pub priority: Option<u32>,
+    /// The leader's `leader-priority`, when known.
+    #[serde(default)]
+    pub leader_priority: Option<u32>,
+    /// Why this site leads (when it does): priority or round trip.
+    #[serde(default)]
+    pub why_leading: Option<String>,
+    /// As leader: the site leadership is being handed over to.
+    #[serde(default)]
+    pub handover_to: Option<String>,
+    /// The timing in force.
+    #[serde(default)]
+    pub timing: Option<TsoTimingStatus>,
+}
+
+/// The TSO timing in force at a site (SPEC.md §4.14).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TsoTimingStatus {
+    /// Largest round trip to a peer (ms).
+    pub round_trip_ms: u64,
+    /// Round trip to the nearest majority (ms).
+    pub quorum_round_trip_ms: u64,
+    /// Heartbeat interval (ms).
+    pub heartbeat_ms: u64,
+    /// Election timeout (ms).
+    pub election_timeout_ms: u64,
+    /// Pre-vote stickiness (ms).
+    pub stickiness_ms: u64,
+    /// Lease (ms).
+    pub lease_ms: u64,
+    /// Renewal point: lease left when the leader renews (ms).
+    pub renew_left_ms: u64,
+    /// Vote timeout fixed at start (ms).
+    pub vote_timeout_ms: u64,
+    /// Some of it was set explicitly in `[tso]`.
+    pub explicit: bool,
+    /// Why the explicit settings do not fit the measured round trips.
+    pub problem: Option<String>,
 }
 
 /// One peer site in a [`StatusSnapshot`].

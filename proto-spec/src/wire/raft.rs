@@ -24,6 +24,8 @@ pub enum RaftRpc {
     Vote,
     /// 3: one chunk of a snapshot.
     InstallSnapshot,
+    /// 4: a pre-vote or a hello: tsod's own, not openraft's (§4.14).
+    PreVote,
 }
 
 impl RaftRpc {
@@ -33,6 +35,7 @@ impl RaftRpc {
             Self::AppendEntries => 1,
             Self::Vote => 2,
             Self::InstallSnapshot => 3,
+            Self::PreVote => 4,
         }
     }
 
@@ -42,6 +45,7 @@ impl RaftRpc {
             1 => Some(Self::AppendEntries),
             2 => Some(Self::Vote),
             3 => Some(Self::InstallSnapshot),
+            4 => Some(Self::PreVote),
             _ => None,
         }
     }

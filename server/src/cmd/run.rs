@@ -101,6 +101,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let first_site = engine.tick(first);
     let (view_tx, view_rx) =
         watch::channel(site_view(&config, &first_local, &first_site, datasheet, engine.sources(), n_local));
+    let mut tso_failed: Option<tokio::sync::oneshot::Receiver<tsod::tso::node::StartError>> = None;
     let net = match &config.site {
         Some(site) => {
             let setup = NetSetup {
@@ -114,11 +115,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             if config.tso.enabled {
                 let mut sites = vec![site.name.clone()];
                 sites.extend(config.peers.iter().map(|p| p.name.clone()));
-                let conns = Arc::clone(&cluster.conns);
-                let node = TsoNode::start(&config.tso, &site.name, &sites, conns, Arc::clone(&clock), view_rx)
-                    .await
-                    .context("starting the TSO")?;
-                let _ = cluster.tso.set(node);
+                let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
+                tso_failed = Some(failed_rx);
+                let (tso, cluster, clock, name) =
+                    (config.tso.clone(), Arc::clone(&cluster), Arc::clone(&clock), site.name.clone());
+                tokio::spawn(async move {
+                    // The TSO's timing comes from the measured round trips
+                    // (tso::timing): wait for a majority's, briefly.
+                    wait_for_round_trips(&cluster.conns, TSO_START_WAIT).await;
+                    let conns = Arc::clone(&cluster.conns);
+                    match TsoNode::start(&tso, &name, &sites, conns, clock, view_rx).await {
+                        Ok(node) => {
+                            let _ = cluster.tso.set(node);
+                        }
+                        Err(e) => {
+                            let _ = failed_tx.send(e);
+                        }
+                    }
+                });
             }
             Some((endpoint, cluster))
         }
@@ -171,6 +185,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 }
                 continue;
             }
+            failed = async {
+                match tso_failed.as_mut() {
+                    Some(rx) => rx.await,
+                    None => std::future::pending().await,
+                }
+            }, if tso_failed.is_some() => {
+                match failed {
+                    Ok(e) => return Err(anyhow::Error::new(e).context("starting the TSO")),
+                    Err(_) => tso_failed = None,
+                }
+            }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         }
@@ -203,6 +228,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     info!("tsod stopping; the segment stays valid until its horizon");
     Ok(())
+}
+
+/// Longest the TSO waits at start for round trips to a majority of peers.
+const TSO_START_WAIT: Duration = Duration::from_secs(5);
+
+/// Returns once round trips to a majority of the group's peers are
+/// measured, or after `limit`.
+async fn wait_for_round_trips(conns: &tsod::tso::network::PeerConns, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let rtts = conns.round_trips();
+        let need = rtts.len().saturating_add(1) / 2;
+        if rtts.iter().filter(|(_, r)| r.is_some()).count() >= need || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// What the QUIC shell needs from this tick.

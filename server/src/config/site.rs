@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::tso::timing::{self, Overrides, RoundTrips};
+
 /// `[site]`: who this daemon is in the cluster and how it talks to peers.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -82,6 +84,12 @@ impl Default for ClientsConfig {
 }
 
 /// `[tso]`: the replicated timestamp oracle (with `[site]`).
+///
+/// The timing (heartbeat, election timeout, lease) is derived from the
+/// round trips the site measures to its peers (SPEC.md §4.14,
+/// [`crate::tso::timing`]); each may be set explicitly instead, and a
+/// setting that cannot work at the declared or measured round trip is
+/// refused with the minimum that would.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct TsoConfig {
@@ -90,52 +98,81 @@ pub struct TsoConfig {
     pub enabled: bool,
     /// Where the Raft log, vote and snapshot live (`raft.redb`).
     pub state_dir: PathBuf,
-    /// How long a committed lease lets the leader issue (ms). After losing
-    /// the leader, TSO is unavailable for at most about this long.
-    pub lease_ms: u64,
-    /// Raft heartbeat interval (ms).
-    pub heartbeat_ms: u64,
-    /// Raft election timeout, lower end (ms); the upper end is 5/3 of it.
-    pub election_timeout_ms: u64,
+    /// How long a committed lease lets the leader issue (ms); derived when
+    /// unset. After losing the leader, TSO is unavailable for at most about
+    /// this long plus an election.
+    pub lease_ms: Option<u64>,
+    /// Raft heartbeat interval (ms); derived when unset.
+    pub heartbeat_ms: Option<u64>,
+    /// Least time without a leader before a site campaigns (ms); derived
+    /// when unset.
+    pub election_timeout_ms: Option<u64>,
+    /// The largest round trip to a peer this site expects (ms): explicit
+    /// settings are checked against it, and the timing starts from it until
+    /// round trips are measured.
+    pub round_trip_ms: Option<u64>,
+    /// Preference for leading the group: among the sites that can lead,
+    /// the highest priority leads, and leadership moves back to it once it
+    /// is healthy again. Sites without one rank below those with one; among
+    /// equals, the site with the smallest total round trip to the others.
+    pub leader_priority: Option<u32>,
 }
 
 impl Default for TsoConfig {
     fn default() -> Self {
-        // Lease 400 ms: renewed after a third (133 ms), so a renewal has
-        // 267 ms to commit, enough for a quorum across the testbed's
-        // 160-230 ms "global" round trips; after the leader is lost its
-        // lease runs out within 400 ms while a successor is elected
-        // (250-416 ms election timeout, 50 ms heartbeats) in parallel.
         Self {
             enabled: true,
             state_dir: PathBuf::from("/var/lib/tsod"),
-            lease_ms: 400,
-            heartbeat_ms: 50,
-            election_timeout_ms: 250,
+            lease_ms: None,
+            heartbeat_ms: None,
+            election_timeout_ms: None,
+            round_trip_ms: None,
+            leader_priority: None,
         }
     }
 }
 
 impl TsoConfig {
-    /// `lease-ms`.
-    pub fn lease(&self) -> Duration {
-        Duration::from_millis(self.lease_ms)
+    /// The explicit timing settings.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            heartbeat: self.heartbeat_ms.map(Duration::from_millis),
+            election: self.election_timeout_ms.map(Duration::from_millis),
+            lease: self.lease_ms.map(Duration::from_millis),
+        }
+    }
+
+    /// `round-trip-ms`, if declared.
+    pub fn declared_round_trip(&self) -> Option<Duration> {
+        self.round_trip_ms.map(Duration::from_millis)
     }
 
     pub(super) fn validate(&self) -> Result<(), String> {
-        if !(100..=60_000).contains(&self.lease_ms) {
-            return Err(format!("tso.lease-ms = {} must be within 100 … 60000", self.lease_ms));
+        if let Some(lease) = self.lease_ms {
+            if !(100..=60_000).contains(&lease) {
+                return Err(format!("tso.lease-ms = {lease} must be within 100 … 60000"));
+            }
         }
-        if self.heartbeat_ms == 0 || self.heartbeat_ms.saturating_mul(3) > self.election_timeout_ms {
-            return Err(format!(
-                "tso: need 0 < 3 × heartbeat-ms ({}) <= election-timeout-ms ({})",
-                self.heartbeat_ms, self.election_timeout_ms
-            ));
+        if self.heartbeat_ms == Some(0) {
+            return Err("tso.heartbeat-ms must be above 0".into());
         }
-        if self.election_timeout_ms > 60_000 {
-            return Err(format!("tso.election-timeout-ms = {} must be at most 60000", self.election_timeout_ms));
+        if let Some(election) = self.election_timeout_ms {
+            if election > 10_000 {
+                return Err(format!("tso.election-timeout-ms = {election} must be at most 10000"));
+            }
         }
-        Ok(())
+        if let Some(rtt) = self.round_trip_ms {
+            if !(1..=5_000).contains(&rtt) {
+                return Err(format!("tso.round-trip-ms = {rtt} must be within 1 … 5000"));
+            }
+        }
+        // Against the declared round trip, or none at all (0 ms) so that
+        // settings which cannot work anywhere are caught too.
+        let (rtt, what) = match self.declared_round_trip() {
+            Some(d) => (d, "tso.round-trip-ms"),
+            None => (Duration::ZERO, "any round trip"),
+        };
+        timing::check(self.overrides(), RoundTrips::uniform(rtt), what).map_err(|e| e.to_string())
     }
 }
 

@@ -229,6 +229,7 @@ impl Link {
                 match probing.prober.on_reply(&reply, t4, drift, self.site.max_round_trip()) {
                     Ok(sample) => {
                         let rtt = t4.as_nanos().saturating_sub(reply.requester_send.as_nanos());
+                        self.cluster.conns.record_round_trip(&self.peer.name, Duration::from_nanos(rtt));
                         self.cluster.update(self.index, |p| {
                             p.replies_used = p.replies_used.saturating_add(1);
                             p.last_round_trip_ns = Some(rtt);
@@ -389,16 +390,10 @@ async fn serve_stream(
                 Some(error_message(m.request_id, ErrorCode::TsoUnavailable, "new Raft store: not voting yet"))
             }
             Some(tso) => {
-                let answer = tokio::time::timeout(
-                    RAFT_ANSWER_TIMEOUT,
-                    crate::tso::network::answer(tso.raft(), m.rpc, m.payload, tso.group()),
-                )
-                .await;
+                let sender = cluster.update_returning(index, |p| p.name.clone()).unwrap_or_default();
+                let answer = tokio::time::timeout(RAFT_ANSWER_TIMEOUT, tso.answer(m.rpc, m.payload, &sender)).await;
                 match answer {
                     Ok(Ok(answered)) => {
-                        if answered.from_leader {
-                            tso.leader_heard();
-                        }
                         let answer = Message::RaftResponse(RaftMessage {
                             request_id: m.request_id,
                             rpc: m.rpc,

@@ -102,15 +102,15 @@ impl Allocator {
         self.lease_end_ns = self.lease_end_ns.max(end_ns);
     }
 
-    /// Whether to propose a renewal: no lease yet, or a third of `lease`
-    /// has passed since its end was set (judged by `latest`, the late side).
-    pub fn wants_renewal(&self, now: TimeInterval, lease: Duration) -> bool {
-        if self.fence_ns.is_none() {
-            return true;
-        }
-        let lease_ns = u64::try_from(lease.as_nanos()).unwrap_or(u64::MAX);
-        let left = self.lease_end_ns.saturating_sub(now.latest().as_nanos());
-        left < lease_ns.saturating_sub(lease_ns / 3)
+    /// Whether to propose a renewal: no lease yet, or less than `renew_left`
+    /// of it is left (judged by `latest`, the late side).
+    pub fn wants_renewal(&self, now: TimeInterval, renew_left: Duration) -> bool {
+        self.fence_ns.is_none() || self.lease_left(now) < renew_left
+    }
+
+    /// How much of the lease is surely left at `now` (judged by `latest`).
+    pub fn lease_left(&self, now: TimeInterval) -> Duration {
+        Duration::from_nanos(self.lease_end_ns.saturating_sub(now.latest().as_nanos()))
     }
 
     /// The interval's top microsecond, logical 0 (never below its bottom
@@ -275,12 +275,17 @@ mod tests {
     }
 
     #[test]
-    fn renews_after_a_third_of_the_lease() {
+    fn renews_once_little_of_the_lease_is_left() {
         let end = T + 600_000_000;
         let a = leading(0, end);
-        assert!(!a.wants_renewal(at(T - 60_000, T), LEASE));
-        assert!(!a.wants_renewal(at(T + 199_000_000, T + 199_999_999), LEASE));
-        assert!(a.wants_renewal(at(T + 200_000_000, T + 200_000_001), LEASE));
+        let renew_left = Duration::from_millis(400);
+        assert!(!a.wants_renewal(at(T - 60_000, T), renew_left));
+        assert!(!a.wants_renewal(at(T + 199_000_000, T + 199_999_999), renew_left));
+        assert!(a.wants_renewal(at(T + 200_000_000, T + 200_000_001), renew_left));
+        assert_eq!(a.lease_left(at(T, T + 100_000_000)), Duration::from_millis(500));
+        assert_eq!(a.lease_left(at(T, T + 700_000_000)), Duration::ZERO);
+        // Before the first commit it always wants one.
+        assert!(Allocator::new(1).wants_renewal(at(T, T), renew_left));
     }
 
     #[test]

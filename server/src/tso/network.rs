@@ -7,9 +7,9 @@
 //! without a live connection is `Unreachable` (openraft backs off); an RPC
 //! that outlives openraft's time-to-live is abandoned the same way.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use openraft::error::{
@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tsod_proto::wire::{self, MAX_MESSAGE_LEN, MAX_RAFT_PAYLOAD, Message, RaftMessage, RaftRpc};
 
+use super::election::{Campaign, CampaignAnswer};
 use super::raft::{NodeId, TsoRaft, node_id};
 use crate::net::stream::{read_one, write_one};
 
@@ -32,10 +33,18 @@ use crate::net::stream::{read_one, write_one};
 /// the one the peer dialled to us; RPCs use the newest live one (after a
 /// peer restarts, our redial may be seconds away in its backoff, and a
 /// restarted follower that hears no heartbeat would start an election).
+///
+/// It also keeps each peer's recent probe round trips, which the TSO's
+/// timing is derived from ([`super::timing`]).
 #[derive(Debug, Default)]
 pub struct PeerConns {
     slots: HashMap<NodeId, (String, RwLock<Both>)>,
+    round_trips: HashMap<NodeId, Mutex<VecDeque<Duration>>>,
 }
+
+/// Probe round trips kept per peer: the largest of them stands for the
+/// peer (about a minute of probes at the default interval).
+pub const ROUND_TRIPS_KEPT: usize = 64;
 
 /// A peer's outgoing and incoming connection, indexed by [`Direction`].
 /// Each with the instant it was registered.
@@ -53,7 +62,35 @@ pub enum Direction {
 impl PeerConns {
     /// Slots for the sites named `peers`.
     pub fn new(peers: impl IntoIterator<Item = String>) -> Self {
-        Self { slots: peers.into_iter().map(|name| (node_id(&name), (name, RwLock::new([None, None])))).collect() }
+        let slots: HashMap<NodeId, (String, RwLock<Both>)> =
+            peers.into_iter().map(|name| (node_id(&name), (name, RwLock::new([None, None])))).collect();
+        let round_trips = slots.keys().map(|id| (*id, Mutex::new(VecDeque::new()))).collect();
+        Self { slots, round_trips }
+    }
+
+    /// A probe to `site` came back after `rtt`.
+    pub fn record_round_trip(&self, site: &str, rtt: Duration) {
+        if let Some(window) = self.round_trips.get(&node_id(site)) {
+            let mut window = window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if window.len() == ROUND_TRIPS_KEPT {
+                window.pop_front();
+            }
+            window.push_back(rtt);
+        }
+    }
+
+    /// Each peer's round trip (the largest kept), `None` where none was
+    /// measured, in no particular order.
+    pub fn round_trips(&self) -> Vec<(NodeId, Option<Duration>)> {
+        self.round_trips
+            .iter()
+            .map(|(id, w)| (*id, w.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().max().copied()))
+            .collect()
+    }
+
+    /// The node ids of every peer.
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.slots.keys().copied()
     }
 
     /// The `direction` connection with `site` is up (`Some`) or down (`None`).
@@ -168,6 +205,61 @@ enum CallError {
     Transport(String),
 }
 
+/// Sends `request` as `rpc` to node `target` over its newest live
+/// connection, wrapped in the group's envelope, and decodes the answer.
+async fn exchange<Q, A>(
+    conns: &PeerConns,
+    target: NodeId,
+    group: &str,
+    request_id: u64,
+    rpc: RaftRpc,
+    request: &Q,
+    ttl: Duration,
+) -> Result<A, CallError>
+where
+    Q: Serialize,
+    A: DeserializeOwned,
+{
+    let envelope = Envelope { group: group.to_owned(), rpc: request };
+    let payload = serde_json::to_string(&envelope).map_err(|e| CallError::Transport(e.to_string()))?;
+    if payload.len() > MAX_RAFT_PAYLOAD {
+        return Err(CallError::TooLarge(payload.len()));
+    }
+    let conn = conns.get(target).ok_or(CallError::NoConnection)?;
+    let message = Message::RaftRequest(RaftMessage { request_id, rpc, payload: &payload });
+    let exchange = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| CallError::Transport(e.to_string()))?;
+        write_one(&mut send, &message).await.map_err(|e| CallError::Transport(e.to_string()))?;
+        read_one(&mut recv, MAX_MESSAGE_LEN).await.map_err(|e| CallError::Transport(e.to_string()))
+    };
+    let bytes = tokio::time::timeout(ttl, exchange).await.map_err(|_| CallError::TimedOut(ttl))??;
+    match wire::decode(&bytes) {
+        Ok(Message::RaftResponse(m)) if m.request_id == request_id && m.rpc == rpc => {
+            serde_json::from_str(m.payload).map_err(|e| CallError::Transport(format!("bad raft-response: {e}")))
+        }
+        Ok(Message::Error(e)) if e.code == wire::ErrorCode::TsoUnavailable => Err(CallError::NotRunning),
+        Ok(Message::Error(e)) => Err(CallError::Transport(format!("peer refused: {} {}", e.code, e.message))),
+        Ok(other) => Err(CallError::Transport(format!("unexpected answer {}", other.kind().name()))),
+        Err(e) => Err(CallError::Transport(format!("undecodable answer: {e}"))),
+    }
+}
+
+/// Sends a pre-vote or hello to node `target` and returns its answer, or
+/// why there is none.
+pub async fn campaign(
+    conns: &PeerConns,
+    group: &str,
+    target: NodeId,
+    request: &Campaign,
+    ttl: Duration,
+) -> Result<CampaignAnswer, String> {
+    let request_id = CAMPAIGN_IDS.fetch_add(1, Ordering::Relaxed);
+    exchange(conns, target, group, request_id, RaftRpc::PreVote, request, ttl).await.map_err(|e| e.to_string())
+}
+
+/// Request ids of pre-votes and hellos (any value; echoed).
+static CAMPAIGN_IDS: AtomicU64 = AtomicU64::new(1);
+
 impl Rpc {
     /// Sends `request` as `rpc` and returns the remote's `Result`.
     async fn call<Q, A, E>(&self, rpc: RaftRpc, request: &Q, ttl: Duration) -> Result<Result<A, E>, CallError>
@@ -176,29 +268,8 @@ impl Rpc {
         A: DeserializeOwned,
         E: DeserializeOwned,
     {
-        let envelope = Envelope { group: self.group.to_string(), rpc: request };
-        let payload = serde_json::to_string(&envelope).map_err(|e| CallError::Transport(e.to_string()))?;
-        if payload.len() > MAX_RAFT_PAYLOAD {
-            return Err(CallError::TooLarge(payload.len()));
-        }
-        let conn = self.conns.get(self.target).ok_or(CallError::NoConnection)?;
         let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let message = Message::RaftRequest(RaftMessage { request_id, rpc, payload: &payload });
-        let exchange = async {
-            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| CallError::Transport(e.to_string()))?;
-            write_one(&mut send, &message).await.map_err(|e| CallError::Transport(e.to_string()))?;
-            read_one(&mut recv, MAX_MESSAGE_LEN).await.map_err(|e| CallError::Transport(e.to_string()))
-        };
-        let bytes = tokio::time::timeout(ttl, exchange).await.map_err(|_| CallError::TimedOut(ttl))??;
-        match wire::decode(&bytes) {
-            Ok(Message::RaftResponse(m)) if m.request_id == request_id && m.rpc == rpc => {
-                serde_json::from_str(m.payload).map_err(|e| CallError::Transport(format!("bad raft-response: {e}")))
-            }
-            Ok(Message::Error(e)) if e.code == wire::ErrorCode::TsoUnavailable => Err(CallError::NotRunning),
-            Ok(Message::Error(e)) => Err(CallError::Transport(format!("peer refused: {} {}", e.code, e.message))),
-            Ok(other) => Err(CallError::Transport(format!("unexpected answer {}", other.kind().name()))),
-            Err(e) => Err(CallError::Transport(format!("undecodable answer: {e}"))),
-        }
+        exchange(&self.conns, self.target, &self.group, request_id, rpc, request, ttl).await
     }
 
     fn fail<E: std::error::Error>(&self, e: CallError, entries: usize) -> RPCError<NodeId, BasicNode, E> {
@@ -275,6 +346,18 @@ pub enum Refused {
     /// A snapshot chunk beyond [`MAX_SNAPSHOT`].
     #[error("snapshot chunk out of range")]
     SnapshotTooLarge,
+    /// A `pre-vote` reached openraft's dispatcher (a bug, never a peer's fault).
+    #[error("pre-vote is answered by the TSO node, not by Raft")]
+    NotForRaft,
+    /// A `pre-vote` that claims to come from another site than the
+    /// authenticated sender.
+    #[error("the pre-vote claims node {claimed}, but the sender is {sender}")]
+    Impostor {
+        /// Who it claims to be.
+        claimed: NodeId,
+        /// The authenticated sender's site.
+        sender: String,
+    },
     /// The sender is configured with another set of sites.
     #[error("the sender's sites differ from ours (group {theirs}, ours {ours})")]
     OtherGroup {
@@ -285,7 +368,8 @@ pub enum Refused {
     },
 }
 
-fn open<T: DeserializeOwned>(payload: &str, group: &str) -> Result<T, Refused> {
+/// The argument of a `raft-request` of group `group`.
+pub fn open<T: DeserializeOwned>(payload: &str, group: &str) -> Result<T, Refused> {
     let envelope: Envelope<T> = serde_json::from_str(payload)?;
     if envelope.group != group {
         return Err(Refused::OtherGroup { theirs: envelope.group, ours: group.to_owned() });
@@ -333,6 +417,8 @@ pub async fn answer(raft: &Raft<TsoRaft>, rpc: RaftRpc, payload: &str, group: &s
             }
             serde_json::to_string(&raft.install_snapshot(request).await)?
         }
+        // Answered by the TSO node itself (`TsoNode::answer`), never here.
+        RaftRpc::PreVote => return Err(Refused::NotForRaft),
     };
     Ok(Answered { payload: text, from_leader })
 }

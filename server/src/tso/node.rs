@@ -7,32 +7,44 @@
 //!   [`MAX_IN_FLIGHT`] batches at a time), splitting the granted range in
 //!   order.
 //! * The leader task follows Raft's metrics: on winning a term it starts a
-//!   fresh allocator and proposes a lease; it proposes a renewal once a
-//!   third of the lease has passed, one proposal at a time.
+//!   fresh allocator and proposes a lease; it proposes a renewal once less
+//!   than the renewal point of the lease is left, one proposal at a time.
+//!   It hands leadership over to a better site once that site is caught up
+//!   ([`super::election`]).
+//! * The driver task sends heartbeats while leading, hellos to every peer,
+//!   and campaigns (pre-vote, then openraft's election) when no leader has
+//!   been heard for the election timeout; the timing is re-derived from the
+//!   measured round trips every second ([`super::timing`]).
+//! * A former leader whose lease has not ended keeps issuing from it (a
+//!   *lame duck*): its successor issues nothing before that lease's end, so
+//!   both are safe, and a handover leaves no gap while the successor starts.
 //! * Every refusal is `tso-unavailable` with a `retry-after`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
+use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 use tsod_client::suspended_since;
 use tsod_proto::shm::BoundError;
-use tsod_proto::wire::{self, ErrorCode, MAX_MESSAGE_LEN, MAX_TSO_COUNT, Message, TsoRequest};
+use tsod_proto::wire::{self, ErrorCode, MAX_MESSAGE_LEN, MAX_TSO_COUNT, Message, RaftRpc, TsoRequest};
 use tsod_proto::{HybridTimestamp, TimeInterval};
 
+use super::election::{self, Campaign, CampaignAnswer, Handover, Merit, UNMEASURED_US};
 use super::lease::{Allocator, Refusal};
-use super::network::{Network, PeerConns, group_digest};
+use super::network::{Answered, Network, PeerConns, Refused, group_digest};
 use super::raft::{Command, Lease, NodeId, TsoRaft, node_id};
 use super::store::{self, AppliedView};
+use super::timing::{self, ASSUMED_ROUND_TRIP, Overrides, RoundTrips, StaticTiming, Timing};
 use crate::clock::Clock;
 use crate::config::TsoConfig;
 use crate::net::SiteView;
 use crate::net::stream::{read_one, write_one};
-use crate::status_file::TsoStatus;
+use crate::status_file::{TsoStatus, TsoTimingStatus};
 
 /// Forwarded batches in flight to the leader at once. Closed-loop callers
 /// arrive in waves, one per round trip: a cap a wave can fill makes the
@@ -49,6 +61,16 @@ const SPIN_BELOW: Duration = Duration::from_micros(200);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 /// Requests queued at a follower before new ones are refused.
 const QUEUE: usize = 4_096;
+/// How often each peer gets a hello (merits, handover) and the timing is
+/// re-derived.
+const HELLO_EVERY: Duration = Duration::from_secs(1);
+/// A peer's merit older than this is not counted (the peer may be gone).
+const MERIT_FRESH: Duration = Duration::from_secs(3);
+/// A leader leads at least this long before handing over (no ping-pong
+/// right after an election).
+const LEAD_BEFORE_HANDOVER: Duration = Duration::from_secs(3);
+/// After a handover that did not happen, the next try waits this long.
+const HANDOVER_RETRY: Duration = Duration::from_secs(30);
 
 /// Why a TSO request failed: what the client is told.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,10 +84,38 @@ pub struct Unavailable {
 }
 
 impl Unavailable {
-    fn new(message: impl Into<String>, retry_after: Duration) -> Self {
+    /// `tso-unavailable` with `message`, retry after `retry_after`.
+    pub fn new(message: impl Into<String>, retry_after: Duration) -> Self {
         let ms = retry_after.as_millis().clamp(1, 5_000);
         let retry_after = Some(Duration::from_millis(u64::try_from(ms).unwrap_or(5_000)));
         Self { code: ErrorCode::TsoUnavailable, retry_after, message: message.into() }
+    }
+}
+
+/// A site's role in the TSO group, from evidence: openraft restores a
+/// leader from its store at start-up and never steps down for want of a
+/// quorum, so a leader no majority acknowledged within a lease is not
+/// leading anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Leader,
+    LeaderWithoutQuorum,
+    Follower,
+    Candidate,
+    Learner,
+    Shutdown,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Leader => "leader",
+            Self::LeaderWithoutQuorum => "leader-without-quorum",
+            Self::Follower => "follower",
+            Self::Candidate => "candidate",
+            Self::Learner => "learner",
+            Self::Shutdown => "shutdown",
+        }
     }
 }
 
@@ -82,7 +132,30 @@ pub struct TsoNode {
     conns: Arc<PeerConns>,
     clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
-    lease: Duration,
+    /// Explicit timing settings.
+    overrides: Overrides,
+    /// `round-trip-ms`, if declared.
+    declared: Option<Duration>,
+    /// What openraft was started with.
+    fixed: StaticTiming,
+    /// The timing in force (re-derived every [`HELLO_EVERY`]).
+    timing: Mutex<Timing>,
+    /// Why the explicit settings do not fit the measured round trips.
+    timing_problem: Mutex<Option<String>>,
+    /// `[tso] leader-priority`.
+    priority: Option<u32>,
+    /// Peers' merits, with when they were learnt.
+    merits: Mutex<HashMap<NodeId, (Merit, Instant)>>,
+    /// As leader: the handover in progress, since when.
+    handover: Mutex<Option<(Handover, Instant)>>,
+    /// As leader: no handover before this instant (one failed).
+    handover_not_before: Mutex<Option<Instant>>,
+    /// As follower: the leader said it hands over to this site, in this term.
+    handover_offered: Mutex<Option<(Handover, Instant)>>,
+    /// When this site last accepted a leader's AppendEntries (or started).
+    last_heard: Mutex<Instant>,
+    /// Campaigns allowed (after joining).
+    electing: AtomicBool,
     allocator: Mutex<Option<Allocator>>,
     lease_changed: Notify,
     proposing: AtomicBool,
@@ -130,12 +203,38 @@ pub enum StartError {
     /// openraft failed to start.
     #[error("starting Raft: {0}")]
     Raft(String),
+    /// An explicit timing setting cannot work at the round trips.
+    #[error("{0}")]
+    Timing(String),
+}
+
+/// The round trips to start from: the measured ones, else the declared
+/// one, else [`ASSUMED_ROUND_TRIP`]; where they came from; whether they
+/// were measured or declared (not assumed).
+fn start_round_trips(conns: &PeerConns, declared: Option<Duration>) -> (RoundTrips, String, bool) {
+    let measured: Vec<Option<Duration>> = conns.round_trips().into_iter().map(|(_, r)| r).collect();
+    let fallback = declared.unwrap_or(ASSUMED_ROUND_TRIP);
+    let mut rtt = RoundTrips::from_peers(&measured, fallback);
+    let what = if measured.iter().any(Option::is_some) {
+        // Never below what the operator declared.
+        if let Some(d) = declared {
+            rtt.max = rtt.max.max(d);
+        }
+        "measured to the peers".to_owned()
+    } else if declared.is_some() {
+        "declared in tso.round-trip-ms".to_owned()
+    } else {
+        return (rtt, format!("assumed: nothing measured yet ({} ms)", ASSUMED_ROUND_TRIP.as_millis()), false);
+    };
+    (rtt, what, true)
 }
 
 impl TsoNode {
     /// Opens the store under `config.state_dir`, starts the Raft node of
     /// site `site` with every site in `all_sites` as a voter, and the
-    /// leader and forwarder tasks.
+    /// leader, driver and forwarder tasks. The timing is derived from the
+    /// round trips `conns` measured so far (or `round-trip-ms`); explicit
+    /// settings that cannot work at them are refused.
     pub async fn start(
         config: &TsoConfig,
         site: &str,
@@ -144,17 +243,31 @@ impl TsoNode {
         clock: Arc<dyn Clock>,
         view: watch::Receiver<SiteView>,
     ) -> Result<Arc<Self>, StartError> {
+        let overrides = config.overrides();
+        let declared = config.declared_round_trip();
+        let (rtt, what, known) = start_round_trips(&conns, declared);
+        if known {
+            timing::check(overrides, rtt, &what).map_err(|e| StartError::Timing(e.to_string()))?;
+        }
+        let fixed = StaticTiming::at_start(rtt);
+        let timing = Timing::derive(rtt, overrides, fixed);
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|source| StartError::StateDir { path: config.state_dir.display().to_string(), source })?;
         let path = config.state_dir.join(store::FILE_NAME);
         let fresh = !path.exists();
         let (log, machine) = store::open(&path)?;
         let applied = machine.watch();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        // openraft's own heartbeat and election timers stay off: the driver
+        // sends heartbeats and campaigns after a pre-vote. What remains of
+        // its timing are the RPC timeouts (module `timing`).
         let raft_config = openraft::Config {
             cluster_name: "tsod".into(),
-            heartbeat_interval: config.heartbeat_ms,
-            election_timeout_min: config.election_timeout_ms,
-            election_timeout_max: config.election_timeout_ms.saturating_mul(5) / 3,
+            heartbeat_interval: ms(fixed.vote_timeout).saturating_sub(1).max(1),
+            election_timeout_min: ms(fixed.vote_timeout),
+            election_timeout_max: ms(fixed.raft_stickiness()),
+            enable_heartbeat: false,
+            enable_elect: false,
             max_payload_entries: 32,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(1_000),
             max_in_snapshot_log_to_keep: 100,
@@ -168,8 +281,6 @@ impl TsoNode {
         let raft = Raft::new(me, Arc::new(raft_config), Network::new(Arc::clone(&conns), &group), log, machine)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
-        // No elections until `join` says so.
-        raft.runtime_config().elect(false);
         let (queue, queued) = mpsc::channel(QUEUE);
         let node = Arc::new(Self {
             me,
@@ -177,7 +288,18 @@ impl TsoNode {
             conns,
             clock,
             view,
-            lease: config.lease(),
+            overrides,
+            declared,
+            fixed,
+            timing: Mutex::new(timing),
+            timing_problem: Mutex::new(None),
+            priority: config.leader_priority,
+            merits: Mutex::new(HashMap::new()),
+            handover: Mutex::new(None),
+            handover_not_before: Mutex::new(None),
+            handover_offered: Mutex::new(None),
+            last_heard: Mutex::new(Instant::now()),
+            electing: AtomicBool::new(false),
             allocator: Mutex::new(None),
             lease_changed: Notify::new(),
             proposing: AtomicBool::new(false),
@@ -193,15 +315,26 @@ impl TsoNode {
         });
         let members: BTreeMap<NodeId, BasicNode> =
             all_sites.iter().map(|s| (node_id(s), BasicNode::new(s.clone()))).collect();
-        tokio::spawn(Arc::clone(&node).join(members, fresh, config.election_timeout_ms));
+        tokio::spawn(Arc::clone(&node).join(members, fresh));
         tokio::spawn(Arc::clone(&node).lead());
+        tokio::spawn(Arc::clone(&node).drive());
         tokio::spawn(Arc::clone(&node).forward(queued));
-        info!(%site, sites = all_sites.len(), lease_ms = config.lease_ms, "TSO started");
+        info!(
+            %site,
+            sites = all_sites.len(),
+            round_trip_ms = ms(rtt.max),
+            heartbeat_ms = ms(timing.heartbeat),
+            election_ms = ms(timing.election),
+            lease_ms = ms(timing.lease),
+            vote_timeout_ms = ms(fixed.vote_timeout),
+            "TSO started ({what})"
+        );
         Ok(node)
     }
 
     /// Notes that a leader's AppendEntries was accepted (see [`TsoNode::join`]).
     pub fn leader_heard(&self) {
+        *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
         if !self.leader_heard.swap(true, Ordering::AcqRel) {
             self.leader_heard_changed.notify_waiters();
         }
@@ -212,18 +345,15 @@ impl TsoNode {
         self.voting.load(Ordering::Acquire)
     }
 
-    /// Joins the group. A node with a store from before starts voting at
-    /// once. A new store first waits a few election timeouts for an
-    /// existing leader to reach it (it then follows, and votes once it holds
-    /// the leader's log); if none does, the whole cluster is new and every
-    /// site initializes the same membership (safe per openraft; whichever
-    /// wins the first election leads).
-    async fn join(self: Arc<Self>, members: BTreeMap<NodeId, BasicNode>, fresh: bool, election_ms: u64) {
-        // Elections stay off (set in `start`) until a leader is heard from
-        // or the grace period passes: openraft 0.9 has no PreVote, and a
-        // restarted node whose timer fires before the leader's heartbeats
-        // reach it would depose a healthy leader.
-        let grace = Duration::from_millis(election_ms.saturating_mul(if fresh { 6 } else { 4 }));
+    /// Joins the group. A node with a store from before may campaign at
+    /// once (pre-votes keep it from deposing a leader the others hear). A
+    /// new store first waits a few election timeouts for an existing leader
+    /// to reach it (it then follows, and votes once it holds the leader's
+    /// log); if none does, the whole cluster is new and every site
+    /// initializes the same membership (safe per openraft; whichever wins
+    /// the first election leads).
+    async fn join(self: Arc<Self>, members: BTreeMap<NodeId, BasicNode>, fresh: bool) {
+        let grace = if fresh { self.timing().election * 3 } else { Duration::ZERO };
         let mut metrics = self.raft.metrics();
         let wait = tokio::time::sleep(grace);
         tokio::pin!(wait);
@@ -256,7 +386,6 @@ impl TsoNode {
             }
         }
         self.voting.store(true, Ordering::Release);
-        self.raft.runtime_config().elect(true);
         if fresh && !leader_seen {
             info!("no TSO leader reached this new store: initializing the group");
             match self.raft.is_initialized().await {
@@ -269,11 +398,312 @@ impl TsoNode {
                 Err(e) => warn!(error = %e, "Raft stopped before joining"),
             }
         }
+        self.electing.store(true, Ordering::Release);
+    }
+
+    /// The timing in force.
+    pub fn timing(&self) -> Timing {
+        *self.timing.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// This site's merit: its priority and total round trip to its peers.
+    fn merit(&self) -> Merit {
+        let total = self
+            .conns
+            .round_trips()
+            .into_iter()
+            .map(|(_, r)| r.map_or(UNMEASURED_US, |d| u64::try_from(d.as_micros()).unwrap_or(UNMEASURED_US)))
+            .fold(0u64, u64::saturating_add);
+        Merit { priority: self.priority, total_round_trip_us: total }
+    }
+
+    /// Re-derives the timing from the round trips measured now.
+    fn refresh_timing(&self) -> Timing {
+        let measured: Vec<Option<Duration>> = self.conns.round_trips().into_iter().map(|(_, r)| r).collect();
+        let fallback = self.declared.unwrap_or(ASSUMED_ROUND_TRIP);
+        let rtt = RoundTrips::from_peers(&measured, fallback);
+        let new = Timing::derive(rtt, self.overrides, self.fixed);
+        let problem = if rtt.max > self.fixed.carries() {
+            Some(format!(
+                "the round trip grew to {} ms, beyond the {} ms the vote timeout fixed at start carries: restart this site to adapt",
+                rtt.max.as_millis(),
+                self.fixed.carries().as_millis()
+            ))
+        } else if measured.iter().any(Option::is_some) {
+            timing::check(self.overrides, rtt, "measured to the peers").err().map(|e| e.to_string())
+        } else {
+            None
+        };
+        {
+            let mut slot = self.timing_problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if problem != *slot {
+                if let Some(p) = &problem {
+                    warn!("TSO timing: {p}");
+                }
+                slot.clone_from(&problem);
+            }
+        }
+        let mut slot = self.timing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if timing::changed_much(&slot, &new) {
+            info!(
+                round_trip_ms = rtt.max.as_millis(),
+                quorum_round_trip_ms = rtt.quorum.as_millis(),
+                election_ms = new.election.as_millis(),
+                lease_ms = new.lease.as_millis(),
+                "TSO timing follows the measured round trips"
+            );
+        }
+        *slot = new;
+        new
     }
 
     /// The group digest every Raft RPC must carry.
     pub fn group(&self) -> &str {
         &self.group
+    }
+
+    /// Answers a peer's `raft-request`: pre-votes and hellos here, the rest
+    /// by Raft. `sender` is the site the peer's certificate names.
+    pub async fn answer(&self, rpc: RaftRpc, payload: &str, sender: &str) -> Result<Answered, Refused> {
+        if rpc != RaftRpc::PreVote {
+            let answered = super::network::answer(&self.raft, rpc, payload, &self.group).await?;
+            if answered.from_leader {
+                self.leader_heard();
+            }
+            return Ok(answered);
+        }
+        let c: Campaign = super::network::open(payload, &self.group)?;
+        if c.from != node_id(sender) {
+            return Err(Refused::Impostor { claimed: c.from, sender: sender.to_owned() });
+        }
+        let now = Instant::now();
+        self.merits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(c.from, (c.merit, now));
+        let m = self.raft.metrics().borrow().clone();
+        if let Some(to) = c.handover_to {
+            if m.current_leader == Some(c.from) && m.current_term == c.term {
+                let offered = Handover { to, term: c.term };
+                *self.handover_offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((offered, now));
+            }
+        }
+        let answer = if c.campaign {
+            let timing = self.timing();
+            let own_handover =
+                self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|(h, _)| h.to);
+            let offered = self.offered_handover(m.current_term).map(|h| h.to);
+            let local = election::Local {
+                voting: self.voting(),
+                leading: self.role(&m) == Role::Leader,
+                heard_leader_ago: now.saturating_duration_since(
+                    *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                ),
+                handover_to_candidate: own_handover == Some(c.from) || offered == Some(c.from),
+                stickiness: timing.stickiness,
+                last_log_index: m.last_log_index,
+            };
+            let verdict = election::grant(&c, &local);
+            debug!(candidate = self.conns.name(c.from).unwrap_or("?"), ?verdict, "pre-vote");
+            CampaignAnswer {
+                granted: verdict.is_ok(),
+                refused: verdict.err(),
+                merit: self.merit(),
+                term: m.current_term,
+            }
+        } else {
+            CampaignAnswer { granted: false, refused: None, merit: self.merit(), term: m.current_term }
+        };
+        Ok(Answered { payload: serde_json::to_string(&answer)?, from_leader: false })
+    }
+
+    /// The handover the current leader offered in `term`, if recent.
+    fn offered_handover(&self, term: u64) -> Option<Handover> {
+        let offered = *self.handover_offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        offered.filter(|(h, at)| h.term == term && at.elapsed() < MERIT_FRESH).map(|(h, _)| h)
+    }
+
+    /// This site's role, judged from evidence (see [`TsoNode::status`]).
+    fn role(&self, m: &openraft::RaftMetrics<NodeId, BasicNode>) -> Role {
+        match m.state {
+            ServerState::Leader if m.current_leader == Some(self.me) => {
+                let stale = self.timing().lease;
+                let fresh = m.millis_since_quorum_ack.is_some_and(|ms| u128::from(ms) <= stale.as_millis());
+                if fresh { Role::Leader } else { Role::LeaderWithoutQuorum }
+            }
+            ServerState::Leader => Role::LeaderWithoutQuorum,
+            ServerState::Follower => Role::Follower,
+            ServerState::Candidate => Role::Candidate,
+            ServerState::Learner => Role::Learner,
+            ServerState::Shutdown => Role::Shutdown,
+        }
+    }
+
+    /// Peers' merits learnt within [`MERIT_FRESH`].
+    fn fresh_merits(&self) -> Vec<(NodeId, Merit)> {
+        let merits = self.merits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        merits.iter().filter(|(_, (_, at))| at.elapsed() < MERIT_FRESH).map(|(id, (m, _))| (*id, *m)).collect()
+    }
+
+    /// Heartbeats while leading, hellos every second, and campaigns when no
+    /// leader has been heard for the election timeout.
+    async fn drive(self: Arc<Self>) {
+        let mut timing = self.refresh_timing();
+        let mut last_hello = Instant::now();
+        let mut last_heartbeat = Instant::now();
+        // The next campaign: not before `heard + wait`, where `heard` is the
+        // last leader contact it was drawn for.
+        let mut next: Option<(Instant, Instant)> = None;
+        loop {
+            let tick = (timing.heartbeat / 4).clamp(Duration::from_millis(2), Duration::from_millis(25));
+            tokio::time::sleep(tick).await;
+            let now = Instant::now();
+            if now.duration_since(last_hello) >= HELLO_EVERY {
+                last_hello = now;
+                timing = self.refresh_timing();
+                self.hello_all(timing);
+            }
+            let m = self.raft.metrics().borrow().clone();
+            if m.state == ServerState::Shutdown {
+                return;
+            }
+            if m.state == ServerState::Leader && m.current_leader == Some(self.me) {
+                next = None;
+                // Leading counts as hearing a leader: once deposed, this
+                // site waits a whole election timeout like any follower.
+                *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+                let handing_over = self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some();
+                if !handing_over && now.duration_since(last_heartbeat) >= timing.heartbeat {
+                    last_heartbeat = now;
+                    if self.raft.trigger().heartbeat().await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            if !self.electing.load(Ordering::Acquire) {
+                continue;
+            }
+            let heard = *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let offered_to_me = self.offered_handover(m.current_term).is_some_and(|h| h.to == self.me);
+            let at = match next {
+                Some((for_heard, at)) if for_heard == heard && !offered_to_me => at,
+                _ if offered_to_me => now,
+                _ => {
+                    let at = heard + self.campaign_wait(&timing, m.current_leader);
+                    next = Some((heard, at));
+                    at
+                }
+            };
+            if now < at {
+                continue;
+            }
+            if offered_to_me {
+                *self.handover_offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                info!("the TSO leader hands over to this site: campaigning");
+            }
+            let granted = self.pre_vote(&m, &timing).await;
+            if granted {
+                info!(
+                    term = m.current_term.saturating_add(1),
+                    "pre-vote granted by a majority: starting a TSO election"
+                );
+                if self.raft.trigger().elect().await.is_err() {
+                    return;
+                }
+            }
+            // Whatever came of it, the next attempt waits a whole window.
+            let again = Instant::now();
+            next = Some((heard, again + self.campaign_wait(&timing, None)));
+        }
+    }
+
+    /// A random wait in this site's campaign window: later by half an
+    /// election timeout per live peer better than this site (the leader
+    /// being waited out does not count).
+    fn campaign_wait(&self, timing: &Timing, lost_leader: Option<NodeId>) -> Duration {
+        let mine = self.merit();
+        let better =
+            self.fresh_merits().iter().filter(|(id, m)| Some(*id) != lost_leader && m.better_than(&mine)).count();
+        let (low, high) = timing.campaign_window(better);
+        let mut byte = [0u8; 2];
+        let spread = if SystemRandom::new().fill(&mut byte).is_ok() {
+            u32::from(u16::from_be_bytes(byte))
+        } else {
+            u32::from(u16::MAX / 2)
+        };
+        low + (high - low) * spread / u32::from(u16::MAX)
+    }
+
+    /// Asks every peer for a pre-vote; true when a majority (this site
+    /// included) grants it.
+    async fn pre_vote(&self, m: &openraft::RaftMetrics<NodeId, BasicNode>, timing: &Timing) -> bool {
+        let request = Campaign {
+            from: self.me,
+            campaign: true,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            merit: self.merit(),
+            handover_to: None,
+        };
+        let peers: Vec<NodeId> = self.conns.ids().collect();
+        let needed = peers.len().saturating_add(1) / 2;
+        let ttl = self.fixed.vote_timeout;
+        let mut asks = tokio::task::JoinSet::new();
+        for id in peers {
+            let conns = Arc::clone(&self.conns);
+            let group = self.group.clone();
+            let request = request.clone();
+            asks.spawn(async move { (id, super::network::campaign(&conns, &group, id, &request, ttl).await) });
+        }
+        let mut granted = 0usize;
+        while let Some(done) = asks.join_next().await {
+            let Ok((id, answer)) = done else { continue };
+            let name = self.conns.name(id).unwrap_or("?");
+            match answer {
+                Ok(a) => {
+                    self.merits
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(id, (a.merit, Instant::now()));
+                    if a.granted {
+                        granted = granted.saturating_add(1);
+                        if granted >= needed {
+                            return true;
+                        }
+                    } else {
+                        debug!(peer = name, refused = a.refused.as_deref().unwrap_or(""), "pre-vote refused");
+                    }
+                }
+                Err(e) => debug!(peer = name, error = %e, "no pre-vote answer"),
+            }
+        }
+        let _ = timing;
+        granted >= needed
+    }
+
+    /// Sends every peer a hello (no answer is waited for here).
+    fn hello_all(self: &Arc<Self>, timing: Timing) {
+        let m = self.raft.metrics().borrow().clone();
+        let handover = self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|(h, _)| h);
+        let request = Campaign {
+            from: self.me,
+            campaign: false,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            merit: self.merit(),
+            handover_to: handover.filter(|h| h.term == m.current_term).map(|h| h.to),
+        };
+        let ttl = self.fixed.vote_timeout.max(timing.election);
+        for id in self.conns.ids() {
+            let node = Arc::clone(self);
+            let request = request.clone();
+            tokio::spawn(async move {
+                if let Ok(a) = super::network::campaign(&node.conns, &node.group, id, &request, ttl).await {
+                    node.merits
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(id, (a.merit, Instant::now()));
+                }
+            });
+        }
     }
 
     /// The Raft node (for RPCs from peers).
@@ -293,6 +723,8 @@ impl TsoNode {
     pub async fn serve_local(&self, count: u32) -> Result<HybridTimestamp, Unavailable> {
         let result = if self.leading_term().is_some() {
             self.issue_held(count).await
+        } else if let Some(first) = self.issue_as_lame_duck(count) {
+            Ok(first)
         } else {
             let (reply, answer) = oneshot::channel();
             match self.queue.try_send(Pending { count, reply }) {
@@ -310,11 +742,24 @@ impl TsoNode {
     pub async fn serve_forwarded(&self, count: u32) -> Result<HybridTimestamp, Unavailable> {
         let result = if self.leading_term().is_some() {
             self.issue_held(count).await
+        } else if let Some(first) = self.issue_as_lame_duck(count) {
+            Ok(first)
         } else {
             Err(Unavailable::new("this site does not lead the TSO group", Duration::from_millis(20)))
         };
         self.count(&result, count);
         result
+    }
+
+    /// Issues from the lease of a term this site no longer leads, while
+    /// that lease surely holds (`latest` below its committed end): every
+    /// successor waits for its `earliest` to pass that end, so these
+    /// timestamps are below and before all of the successor's. Never waits.
+    fn issue_as_lame_duck(&self, count: u32) -> Option<HybridTimestamp> {
+        let now = self.site_now().ok()?;
+        let top = Allocator::top_of(now).ok()?;
+        let mut guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.as_mut()?.issue_from(count, now, top).ok()
     }
 
     fn count(&self, result: &Result<HybridTimestamp, Unavailable>, count: u32) {
@@ -412,24 +857,39 @@ impl TsoNode {
         }
     }
 
-    /// Follows Raft's leadership; proposes leases while leading.
+    /// Follows Raft's leadership; proposes leases while leading, and hands
+    /// leadership over to a better site once it is caught up.
     async fn lead(self: Arc<Self>) {
         let mut metrics = self.raft.metrics();
-        let mut tick = tokio::time::interval((self.lease / 12).max(Duration::from_millis(5)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut leading_since: Option<(u64, Instant)> = None;
         loop {
+            let timing = self.timing();
+            let tick = (timing.renew_left / 8).clamp(Duration::from_millis(2), Duration::from_millis(50));
             tokio::select! {
                 changed = metrics.changed() => if changed.is_err() { return },
-                _ = tick.tick() => {}
+                () = tokio::time::sleep(tick) => {}
             }
             let term = self.leading_term();
+            let now = self.site_now().ok();
+            match (term, leading_since) {
+                (Some(t), Some((since_term, _))) if since_term == t => {}
+                (Some(t), _) => leading_since = Some((t, Instant::now())),
+                (None, _) => leading_since = None,
+            }
             let wants = {
                 let mut guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 match term {
                     None => {
-                        if guard.take().is_some() {
-                            info!("no longer leading the TSO group");
+                        // A lame duck issues until its lease ends (module doc).
+                        let ended = match (guard.as_ref(), now) {
+                            (Some(a), Some(now)) => a.lease_left(now).is_zero(),
+                            (Some(_), None) => true,
+                            (None, _) => false,
+                        };
+                        if ended && guard.take().is_some() {
+                            info!("no longer leading the TSO group; the last lease has ended");
                         }
+                        *self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
                         None
                     }
                     Some(t) => {
@@ -437,9 +897,17 @@ impl TsoNode {
                             info!(term = t, "leading the TSO group; taking a lease");
                             *guard = Some(Allocator::new(t));
                         }
-                        let now = self.site_now().ok();
                         match (guard.as_ref(), now) {
-                            (Some(a), Some(now)) if a.wants_renewal(now, self.lease) => Some((t, now)),
+                            (Some(a), Some(now)) => {
+                                let led = leading_since.map_or(Duration::ZERO, |(_, at)| at.elapsed());
+                                if self.handing_over(t, a, now, led, &timing) {
+                                    None
+                                } else if a.wants_renewal(now, timing.renew_left) {
+                                    Some((t, now))
+                                } else {
+                                    None
+                                }
+                            }
                             _ => None,
                         }
                     }
@@ -447,18 +915,80 @@ impl TsoNode {
             };
             if let Some((t, now)) = wants {
                 if !self.proposing.swap(true, Ordering::AcqRel) {
-                    tokio::spawn(Arc::clone(&self).propose(t, now));
+                    tokio::spawn(Arc::clone(&self).propose(t, now, timing.lease));
                 }
             }
         }
     }
 
+    /// Whether this leader is handing over (and so does not renew): starts
+    /// one when a better site is live and caught up, this site has led for
+    /// a while, and its lease has about as much left as the successor
+    /// needs to start; gives it up when it did not happen in time.
+    fn handing_over(
+        self: &Arc<Self>,
+        term: u64,
+        a: &Allocator,
+        now: TimeInterval,
+        led: Duration,
+        timing: &Timing,
+    ) -> bool {
+        let mut slot = self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((h, since)) = *slot {
+            if h.term == term && since.elapsed() < timing.lease + timing.election * 2 {
+                return true;
+            }
+            warn!(to = self.conns.name(h.to).unwrap_or("?"), "TSO handover did not happen in time; leading on");
+            *slot = None;
+            *self.handover_not_before.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(Instant::now() + HANDOVER_RETRY);
+            return false;
+        }
+        if led < LEAD_BEFORE_HANDOVER || a.fence_ns().is_none() {
+            return false;
+        }
+        if self
+            .handover_not_before
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|t| Instant::now() < t)
+        {
+            return false;
+        }
+        let mine = self.merit();
+        let m = self.raft.metrics().borrow().clone();
+        let caught_up = |id: NodeId| {
+            m.replication.as_ref().and_then(|r| r.get(&id)).and_then(|l| l.map(|l| l.index)) == m.last_log_index
+        };
+        let best = self
+            .fresh_merits()
+            .into_iter()
+            .filter(|(id, merit)| merit.better_than(&mine) && caught_up(*id))
+            .reduce(|x, y| if y.1.better_than(&x.1) { y } else { x });
+        let Some((to, _)) = best else { return false };
+        let to_successor = self
+            .conns
+            .round_trips()
+            .into_iter()
+            .find(|(id, _)| *id == to)
+            .and_then(|(_, r)| r)
+            .unwrap_or(timing.round_trips.max);
+        if !election::handover_due(a.lease_left(now), to_successor, timing.round_trips.quorum) {
+            return false;
+        }
+        info!(to = self.conns.name(to).unwrap_or("?"), "handing TSO leadership over to a better site");
+        *slot = Some((Handover { to, term }, Instant::now()));
+        drop(slot);
+        self.hello_all(*timing);
+        true
+    }
+
     /// Proposes a lease ending `lease` after `now.latest` and records it
     /// once committed.
-    async fn propose(self: Arc<Self>, term: u64, now: TimeInterval) {
-        let end_ns = now.latest().as_nanos().saturating_add(u64::try_from(self.lease.as_nanos()).unwrap_or(u64::MAX));
+    async fn propose(self: Arc<Self>, term: u64, now: TimeInterval, lease: Duration) {
+        let end_ns = now.latest().as_nanos().saturating_add(u64::try_from(lease.as_nanos()).unwrap_or(u64::MAX));
         let command = Command::Lease(Lease { holder: self.me, term, end_ns });
-        match tokio::time::timeout(self.lease, self.raft.client_write(command)).await {
+        match tokio::time::timeout(lease, self.raft.client_write(command)).await {
             Ok(Ok(response)) => {
                 let mut guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if let Some(a) = guard.as_mut().filter(|a| a.term() == term) {
@@ -565,32 +1095,30 @@ impl TsoNode {
     /// What `tsod status` shows.
     pub fn status(&self) -> TsoStatus {
         let m = self.raft.metrics().borrow().clone();
-        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
         let applied = self.applied.borrow().clone();
         let (lease_end_ns, last_issued) = {
             let guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             guard.as_ref().map_or((None, None), |a| (Some(a.lease_end_ns()), a.last().map(HybridTimestamp::raw)))
         };
-        let leader = m.current_leader.map(|id| {
+        let name = |id: NodeId| {
             if id == self.me { "(this site)".to_owned() } else { self.conns.name(id).unwrap_or("?").to_owned() }
-        });
+        };
+        let role = self.role(&m);
+        let mine = self.merit();
+        let merits = self.fresh_merits();
+        let leader_priority = match m.current_leader {
+            Some(id) if id == self.me => self.priority,
+            Some(id) => merits.iter().find(|(p, _)| *p == id).and_then(|(_, merit)| merit.priority),
+            None => None,
+        };
+        let others: Vec<Merit> = merits.iter().map(|(_, merit)| *merit).collect();
+        let timing = self.timing();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let handover_to =
+            self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|(h, _)| name(h.to));
         TsoStatus {
-            role: match m.state {
-                // openraft 0.9 restores a leader from its store at start-up
-                // and never steps down for want of a quorum: a leader no
-                // majority has acknowledged within a lease is not leading
-                // anything (it cannot commit, so it issues nothing).
-                ServerState::Leader if m.millis_since_quorum_ack.is_none_or(|ms| ms > lease_ms) => {
-                    "leader-without-quorum"
-                }
-                ServerState::Leader => "leader",
-                ServerState::Follower => "follower",
-                ServerState::Candidate => "candidate",
-                ServerState::Learner => "learner",
-                ServerState::Shutdown => "shutdown",
-            }
-            .to_owned(),
-            leader,
+            role: role.name().to_owned(),
+            leader: m.current_leader.map(name),
             term: m.current_term,
             applied_index: m.last_applied.map(|l| l.index),
             fence_ns: applied.fence.as_nanos(),
@@ -599,6 +1127,22 @@ impl TsoNode {
             issued: self.issued.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
             forwarded_batches: self.forwarded.load(Ordering::Relaxed),
+            priority: self.priority,
+            leader_priority,
+            why_leading: (role == Role::Leader).then(|| mine.why(&others)),
+            handover_to,
+            timing: Some(TsoTimingStatus {
+                round_trip_ms: ms(timing.round_trips.max),
+                quorum_round_trip_ms: ms(timing.round_trips.quorum),
+                heartbeat_ms: ms(timing.heartbeat),
+                election_timeout_ms: ms(timing.election),
+                stickiness_ms: ms(timing.stickiness),
+                lease_ms: ms(timing.lease),
+                renew_left_ms: ms(timing.renew_left),
+                vote_timeout_ms: ms(self.fixed.vote_timeout),
+                explicit: self.overrides != Overrides::default(),
+                problem: self.timing_problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+            }),
         }
     }
 }

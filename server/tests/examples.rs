@@ -90,3 +90,45 @@ fn check_config_names_the_bad_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("horizon") && stderr.contains("line 3"), "{stderr}");
 }
+
+#[test]
+fn check_config_refuses_tso_timing_that_cannot_work_at_the_declared_round_trip() {
+    let dir = std::env::temp_dir().join(format!("tsod-examples-timing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("timing.toml");
+    let write = |tso: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "[site]\nname = \"a\"\nlisten = \"127.0.0.1:4460\"\ncluster-dir = \"/nonexistent\"\n\
+                 [[peer]]\nname = \"b\"\naddress = \"127.0.0.1:4461\"\n[tso]\n{tso}\n"
+            ),
+        )
+        .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_tsod")).args(["check-config", "--syntax-only"]).arg(&path).output().unwrap()
+    };
+    // The old fixed defaults at a continental round trip: refused, with the minimum.
+    let out = write("round-trip-ms = 230\nheartbeat-ms = 50\nelection-timeout-ms = 250");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("election-timeout-ms = 250 ms")
+            && stderr.contains("230 ms round trip")
+            && stderr.contains("at least 510 ms"),
+        "{stderr}"
+    );
+    let out = write("round-trip-ms = 230\nlease-ms = 400");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success() && stderr.contains("lease-ms = 400 ms") && stderr.contains("at least 1020 ms"),
+        "{stderr}"
+    );
+    // The same settings at 25 ms are fine, and derived timing is shown.
+    let out = write("round-trip-ms = 25\nheartbeat-ms = 50\nelection-timeout-ms = 250\nlease-ms = 400");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = write("round-trip-ms = 230");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("TSO at a 230 ms round trip: heartbeat 115 ms, election 575 ms"), "{stdout}");
+}

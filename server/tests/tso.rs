@@ -94,6 +94,11 @@ fn start_cluster(scratch: &Scratch) -> Vec<Site> {
 /// WAN relay delaying each direction by it (the relays are returned and
 /// must be kept alive).
 fn start_cluster_over(scratch: &Scratch, one_way: Option<Duration>) -> (Vec<Site>, Vec<WanRelay>) {
+    start_cluster_with(scratch, one_way, &["", "", ""])
+}
+
+/// [`start_cluster_over`], with `tso[i]` added to site `i`'s `[tso]`.
+fn start_cluster_with(scratch: &Scratch, one_way: Option<Duration>, tso: &[&str; 3]) -> (Vec<Site>, Vec<WanRelay>) {
     let certs = scratch.join("certs");
     let specs: Vec<SiteSpec> = SITES.iter().map(|s| SiteSpec::parse(&format!("{s}=127.0.0.1")).unwrap()).collect();
     cluster::init(&certs, &specs, 30).unwrap();
@@ -126,11 +131,12 @@ fn start_cluster_over(scratch: &Scratch, one_way: Option<Duration>) -> (Vec<Site
             "[site]\nname = \"{name}\"\nlisten = \"127.0.0.1:{}\"\ncluster-dir = \"{}\"\n\
              probe-interval-ms = 250\ngossip-interval-ms = 250\n\
              [clients]\nallow-anonymous = true\nmax-requests-per-second = 1000000\n\
-             [tso]\nstate-dir = \"{}\"\n\
+             [tso]\nstate-dir = \"{}\"\n{}\n\
              [testing.simulated-clock]\noffset-ns = {offset}\nfrequency-ppb = {frequency}\n",
             ports[i],
             certs.display(),
-            dir.join("tso").display()
+            dir.join("tso").display(),
+            tso[i]
         );
         let sources = format!(
             "\n[[source]]\nkind = \"gpsd\"\nname = \"gps\"\naddress = \"{}\"\ntimescale = \"utc\"\n{peers}",
@@ -169,6 +175,23 @@ fn leader(sites: &[Site], within: Duration) -> usize {
         }
         assert!(Instant::now() < deadline, "no TSO leader within {within:?}");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The leader once it has stayed the same site for `settle` (leadership
+/// may first move to the preferred site), and its term.
+fn stable_leader(sites: &[Site], within: Duration, settle: Duration) -> (usize, u64) {
+    let deadline = Instant::now() + within;
+    let mut current = (leader(sites, within), Instant::now());
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = leader(sites, deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1)));
+        if now != current.0 {
+            current = (now, Instant::now());
+        } else if current.1.elapsed() >= settle {
+            return (now, sites[now].status().and_then(|s| s.tso).map_or(0, |t| t.term));
+        }
+        assert!(Instant::now() < deadline, "no stable TSO leader within {within:?}");
     }
 }
 
@@ -331,7 +354,13 @@ fn timestamps_are_unique_ordered_and_honest_across_sites() {
     // `tsod tso` through a follower site prints consecutive timestamps
     // above everything handed out before; `tsod status` names the leader.
     let before = records.iter().flat_map(|r| r.lock().unwrap().got.iter().map(|g| g.2.raw()).collect::<Vec<_>>()).max();
-    let follower = sites.iter().find(|s| s.status().and_then(|s| s.tso).is_some_and(|t| t.role == "follower")).unwrap();
+    // A follower that forwarded its clients' requests (leadership may have
+    // moved to the preferred site meanwhile: the old leader is a follower
+    // that forwarded nothing).
+    let follower = sites
+        .iter()
+        .find(|s| s.status().and_then(|s| s.tso).is_some_and(|t| t.role == "follower" && t.forwarded_batches > 0))
+        .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tsod"))
         .args(["tso", "--count", "3", "--json", "--config"])
         .arg(&follower.config)
@@ -451,89 +480,166 @@ fn restarting_each_site_in_turn_under_load_never_duplicates_or_regresses() {
 }
 
 /// Benchmark (BENCHMARKS.md): unavailability after SIGKILL of the leader,
-/// every site 25 ms round trip from every other, clients at the two
-/// survivors; `TSOD_TSO_RUNS` runs (default 5), each printed.
-/// `cargo test --release -p tsod --test tso -- --ignored --nocapture failover_at`
+/// every site the same round trip from every other (`TSOD_TSO_RTTS`, ms,
+/// comma-separated, default 25), clients at the two survivors;
+/// `TSOD_TSO_RUNS` runs per round trip (default 5), each printed, then the
+/// medians. The timing is derived by the daemons from what they measure.
+/// `TSOD_TSO_RTTS=1,25,100,230 cargo test --release -p tsod --test tso -- --ignored --nocapture failover_at`
 #[test]
 #[ignore = "benchmark: run by hand, see BENCHMARKS.md"]
-fn failover_at_25ms_round_trip() {
+fn failover_at_round_trips() {
     let runs: usize = std::env::var("TSOD_TSO_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-    let mut worst_gaps = Vec::new();
-    for run in 0..runs {
-        let scratch = Scratch::new("tso", &format!("wan-{run}"));
-        let (mut sites, _relays) = start_cluster_over(&scratch, Some(Duration::from_micros(12_500)));
-        let first = leader(&sites, Duration::from_secs(30));
-        let certs = scratch.join("certs");
-        let (records, worst) =
-            kill_leader_under_load(&mut sites, first, &certs, Duration::from_secs(2), Duration::from_secs(5));
-        let n = check_order(&records);
-        eprintln!(
-            "run {run}: leader {} killed, {n} timestamps, no duplicate or regression, unavailable {worst:?}",
-            sites[first].name
-        );
-        worst_gaps.push(worst);
+    let rtts: Vec<u64> = std::env::var("TSOD_TSO_RTTS")
+        .unwrap_or_else(|_| "25".into())
+        .split(',')
+        .map(|v| v.trim().parse().expect("round trips in ms"))
+        .collect();
+    let mut table = Vec::new();
+    for rtt in rtts {
+        let mut worst_gaps = Vec::new();
+        for run in 0..runs {
+            let scratch = Scratch::new("tso", &format!("wan-{rtt}-{run}"));
+            let (mut sites, _relays) = start_cluster_over(&scratch, Some(Duration::from_micros(rtt * 500)));
+            let (first, _) = stable_leader(&sites, Duration::from_secs(60), Duration::from_secs(5));
+            let timing = sites[first].status().and_then(|s| s.tso).and_then(|t| t.timing);
+            let certs = scratch.join("certs");
+            let (records, worst) =
+                kill_leader_under_load(&mut sites, first, &certs, Duration::from_secs(2), Duration::from_secs(8));
+            let n = check_order(&records);
+            eprintln!(
+                "rtt {rtt} ms run {run}: leader {} killed, {n} timestamps, no duplicate or regression, \
+                 unavailable {worst:?}; timing {timing:?}",
+                sites[first].name
+            );
+            worst_gaps.push(worst);
+        }
+        worst_gaps.sort_unstable();
+        let median = worst_gaps[worst_gaps.len() / 2];
+        table.push((rtt, median, worst_gaps.first().copied(), worst_gaps.last().copied()));
     }
-    worst_gaps.sort();
-    eprintln!("median unavailability over {runs} runs: {:?} (all: {worst_gaps:?})", worst_gaps[worst_gaps.len() / 2]);
+    eprintln!("| round trip | median | min | max |");
+    for (rtt, median, min, max) in table {
+        eprintln!("| {rtt} ms | {median:.3?} | {:.3?} | {:.3?} |", min.unwrap_or_default(), max.unwrap_or_default());
+    }
 }
 
+/// A follower paused for longer than many election timeouts comes back
+/// without an election: its pre-vote is refused by sites that hear the
+/// leader, so the term and the leader stay, and the other sites' clients
+/// see no stall.
 #[test]
-fn a_partitioned_minority_site_stops_issuing_while_the_majority_goes_on() {
-    let scratch = Scratch::new("tso", "partition");
-    // Relays without delay, so links can be cut.
-    let (sites, relays) = start_cluster_over(&scratch, Some(Duration::ZERO));
-    let lead = leader(&sites, Duration::from_secs(20));
-    // Cut a follower off: every relay to or from it (relays are made per
-    // site in order, two each: site i's relays carry i's traffic to others).
-    let minority = (lead + 1) % sites.len();
-    let cut = |on: bool| {
-        for (k, relay) in relays.iter().enumerate() {
-            let from = k / 2;
-            let to_index = {
-                let others: Vec<usize> = (0..sites.len()).filter(|j| *j != from).collect();
-                others[k % 2]
-            };
-            if from == minority || to_index == minority {
-                relay.set_partitioned(on);
-            }
-        }
-    };
-    let rt = runtime();
+fn a_returning_follower_does_not_disturb_the_leader() {
+    let scratch = Scratch::new("tso", "returning");
+    let sites = start_cluster(&scratch);
+    let (leader_index, term) = stable_leader(&sites, Duration::from_secs(30), Duration::from_secs(4));
+    let paused = (0..sites.len()).find(|i| *i != leader_index).unwrap();
+    let others: Vec<usize> = (0..sites.len()).filter(|i| *i != paused).collect();
     let certs = scratch.join("certs");
+    let rt = runtime();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let records: Vec<Arc<Mutex<Record>>> = sites.iter().map(|_| Arc::default()).collect();
-    let (outcomes, cut_at) = rt.block_on(async {
+    let resumed_at = rt.block_on(async {
         let mut tasks = Vec::new();
-        for (i, site) in sites.iter().enumerate() {
-            let mut o = options(&certs, site.name);
-            o.deadline = Duration::from_millis(500);
-            let tso = Tso::connect(site.addr(), o).await.unwrap();
+        for &i in &others {
+            let tso = Tso::connect(sites[i].addr(), options(&certs, sites[i].name)).await.unwrap();
             tasks.push(tokio::spawn(load(tso, Arc::clone(&records[i]), Arc::clone(&stop))));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-        cut(true);
-        let cut_at = realtime().as_nanos();
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        sites[paused].signal(libc::SIGSTOP);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        sites[paused].signal(libc::SIGCONT);
+        let resumed_at = realtime().as_nanos();
+        tokio::time::sleep(Duration::from_secs(3)).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut outcomes = Vec::new();
         for t in tasks {
-            outcomes.push(t.await.unwrap());
+            let (errors, _) = t.await.unwrap();
+            assert_eq!(errors, 0, "a paused follower must not cost the others a request");
         }
-        (outcomes, cut_at)
+        resumed_at
     });
     check_order(&records);
-    check_honest(&records, Duration::from_millis(50));
-    // The minority got errors and nothing issued after the cut (it may
-    // finish requests already answered within a second of the cut).
-    assert!(outcomes[minority].0 > 0, "the cut-off site reported no error");
-    let late = records[minority].lock().unwrap().got.iter().filter(|g| g.0 > cut_at + 1_000_000_000).count();
-    assert_eq!(late, 0, "the cut-off site issued {late} timestamps more than 1 s after the cut");
-    // The majority kept issuing after the cut.
-    for i in (0..sites.len()).filter(|i| *i != minority) {
-        let after = records[i].lock().unwrap().got.iter().filter(|g| g.0 > cut_at + 1_000_000_000).count();
-        assert!(after > 10, "{} issued only {after} after the cut", sites[i].name);
+    // The longest gap between two answers at a healthy site after the resume.
+    let mut worst = 0u64;
+    for &i in &others {
+        let got = &records[i].lock().unwrap().got;
+        for pair in got.windows(2) {
+            if pair[1].0 >= resumed_at {
+                worst = worst.max(pair[1].1.saturating_sub(pair[0].1));
+            }
+        }
     }
-    cut(false);
+    eprintln!("longest gap at the healthy sites after the resume: {} ms", worst / 1_000_000);
+    let after = sites[leader_index].status().and_then(|s| s.tso).unwrap();
+    assert_eq!(after.role, "leader", "{after:?}");
+    assert_eq!(after.term, term, "the returning follower started an election: {after:?}");
+    assert_eq!(max_term(&sites), term);
+    // The old stall was a whole election (0.4 s at 25 ms); allow a loaded
+    // debug build's scheduling, not an election.
+    assert!(worst < 300_000_000, "healthy sites stalled {} ms", worst / 1_000_000);
+}
+
+/// With `leader-priority` on one site it leads; when it is lost another
+/// site takes over, and once it is back and caught up leadership moves back
+/// to it, with no duplicate or regression and a short gap.
+#[test]
+fn leadership_moves_back_to_the_site_with_the_highest_priority() {
+    let scratch = Scratch::new("tso", "priority");
+    let (mut sites, _relays) = start_cluster_with(&scratch, None, &["", "", "leader-priority = 5"]);
+    let (first, _) = stable_leader(&sites, Duration::from_secs(30), Duration::from_secs(2));
+    assert_eq!(sites[first].name, "xa", "the highest priority leads");
+    let why = sites[first].status().and_then(|s| s.tso).and_then(|t| t.why_leading);
+    assert_eq!(why.as_deref(), Some("highest leader-priority (5)"));
+    let certs = scratch.join("certs");
+    let rt = runtime();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let records: Vec<Arc<Mutex<Record>>> = sites.iter().map(|_| Arc::default()).collect();
+    let (moved_back, gaps) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in [0usize, 1] {
+            let tso = Tso::connect(sites[i].addr(), options(&certs, sites[i].name)).await.unwrap();
+            tasks.push(tokio::spawn(load(tso, Arc::clone(&records[i]), Arc::clone(&stop))));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        sites[2].kill();
+        let other = tokio::task::block_in_place(|| leader(&sites, Duration::from_secs(10)));
+        assert_ne!(other, 2);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let restarted = realtime().as_nanos();
+        sites[2].restart();
+        let moved_back = tokio::task::block_in_place(|| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let tso = sites[2].status().and_then(|s| s.tso);
+                if tso.as_ref().is_some_and(|t| t.role == "leader" && t.lease_end_ns.is_some()) {
+                    return true;
+                }
+                if Instant::now() > deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // The longest gap at the other sites from the restart on (the
+        // restart itself costs nothing; the move back may).
+        let mut worst = 0u64;
+        for r in &records {
+            for pair in r.lock().unwrap().got.windows(2) {
+                if pair[1].0 >= restarted {
+                    worst = worst.max(pair[1].1.saturating_sub(pair[0].1));
+                }
+            }
+        }
+        (moved_back, worst)
+    });
+    check_order(&records);
+    assert!(moved_back, "leadership did not move back to xa");
+    eprintln!("longest gap at the other sites while leadership moved back: {} ms", gaps / 1_000_000);
+    assert!(gaps < 500_000_000, "moving leadership back stalled the others {} ms", gaps / 1_000_000);
 }
 
 #[test]

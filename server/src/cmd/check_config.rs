@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use tsod::config::Config;
+use tsod::tso::timing::{RoundTrips, StaticTiming, Timing};
 
 pub(crate) fn run(path: &Path, syntax_only: bool) -> anyhow::Result<()> {
     let config = Config::load(path)?;
@@ -18,6 +19,21 @@ pub(crate) fn run(path: &Path, syntax_only: bool) -> anyhow::Result<()> {
         if config.sources.len() == 1 { "" } else { "s" },
         config.publish.path.display()
     );
+    if let (Some(_), true) = (&config.site, config.tso.enabled) {
+        // What the TSO's timing would be at the declared round trip (it is
+        // derived from the measured ones when running).
+        if let Some(rtt) = config.tso.declared_round_trip() {
+            let rtt = RoundTrips::uniform(rtt);
+            let t = Timing::derive(rtt, config.tso.overrides(), StaticTiming::at_start(rtt));
+            line.push_str(&format!(
+                "; TSO at a {} ms round trip: heartbeat {} ms, election {} ms, lease {} ms",
+                rtt.max.as_millis(),
+                t.heartbeat.as_millis(),
+                t.election.as_millis(),
+                t.lease.as_millis()
+            ));
+        }
+    }
     if let (Some(site), false) = (&config.site, syntax_only) {
         tsod::tls::check_identity(&site.cluster_dir, &site.name)
             .with_context(|| format!("{}: the TLS files of site {}", path.display(), site.name))?;

@@ -111,10 +111,15 @@ fn tso_line(tso: &status_file::TsoStatus) -> String {
         chrono::DateTime::from_timestamp(secs, nanos)
             .map_or_else(|| ns.to_string(), |t| t.format("%H:%M:%S%.3f").to_string())
     };
-    format!(
+    let leader = match (&tso.leader, tso.leader_priority) {
+        (Some(l), Some(p)) => format!("{l}, priority {p}"),
+        (Some(l), None) => l.clone(),
+        (None, _) => "none".to_owned(),
+    };
+    let mut out = format!(
         "tso: {} (leader {}), term {}, applied {}, committed window end {}, own lease end {}, issued {}, refused {}, batches forwarded {}\n",
         tso.role,
-        tso.leader.as_deref().unwrap_or("none"),
+        leader,
         tso.term,
         tso.applied_index.map_or_else(|| "-".to_owned(), |i| i.to_string()),
         if tso.fence_ns == 0 { "-".to_owned() } else { at(tso.fence_ns) },
@@ -122,5 +127,28 @@ fn tso_line(tso: &status_file::TsoStatus) -> String {
         tso.issued,
         tso.refused,
         tso.forwarded_batches,
-    )
+    );
+    if let Some(why) = &tso.why_leading {
+        out.push_str(&format!("  leads: {why}\n"));
+    }
+    if let Some(to) = &tso.handover_to {
+        out.push_str(&format!("  handing leadership over to {to}\n"));
+    }
+    if let Some(t) = &tso.timing {
+        out.push_str(&format!(
+            "  timing ({}): round trip {} ms (quorum {} ms), heartbeat {} ms, election {} ms, lease {} ms (renewed {} ms before its end), this site's priority {}\n",
+            if t.explicit { "partly explicit" } else { "derived" },
+            t.round_trip_ms,
+            t.quorum_round_trip_ms,
+            t.heartbeat_ms,
+            t.election_timeout_ms,
+            t.lease_ms,
+            t.renew_left_ms,
+            tso.priority.map_or_else(|| "none".to_owned(), |p| p.to_string()),
+        ));
+        if let Some(problem) = &t.problem {
+            out.push_str(&format!("  timing problem: {problem}\n"));
+        }
+    }
+    out
 }

@@ -42,8 +42,8 @@ pub struct PeerConns {
     round_trips: HashMap<NodeId, Mutex<VecDeque<Duration>>>,
 }
 
-/// Probe round trips kept per peer: the largest of them stands for the
-/// peer (about a minute of probes at the default interval).
+/// Probe round trips kept per peer (about a minute of probes at the
+/// default interval).
 pub const ROUND_TRIPS_KEPT: usize = 64;
 
 /// A peer's outgoing and incoming connection, indexed by [`Direction`].
@@ -79,12 +79,20 @@ impl PeerConns {
         }
     }
 
-    /// Each peer's round trip (the largest kept), `None` where none was
-    /// measured, in no particular order.
+    /// Each peer's round trip, `None` where none was measured, in no
+    /// particular order: the 90th percentile of those kept (the largest
+    /// while fewer than ten), so one probe delayed by a busy host does not
+    /// stretch the whole timing.
     pub fn round_trips(&self) -> Vec<(NodeId, Option<Duration>)> {
         self.round_trips
             .iter()
-            .map(|(id, w)| (*id, w.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().max().copied()))
+            .map(|(id, w)| {
+                let mut kept: Vec<Duration> =
+                    w.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().copied().collect();
+                kept.sort_unstable();
+                let at = if kept.len() < 10 { kept.len().saturating_sub(1) } else { kept.len() * 9 / 10 };
+                (*id, kept.get(at).copied())
+            })
             .collect()
     }
 
@@ -426,6 +434,31 @@ pub async fn answer(raft: &Raft<TsoRaft>, rpc: RaftRpc, payload: &str, group: &s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peers_round_trip_is_a_high_percentile_of_its_recent_probes() {
+        let conns = PeerConns::new(["xa".to_owned()]);
+        assert_eq!(conns.round_trips(), vec![(node_id("xa"), None)]);
+        let ms = Duration::from_millis;
+        conns.record_round_trip("xa", ms(25));
+        conns.record_round_trip("xa", ms(27));
+        // Few samples: the largest.
+        assert_eq!(conns.round_trips()[0].1, Some(ms(27)));
+        for _ in 0..40 {
+            conns.record_round_trip("xa", ms(25));
+        }
+        // One probe delayed by a busy host does not count...
+        conns.record_round_trip("xa", ms(400));
+        assert_eq!(conns.round_trips()[0].1, Some(ms(25)));
+        // ...a lasting change does, and the window forgets the old ones.
+        for _ in 0..ROUND_TRIPS_KEPT {
+            conns.record_round_trip("xa", ms(230));
+        }
+        assert_eq!(conns.round_trips()[0].1, Some(ms(230)));
+        // Unknown sites are ignored.
+        conns.record_round_trip("nowhere", ms(1));
+        assert_eq!(conns.round_trips().len(), 1);
+    }
 
     #[test]
     fn the_group_digest_depends_on_the_set_of_sites_only() {

@@ -546,6 +546,8 @@ impl TsoNode {
     /// leader has been heard for the election timeout.
     async fn drive(self: Arc<Self>) {
         let mut timing = self.refresh_timing();
+        // The first hellos go out at once: merits decide the first election.
+        self.hello_all(timing);
         let mut last_hello = Instant::now();
         let mut last_heartbeat = Instant::now();
         // The next campaign: not before `heard + wait`, where `heard` is the

@@ -84,14 +84,26 @@ impl PeerConns {
     /// while fewer than ten), so one probe delayed by a busy host does not
     /// stretch the whole timing.
     pub fn round_trips(&self) -> Vec<(NodeId, Option<Duration>)> {
+        self.round_trips_at(|n| if n < 10 { n.saturating_sub(1) } else { n * 9 / 10 })
+    }
+
+    /// Each peer's typical round trip: the median of those kept. What a
+    /// site's merit is made of (`election::Merit`): a peer paused or slow
+    /// for a moment stretches a probe or two, which must not move the
+    /// leadership.
+    pub fn typical_round_trips(&self) -> Vec<(NodeId, Option<Duration>)> {
+        self.round_trips_at(|n| n / 2)
+    }
+
+    /// Each peer's kept round trip at rank `rank(n)` of `n` (ascending).
+    fn round_trips_at(&self, rank: impl Fn(usize) -> usize) -> Vec<(NodeId, Option<Duration>)> {
         self.round_trips
             .iter()
             .map(|(id, w)| {
                 let mut kept: Vec<Duration> =
                     w.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().copied().collect();
                 kept.sort_unstable();
-                let at = if kept.len() < 10 { kept.len().saturating_sub(1) } else { kept.len() * 9 / 10 };
-                (*id, kept.get(at).copied())
+                (*id, kept.get(rank(kept.len())).copied())
             })
             .collect()
     }
@@ -450,6 +462,12 @@ mod tests {
         // One probe delayed by a busy host does not count...
         conns.record_round_trip("xa", ms(400));
         assert_eq!(conns.round_trips()[0].1, Some(ms(25)));
+        // ...nor a few, for the typical round trip.
+        for _ in 0..5 {
+            conns.record_round_trip("xa", ms(3_000));
+        }
+        assert_eq!(conns.round_trips()[0].1, Some(ms(3_000)));
+        assert_eq!(conns.typical_round_trips()[0].1, Some(ms(25)));
         // ...a lasting change does, and the window forgets the old ones.
         for _ in 0..ROUND_TRIPS_KEPT {
             conns.record_round_trip("xa", ms(230));

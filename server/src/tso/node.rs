@@ -347,16 +347,21 @@ impl TsoNode {
 
     /// Joins the group. A node with a store from before may campaign at
     /// once (pre-votes keep it from deposing a leader the others hear). A
-    /// new store first waits a few election timeouts for an existing leader
-    /// to reach it (it then follows, and votes once it holds the leader's
-    /// log); if none does, the whole cluster is new and every site
-    /// initializes the same membership (safe per openraft; whichever wins
-    /// the first election leads).
+    /// new store first waits a few election timeouts (one more per better
+    /// site) for an existing leader to reach it (it then follows, and votes
+    /// once it holds the leader's log); if none does, the whole cluster is
+    /// new and it initializes the same membership as every site (safe per
+    /// openraft; whichever wins the first election leads).
     async fn join(self: Arc<Self>, members: BTreeMap<NodeId, BasicNode>, fresh: bool) {
-        let grace = if fresh { self.timing().election * 3 } else { Duration::ZERO };
+        // A new cluster's first election is openraft's `initialize`, which
+        // campaigns at once, without a pre-vote. A new store that heard no
+        // leader within three election timeouts belongs to a new cluster:
+        // it votes from then on, and initializes one election timeout later
+        // per site better than itself (by the merits learnt from hellos
+        // meanwhile), unless it hears the leader a better site became.
+        let started = tokio::time::Instant::now();
         let mut metrics = self.raft.metrics();
-        let wait = tokio::time::sleep(grace);
-        tokio::pin!(wait);
+        let mut new_cluster = false;
         let leader_seen = loop {
             let heard = self.leader_heard_changed.notified();
             tokio::pin!(heard);
@@ -364,12 +369,27 @@ impl TsoNode {
             if self.leader_heard.load(Ordering::Acquire) {
                 break true;
             }
+            if !fresh {
+                break false;
+            }
+            let election = self.timing().election;
+            let now = tokio::time::Instant::now();
+            if !new_cluster && now >= started + election * 3 {
+                new_cluster = true;
+                self.voting.store(true, Ordering::Release);
+            }
+            let mine = self.merit();
+            let better = self.fresh_merits().iter().filter(|(_, m)| m.better_than(&mine)).count();
+            let deadline = started + election * 3 + election * u32::try_from(better).unwrap_or(u32::MAX);
+            if now >= deadline {
+                break false;
+            }
             tokio::select! {
-                () = &mut wait => break false,
+                () = tokio::time::sleep_until(deadline.min(now + Duration::from_millis(20))) => {}
                 () = heard => {}
             }
         };
-        if fresh && leader_seen {
+        if fresh && leader_seen && !new_cluster {
             // A leader exists: follow it; vote once caught up.
             loop {
                 let caught_up = {
@@ -406,11 +426,12 @@ impl TsoNode {
         *self.timing.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// This site's merit: its priority and total round trip to its peers.
+    /// This site's merit: its priority and total typical round trip to its
+    /// peers.
     fn merit(&self) -> Merit {
         let total = self
             .conns
-            .round_trips()
+            .typical_round_trips()
             .into_iter()
             .map(|(_, r)| r.map_or(UNMEASURED_US, |d| u64::try_from(d.as_micros()).unwrap_or(UNMEASURED_US)))
             .fold(0u64, u64::saturating_add);
@@ -550,14 +571,19 @@ impl TsoNode {
         self.hello_all(timing);
         let mut last_hello = Instant::now();
         let mut last_heartbeat = Instant::now();
-        // The next campaign: not before `heard + wait`, where `heard` is the
-        // last leader contact it was drawn for.
-        let mut next: Option<(Instant, Instant)> = None;
+        // The next campaign: `from + wait`, with `from` the last leader
+        // contact (or the last attempt) and `spread` drawn once per `from`;
+        // the wait itself is re-judged every tick, since merits learnt late
+        // (a peer whose TSO started after ours) change this site's rank.
+        let mut next: Option<(Instant, Instant, u16)> = None;
+        let mut hello_every = Duration::from_millis(200);
         loop {
             let tick = (timing.heartbeat / 4).clamp(Duration::from_millis(2), Duration::from_millis(25));
             tokio::time::sleep(tick).await;
             let now = Instant::now();
-            if now.duration_since(last_hello) >= HELLO_EVERY {
+            if now.duration_since(last_hello) >= hello_every {
+                // Quick hellos at first, so the first election knows merits.
+                hello_every = (hello_every * 2).min(HELLO_EVERY);
                 last_hello = now;
                 timing = self.refresh_timing();
                 self.hello_all(timing);
@@ -585,15 +611,15 @@ impl TsoNode {
             }
             let heard = *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let offered_to_me = self.offered_handover(m.current_term).is_some_and(|h| h.to == self.me);
-            let at = match next {
-                Some((for_heard, at)) if for_heard == heard && !offered_to_me => at,
-                _ if offered_to_me => now,
+            let (from, spread) = match next {
+                Some((for_heard, from, spread)) if for_heard == heard => (from, spread),
                 _ => {
-                    let at = heard + self.campaign_wait(&timing, m.current_leader);
-                    next = Some((heard, at));
-                    at
+                    let spread = random_u16();
+                    next = Some((heard, heard, spread));
+                    (heard, spread)
                 }
             };
+            let at = if offered_to_me { now } else { from + self.campaign_wait(&timing, m.current_leader, spread) };
             if now < at {
                 continue;
             }
@@ -612,26 +638,19 @@ impl TsoNode {
                 }
             }
             // Whatever came of it, the next attempt waits a whole window.
-            let again = Instant::now();
-            next = Some((heard, again + self.campaign_wait(&timing, None)));
+            next = Some((heard, Instant::now(), random_u16()));
         }
     }
 
-    /// A random wait in this site's campaign window: later by half an
-    /// election timeout per live peer better than this site (the leader
-    /// being waited out does not count).
-    fn campaign_wait(&self, timing: &Timing, lost_leader: Option<NodeId>) -> Duration {
+    /// The wait at `spread` (of `u16::MAX`) through this site's campaign
+    /// window: later by half an election timeout per live peer better than
+    /// this site (the leader being waited out does not count).
+    fn campaign_wait(&self, timing: &Timing, lost_leader: Option<NodeId>, spread: u16) -> Duration {
         let mine = self.merit();
         let better =
             self.fresh_merits().iter().filter(|(id, m)| Some(*id) != lost_leader && m.better_than(&mine)).count();
         let (low, high) = timing.campaign_window(better);
-        let mut byte = [0u8; 2];
-        let spread = if SystemRandom::new().fill(&mut byte).is_ok() {
-            u32::from(u16::from_be_bytes(byte))
-        } else {
-            u32::from(u16::MAX / 2)
-        };
-        low + (high - low) * spread / u32::from(u16::MAX)
+        low + (high - low) * u32::from(spread) / u32::from(u16::MAX)
     }
 
     /// Asks every peer for a pre-vote; true when a majority (this site
@@ -1147,6 +1166,12 @@ impl TsoNode {
             }),
         }
     }
+}
+
+/// A random number from the OS (the middle of the range if it fails).
+fn random_u16() -> u16 {
+    let mut bytes = [0u8; 2];
+    if SystemRandom::new().fill(&mut bytes).is_ok() { u16::from_be_bytes(bytes) } else { u16::MAX / 2 }
 }
 
 /// Hands each waiting client its consecutive part of the granted range.

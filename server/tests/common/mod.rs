@@ -125,7 +125,8 @@ pub(crate) fn tsod_with(dir: &Path, extra: &str, sources: &str) -> (Running, Pat
     let child = Command::new(env!("CARGO_BIN_EXE_tsod"))
         .args(["run", "--config"])
         .arg(&path)
-        .env("TSOD_LOG", "warn,openraft=off")
+        // TSOD_TEST_LOG=tsod=debug shows the daemons' logs in a test's output.
+        .env("TSOD_LOG", std::env::var("TSOD_TEST_LOG").unwrap_or_else(|_| "warn,openraft=off".into()))
         .stdout(Stdio::null())
         .spawn()
         .expect("start tsod");

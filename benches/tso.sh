@@ -1,37 +1,55 @@
 #!/usr/bin/env bash
-# TSO throughput and latency on the testbed's `dr` cluster (bj-a and bj-b
-# 1 ms apart, xa 25 ms from both; real tsod daemons, WAN relays), measured
-# with `tsbench tso`: at the leader's site and at a site 25 ms from the
-# leader. Each configuration runs RUNS times (default 5); the medians are
-# printed, with the far site's baseline measured in the same run: QUIC
-# round trips (`tsbench now --remote`) to the leader through the same WAN
-# relay the far site's daemon forwards through.
+# TSO throughput and latency on a testbed cluster (real tsod daemons, WAN
+# relays), measured with `tsbench tso`: at the leader's site and at the site
+# farthest from the leader. TOPOLOGY picks the cluster (default `dr`: bj-a
+# and bj-b 1 ms apart, xa 25 ms from both; `global`: three continents,
+# 160-230 ms; or a topology file, e.g. testbed/topologies/global-priority.toml
+# where virginia leads and shanghai is 230 ms from it). Each configuration
+# runs RUNS times (default 5); the medians are printed, with the far site's
+# baseline measured in the same run: QUIC round trips (`tsbench now
+# --remote`) to the leader through the same WAN relay the far site's daemon
+# forwards through.
 #
-#   benches/tso.sh            # or RUNS=3 DURATION=3s benches/tso.sh
+#   benches/tso.sh            # or RUNS=3 DURATION=3s TOPOLOGY=global benches/tso.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 DURATION=${DURATION:-5s}
+TOPOLOGY=${TOPOLOGY:-dr}
 cargo build --release -q -p tsod -p tsod-testbed -p tsod-bench
 work=$(mktemp -d)
-./target/release/tsod-testbed up --for 900 --work "$work" >"$work/up.log" 2>&1 &
+./target/release/tsod-testbed up --topology "$TOPOLOGY" --for 900 --work "$work" >"$work/up.log" 2>&1 &
 up=$!
 trap 'kill -INT $up 2>/dev/null; wait $up 2>/dev/null; rm -rf "$work"' EXIT
 
 status() { cat "$work"/tsod-testbed-*/"$1"/segment.status.json 2>/dev/null; }
 listen() { sed -n 's/^listen = "\(.*\)"/\1/p' "$work"/tsod-testbed-*/"$1"/tsod.toml; }
+for _ in $(seq 1 60); do
+  ls "$work"/tsod-testbed-*/*/tsod.toml >/dev/null 2>&1 && break
+  sleep 0.5
+done
+sites=$(for f in "$work"/tsod-testbed-*/*/tsod.toml; do basename "$(dirname "$f")"; done)
 leader=""
-for _ in $(seq 1 120); do
-  for s in bj-a bj-b xa; do
+# The leader once it has led for 5 s (leadership may first move to the preferred site).
+stable=0
+for _ in $(seq 1 240); do
+  previous=$leader
+  leader=""
+  for s in $sites; do
     if status "$s" | python3 -c 'import json,sys; t=json.load(sys.stdin).get("tso") or {}; sys.exit(0 if t.get("role")=="leader" and (t.get("lease_end_ns") or 0)>0 else 1)' 2>/dev/null; then
       leader=$s
     fi
   done
-  [ -n "$leader" ] && break
+  if [ -n "$leader" ] && [ "$leader" = "$previous" ]; then stable=$((stable + 1)); else stable=0; fi
+  [ "$stable" -ge 10 ] && break
   sleep 0.5
 done
-[ -n "$leader" ] || { echo "no TSO leader in 60 s" >&2; exit 1; }
-if [ "$leader" = xa ]; then far=bj-a; else far=xa; fi
+[ "$stable" -ge 10 ] || { echo "no stable TSO leader in 120 s" >&2; exit 1; }
+# The far site: the one with the longest round trip to the leader.
+far=${FAR:-$(status "$leader" | python3 -c '
+import json, sys
+peers = json.load(sys.stdin).get("peers", [])
+print(max(peers, key=lambda p: p.get("last_round_trip_ns") or 0)["name"])')}
 ca=$(echo "$work"/tsod-testbed-*/certs/ca.crt)
 echo "leader $leader ($(listen $leader)), far site $far ($(listen $far)); $RUNS runs of $DURATION each"
 

@@ -797,3 +797,89 @@ fn a_whole_cluster_killed_at_once_comes_back_and_issues_above_everything_before(
         }
     });
 }
+
+/// A peer with a valid certificate (compromised or buggy) can neither
+/// speak for another site in a pre-vote nor talk a healthy group into an
+/// election: an impostor's pre-vote is refused as unauthorized, garbage as
+/// malformed, and a real one is refused by the leader and by a follower
+/// that hears it; the term does not move.
+#[test]
+fn a_peer_cannot_force_an_election_or_speak_for_another_site() {
+    use tsod::tso::election::{Campaign, CampaignAnswer, Merit};
+    use tsod::tso::network::group_digest;
+    use tsod::tso::raft::node_id;
+    use tsod_proto::wire::{self, ErrorCode, Message, RaftMessage, RaftRpc};
+
+    let scratch = Scratch::new("tso", "hostile-pre-vote");
+    let sites = start_cluster(&scratch);
+    let (leader_index, term) = stable_leader(&sites, Duration::from_secs(30), Duration::from_secs(4));
+    let follower = (0..3).find(|i| *i != leader_index).unwrap();
+    let sender = (0..3).find(|i| *i != leader_index && *i != follower).unwrap();
+    let certs = scratch.join("certs");
+    let group = group_digest(&SITES.map(str::to_owned));
+    let rt = runtime();
+    rt.block_on(async {
+        let ask = |target: usize, payload: String| {
+            let certs = certs.clone();
+            let addr = sites[target].addr();
+            let server = sites[target].name;
+            let me = sites[sender].name;
+            async move {
+                let roots = tsod::tls::load_roots(&certs).unwrap();
+                let identity = tsod::tls::load_identity(&certs, me).unwrap();
+                let tls = tsod::tls::client_config(roots, identity, &[wire::ALPN_PEER]).unwrap();
+                let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+                let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+                endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+                let conn = endpoint.connect(addr, server).unwrap().await.unwrap();
+                let (mut send, mut recv) = conn.open_bi().await.unwrap();
+                let message =
+                    Message::RaftRequest(RaftMessage { request_id: 9, rpc: RaftRpc::PreVote, payload: &payload });
+                send.write_all(&message.to_vec().unwrap()).await.unwrap();
+                send.finish().unwrap();
+                let bytes =
+                    tokio::time::timeout(Duration::from_secs(5), recv.read_to_end(1 << 20)).await.unwrap().unwrap();
+                match wire::decode(&bytes).unwrap() {
+                    Message::RaftResponse(r) => Ok(serde_json::from_str::<CampaignAnswer>(r.payload).unwrap()),
+                    Message::Error(e) => Err((e.code, e.message.to_owned())),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        };
+        let campaign = |from: &str| Campaign {
+            from: node_id(from),
+            campaign: true,
+            term: term + 100,
+            last_log_index: Some(u64::MAX / 2),
+            merit: Merit { priority: Some(u32::MAX), total_round_trip_us: 0 },
+            handover_to: None,
+        };
+        let payload = |c: &Campaign| format!("{{\"group\":\"{group}\",\"rpc\":{}}}", serde_json::to_string(c).unwrap());
+        // Speaking for the third site: refused before anything is looked at.
+        let impostor = ask(leader_index, payload(&campaign(sites[follower].name))).await;
+        let (code, message) = impostor.unwrap_err();
+        assert_eq!(code, ErrorCode::Unauthorized, "{message}");
+        assert!(message.contains("claims node"), "{message}");
+        // Garbage in the payload.
+        let (code, _) =
+            ask(leader_index, format!("{{\"group\":\"{group}\",\"rpc\":{{\"from\":1}}}}")).await.unwrap_err();
+        assert_eq!(code, ErrorCode::Malformed);
+        // Its own pre-vote, with the best merit and the longest log it can
+        // claim: the leader and a follower that hears it both refuse.
+        let own = campaign(sites[sender].name);
+        let at_leader = ask(leader_index, payload(&own)).await.unwrap();
+        assert!(
+            !at_leader.granted && at_leader.refused.as_deref().is_some_and(|r| r.contains("leads")),
+            "{at_leader:?}"
+        );
+        let at_follower = ask(follower, payload(&own)).await.unwrap();
+        assert!(
+            !at_follower.granted && at_follower.refused.as_deref().is_some_and(|r| r.contains("heard its leader")),
+            "{at_follower:?}"
+        );
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(max_term(&sites), term, "a hostile pre-vote moved the term");
+    let after = sites[leader_index].status().and_then(|s| s.tso).unwrap();
+    assert_eq!(after.role, "leader");
+}

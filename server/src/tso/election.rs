@@ -125,6 +125,11 @@ pub struct Local {
     pub stickiness: Duration,
     /// Its last log index.
     pub last_log_index: Option<u64>,
+    /// It is campaigning itself (its own election timeout passed and its
+    /// last campaign did not fail) and is the better candidate: a higher
+    /// merit, or an equal one and a larger node id. Two sites that lost
+    /// their leader at the same moment then do not split the vote.
+    pub rival: bool,
 }
 
 /// Whether `local` grants the pre-vote `c`; the refusal says why.
@@ -147,7 +152,16 @@ pub fn grant(c: &Campaign, local: &Local) -> Result<(), String> {
     if local.heard_leader_ago < local.stickiness {
         return Err(format!("this site heard its leader {} ms ago", local.heard_leader_ago.as_millis()));
     }
+    if local.rival {
+        return Err("this site campaigns too and is the better candidate".into());
+    }
     Ok(())
+}
+
+/// Whether a site with merit `mine` and id `me`, campaigning itself, is a
+/// better candidate than `theirs` with id `them` (see [`Local::rival`]).
+pub fn outranks(mine: &Merit, me: NodeId, theirs: &Merit, them: NodeId) -> bool {
+    mine.better_than(theirs) || (!theirs.better_than(mine) && me > them)
 }
 
 /// A leader's handover of leadership to a better site.
@@ -214,6 +228,7 @@ mod tests {
             handover_to_candidate: false,
             stickiness: Duration::from_millis(400),
             last_log_index: Some(10),
+            rival: false,
         }
     }
 
@@ -231,6 +246,20 @@ mod tests {
         assert!(grant(&campaign(None), &local()).is_err());
         // A new store does not vote.
         assert!(grant(&campaign(Some(10)), &Local { voting: false, ..local() }).is_err());
+        // A better rival campaigning at the same time does not split the vote.
+        assert!(
+            grant(&campaign(Some(10)), &Local { rival: true, ..local() }).unwrap_err().contains("better candidate")
+        );
+    }
+
+    #[test]
+    fn of_two_equal_rivals_the_larger_id_goes_on() {
+        let a = merit(None, 460);
+        assert!(outranks(&a, 9, &a, 3));
+        assert!(!outranks(&a, 3, &a, 9));
+        // Merit first: a better site outranks whatever its id.
+        assert!(outranks(&merit(Some(1), 900), 1, &merit(None, 10), 9));
+        assert!(!outranks(&merit(None, 900), 9, &merit(None, 10), 1));
     }
 
     #[test]

@@ -156,6 +156,9 @@ pub struct TsoNode {
     last_heard: Mutex<Instant>,
     /// Campaigns allowed (after joining).
     electing: AtomicBool,
+    /// This site's election timeout passed and it campaigns (cleared when
+    /// it hears a leader or leads, or when a campaign fails).
+    campaigning: AtomicBool,
     allocator: Mutex<Option<Allocator>>,
     lease_changed: Notify,
     proposing: AtomicBool,
@@ -300,6 +303,7 @@ impl TsoNode {
             handover_offered: Mutex::new(None),
             last_heard: Mutex::new(Instant::now()),
             electing: AtomicBool::new(false),
+            campaigning: AtomicBool::new(false),
             allocator: Mutex::new(None),
             lease_changed: Notify::new(),
             proposing: AtomicBool::new(false),
@@ -335,6 +339,7 @@ impl TsoNode {
     /// Notes that a leader's AppendEntries was accepted (see [`TsoNode::join`]).
     pub fn leader_heard(&self) {
         *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        self.campaigning.store(false, Ordering::Release);
         if !self.leader_heard.swap(true, Ordering::AcqRel) {
             self.leader_heard_changed.notify_waiters();
         }
@@ -520,6 +525,8 @@ impl TsoNode {
                 handover_to_candidate: own_handover == Some(c.from) || offered == Some(c.from),
                 stickiness: timing.stickiness,
                 last_log_index: m.last_log_index,
+                rival: self.campaigning.load(Ordering::Acquire)
+                    && election::outranks(&self.merit(), self.me, &c.merit, c.from),
             };
             let verdict = election::grant(&c, &local);
             debug!(candidate = self.conns.name(c.from).unwrap_or("?"), ?verdict, "pre-vote");
@@ -597,6 +604,7 @@ impl TsoNode {
                 // Leading counts as hearing a leader: once deposed, this
                 // site waits a whole election timeout like any follower.
                 *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+                self.campaigning.store(false, Ordering::Release);
                 let handing_over = self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some();
                 if !handing_over && now.duration_since(last_heartbeat) >= timing.heartbeat {
                     last_heartbeat = now;
@@ -627,8 +635,9 @@ impl TsoNode {
                 *self.handover_offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
                 info!("the TSO leader hands over to this site: campaigning");
             }
+            self.campaigning.store(true, Ordering::Release);
             let granted = self.pre_vote(&m, &timing).await;
-            if granted {
+            let from = if granted {
                 info!(
                     term = m.current_term.saturating_add(1),
                     "pre-vote granted by a majority: starting a TSO election"
@@ -636,9 +645,18 @@ impl TsoNode {
                 if self.raft.trigger().elect().await.is_err() {
                     return;
                 }
-            }
-            // Whatever came of it, the next attempt waits a whole window.
-            next = Some((heard, Instant::now(), random_u16()));
+                // The election has its vote round trip before another
+                // attempt (which would start a newer term) is considered.
+                Instant::now() + self.fixed.vote_timeout
+            } else {
+                // Refused (others still hear a leader, or a better rival
+                // campaigns): stop outranking others, try again after half
+                // a window.
+                self.campaigning.store(false, Ordering::Release);
+                Instant::now().checked_sub(timing.election / 2).unwrap_or_else(Instant::now)
+            };
+            // A leader heard meanwhile restarts the wait from that contact.
+            next = Some((heard, from, random_u16()));
         }
     }
 

@@ -13,16 +13,18 @@
 //! * **heartbeat** `h = clamp(R / 2, 20 ms, 500 ms)`. Raft RPCs to one
 //!   follower go one at a time, so a follower hears its leader every
 //!   `g = max(h, R)` at best.
-//! * **election timeout** `Te = clamp(2·g + h, 150 ms, 10 s)`: two heartbeat
-//!   gaps and one more heartbeat of slack before a follower suspects its
-//!   leader. Each attempt waits a random time in `[Te, 1.5·Te)`, plus
+//! * **election timeout** `Te = clamp(g + 2·h, 150 ms, 10 s)`: the longest
+//!   regular gap and two heartbeats of slack before a follower suspects its
+//!   leader. A false suspicion costs only a refused pre-vote, so it can be
+//!   short. Each attempt waits a random time in `[Te, 1.25·Te)`, plus
 //!   `Te / 2` per site that is a better leader than this one (priority,
 //!   then total round trip), so the preferred site usually goes first.
-//! * **pre-vote stickiness** `G = max(3/4 · Te, Vr + 1 ms)`: a site that
+//! * **pre-vote stickiness** `G = max(g + h, Vr + 1 ms)`: a site that
 //!   heard a leader within `G` refuses to help elect another (a returning
-//!   or partitioned site cannot depose a healthy leader). `Vr` is the
-//!   vote timeout fixed at start (below): openraft refuses real votes for
-//!   `Vr + 1 ms` after a heartbeat, so a pre-vote may not pass earlier.
+//!   or partitioned site cannot depose a healthy leader: a live leader is
+//!   heard every `g`). `Vr` is the vote timeout fixed at start (below):
+//!   openraft refuses real votes for `Vr + 1 ms` after a heartbeat, so a
+//!   pre-vote may not pass earlier.
 //! * **renewal point** `Lr = 2·Rq + 50 ms` before the lease ends: time for
 //!   a renewal to commit, or to be retransmitted once.
 //! * **lease** `L = clamp(max(Te + 2·Rq, 2·Lr), 200 ms, 60 s)`. After the
@@ -35,8 +37,9 @@
 //! AppendEntries timeout (its `heartbeat_interval`), the vote timeout
 //! (`election_timeout_min`) and its own vote stickiness
 //! (`election_timeout_max`). [`StaticTiming`] sets them from the round trip
-//! at start with room for it to double: AppendEntries `max(1 s, 4·R)`, vote
-//! `Vr = clamp(2·R + 50 ms, 100 ms, 5 s)`. openraft's own timers stay off;
+//! at start: vote `Vr = clamp(1.5·R + 50 ms, 100 ms, 5 s)` (a round trip,
+//! with room for it to grow by a third and some jitter), AppendEntries
+//! `Vr − 1 ms` (openraft requires it below the vote timeout). openraft's own timers stay off;
 //! tsod sends heartbeats and starts elections (after a pre-vote) itself.
 //!
 //! Explicit `[tso]` settings replace the derived values; [`check`] refuses
@@ -116,8 +119,8 @@ pub struct StaticTiming {
 impl StaticTiming {
     /// For round trips `rtt` measured (or declared) at start.
     pub fn at_start(rtt: RoundTrips) -> Self {
-        let append_timeout = (rtt.max * 4).max(Duration::from_secs(1));
-        let vote_timeout = (rtt.max * 2 + SLACK).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let vote_timeout = (rtt.max * 3 / 2 + SLACK).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let append_timeout = vote_timeout.saturating_sub(Duration::from_millis(1));
         Self { append_timeout, vote_timeout }
     }
 
@@ -157,7 +160,7 @@ impl Timing {
         let heartbeat = overrides.heartbeat.unwrap_or_else(|| derived_heartbeat(rtt));
         let election = overrides.election.unwrap_or_else(|| min_election(rtt, heartbeat).max(ELECTION_MIN));
         let election = election.min(ELECTION_MAX);
-        let stickiness = (election * 3 / 4).max(fixed.raft_stickiness());
+        let stickiness = (heartbeat.max(rtt.max) + heartbeat).max(fixed.raft_stickiness());
         let renew_left = min_renew_left(rtt);
         let lease = overrides
             .lease
@@ -173,7 +176,7 @@ impl Timing {
     pub fn campaign_window(&self, better: usize) -> (Duration, Duration) {
         let step = self.election / 2;
         let extra = step.saturating_mul(u32::try_from(better).unwrap_or(u32::MAX));
-        (self.election + extra, self.election + step + extra)
+        (self.election + extra, self.election + self.election / 4 + extra)
     }
 }
 
@@ -181,9 +184,9 @@ fn derived_heartbeat(rtt: RoundTrips) -> Duration {
     (rtt.max / 2).clamp(HEARTBEAT_MIN, HEARTBEAT_MAX)
 }
 
-/// Two heartbeat gaps and one heartbeat: `2·max(h, R) + h`.
+/// The longest regular gap and two heartbeats: `max(h, R) + 2·h`.
 fn min_election(rtt: RoundTrips, heartbeat: Duration) -> Duration {
-    heartbeat.max(rtt.max) * 2 + heartbeat
+    heartbeat.max(rtt.max) + heartbeat * 2
 }
 
 /// `2·Rq + 50 ms`.
@@ -210,10 +213,11 @@ pub struct TooShort {
 }
 
 /// Refuses explicit settings that cannot work at round trips `rtt` (`what`
-/// says where they come from): an election timeout shorter than two
-/// heartbeat gaps and a heartbeat (followers would depose a live leader), a
+/// says where they come from): an election timeout shorter than the longest
+/// heartbeat gap and two heartbeats (followers would suspect a live leader
+/// all the time), a
 /// lease shorter than twice the renewal point (renewals could not commit
-/// before it ends). The election rule also keeps the heartbeat below a
+/// before it ends). The election rule also keeps the heartbeat at most a
 /// third of the election timeout.
 pub fn check(overrides: Overrides, rtt: RoundTrips, what: &str) -> Result<(), TooShort> {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -285,7 +289,7 @@ mod tests {
         assert_eq!(t.renew_left, ms(52));
         assert_eq!(t.lease, ms(200));
         // The vote timeout (100 ms) sets openraft's stickiness at 101 ms.
-        assert_eq!(t.stickiness, Duration::from_micros(112_500));
+        assert_eq!(t.stickiness, ms(101));
     }
 
     #[test]
@@ -294,11 +298,11 @@ mod tests {
         let rtt = RoundTrips::from_peers(&[Some(ms(190)), Some(ms(160))], ms(100));
         let t = derive(rtt);
         assert_eq!(t.heartbeat, ms(95));
-        assert_eq!(t.election, ms(475));
+        assert_eq!(t.election, ms(380));
         assert_eq!(t.renew_left, ms(370));
-        assert_eq!(t.lease, ms(795));
-        // Stickiness may not be shorter than openraft's (2·190 + 50 + 1).
-        assert_eq!(t.stickiness, ms(431));
+        assert_eq!(t.lease, ms(740));
+        // Stickiness may not be shorter than openraft's (1.5·190 + 50 + 1).
+        assert_eq!(t.stickiness, ms(336));
         // Every derived timing passes its own check.
         let explicit = Overrides { heartbeat: Some(t.heartbeat), election: Some(t.election), lease: Some(t.lease) };
         assert_eq!(check(explicit, rtt, "measured"), Ok(()));
@@ -314,15 +318,17 @@ mod tests {
                 let explicit =
                     Overrides { heartbeat: Some(t.heartbeat), election: Some(t.election), lease: Some(t.lease) };
                 assert_eq!(check(explicit, rtt, "x"), Ok(()), "rtt {rtt_ms} ms");
-                // A follower hears its leader at least twice per election timeout.
-                assert!(t.election >= t.heartbeat.max(rtt.max) * 2, "rtt {rtt_ms}");
+                // A live leader is heard within the election timeout, with
+                // two heartbeats to spare, and within the stickiness.
+                let gap = t.heartbeat.max(rtt.max);
+                assert!(t.election >= gap + t.heartbeat * 2 && t.stickiness > gap, "rtt {rtt_ms}");
                 // A renewal has two commit round trips before the lease ends.
                 assert!(t.renew_left >= rtt.quorum * 2 && t.lease >= t.renew_left * 2, "rtt {rtt_ms}");
                 // Pre-votes never pass before openraft would grant the vote.
                 assert!(t.stickiness > fixed.vote_timeout, "rtt {rtt_ms}");
-                // The vote timeout covers the round trip with room.
-                assert!(fixed.vote_timeout >= rtt.max * 2 || fixed.vote_timeout == Duration::from_secs(5));
-                assert!(fixed.append_timeout >= rtt.max * 4);
+                // The vote and AppendEntries timeouts cover the round trip with room.
+                assert!(fixed.vote_timeout >= rtt.max * 3 / 2 || fixed.vote_timeout == Duration::from_secs(5));
+                assert!(fixed.append_timeout > rtt.max * 5 / 4 || rtt.max > Duration::from_secs(3));
             }
         }
     }
@@ -333,9 +339,9 @@ mod tests {
         let e = check(Overrides { heartbeat: Some(ms(50)), election: Some(ms(250)), lease: None }, rtt, "declared")
             .unwrap_err();
         assert_eq!(e.setting, "election-timeout-ms");
-        assert_eq!((e.value_ms, e.rtt_ms, e.min_ms), (250, 230, 510));
+        assert_eq!((e.value_ms, e.rtt_ms, e.min_ms), (250, 230, 330));
         let text = e.to_string();
-        assert!(text.contains("230 ms round trip") && text.contains("at least 510 ms"), "{text}");
+        assert!(text.contains("230 ms round trip") && text.contains("at least 330 ms"), "{text}");
         let e = check(Overrides { lease: Some(ms(400)), ..Overrides::default() }, rtt, "declared").unwrap_err();
         assert_eq!((e.setting, e.rtt_ms, e.min_ms), ("lease-ms", 190, 860));
         // The same settings work at 25 ms.
@@ -353,8 +359,8 @@ mod tests {
         let t = derive(RoundTrips::uniform(ms(25)));
         let (a0, b0) = t.campaign_window(0);
         let (a1, b1) = t.campaign_window(1);
-        assert_eq!((a0, b0), (ms(150), ms(225)));
-        assert_eq!((a1, b1), (ms(225), ms(300)));
+        assert_eq!((a0, b0), (ms(150), Duration::from_micros(187_500)));
+        assert_eq!((a1, b1), (ms(225), Duration::from_micros(262_500)));
     }
 
     #[test]

@@ -62,7 +62,7 @@ impl Site {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_tsod"))
             .args(["run", "--config"])
             .arg(&self.config)
-            .env("TSOD_LOG", "warn,openraft=off")
+            .env("TSOD_LOG", std::env::var("TSOD_TEST_LOG").unwrap_or_else(|_| "warn,openraft=off".into()))
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("restart tsod");
@@ -585,9 +585,14 @@ fn a_returning_follower_does_not_disturb_the_leader() {
 fn leadership_moves_back_to_the_site_with_the_highest_priority() {
     let scratch = Scratch::new("tso", "priority");
     let (mut sites, _relays) = start_cluster_with(&scratch, None, &["", "", "leader-priority = 5"]);
-    let (first, _) = stable_leader(&sites, Duration::from_secs(30), Duration::from_secs(2));
-    assert_eq!(sites[first].name, "xa", "the highest priority leads");
-    let why = sites[first].status().and_then(|s| s.tso).and_then(|t| t.why_leading);
+    // The first election may go elsewhere (before the sites have learnt
+    // each other's merits); leadership then moves to xa.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while leader(&sites, Duration::from_secs(30)) != 2 {
+        assert!(Instant::now() < deadline, "xa, with the highest priority, never led");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let why = sites[2].status().and_then(|s| s.tso).and_then(|t| t.why_leading);
     assert_eq!(why.as_deref(), Some("highest leader-priority (5)"));
     let certs = scratch.join("certs");
     let rt = runtime();
@@ -626,20 +631,21 @@ fn leadership_moves_back_to_the_site_with_the_highest_priority() {
         }
         // The longest gap at the other sites from the restart on (the
         // restart itself costs nothing; the move back may).
-        let mut worst = 0u64;
+        let mut worst = (0u64, 0u64);
         for r in &records {
             for pair in r.lock().unwrap().got.windows(2) {
                 if pair[1].0 >= restarted {
-                    worst = worst.max(pair[1].1.saturating_sub(pair[0].1));
+                    worst = worst.max((pair[1].1.saturating_sub(pair[0].1), pair[1].1));
                 }
             }
         }
-        (moved_back, worst)
+        eprintln!("restarted at {} s; the longest gap ended at {} s", restarted as f64 / 1e9, worst.1 as f64 / 1e9);
+        (moved_back, worst.0)
     });
     check_order(&records);
     assert!(moved_back, "leadership did not move back to xa");
     eprintln!("longest gap at the other sites while leadership moved back: {} ms", gaps / 1_000_000);
-    assert!(gaps < 500_000_000, "moving leadership back stalled the others {} ms", gaps / 1_000_000);
+    assert!(gaps < 250_000_000, "moving leadership back stalled the others {} ms", gaps / 1_000_000);
 }
 
 #[test]
@@ -851,7 +857,7 @@ fn a_peer_cannot_force_an_election_or_speak_for_another_site() {
             campaign: true,
             term: term + 100,
             last_log_index: Some(u64::MAX / 2),
-            merit: Merit { priority: Some(u32::MAX), total_round_trip_us: 0 },
+            merit: Merit { priority: Some(u32::MAX), total_round_trip_us: 0, half_width_us: Some(1) },
             handover_to: None,
         };
         let payload = |c: &Campaign| format!("{{\"group\":\"{group}\",\"rpc\":{}}}", serde_json::to_string(c).unwrap());

@@ -42,6 +42,12 @@ pub struct Merit {
     /// Sum of the round trips to every peer (µs); unmeasured peers count
     /// [`UNMEASURED_US`].
     pub total_round_trip_us: u64,
+    /// Half-width of the site's interval (µs) while it is synchronized: a
+    /// new leader issues only once its `earliest` passed the old lease, so
+    /// leadership is handed only to a site whose bound is about as narrow
+    /// as the leader's ([`Merit::ready_to_succeed`]). Not part of the order.
+    #[serde(default)]
+    pub half_width_us: Option<u64>,
 }
 
 /// What an unmeasured peer adds to a total round trip (µs): more than any
@@ -61,6 +67,13 @@ impl Merit {
                 self.total_round_trip_us.saturating_add(margin) < other.total_round_trip_us
             }
         }
+    }
+
+    /// Whether a site with this merit may take leadership over from a leader
+    /// whose half-width is `leader_us`: synchronized, and its half-width at
+    /// most the leader's plus 1 ms (the gap a handover costs grows with it).
+    pub fn ready_to_succeed(&self, leader_us: Option<u64>) -> bool {
+        self.half_width_us.is_some_and(|w| w <= leader_us.unwrap_or(0).saturating_add(1_000))
     }
 
     /// Why a site with this merit leads, for status.
@@ -188,7 +201,7 @@ mod tests {
     use super::*;
 
     fn merit(priority: Option<u32>, total_ms: u64) -> Merit {
-        Merit { priority, total_round_trip_us: total_ms * 1_000 }
+        Merit { priority, total_round_trip_us: total_ms * 1_000, half_width_us: Some(200) }
     }
 
     #[test]
@@ -204,6 +217,17 @@ mod tests {
         assert!(!merit(None, 390).better_than(&merit(None, 380)));
         // Nor is any site better than itself.
         assert!(!merit(None, 350).better_than(&merit(None, 350)));
+    }
+
+    #[test]
+    fn only_a_synchronized_site_with_a_narrow_bound_takes_over() {
+        let ready =
+            |w: Option<u64>, leader: Option<u64>| Merit { half_width_us: w, ..merit(None, 1) }.ready_to_succeed(leader);
+        assert!(ready(Some(200), Some(150)));
+        assert!(ready(Some(1_100), Some(150)));
+        // Just restarted: a wide bound would cost its half-width in the gap.
+        assert!(!ready(Some(400_000), Some(150)));
+        assert!(!ready(None, Some(150)));
     }
 
     #[test]
@@ -295,7 +319,7 @@ mod tests {
         let text = serde_json::to_string(&c).unwrap();
         assert_eq!(
             text,
-            r#"{"from":7,"campaign":true,"term":3,"last-log-index":12,"merit":{"priority":2,"total-round-trip-us":350000},"handover-to":null}"#
+            r#"{"from":7,"campaign":true,"term":3,"last-log-index":12,"merit":{"priority":2,"total-round-trip-us":350000,"half-width-us":200},"handover-to":null}"#
         );
         assert_eq!(serde_json::from_str::<Campaign>(&text).unwrap(), c);
         assert!(serde_json::from_str::<Campaign>(r#"{"from":7}"#).is_err());

@@ -146,8 +146,9 @@ pub struct TsoNode {
     priority: Option<u32>,
     /// Peers' merits, with when they were learnt.
     merits: Mutex<HashMap<NodeId, (Merit, Instant)>>,
-    /// As leader: the handover in progress, since when.
-    handover: Mutex<Option<(Handover, Instant)>>,
+    /// As leader: the handover in progress, since when, and whether it was
+    /// announced (before that the leader only stops renewing).
+    handover: Mutex<Option<(Handover, Instant, bool)>>,
     /// As leader: no handover before this instant (one failed).
     handover_not_before: Mutex<Option<Instant>>,
     /// As follower: the leader said it hands over to this site, in this term.
@@ -416,6 +417,9 @@ impl TsoNode {
             match self.raft.is_initialized().await {
                 Ok(true) => {}
                 Ok(false) => {
+                    // Initializing campaigns (see above): the driver waits
+                    // a whole election timeout from here before it would.
+                    *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
                     if let Err(e) = self.raft.initialize(members).await {
                         debug!(error = %e, "Raft already initialized");
                     }
@@ -440,7 +444,17 @@ impl TsoNode {
             .into_iter()
             .map(|(_, r)| r.map_or(UNMEASURED_US, |d| u64::try_from(d.as_micros()).unwrap_or(UNMEASURED_US)))
             .fold(0u64, u64::saturating_add);
-        Merit { priority: self.priority, total_round_trip_us: total }
+        let half_width_us = self
+            .site_now()
+            .ok()
+            .filter(|_| self.synchronized())
+            .map(|now| u64::try_from(now.half_width().as_micros()).unwrap_or(u64::MAX));
+        Merit { priority: self.priority, total_round_trip_us: total, half_width_us }
+    }
+
+    /// The site's published interval is `synchronized`.
+    fn synchronized(&self) -> bool {
+        self.view.borrow().published.anchor.status == tsod_proto::ClockStatus::Synchronized
     }
 
     /// Re-derives the timing from the round trips measured now.
@@ -513,15 +527,24 @@ impl TsoNode {
         }
         let answer = if c.campaign {
             let timing = self.timing();
-            let own_handover =
-                self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|(h, _)| h.to);
+            let own_handover = self
+                .handover
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .and_then(|(h, _, announced)| announced.then_some(h.to));
             let offered = self.offered_handover(m.current_term).map(|h| h.to);
             let local = election::Local {
                 voting: self.voting(),
                 leading: self.role(&m) == Role::Leader,
-                heard_leader_ago: now.saturating_duration_since(
-                    *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
-                ),
+                // A site in Raft's leader state hears a leader: itself
+                // (until its heartbeats are refused for a newer term).
+                heard_leader_ago: if m.state == ServerState::Leader && m.current_leader == Some(self.me) {
+                    Duration::ZERO
+                } else {
+                    now.saturating_duration_since(
+                        *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                    )
+                },
                 handover_to_candidate: own_handover == Some(c.from) || offered == Some(c.from),
                 stickiness: timing.stickiness,
                 last_log_index: m.last_log_index,
@@ -605,7 +628,11 @@ impl TsoNode {
                 // site waits a whole election timeout like any follower.
                 *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
                 self.campaigning.store(false, Ordering::Release);
-                let handing_over = self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some();
+                let handing_over = self
+                    .handover
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .is_some_and(|(_, _, announced)| announced);
                 if !handing_over && now.duration_since(last_heartbeat) >= timing.heartbeat {
                     last_heartbeat = now;
                     if self.raft.trigger().heartbeat().await.is_err() {
@@ -721,7 +748,11 @@ impl TsoNode {
     /// Sends every peer a hello (no answer is waited for here).
     fn hello_all(self: &Arc<Self>, timing: Timing) {
         let m = self.raft.metrics().borrow().clone();
-        let handover = self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|(h, _)| h);
+        let handover = self
+            .handover
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .and_then(|(h, _, announced)| announced.then_some(h));
         let request = Campaign {
             from: self.me,
             campaign: false,
@@ -874,11 +905,19 @@ impl TsoNode {
                     });
                 }
                 Err(Refusal::FenceNotPassed { wait } | Refusal::AheadOfClock { wait }) => Some(wait),
+                Err(Refusal::LeaseExpired) if self.handing_over_announced() => {
+                    // No renewal is coming: the client retries at the successor.
+                    return Err(Unavailable::new(
+                        "the TSO leader is handing over to another site",
+                        Duration::from_millis(5),
+                    ));
+                }
                 Err(Refusal::NoLease | Refusal::LeaseExpired) => None,
             };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 let why = attempt.err().map_or_else(String::new, |r| r.to_string());
+                debug!(%why, "TSO request held in vain");
                 return Err(Unavailable::new(
                     format!("leader not ready: {why}"),
                     wait.unwrap_or(Duration::from_millis(50)),
@@ -910,6 +949,10 @@ impl TsoNode {
             }
             let term = self.leading_term();
             let now = self.site_now().ok();
+            if term.is_none() && leading_since.is_some() {
+                // Requests held for a lease of ours give up at once.
+                self.lease_changed.notify_waiters();
+            }
             match (term, leading_since) {
                 (Some(t), Some((since_term, _))) if since_term == t => {}
                 (Some(t), _) => leading_since = Some((t, Instant::now())),
@@ -960,10 +1003,11 @@ impl TsoNode {
         }
     }
 
-    /// Whether this leader is handing over (and so does not renew): starts
-    /// one when a better site is live and caught up, this site has led for
-    /// a while, and its lease has about as much left as the successor
-    /// needs to start; gives it up when it did not happen in time.
+    /// Whether this leader is handing over (and so does not renew): picks a
+    /// successor when a better site is live and caught up and this site has
+    /// led for a while, stops renewing, and announces the handover once its
+    /// lease has about as much left as the successor needs to start; gives
+    /// it up when it did not happen in time.
     fn handing_over(
         self: &Arc<Self>,
         term: u64,
@@ -973,15 +1017,24 @@ impl TsoNode {
         timing: &Timing,
     ) -> bool {
         let mut slot = self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((h, since)) = *slot {
-            if h.term == term && since.elapsed() < timing.lease + timing.election * 2 {
-                return true;
+        if let Some((h, since, announced)) = *slot {
+            if h.term != term || since.elapsed() >= timing.lease * 2 + timing.election * 2 {
+                warn!(to = self.conns.name(h.to).unwrap_or("?"), "TSO handover did not happen in time; leading on");
+                *slot = None;
+                *self.handover_not_before.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(Instant::now() + HANDOVER_RETRY);
+                return false;
             }
-            warn!(to = self.conns.name(h.to).unwrap_or("?"), "TSO handover did not happen in time; leading on");
-            *slot = None;
-            *self.handover_not_before.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some(Instant::now() + HANDOVER_RETRY);
-            return false;
+            if !announced {
+                let to_successor = self.round_trip_to(h.to).unwrap_or(timing.round_trips.max);
+                if election::handover_due(a.lease_left(now), to_successor, timing.round_trips.quorum) {
+                    info!(to = self.conns.name(h.to).unwrap_or("?"), "handing TSO leadership over to a better site");
+                    *slot = Some((h, since, true));
+                    drop(slot);
+                    self.hello_all(*timing);
+                }
+            }
+            return true;
         }
         if led < LEAD_BEFORE_HANDOVER || a.fence_ns().is_none() {
             return false;
@@ -1002,24 +1055,24 @@ impl TsoNode {
         let best = self
             .fresh_merits()
             .into_iter()
-            .filter(|(id, merit)| merit.better_than(&mine) && caught_up(*id))
+            .filter(|(id, merit)| {
+                merit.better_than(&mine) && merit.ready_to_succeed(mine.half_width_us) && caught_up(*id)
+            })
             .reduce(|x, y| if y.1.better_than(&x.1) { y } else { x });
         let Some((to, _)) = best else { return false };
-        let to_successor = self
-            .conns
-            .round_trips()
-            .into_iter()
-            .find(|(id, _)| *id == to)
-            .and_then(|(_, r)| r)
-            .unwrap_or(timing.round_trips.max);
-        if !election::handover_due(a.lease_left(now), to_successor, timing.round_trips.quorum) {
-            return false;
-        }
-        info!(to = self.conns.name(to).unwrap_or("?"), "handing TSO leadership over to a better site");
-        *slot = Some((Handover { to, term }, Instant::now()));
-        drop(slot);
-        self.hello_all(*timing);
+        debug!(to = self.conns.name(to).unwrap_or("?"), "a better site is caught up: no more renewals");
+        *slot = Some((Handover { to, term }, Instant::now(), false));
         true
+    }
+
+    /// This leader announced a handover (it renews no more).
+    fn handing_over_announced(&self) -> bool {
+        self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some_and(|(_, _, a)| a)
+    }
+
+    /// The round trip to peer `id`, if measured.
+    fn round_trip_to(&self, id: NodeId) -> Option<Duration> {
+        self.conns.round_trips().into_iter().find(|(peer, _)| *peer == id).and_then(|(_, r)| r)
     }
 
     /// Proposes a lease ending `lease` after `now.latest` and records it
@@ -1027,8 +1080,10 @@ impl TsoNode {
     async fn propose(self: Arc<Self>, term: u64, now: TimeInterval, lease: Duration) {
         let end_ns = now.latest().as_nanos().saturating_add(u64::try_from(lease.as_nanos()).unwrap_or(u64::MAX));
         let command = Command::Lease(Lease { holder: self.me, term, end_ns });
+        let asked = Instant::now();
         match tokio::time::timeout(lease, self.raft.client_write(command)).await {
             Ok(Ok(response)) => {
+                debug!(term, took = ?asked.elapsed(), fence_before = response.data.previous_end_ns, "lease committed");
                 let mut guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if let Some(a) = guard.as_mut().filter(|a| a.term() == term) {
                     a.on_committed(response.data.previous_end_ns, end_ns);
@@ -1154,7 +1209,7 @@ impl TsoNode {
         let timing = self.timing();
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let handover_to =
-            self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|(h, _)| name(h.to));
+            self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|(h, _, _)| name(h.to));
         TsoStatus {
             role: role.name().to_owned(),
             leader: m.current_leader.map(name),

@@ -2,10 +2,11 @@
 # Runs testbed scenarios (default: every built-in one) against real tsod
 # processes and prints each report; exits non-zero if any scenario failed:
 # true time outside a synchronized interval, a TSO timestamp duplicated,
-# out of real-time order or far from true time, or an event that could not
-# be applied. Closes with "scenarios: N passed, N failed".
+# out of real-time order or far from true time, an event that could not
+# be applied, or a check the scenario states that did not hold (an
+# expect-leader, a max-gap-ms). Closes with "scenarios: N passed, N failed".
 #
-#   testbed/run-scenarios.sh                      # the full set (about 20 minutes)
+#   testbed/run-scenarios.sh                      # the full set (about 25 minutes)
 #   testbed/run-scenarios.sh --short              # the ones marked short (CI-sized)
 #   testbed/run-scenarios.sh gps-spoof clock-step # some of them
 #   PROFILE=release testbed/run-scenarios.sh      # with release binaries

@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tsod_proto::{Offset, Ppb};
@@ -47,6 +47,8 @@ pub struct SitePlan {
     pub gps: bool,
     /// It has a simulated NTP server.
     pub ntp: bool,
+    /// Its `[tso] leader-priority`, if any.
+    pub leader_priority: Option<u32>,
 }
 
 /// The whole cluster to start.
@@ -74,6 +76,7 @@ impl ClusterPlan {
                 clock_steps: steps(s.name()),
                 gps: s.gps(),
                 ntp: s.ntp(),
+                leader_priority: s.leader_priority(),
             })
             .collect();
         let mut links = Vec::new();
@@ -133,6 +136,8 @@ pub struct Site {
     child: Option<Child>,
     paused: bool,
     partitioned: bool,
+    /// When its daemon last started, resumed, or had its links restored.
+    back_at: SystemTime,
 }
 
 impl Site {
@@ -149,6 +154,14 @@ impl Site {
     /// Its links are cut ([`Cluster::partition`]).
     pub fn is_partitioned(&self) -> bool {
         self.partitioned
+    }
+
+    /// Whether its status file was written since its daemon last started,
+    /// resumed or had its links restored: what the file says is what the
+    /// daemon thinks now, not before a pause or a restart (a file is
+    /// rewritten every second).
+    pub fn status_is_fresh(&self) -> bool {
+        std::fs::metadata(&self.status).and_then(|m| m.modified()).is_ok_and(|written| written >= self.back_at)
     }
 }
 
@@ -242,6 +255,7 @@ impl Cluster {
                 child: None,
                 paused: false,
                 partitioned: false,
+                back_at: SystemTime::now(),
             });
         }
         // Every site must exist before any configuration names its peers.
@@ -290,7 +304,12 @@ impl Cluster {
         );
         let _ = writeln!(c, "[clients]\nallow-anonymous = true\nmax-requests-per-second = 1000000\n");
         // The TSO's Raft state survives a site's restart, as in production.
-        let _ = writeln!(c, "[tso]\nstate-dir = \"{}\"\n", self.dir.join(&plan.name).join("tso").display());
+        // No timing: the daemon derives it from the round trips it measures.
+        let _ = writeln!(c, "[tso]\nstate-dir = \"{}\"", self.dir.join(&plan.name).join("tso").display());
+        if let Some(priority) = plan.leader_priority {
+            let _ = writeln!(c, "leader-priority = {priority}");
+        }
+        let _ = writeln!(c);
         if let Some(gps) = &site.gps {
             let _ = writeln!(
                 c,
@@ -344,6 +363,7 @@ impl Cluster {
             .map_err(io(format!("starting {} for site {}", tsod.display(), site.plan.name)))?;
         site.child = Some(child);
         site.paused = false;
+        site.back_at = SystemTime::now();
         Ok(())
     }
 
@@ -389,6 +409,7 @@ impl Cluster {
         self.signal(index, "CONT")?;
         if let Some(site) = self.sites.get_mut(index) {
             site.paused = false;
+            site.back_at = SystemTime::now();
         }
         Ok(())
     }
@@ -432,6 +453,9 @@ impl Cluster {
     pub fn partition(&mut self, index: usize, partitioned: bool) {
         if let Some(site) = self.sites.get_mut(index) {
             site.partitioned = partitioned;
+            if !partitioned {
+                site.back_at = SystemTime::now();
+            }
         }
         for ((from, to), relay) in &self.relays {
             if *from == index || *to == index {

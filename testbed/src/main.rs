@@ -9,7 +9,8 @@
 //! * `tsod-testbed up [--topology NAME|FILE]`: start it and watch the live
 //!   view until Ctrl-C (or `--for SECONDS`).
 //! * `tsod-testbed run SCENARIO [--json] [--plot FILE.svg]`: run a scripted
-//!   scenario and report; exits non-zero on any violation.
+//!   scenario and report; exits non-zero on any violation or failed check
+//!   (`expect-leader`, `max-gap-ms`: see [`tsod_testbed::scenario`]).
 //! * `tsod-testbed scenarios`, `tsod-testbed topologies`: the built-ins.
 //!
 //! Both `up` and `run` also put the cluster's TSO under load: a few clients
@@ -17,7 +18,8 @@
 //! timestamp is checked for duplicates, real-time order across sites and
 //! honesty against the host clock ([`tsod_testbed::tso_check`]); any of
 //! those is a violation, like an interval that excludes true time. The live
-//! view has a TSO line (leader, term, timestamps and errors a second), the
+//! view has a TSO line (leader, its priority, term and why it leads,
+//! timestamps and errors a second), the
 //! report per-phase TSO figures (timestamps, errors, latency, the longest
 //! span without a timestamp per site).
 //!
@@ -123,14 +125,14 @@ fn main() -> anyhow::Result<()> {
         Command::Scenarios => {
             for name in Scenario::builtin_names() {
                 let s = Scenario::builtin(name)?;
-                println!("{name:<24} {}", s.description());
+                println!("{name:<30} {}", s.description());
             }
             Ok(())
         }
         Command::Topologies => {
             for name in Topology::builtin_names() {
                 let t = Topology::builtin(name)?;
-                println!("{name:<10} {}", t.description());
+                println!("{name:<16} {}", t.description());
             }
             Ok(())
         }
@@ -249,9 +251,13 @@ impl TsoRates {
         };
         self.last = Some((now, timestamps, errors));
         let leader = timeline::current_leader(cluster).and_then(|i| cluster.sites().get(i));
+        let role = leader.and_then(|s| TsoRole::read(&s.status));
         view::TsoLine {
             leader: leader.map(|s| s.plan.name.clone()),
-            term: leader.and_then(|s| TsoRole::read(&s.status)).map(|r| r.term),
+            term: role.as_ref().map(|r| r.term),
+            priority: role.as_ref().and_then(|r| r.priority),
+            why: role.as_ref().and_then(|r| r.why_leading.clone()),
+            handover_to: role.and_then(|r| r.handover_to),
             per_second,
             errors_per_second,
             errors,

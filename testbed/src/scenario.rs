@@ -18,23 +18,24 @@
 //!
 //! # Actions and their keys
 //!
-//! | `action`      | keys                                                      |
-//! |---------------|-----------------------------------------------------------|
-//! | `kill`        | `site`                                                    |
-//! | `restart`     | `site` (killed by an earlier event)                       |
-//! | `pause`       | `site` (running: SIGSTOP)                                 |
-//! | `resume`      | `site` (paused by an earlier event: SIGCONT)              |
-//! | `gps-offset`  | `site`, `offset-ms`                                       |
-//! | `gps-drift`   | `site`, `drift-ppm`                                       |
-//! | `gps-outage`  | `site`                                                    |
-//! | `gps-restore` | `site` (after a `gps-*` fault)                            |
-//! | `ntp-offset`  | `site`, `offset-ms`, optional `claimed-error-us`          |
-//! | `ntp-outage`  | `site`                                                    |
-//! | `ntp-restore` | `site` (after an `ntp-*` fault)                           |
-//! | `partition`   | `site`                                                    |
-//! | `heal`        | `site` (partitioned by an earlier event)                  |
-//! | `link`        | `between`, `one-way-ms` or `forward-ms` + `reverse-ms`, optional `jitter-ms`, `loss` |
-//! | `clock-step`  | `site`, `by-ms`                                           |
+//! | `action`        | keys                                                      |
+//! |-----------------|-----------------------------------------------------------|
+//! | `kill`          | `site`                                                    |
+//! | `restart`       | `site` (killed by an earlier event)                       |
+//! | `pause`         | `site` (running: SIGSTOP)                                 |
+//! | `resume`        | `site` (paused by an earlier event: SIGCONT)              |
+//! | `gps-offset`    | `site`, `offset-ms`                                       |
+//! | `gps-drift`     | `site`, `drift-ppm`                                       |
+//! | `gps-outage`    | `site`                                                    |
+//! | `gps-restore`   | `site` (after a `gps-*` fault)                            |
+//! | `ntp-offset`    | `site`, `offset-ms`, optional `claimed-error-us`          |
+//! | `ntp-outage`    | `site`                                                    |
+//! | `ntp-restore`   | `site` (after an `ntp-*` fault)                           |
+//! | `partition`     | `site`                                                    |
+//! | `heal`          | `site` (partitioned by an earlier event)                  |
+//! | `link`          | `between`, `one-way-ms` or `forward-ms` + `reverse-ms`, optional `jitter-ms`, `loss` |
+//! | `clock-step`    | `site`, `by-ms`                                           |
+//! | `expect-leader` | `site`, optional `within-s` (a check, see below)          |
 //!
 //! `kill`, `restart`, `pause`, `resume`, `partition` and `heal` may name
 //! `site = "leader"` ([`LEADER`]): when a `kill`, `pause` or `partition`
@@ -52,6 +53,52 @@
 //! through serde's buffering of an internally tagged enum, which loses the
 //! position of each key).
 //!
+//! # Checks
+//!
+//! Besides what a scenario always checks (true time inside every bound, no
+//! duplicate or out-of-order TSO timestamp, every event applied), it may
+//! state what it expects of the TSO; a check that fails fails the scenario,
+//! and the report shows each check with what was seen.
+//!
+//! `expect-leader` ([`Action::ExpectLeader`]) is an event that changes
+//! nothing: it passes if at some status poll (every 250 ms) from `at-s` to
+//! `at-s + within-s` (default 0: at the event) `site` says it leads the
+//! TSO and every other site that runs, is not paused and not partitioned
+//! names it as its leader in the same term (a site's status file counts
+//! once written since the site last started, resumed or was healed: not
+//! what it said before a pause). Its window must end within `duration-s`;
+//! its site must not be killed, paused or partitioned (by the events
+//! before it) when it begins. It begins no phase of the report and does not end
+//! another event's span (detection, recovery, unavailability).
+//!
+//! ```toml
+//! [[event]]
+//! at-s = 35
+//! action = "expect-leader"
+//! site = "frankfurt"
+//! within-s = 20       # 0 … duration-s - at-s (default 0)
+//! ```
+//!
+//! `max-gap-ms` on any other event bounds the TSO's unavailability after
+//! it ([`GapLimit`]): at each site checked, the longest span without a
+//! timestamp that begins between the event and the next event at a later
+//! time (running on to the next timestamp: the report's "TSO unavailable
+//! after it") must be at most `max-gap-ms`. `gap-sites` says which sites:
+//! `"all"` (the default) or `"others"` (every site but the event's own;
+//! for `site = "leader"` the site it resolved to; not for `link`, which
+//! names no one site). The load's clients limit what a gap can resolve: a
+//! quick site gets a timestamp about every 5 ms, a far one about once per
+//! round trip to the leader ([`crate::tso_load`]).
+//!
+//! ```toml
+//! [[event]]
+//! at-s = 20
+//! action = "resume"
+//! site = "virginia"
+//! max-gap-ms = 250      # 1 … 3600000
+//! gap-sites = "others"  # "all" (default) or "others"
+//! ```
+//!
 //! # Invariants of a [`Scenario`]
 //!
 //! * its topology is valid, and every site and link an event names is in it;
@@ -66,7 +113,11 @@
 //!   `pause` (a `pause` needs a running, unpaused site; a `kill` ends a
 //!   pause), a `heal` follows a `partition`, a `gps-restore` or
 //!   `ntp-restore` follows a fault of that source;
-//! * only the actions listed above name `site = "leader"`.
+//! * only the actions listed above name `site = "leader"`;
+//! * `expect-leader` windows end within `duration-s` and begin on a site
+//!   that runs, unpaused and connected; `max-gap-ms` is within
+//!   1 … 3600000, not on an `expect-leader`; `gap-sites` comes with
+//!   `max-gap-ms`, and `"others"` not on a `link`.
 //!
 //! A description that starts with `short` (any case) marks a scenario quick
 //! enough for CI ([`Scenario::is_short`]; `run-scenarios.sh --short` runs
@@ -97,7 +148,7 @@ pub const MAX_WARMUP_S: f64 = 600.0;
 pub const DEFAULT_WARMUP_S: f64 = 10.0;
 
 /// The built-in scenarios: name and TOML text.
-const BUILTINS: [(&str, &str); 12] = [
+const BUILTINS: [(&str, &str); 18] = [
     ("lose-each-site", include_str!("../scenarios/lose-each-site.toml")),
     ("gps-spoof", include_str!("../scenarios/gps-spoof.toml")),
     ("gps-outage-everywhere", include_str!("../scenarios/gps-outage-everywhere.toml")),
@@ -110,6 +161,12 @@ const BUILTINS: [(&str, &str); 12] = [
     ("tso-leader-pause", include_str!("../scenarios/tso-leader-pause.toml")),
     ("tso-minority-partition", include_str!("../scenarios/tso-minority-partition.toml")),
     ("tso-restart-cycles", include_str!("../scenarios/tso-restart-cycles.toml")),
+    ("tso-returning-follower", include_str!("../scenarios/tso-returning-follower.toml")),
+    ("tso-global-leader-loss", include_str!("../scenarios/tso-global-leader-loss.toml")),
+    ("tso-global-leader-pause", include_str!("../scenarios/tso-global-leader-pause.toml")),
+    ("tso-global-minority-partition", include_str!("../scenarios/tso-global-minority-partition.toml")),
+    ("tso-global-returning-follower", include_str!("../scenarios/tso-global-returning-follower.toml")),
+    ("tso-global-priority", include_str!("../scenarios/tso-global-priority.toml")),
 ];
 
 /// A validated scenario (see the module doc for its invariants).
@@ -123,11 +180,63 @@ pub struct Scenario {
     events: Vec<Event>,
 }
 
+/// Largest `max-gap-ms` (ms): one hour.
+pub const MAX_GAP_MS: f64 = 3_600_000.0;
+
 /// One event of the timeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     at: Duration,
     action: Action,
+    gap_limit: Option<GapLimit>,
+}
+
+/// `max-gap-ms` and `gap-sites` of an event: a bound on the TSO
+/// unavailability at some sites after it (see the module doc).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GapLimit {
+    /// The longest gap allowed.
+    #[serde(rename = "max-gap-ms", serialize_with = "serialize_ms")]
+    pub max: Duration,
+    /// Which sites it holds for.
+    #[serde(rename = "gap-sites")]
+    pub sites: GapSites,
+}
+
+/// Which sites a [`GapLimit`] holds for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GapSites {
+    /// Every site.
+    All,
+    /// Every site but the one the event acts on.
+    Others,
+}
+
+fn serialize_ms<S: serde::Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(d.as_nanos() as f64 / 1e6)
+}
+
+impl GapLimit {
+    /// Whether it holds for `site`, after an event on `event_site` (`None`:
+    /// the event names no one site, or its `"leader"` was not found).
+    pub fn covers(&self, site: &str, event_site: Option<&str>) -> bool {
+        match self.sites {
+            GapSites::All => true,
+            GapSites::Others => event_site != Some(site),
+        }
+    }
+}
+
+impl fmt::Display for GapLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sites = match self.sites {
+            GapSites::All => "every site",
+            GapSites::Others => "every other site",
+        };
+        write!(f, "longest TSO gap at {sites} ≤ {} ms", self.max.as_nanos() as f64 / 1e6)
+    }
 }
 
 /// A scenario that cannot be run.
@@ -229,6 +338,8 @@ fn default_warmup_s() -> f64 {
 #[serde(rename_all = "kebab-case")]
 struct EventFile {
     at_s: f64,
+    max_gap_ms: Option<f64>,
+    gap_sites: Option<GapSites>,
     #[serde(flatten)]
     action: ActionFile,
 }
@@ -355,7 +466,17 @@ fn timeline(events: Vec<EventFile>, duration_s: f64, topology: &Topology) -> Res
         let at = format!("event #{} (at-s = {})", i.saturating_add(1), event.at_s);
         check_range("at-s", event.at_s, 0.0, duration_s).map_err(|e| format!("{at}: {e} (duration-s)"))?;
         let action = event.action.resolve().map_err(|e| format!("{at}: {e}"))?;
-        let event = Event { at: seconds("at-s", event.at_s).map_err(|e| format!("{at}: {e}"))?, action };
+        if let Action::ExpectLeader { within, .. } = &action {
+            let ends = event.at_s + within.as_secs_f64();
+            if ends > duration_s {
+                return Err(format!(
+                    "{at}: within-s = {}: the window ends at {ends} s, after duration-s = {duration_s}",
+                    within.as_secs_f64()
+                ));
+            }
+        }
+        let gap_limit = gap_limit(event.max_gap_ms, event.gap_sites, &action).map_err(|e| format!("{at}: {e}"))?;
+        let event = Event { at: seconds("at-s", event.at_s).map_err(|e| format!("{at}: {e}"))?, action, gap_limit };
         numbered.push((at, event));
     }
     // Stable: events at the same time keep their order in the file.
@@ -367,6 +488,25 @@ fn timeline(events: Vec<EventFile>, duration_s: f64, topology: &Topology) -> Res
             .map_err(|e| format!("{at}, {}: {e}", event.action.name()))?;
     }
     Ok(numbered.into_iter().map(|(_, event)| event).collect())
+}
+
+/// The event's `max-gap-ms` and `gap-sites`, checked.
+fn gap_limit(max_gap_ms: Option<f64>, sites: Option<GapSites>, action: &Action) -> Result<Option<GapLimit>, String> {
+    let Some(ms) = max_gap_ms else {
+        return match sites {
+            Some(_) => Err("gap-sites needs max-gap-ms".to_owned()),
+            None => Ok(None),
+        };
+    };
+    if action.is_check() {
+        return Err(format!("max-gap-ms is for an event that changes the cluster, not for {}", action.name()));
+    }
+    check_range("max-gap-ms", ms, 1.0, MAX_GAP_MS)?;
+    let sites = sites.unwrap_or(GapSites::All);
+    if sites == GapSites::Others && action.site().is_none() {
+        return Err(format!("gap-sites = \"others\": {} names no one site (use \"all\")", action.name()));
+    }
+    Ok(Some(GapLimit { max: millis("max-gap-ms", ms)?, sites }))
 }
 
 /// Checks `action` against the topology and the state of its site, and
@@ -439,6 +579,18 @@ fn check_in_order(action: &Action, topology: &Topology, states: &mut [SiteState]
             Ok(())
         }
         Action::NtpRestore { .. } => toggle(&mut state.ntp_faulty, false, "has no NTP fault to restore"),
+        Action::ExpectLeader { .. } => {
+            let why = if state.killed {
+                "killed (restart it before expecting it to lead)"
+            } else if state.paused {
+                "paused (resume it before expecting it to lead)"
+            } else if state.partitioned {
+                "partitioned (heal it before expecting it to lead)"
+            } else {
+                return Ok(());
+            };
+            Err(format!("{name:?} is {why}"))
+        }
         Action::ClockStep { .. } | Action::Link(_) => Ok(()),
     }
 }
@@ -457,6 +609,11 @@ impl Event {
     /// What happens.
     pub fn action(&self) -> &Action {
         &self.action
+    }
+
+    /// Its `max-gap-ms` and `gap-sites`, if given.
+    pub fn gap_limit(&self) -> Option<&GapLimit> {
+        self.gap_limit.as_ref()
     }
 }
 

@@ -10,6 +10,11 @@
 //! with no falseticker again (recovery), and the longest span each site's
 //! TSO clients went without a timestamp.
 //!
+//! The scenario's checks are judged here too: an `expect-leader` at every
+//! status poll of its window (and when it fires) with [`leadership`], a
+//! `max-gap-ms` from the TSO record at the end ([`report`]). Either one
+//! failing fails the scenario.
+//!
 //! An event on `site = "leader"` is resolved when it fires
 //! ([`crate::tso_status::leader_of`] over the status files of the sites
 //! that run, are not paused and not partitioned); the `restart`, `resume`
@@ -27,11 +32,14 @@ use crate::scenario::{Action, LEADER, Scenario};
 use crate::sim::gpsd::GpsFault;
 use crate::sim::ntp::NtpFault;
 use crate::tso_load::{LoadOptions, TsoLoad, TsoTarget};
-use crate::tso_status::{TsoRole, leader_of};
+use crate::tso_status::{SiteView, TsoRole, agreed_leader, leader_of};
 
 pub mod report;
 
-pub use report::{EventReport, LeaderChange, PhaseReport, Report, SitePhase, TsoReport, ViolationReport};
+pub use report::{
+    CheckReport, EventReport, GapCheck, LeaderChange, Observed, PhaseReport, Report, SitePhase, TsoReport,
+    ViolationReport,
+};
 
 /// How often every site's bound is read.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(50);
@@ -102,6 +110,75 @@ pub fn current_leader(cluster: &mut Cluster) -> Option<usize> {
     leader_of(&sites)
 }
 
+/// Whether `expected` leads by the status files ([`agreed_leader`] over
+/// every site: down, paused or partitioned, or what its file says if it
+/// was written since the site last started, resumed or was healed).
+pub fn leadership(cluster: &mut Cluster, expected: &str) -> Result<u64, String> {
+    let sites: Vec<SiteView> = cluster
+        .sites_mut()
+        .iter_mut()
+        .map(|site| {
+            let absent = if !site.is_up() {
+                Some("down")
+            } else if site.is_paused() {
+                Some("paused")
+            } else if site.is_partitioned() {
+                Some("partitioned")
+            } else {
+                None
+            };
+            let fresh = absent.is_none() && site.status_is_fresh();
+            let role = if fresh { TsoRole::read(&site.status) } else { None };
+            SiteView { name: site.plan.name.clone(), absent, role }
+        })
+        .collect();
+    agreed_leader(&sites, expected)
+}
+
+/// An `expect-leader` whose window is open.
+struct Expectation {
+    /// Its entry in the checks.
+    check: usize,
+    /// The site that should lead.
+    site: String,
+    /// When it fired, and when its window closes (timeline s).
+    at_s: f64,
+    deadline_s: f64,
+}
+
+/// Judges the open `expectations` at `at` (timeline s): each that is met,
+/// or whose window has closed, gets its verdict in `checks` and a note in
+/// `applied`, and is removed; the others stay open, their detail saying
+/// what was seen last (which stands if the run is stopped first).
+fn judge_expectations(
+    expectations: &mut Vec<Expectation>,
+    checks: &mut [CheckReport],
+    cluster: &mut Cluster,
+    at: f64,
+    applied: &mut Vec<String>,
+) {
+    expectations.retain(|e| {
+        let Some(check) = checks.get_mut(e.check) else { return false };
+        match leadership(cluster, &e.site) {
+            Ok(term) => {
+                check.passed = true;
+                check.detail = format!("met after {:.2} s (term {term})", at - e.at_s);
+                applied.push(format!("t+{at:.3} s: {} met (term {term})", check.check));
+                false
+            }
+            Err(seen) if at >= e.deadline_s => {
+                check.detail = format!("not met by {at:+.2} s: {seen}");
+                applied.push(format!("t+{at:.3} s: {} FAILED: {seen}", check.check));
+                false
+            }
+            Err(seen) => {
+                check.detail = format!("not met by {at:+.2} s (the run was stopped first): {seen}");
+                true
+            }
+        }
+    });
+}
+
 /// Runs `scenario` with the `tsod` binary at `tsod`, scratch files under
 /// `work`. `on_second` is called about once a second with the cluster and
 /// the [`Progress`] so far (for a live view).
@@ -136,6 +213,11 @@ pub fn run(
     let mut gists: Vec<Option<Gist>> = vec![None; names.len()];
     let mut status_changes: Vec<Vec<(f64, String)>> = vec![Vec::new(); names.len()];
     let mut leaders: Vec<LeaderChange> = Vec::new();
+    let mut checks: Vec<CheckReport> = Vec::new();
+    let mut expectations: Vec<Expectation> = Vec::new();
+    // Per event (index into `events`) with a `max-gap-ms`: the limit and
+    // the site the event acted on.
+    let mut gap_checks: Vec<GapCheck> = Vec::new();
     let (mut next_poll, mut next_second) = (started, started);
     loop {
         let now = Instant::now();
@@ -143,7 +225,26 @@ pub fn run(
         if at >= end || stop() {
             break;
         }
+        let mut fresh_expectation = false;
         while let Some(event) = pending.next_if(|e| e.at().as_secs_f64() <= at) {
+            if let Action::ExpectLeader { site, within } = event.action() {
+                let at_s = event.at().as_secs_f64();
+                checks.push(CheckReport {
+                    at_s,
+                    check: event.action().to_string(),
+                    passed: false,
+                    detail: "not judged: the run ended first".to_owned(),
+                });
+                expectations.push(Expectation {
+                    check: checks.len() - 1,
+                    site: site.clone(),
+                    at_s,
+                    deadline_s: at_s + within.as_secs_f64(),
+                });
+                applied.push(event.to_string());
+                fresh_expectation = true;
+                continue;
+            }
             baselines.push(gists.clone());
             let elapsed = started.elapsed();
             let outcome = faults.apply(&mut cluster, &names, event.action(), elapsed, scenario, warmup)?;
@@ -156,9 +257,18 @@ pub fn run(
                 recovered_after_s: None,
                 tso_unavailable_s: BTreeMap::new(),
             };
-            match outcome {
-                Ok(site) => report.site = site,
-                Err(error) => report.error = Some(error),
+            let acted_on = match outcome {
+                Ok(site) => {
+                    report.site = site;
+                    report.site.clone().or_else(|| event.action().site().map(str::to_owned))
+                }
+                Err(error) => {
+                    report.error = Some(error);
+                    None
+                }
+            };
+            if let Some(limit) = event.gap_limit() {
+                gap_checks.push(GapCheck { event: events.len(), limit: limit.clone(), site: acted_on });
             }
             applied.push(match &report.error {
                 Some(error) => format!("{} FAILED: {error}", report.described()),
@@ -167,6 +277,9 @@ pub fn run(
             events.push(report);
         }
         checker.sample(at);
+        if fresh_expectation || (now >= next_poll && !expectations.is_empty()) {
+            judge_expectations(&mut expectations, &mut checks, &mut cluster, at, &mut applied);
+        }
         if now >= next_poll {
             next_poll += POLL_EVERY;
             let up: Vec<bool> = cluster.sites_mut().iter_mut().map(|s| s.is_up()).collect();
@@ -181,11 +294,13 @@ pub fn run(
             }
             gists = fresh;
             let leader = current_leader(&mut cluster).and_then(|i| cluster.sites().get(i));
-            let term = leader.and_then(|s| TsoRole::read(&s.status)).map(|r| r.term);
+            let role = leader.and_then(|s| TsoRole::read(&s.status));
+            let term = role.as_ref().map(|r| r.term);
             let site = leader.map(|s| s.plan.name.clone());
             if leaders.last().is_none_or(|l| (&l.site, l.term) != (&site, term)) {
+                let why = role.and_then(|r| r.why_leading);
                 #[expect(clippy::cast_possible_truncation, reason = "a timeline is at most an hour long")]
-                leaders.push(LeaderChange { at_ms: (at * 1e3).round() as i64, site, term });
+                leaders.push(LeaderChange { at_ms: (at * 1e3).round() as i64, site, term, why });
             }
             let all_healthy = healthy(&gists, &up);
             for (report, baseline) in events.iter_mut().zip(&baselines) {
@@ -208,6 +323,12 @@ pub fn run(
         }
         std::thread::sleep(SAMPLE_EVERY);
     }
+    // A window that closes with the timeline gets a last look.
+    let at = t(Instant::now());
+    for e in &mut expectations {
+        e.deadline_s = e.deadline_s.min(at);
+    }
+    judge_expectations(&mut expectations, &mut checks, &mut cluster, at, &mut applied);
     // The load stops before the cluster does: no error from the teardown.
     let tso = tso.finish();
     // Detection and recovery count only within the phase the event began
@@ -223,7 +344,14 @@ pub fn run(
             report.recovered_after_s = None;
         }
     }
-    let report = report::build(scenario.name(), scenario.topology().name(), &checker, &tso, leaders, events, end);
+    let report = report::build(
+        scenario.name(),
+        scenario.topology().name(),
+        &checker,
+        &tso,
+        Observed { leaders, events, expectations: checks, gaps: gap_checks },
+        end,
+    );
     let series = checker
         .sites
         .iter()
@@ -340,6 +468,8 @@ impl Faults {
             }
             // Applied by the daemon itself, from its configuration.
             Action::ClockStep { .. } => {}
+            // A check: judged by the run loop, not applied.
+            Action::ExpectLeader { .. } => {}
         }
         Ok(Ok(resolved))
     }

@@ -15,6 +15,7 @@
 //! clock-drift-ppm = 20.0   # and gains this fast (default 0, at most ±500)
 //! gps = true               # a simulated gpsd with PPS (default true)
 //! ntp = true               # a simulated NTP server (default true)
+//! leader-priority = 5      # the site's `[tso] leader-priority` (default: none)
 //!
 //! [[link]]
 //! between = ["bj-a", "bj-b"]
@@ -31,7 +32,17 @@
 //!   site's peers are all the other sites;
 //! * delays and jitter within 0 … [`MAX_DELAY_MS`] ms, loss within 0 … 1,
 //!   clock offsets within ±[`MAX_CLOCK_OFFSET_MS`] ms, drifts within
-//!   ±[`MAX_CLOCK_DRIFT_PPM`] ppm.
+//!   ±[`MAX_CLOCK_DRIFT_PPM`] ppm;
+//! * a `leader-priority`, when given, is a `u32` (what `tsod` accepts).
+//!
+//! # The TSO leader
+//!
+//! Without priorities the daemons prefer to let the site with the smallest
+//! total round trip to the others lead the TSO (`global`: frankfurt); a
+//! site's `leader-priority` goes into its generated configuration as
+//! `[tso] leader-priority`, and the highest one leads while it can
+//! (`global-priority`: virginia). The testbed writes no TSO timing: each
+//! daemon derives it from the round trips it measures.
 //!
 //! # Directions
 //!
@@ -68,8 +79,11 @@ pub const MAX_CLOCK_DRIFT_PPM: f64 = 500.0;
 pub const DEFAULT_TOPOLOGY: &str = "dr";
 
 /// The built-in topologies: name and TOML text.
-const BUILTINS: [(&str, &str); 2] =
-    [("dr", include_str!("../topologies/dr.toml")), ("global", include_str!("../topologies/global.toml"))];
+const BUILTINS: [(&str, &str); 3] = [
+    ("dr", include_str!("../topologies/dr.toml")),
+    ("global", include_str!("../topologies/global.toml")),
+    ("global-priority", include_str!("../topologies/global-priority.toml")),
+];
 
 /// A validated topology (see the module doc for its invariants).
 #[derive(Clone, Debug, PartialEq)]
@@ -88,6 +102,7 @@ pub struct Site {
     clock_drift: Ppb,
     gps: bool,
     ntp: bool,
+    leader_priority: Option<u32>,
 }
 
 /// `[[link]]`: the emulated WAN link between two sites.
@@ -185,6 +200,7 @@ struct SiteFile {
     gps: bool,
     #[serde(default = "yes")]
     ntp: bool,
+    leader_priority: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -372,6 +388,12 @@ impl Site {
         self.ntp
     }
 
+    /// Its `[tso] leader-priority`, if the topology gives one (higher
+    /// leads; a site without one ranks below every site with one).
+    pub fn leader_priority(&self) -> Option<u32> {
+        self.leader_priority
+    }
+
     fn validate(file: SiteFile) -> Result<Self, String> {
         check_label("name", &file.name)?;
         if file.name == crate::scenario::LEADER {
@@ -389,6 +411,7 @@ impl Site {
             clock_drift: ppb_from_ppm(file.clock_drift_ppm),
             gps: file.gps,
             ntp: file.ntp,
+            leader_priority: file.leader_priority,
         })
     }
 }

@@ -326,16 +326,33 @@ pub fn site_phase(
 /// it is not cut at the next event: a fault that outlasts its phase (a
 /// pause shorter than the failover) shows in full.
 pub fn unavailability_after(site: usize, successes: &[Success], from_s: f64, to_s: f64, end_s: f64) -> f64 {
+    longest_gap_after(site, successes, from_s, to_s, end_s).length_s
+}
+
+/// A span without a success at one site.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Gap {
+    /// When it began (the event, or the success before it), timeline s.
+    pub from_s: f64,
+    /// How long it lasted, s.
+    pub length_s: f64,
+}
+
+/// The gap [`unavailability_after`] measures, with when it began (the
+/// first of the longest, if several are as long).
+pub fn longest_gap_after(site: usize, successes: &[Success], from_s: f64, to_s: f64, end_s: f64) -> Gap {
     let mut times: Vec<f64> =
         successes.iter().filter(|s| s.site == site && s.at_s >= from_s && s.at_s < end_s).map(|s| s.at_s).collect();
     times.sort_unstable_by(f64::total_cmp);
-    let mut longest: f64 = 0.0;
+    let mut longest = Gap { from_s, length_s: 0.0 };
     let mut previous = from_s;
     for t in times.iter().copied().chain([end_s]) {
         if previous >= to_s {
             break;
         }
-        longest = longest.max(t - previous);
+        if t - previous > longest.length_s {
+            longest = Gap { from_s: previous, length_s: t - previous };
+        }
         previous = t;
     }
     longest
@@ -536,5 +553,12 @@ mod tests {
         // No success after the event at all: to the end.
         assert!((gap(4.5, 5.0, 10.0) - 5.5).abs() < 1e-9, "{}", gap(4.5, 5.0, 10.0));
         assert!((unavailability_after(1, &calls, 2.0, 3.0, 10.0) - 8.0).abs() < 1e-9);
+        // Where the longest gap began: at the last success before it, or at
+        // the event.
+        let gap = longest_gap_after(0, &calls, 0.5, 2.0, 10.0);
+        assert!((gap.from_s - 0.991).abs() < 1e-9 && (gap.length_s - 2.01).abs() < 1e-9, "{gap:?}");
+        let gap = longest_gap_after(0, &calls, 1.5, 2.0, 10.0);
+        assert!((gap.from_s - 1.5).abs() < 1e-9, "{gap:?}");
+        assert_eq!(longest_gap_after(1, &calls, 2.0, 3.0, 10.0), Gap { from_s: 2.0, length_s: 8.0 });
     }
 }

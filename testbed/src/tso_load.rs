@@ -10,9 +10,18 @@
 //! server name). Each task calls [`Tso::next`] at most once per
 //! `tasks_per_site / calls_per_second` seconds, so a site sees at most
 //! [`LoadOptions::calls_per_second`] calls a second (fewer while calls
-//! wait: a call blocks its task). A task that cannot connect (the daemon is
-//! down or paused) records a [`FailureKind::Connect`] and tries again
-//! 100 ms later; once connected, the client redials by itself.
+//! wait: a call blocks its task). A site's tasks call on schedules evenly
+//! staggered over one period, and keep to them (a call that overruns its
+//! period, or a failed connection, skips the ticks it missed rather than
+//! shifting the schedule), so that where calls are quick (at the leader, or
+//! a site near it) a success comes about every `1 / calls_per_second`
+//! (5 ms by default) and a stall that long shows as a gap
+//! ([`crate::tso_check::SitePhase::longest_gap_s`]). Where a call takes
+//! longer than the period (a far site: a round trip to the leader) each
+//! task calls again at its first tick after the call returned, so the gaps
+//! there are up to about that round trip. A task that cannot connect (the
+//! daemon is down or paused) records a [`FailureKind::Connect`] and tries
+//! again 100 ms later; once connected, the client redials by itself.
 //!
 //! For each call the host `CLOCK_REALTIME` is read just before the call and
 //! just after it returns (true time, for the order and honesty checks), and
@@ -111,6 +120,13 @@ fn realtime_ns() -> u64 {
     host_now().as_nanos()
 }
 
+/// When each of `tasks` tasks makes its first call: evenly spread over one
+/// `period` from `start`.
+fn stagger(start: tokio::time::Instant, period: Duration, tasks: usize) -> Vec<tokio::time::Instant> {
+    let n = u32::try_from(tasks).unwrap_or(u32::MAX);
+    (0..n).map(|k| start + period / n * k).collect()
+}
+
 /// The kind a failed call counts under.
 fn kind_of(error: &TsoError) -> FailureKind {
     match error {
@@ -138,6 +154,8 @@ struct Task {
     ca: PathBuf,
     period: Duration,
     zero: Instant,
+    /// When its first call is due (its share of the stagger).
+    first: tokio::time::Instant,
     stop: watch::Receiver<bool>,
     recorded: Arc<Mutex<Recorded>>,
     counters: Arc<[SiteCounters]>,
@@ -179,8 +197,8 @@ impl Task {
     /// Calls until the load stops.
     async fn run(self) {
         let mut tso: Option<Tso> = None;
-        let mut ticks = tokio::time::interval(self.period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = tokio::time::interval_at(self.first, self.period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut stop = self.stop.clone();
         loop {
             tokio::select! {
@@ -253,13 +271,15 @@ impl TsoLoad {
         let tasks = options.tasks_per_site.max(1);
         let rate = if options.calls_per_second.is_finite() { options.calls_per_second.max(0.1) } else { 200.0 };
         let period = Duration::from_secs_f64(tasks as f64 / rate);
+        let start = tokio::time::Instant::now();
         for (site, target) in targets.iter().enumerate() {
-            for _ in 0..tasks {
+            for first in stagger(start, period, tasks) {
                 let task = Task {
                     site,
                     target: target.clone(),
                     ca: ca.to_path_buf(),
                     period,
+                    first,
                     zero,
                     stop: stopped.clone(),
                     recorded: Arc::clone(&recorded),
@@ -313,6 +333,16 @@ mod tests {
         let s = seconds_since(zero, zero - Duration::from_millis(1_500));
         assert!((s + 1.5).abs() < 1e-9, "{s}");
         assert!((seconds_since(zero, zero + Duration::from_millis(250)) - 0.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn tasks_start_staggered_over_one_period() {
+        let start = tokio::time::Instant::now();
+        let firsts = stagger(start, Duration::from_millis(20), 4);
+        let offsets: Vec<Duration> = firsts.iter().map(|f| f.duration_since(start)).collect();
+        assert_eq!(offsets, [0, 5, 10, 15].map(Duration::from_millis));
+        assert_eq!(stagger(start, Duration::from_millis(20), 1), [start]);
+        assert!(stagger(start, Duration::from_millis(20), 0).is_empty());
     }
 
     #[test]

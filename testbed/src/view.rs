@@ -3,8 +3,9 @@
 //! claims (status and half-width), what its local basis alone claims, how
 //! many peers it reaches, which of its sources it has rejected, and how
 //! often the truth checker caught it lying; then one line on the TSO
-//! ([`TsoLine`]: leader, term, timestamps and errors a second); then the
-//! last few scenario events.
+//! ([`TsoLine`]: leader, its priority, term and why it leads, timestamps and
+//! errors a second; two lines when that does not fit one); then the last
+//! few scenario events.
 //!
 //! This module only formats. It reads nothing and writes nothing: the caller
 //! collects a [`SiteRow`] per site (usually with
@@ -133,6 +134,12 @@ pub struct TsoLine {
     pub leader: Option<String>,
     /// Its Raft term.
     pub term: Option<u64>,
+    /// Its `leader-priority`, when it has one.
+    pub priority: Option<u32>,
+    /// Why it leads, as its status file says (`why_leading`).
+    pub why: Option<String>,
+    /// The site it is handing leadership over to, if any (`handover_to`).
+    pub handover_to: Option<String>,
     /// Timestamps the testbed's clients received per second, lately (all sites).
     pub per_second: f64,
     /// Their failed calls per second, lately.
@@ -142,16 +149,44 @@ pub struct TsoLine {
 }
 
 impl TsoLine {
-    fn text(&self) -> String {
-        let leader = match (&self.leader, self.term) {
-            (Some(leader), Some(term)) => format!("leader {leader} (term {term})"),
-            (Some(leader), None) => format!("leader {leader}"),
-            (None, _) => "no leader".to_owned(),
+    /// `TSO: leader frankfurt (term 3; smallest total round trip (350 ms)),
+    /// 245 timestamps/s, 0 errors/s (0 in all)` (priority and handover
+    /// when there are some): one line if it fits in [`WIDTH`], else the
+    /// leader on one and the rates on the next.
+    fn lines(&self) -> Vec<String> {
+        let leader = match &self.leader {
+            Some(leader) => {
+                let mut about: Vec<String> = Vec::new();
+                if let Some(priority) = self.priority {
+                    about.push(format!("priority {priority}"));
+                }
+                if let Some(term) = self.term {
+                    about.push(format!("term {term}"));
+                }
+                let mut why: Vec<String> = Vec::new();
+                if let Some(reason) = &self.why {
+                    why.push(reason.clone());
+                }
+                if let Some(to) = &self.handover_to {
+                    why.push(format!("handing over to {to}"));
+                }
+                let mut about = about.join(", ");
+                if !why.is_empty() {
+                    if !about.is_empty() {
+                        about.push_str("; ");
+                    }
+                    about.push_str(&why.join(", "));
+                }
+                if about.is_empty() { format!("leader {leader}") } else { format!("leader {leader} ({about})") }
+            }
+            None => "no leader".to_owned(),
         };
-        format!(
-            "TSO: {leader}, {:.0} timestamps/s, {:.0} errors/s ({} in all)",
+        let rates = format!(
+            "{:.0} timestamps/s, {:.0} errors/s ({} in all)",
             self.per_second, self.errors_per_second, self.errors
-        )
+        );
+        let one = format!("TSO: {leader}, {rates}");
+        if one.chars().count() <= WIDTH { vec![one] } else { vec![format!("TSO: {leader}"), format!("     {rates}")] }
     }
 }
 
@@ -173,7 +208,9 @@ pub fn render(title: &str, elapsed: Duration, rows: &[SiteRow], tso: Option<&Tso
         push_line(&mut out, "(no sites)");
     }
     if let Some(tso) = tso {
-        push_line(&mut out, &tso.text());
+        for line in tso.lines() {
+            push_line(&mut out, &line);
+        }
     }
     if !notes.is_empty() {
         push_line(&mut out, "");
@@ -349,6 +386,7 @@ mod tests {
             per_second: 598.4,
             errors_per_second: 0.0,
             errors: 12,
+            ..TsoLine::default()
         };
         let text = render("three sites", Duration::from_millis(12_345), &rows, Some(&tso), &notes);
         assert_fits(&text);
@@ -383,6 +421,9 @@ mod tests {
         let tso = TsoLine {
             leader: Some("a\x1b[2J-leader-whose-name-goes-on-".repeat(5)),
             term: Some(u64::MAX),
+            priority: Some(u32::MAX),
+            why: Some("because\nit \x1b[31mcan ".repeat(20)),
+            handover_to: Some("x\ry".repeat(30)),
             per_second: f64::MAX,
             errors_per_second: f64::NAN,
             errors: u64::MAX,
@@ -390,11 +431,56 @@ mod tests {
         let text = render(&title, Duration::from_secs(u64::MAX / 4), &[wide, evil], Some(&tso), &notes);
         assert_fits(&text);
         assert!(!text.contains('\x1b') && !text.contains('\r'));
-        assert_eq!(text.lines().count(), 3 + 2 + 1 + 1 + 2);
+        assert_eq!(text.lines().count(), 3 + 2 + 2 + 1 + 2);
         let wide_line = text.lines().nth(3).unwrap();
         assert!(wide_line.starts_with("a-site-na… "), "{wide_line:?}");
         assert!(wide_line.contains(" source-number-0… "), "{wide_line:?}");
         assert_eq!(wide_line.matches('…').count(), 8, "{wide_line:?}");
+    }
+
+    #[test]
+    fn the_tso_line_says_why_the_leader_leads() {
+        let line = |tso: &TsoLine| render("t", Duration::ZERO, &[], Some(tso), &[]);
+        let mut tso = TsoLine {
+            leader: Some("frankfurt".to_owned()),
+            term: Some(3),
+            why: Some("smallest total round trip (350 ms)".to_owned()),
+            per_second: 245.2,
+            ..TsoLine::default()
+        };
+        // Too long for one line: the leader, then the rates.
+        let text = line(&tso);
+        assert_fits(&text);
+        let tso_lines: Vec<&str> = text.lines().skip(4).collect();
+        assert_eq!(
+            tso_lines,
+            [
+                "TSO: leader frankfurt (term 3; smallest total round trip (350 ms))",
+                "     245 timestamps/s, 0 errors/s (0 in all)"
+            ]
+        );
+        tso.why = Some("highest leader-priority (5)".to_owned());
+        tso.priority = Some(5);
+        tso.leader = Some("xa".to_owned());
+        tso.per_second = 9.0;
+        let text = line(&tso);
+        assert!(text.contains("TSO: leader xa (priority 5, term 3; highest leader-priority (5))\n"), "{text}");
+        // Short enough: one line.
+        tso.why = Some("best".to_owned());
+        assert!(line(&tso).contains("TSO: leader xa (priority 5, term 3; best), 9 timestamps/s, 0 errors/s"));
+        tso.why = Some("highest leader-priority (5)".to_owned());
+        tso.handover_to = Some("bj-a".to_owned());
+        tso.priority = None;
+        let text = line(&tso);
+        assert!(
+            text.contains("TSO: leader xa (term 3; highest leader-priority (5), handing over to bj-a)\n"),
+            "{text}"
+        );
+        // Only what is known.
+        let bare = TsoLine { leader: Some("xa".to_owned()), ..TsoLine::default() };
+        assert!(line(&bare).contains("TSO: leader xa, 0 timestamps/s"), "{}", line(&bare));
+        let nobody = TsoLine { why: Some("stale".to_owned()), ..TsoLine::default() };
+        assert!(line(&nobody).contains("TSO: no leader, 0 timestamps/s, 0 errors/s (0 in all)\n"));
     }
 
     #[test]

@@ -33,7 +33,10 @@ const BEST_OF: usize = 8;
 const BEST_OF_MAX_AGE: Duration = Duration::from_secs(64);
 /// Redial backoff: from the first to the last, doubling.
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A second at most: a site back from a partition rejoins (and its TSO
+/// clients are served again) within about a second, for one handshake a
+/// second to a peer that is down.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Largest message a peer may send on a stream: Raft requests may fill a
 /// whole message (SPEC.md §4.13); the stream and connection receive windows
 /// and the stream count bound what a peer can make us hold.

@@ -146,9 +146,9 @@ pub struct TsoNode {
     priority: Option<u32>,
     /// Peers' merits, with when they were learnt.
     merits: Mutex<HashMap<NodeId, (Merit, Instant)>>,
-    /// As leader: the handover in progress, since when, and whether it was
+    /// As leader: the handover in progress, since when, and when it was
     /// announced (before that the leader only stops renewing).
-    handover: Mutex<Option<(Handover, Instant, bool)>>,
+    handover: Mutex<Option<(Handover, Instant, Option<Instant>)>>,
     /// As leader: no handover before this instant (one failed).
     handover_not_before: Mutex<Option<Instant>>,
     /// As follower: the leader said it hands over to this site, in this term.
@@ -520,7 +520,9 @@ impl TsoNode {
         self.merits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(c.from, (c.merit, now));
         let m = self.raft.metrics().borrow().clone();
         if let Some(to) = c.handover_to {
-            if m.current_leader == Some(c.from) && m.current_term == c.term {
+            // A site that has not caught up with the leader's term yet (just
+            // resumed) keeps the offer: it campaigns on it once in that term.
+            if c.term >= m.current_term {
                 let offered = Handover { to, term: c.term };
                 *self.handover_offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((offered, now));
             }
@@ -531,7 +533,7 @@ impl TsoNode {
                 .handover
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .and_then(|(h, _, announced)| announced.then_some(h.to));
+                .and_then(|(h, _, announced)| announced.map(|_| h.to));
             let offered = self.offered_handover(m.current_term).map(|h| h.to);
             let local = election::Local {
                 voting: self.voting(),
@@ -632,7 +634,7 @@ impl TsoNode {
                     .handover
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .is_some_and(|(_, _, announced)| announced);
+                    .is_some_and(|(_, _, announced)| announced.is_some());
                 if !handing_over && now.duration_since(last_heartbeat) >= timing.heartbeat {
                     last_heartbeat = now;
                     if self.raft.trigger().heartbeat().await.is_err() {
@@ -752,7 +754,7 @@ impl TsoNode {
             .handover
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .and_then(|(h, _, announced)| announced.then_some(h));
+            .and_then(|(h, _, announced)| announced.map(|_| h));
         let request = Campaign {
             from: self.me,
             campaign: false,
@@ -1018,18 +1020,24 @@ impl TsoNode {
     ) -> bool {
         let mut slot = self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((h, since, announced)) = *slot {
-            if h.term != term || since.elapsed() >= timing.lease * 2 + timing.election * 2 {
+            let to_successor = self.round_trip_to(h.to).unwrap_or(timing.round_trips.max);
+            // Announced, the successor campaigns at once: a vote round trip
+            // and a margin. Pending, the lease runs out within one lease.
+            let late = match announced {
+                Some(at) => at.elapsed() >= timing.election + to_successor * 2,
+                None => since.elapsed() >= timing.lease * 2,
+            };
+            if h.term != term || late {
                 warn!(to = self.conns.name(h.to).unwrap_or("?"), "TSO handover did not happen in time; leading on");
                 *slot = None;
                 *self.handover_not_before.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                     Some(Instant::now() + HANDOVER_RETRY);
                 return false;
             }
-            if !announced {
-                let to_successor = self.round_trip_to(h.to).unwrap_or(timing.round_trips.max);
+            if announced.is_none() {
                 if election::handover_due(a.lease_left(now), to_successor, timing.round_trips.quorum) {
                     info!(to = self.conns.name(h.to).unwrap_or("?"), "handing TSO leadership over to a better site");
-                    *slot = Some((h, since, true));
+                    *slot = Some((h, since, Some(Instant::now())));
                     drop(slot);
                     self.hello_all(*timing);
                 }
@@ -1061,13 +1069,13 @@ impl TsoNode {
             .reduce(|x, y| if y.1.better_than(&x.1) { y } else { x });
         let Some((to, _)) = best else { return false };
         debug!(to = self.conns.name(to).unwrap_or("?"), "a better site is caught up: no more renewals");
-        *slot = Some((Handover { to, term }, Instant::now(), false));
+        *slot = Some((Handover { to, term }, Instant::now(), None));
         true
     }
 
     /// This leader announced a handover (it renews no more).
     fn handing_over_announced(&self) -> bool {
-        self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some_and(|(_, _, a)| a)
+        self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some_and(|(_, _, a)| a.is_some())
     }
 
     /// The round trip to peer `id`, if measured.

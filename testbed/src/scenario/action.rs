@@ -126,6 +126,17 @@ pub enum Action {
         /// How far it jumps (positive: ahead).
         by: Offset,
     },
+    /// A check, not a fault: at some status poll from the event to `within`
+    /// after it, the site leads the TSO and every other site that runs, is
+    /// not paused and not partitioned names it as its leader in the same
+    /// term ([`crate::tso_status::agreed_leader`]). It changes nothing, and
+    /// begins no phase of the report.
+    ExpectLeader {
+        /// The site that should lead.
+        site: String,
+        /// How long it may take to get there (zero: at the event itself).
+        within: Duration,
+    },
 }
 
 /// `[[event]]` keys other than `at-s`, as written: the variant is chosen by
@@ -148,6 +159,7 @@ pub(super) enum ActionFile {
     Heal { site: String },
     Link(LinkSpec),
     ClockStep { site: String, by_ms: f64 },
+    ExpectLeader { site: String, within_s: Option<f64> },
 }
 
 impl ActionFile {
@@ -185,6 +197,11 @@ impl ActionFile {
             Self::Heal { site } => Action::Heal { site },
             Self::Link(spec) => Action::Link(spec.resolve()?),
             Self::ClockStep { site, by_ms } => Action::ClockStep { site, by: offset("by-ms", by_ms)? },
+            Self::ExpectLeader { site, within_s } => {
+                let within_s = within_s.unwrap_or(0.0);
+                check_range("within-s", within_s, 0.0, super::MAX_DURATION_S)?;
+                Action::ExpectLeader { site, within: millis("within-s", within_s * 1e3)? }
+            }
         })
     }
 }
@@ -208,7 +225,15 @@ impl Action {
             Self::Heal { .. } => "heal",
             Self::Link(_) => "link",
             Self::ClockStep { .. } => "clock-step",
+            Self::ExpectLeader { .. } => "expect-leader",
         }
+    }
+
+    /// Whether it is a check ([`Action::ExpectLeader`]) rather than a
+    /// change to the cluster: checks begin no phase, and are not the "next
+    /// event" that ends another's detection, recovery or unavailability.
+    pub fn is_check(&self) -> bool {
+        matches!(self, Self::ExpectLeader { .. })
     }
 
     /// Whether it may name [`LEADER`] as its site.
@@ -242,7 +267,8 @@ impl Action {
             | Self::NtpRestore { site: s }
             | Self::Partition { site: s }
             | Self::Heal { site: s }
-            | Self::ClockStep { site: s, .. } => site.clone_into(s),
+            | Self::ClockStep { site: s, .. }
+            | Self::ExpectLeader { site: s, .. } => site.clone_into(s),
             Self::Link(_) => {}
         }
         action
@@ -264,7 +290,8 @@ impl Action {
             | Self::NtpRestore { site }
             | Self::Partition { site }
             | Self::Heal { site }
-            | Self::ClockStep { site, .. } => Some(site),
+            | Self::ClockStep { site, .. }
+            | Self::ExpectLeader { site, .. } => Some(site),
             Self::Link(_) => None,
         }
     }
@@ -310,6 +337,10 @@ impl fmt::Display for Action {
                 )
             }
             Self::ClockStep { site, by } => write!(f, "{name} {site} {:+} ms", offset_ms(*by)),
+            Self::ExpectLeader { site, within } if within.is_zero() => write!(f, "{name} {site}"),
+            Self::ExpectLeader { site, within } => {
+                write!(f, "{name} {site} within {} s", within.as_secs_f64())
+            }
             Self::Kill { site }
             | Self::Restart { site }
             | Self::Pause { site }

@@ -106,6 +106,46 @@ fn built_ins_do_what_their_names_say() {
     let down: Vec<bool> = cycles.events().iter().map(|e| matches!(e.action(), Action::Kill { .. })).collect();
     assert!(down.windows(2).all(|w| w[0] != w[1]), "kills and restarts alternate");
 
+    // The returning follower is paused for many election timeouts, and
+    // the other sites' gaps after it resumes are bounded.
+    for (name, follower, max_ms) in
+        [("tso-returning-follower", "xa", 50), ("tso-global-returning-follower", "virginia", 250)]
+    {
+        let returning = Scenario::builtin(name).unwrap();
+        let resume = returning.events().iter().find(|e| matches!(e.action(), Action::Resume { .. })).unwrap();
+        assert_eq!(resume.action(), &Action::Resume { site: follower.into() });
+        let pause = returning.events().iter().find(|e| matches!(e.action(), Action::Pause { .. })).unwrap();
+        assert_eq!(resume.at() - pause.at(), secs(10), "{name}");
+        let limit = resume.gap_limit().unwrap();
+        assert_eq!((limit.max, limit.sites), (Duration::from_millis(max_ms), GapSites::Others), "{name}");
+    }
+
+    // The global ones: frankfurt leads without priorities, virginia with
+    // its priority, and leadership returns to them.
+    let expected = |s: &Scenario| -> Vec<(Duration, String)> {
+        s.events()
+            .iter()
+            .filter_map(|e| match e.action() {
+                Action::ExpectLeader { site, .. } => Some((e.at(), site.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let loss = Scenario::builtin("tso-global-leader-loss").unwrap();
+    assert_eq!(loss.topology().name(), "global");
+    assert_eq!(expected(&loss), [(secs(5), "frankfurt".to_owned()), (secs(35), "frankfurt".to_owned())]);
+    let priority = Scenario::builtin("tso-global-priority").unwrap();
+    assert_eq!(priority.topology().site("virginia").unwrap().leader_priority(), Some(5));
+    assert_eq!(expected(&priority), [(secs(5), "virginia".to_owned()), (secs(30), "virginia".to_owned())]);
+    let pause = Scenario::builtin("tso-global-leader-pause").unwrap();
+    let paused: Vec<Duration> = pause
+        .events()
+        .windows(2)
+        .filter(|w| matches!(w[0].action(), Action::Pause { .. }))
+        .map(|w| w[1].at() - w[0].at())
+        .collect();
+    assert_eq!(paused, [secs(3), secs(3)], "far longer than the lease at these round trips (about 0.8 s)");
+
     let liar = Scenario::builtin("ntp-falseticker").unwrap();
     assert!(matches!(
         liar.events()[0].action(),
@@ -176,6 +216,85 @@ fn every_action_parses() {
     assert_eq!(actions[11].site(), None);
     assert_eq!(actions[11].to_string(), "link xa → bj-a 1 ms, bj-a → xa 2 ms, jitter 0 ms, loss 0.5");
     assert_eq!(actions[6].to_string(), "ntp-offset bj-b -1.5 ms");
+}
+
+#[test]
+fn expect_leader_parses_with_or_without_a_window() {
+    let s = parse(&on_dr(&format!(
+        "{}{}",
+        event(5, "expect-leader", "site = \"bj-a\"\nwithin-s = 2.5"),
+        event(6, "expect-leader", "site = \"xa\"")
+    )));
+    assert_eq!(
+        s.events()[0].action(),
+        &Action::ExpectLeader { site: "bj-a".to_owned(), within: Duration::from_millis(2_500) }
+    );
+    assert_eq!(s.events()[0].to_string(), "t+5.000 s: expect-leader bj-a within 2.5 s");
+    assert_eq!(s.events()[1].action(), &Action::ExpectLeader { site: "xa".to_owned(), within: Duration::ZERO });
+    assert_eq!(s.events()[1].action().to_string(), "expect-leader xa");
+    assert!(s.events().iter().all(|e| e.action().is_check() && e.gap_limit().is_none()));
+    assert!(!Action::Kill { site: "xa".to_owned() }.is_check());
+    // After its restart (same time, file order), not while the site is down.
+    let kill = event(1, "kill", "site = \"xa\"");
+    let expect = event(2, "expect-leader", "site = \"xa\"\nwithin-s = 5");
+    let e = error(&on_dr(&format!("{kill}{expect}")));
+    assert!(e.contains(r#"event #2 (at-s = 2), expect-leader: "xa" is killed (restart it"#), "{e}");
+    let restarted = format!("{kill}{}{expect}", event(2, "restart", "site = \"xa\""));
+    assert_eq!(parse(&on_dr(&restarted)).events().len(), 3);
+    let e = error(&on_dr(&format!("{}{expect}", event(1, "pause", "site = \"xa\""))));
+    assert!(e.contains(r#""xa" is paused"#), "{e}");
+    let e = error(&on_dr(&format!("{}{expect}", event(1, "partition", "site = \"xa\""))));
+    assert!(e.contains(r#""xa" is partitioned"#), "{e}");
+    // A kill of "leader" is no kill of a named site.
+    assert!(Scenario::parse(&on_dr(&format!("{}{expect}", event(1, "kill", "site = \"leader\""))), "s").is_ok());
+    // Its window ends within the timeline; it names a real site, not "leader".
+    let e = error(&on_dr(&event(50, "expect-leader", "site = \"xa\"\nwithin-s = 11")));
+    assert!(e.contains("within-s = 11: the window ends at 61 s, after duration-s = 60"), "{e}");
+    assert!(error(&on_dr(&event(5, "expect-leader", "site = \"xa\"\nwithin-s = -1"))).contains("within-s = -1"));
+    let e = error(&on_dr(&event(5, "expect-leader", "site = \"leader\"")));
+    assert!(e.contains(r#"site = "leader" is only for kill"#), "{e}");
+    let e = error(&on_dr(&event(5, "expect-leader", "site = \"mars\"")));
+    assert!(e.contains(r#"no site called "mars""#), "{e}");
+    let e = error(&on_dr(&event(5, "expect-leader", "site = \"xa\"\nterm = 3")));
+    assert!(e.contains("term") && e.contains("line 5"), "{e}");
+}
+
+#[test]
+fn max_gap_ms_and_gap_sites() {
+    let s = parse(&on_dr(&format!(
+        "{}{}{}",
+        event(10, "pause", "site = \"xa\""),
+        event(20, "resume", "site = \"xa\"\nmax-gap-ms = 50\ngap-sites = \"others\""),
+        event(30, "link", "between = [\"xa\", \"bj-a\"]\none-way-ms = 1\nmax-gap-ms = 2500.5")
+    )));
+    assert_eq!(s.events()[0].gap_limit(), None);
+    let resume = s.events()[1].gap_limit().unwrap();
+    assert_eq!(resume, &GapLimit { max: Duration::from_millis(50), sites: GapSites::Others });
+    assert_eq!(resume.to_string(), "longest TSO gap at every other site ≤ 50 ms");
+    assert!(resume.covers("bj-a", Some("xa")) && !resume.covers("xa", Some("xa")) && resume.covers("xa", None));
+    // "all" is the default.
+    let link = s.events()[2].gap_limit().unwrap();
+    assert_eq!(link, &GapLimit { max: Duration::from_micros(2_500_500), sites: GapSites::All });
+    assert!(link.covers("xa", Some("xa")));
+    assert_eq!(link.to_string(), "longest TSO gap at every site ≤ 2500.5 ms");
+    assert_eq!(serde_json::to_value(resume).unwrap(), serde_json::json!({"max-gap-ms": 50.0, "gap-sites": "others"}));
+    // The keys still go with the action's own: the action's unknown keys are errors.
+    let e = error(&on_dr(&event(1, "kill", "site = \"xa\"\nmax-gap-ms = 9\nmax-gap = 1")));
+    assert!(e.contains("max-gap") && e.contains("line 5"), "{e}");
+    let bad = |keys: &str| error(&on_dr(&event(1, "kill", &format!("site = \"xa\"\n{keys}"))));
+    assert!(bad("gap-sites = \"others\"").contains("event #1 (at-s = 1): gap-sites needs max-gap-ms"));
+    assert!(bad("max-gap-ms = 0").contains("max-gap-ms = 0 must be within 1 … 3600000"));
+    assert!(bad("max-gap-ms = nan").contains("max-gap-ms = NaN"));
+    let e = bad("max-gap-ms = 5\ngap-sites = \"mine\"");
+    assert!(e.contains("unknown variant `mine`, expected `all` or `others`") && e.contains("line 10"), "{e}");
+    let e = error(&on_dr(&event(
+        1,
+        "link",
+        "between = [\"xa\", \"bj-a\"]\none-way-ms = 1\nmax-gap-ms = 5\ngap-sites = \"others\"",
+    )));
+    assert!(e.contains(r#"gap-sites = "others": link names no one site (use "all")"#), "{e}");
+    let e = error(&on_dr(&event(1, "expect-leader", "site = \"xa\"\nmax-gap-ms = 5")));
+    assert!(e.contains("max-gap-ms is for an event that changes the cluster, not for expect-leader"), "{e}");
 }
 
 #[test]

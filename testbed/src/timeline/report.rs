@@ -6,14 +6,17 @@
 //! A scenario **passes** when no interval excluded true time, the TSO
 //! checks found no duplicate, regression, went-backwards answer or
 //! dishonest timestamp ([`TsoReport::clean`]), and every event could be
-//! applied (a `site = "leader"` event finds no leader: an error).
+//! applied (a `site = "leader"` event finds no leader: an error), and
+//! every check the scenario states passed ([`CheckReport`]: an
+//! `expect-leader` met within its window, a `max-gap-ms` kept).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::checker::Checker;
-use crate::tso_check::{self, FailureKind, SitePhase as TsoSitePhase};
+use crate::scenario::GapLimit;
+use crate::tso_check::{self, FailureKind, Gap, SitePhase as TsoSitePhase};
 use crate::tso_load::TsoRecord;
 
 /// The outcome of a scenario.
@@ -35,10 +38,52 @@ pub struct Report {
     /// The TSO checks over the whole run (warm-up included).
     pub tso: TsoReport,
     /// Who led the TSO when, by the status files polled every 250 ms (a
-    /// change of site or term, or no leader).
+    /// change of site or term, or no leader), and why it said it led.
     pub tso_leaders: Vec<LeaderChange>,
-    /// No violation, no TSO violation, no event error.
+    /// The scenario's checks (`expect-leader`, `max-gap-ms`), by time.
+    pub checks: Vec<CheckReport>,
+    /// No violation, no TSO violation, no event error, no failed check.
     pub passed: bool,
+}
+
+/// One check the scenario states, judged.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CheckReport {
+    /// When it began, seconds into the timeline.
+    pub at_s: f64,
+    /// What it expects, in words.
+    pub check: String,
+    /// It held.
+    pub passed: bool,
+    /// What was seen: when it was met, or why not.
+    pub detail: String,
+}
+
+/// A `max-gap-ms` to judge once the run is over.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GapCheck {
+    /// The event it is on (index into the report's events).
+    pub event: usize,
+    /// The limit.
+    pub limit: GapLimit,
+    /// The site the event acted on (`None`: none, or not applied).
+    pub site: Option<String>,
+}
+
+/// What the run loop saw of the timeline, for [`build`]: who led, the
+/// events applied, the `expect-leader` checks (judged already) and the
+/// `max-gap-ms` ones (to judge from the TSO record).
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// Who led the TSO when.
+    pub leaders: Vec<LeaderChange>,
+    /// The events applied (checks are not events).
+    pub events: Vec<EventReport>,
+    /// The `expect-leader` checks, judged.
+    pub expectations: Vec<CheckReport>,
+    /// The `max-gap-ms` limits.
+    pub gaps: Vec<GapCheck>,
 }
 
 /// One violation.
@@ -121,6 +166,8 @@ pub struct LeaderChange {
     pub site: Option<String>,
     /// Its term.
     pub term: Option<u64>,
+    /// Why it leads, as its status file said then (`why_leading`).
+    pub why: Option<String>,
 }
 
 /// The TSO checks over a whole run.
@@ -198,17 +245,18 @@ impl TsoReport {
     }
 }
 
-/// The report of a run: `checker`'s readings, `tso`'s calls, the `events`
-/// (detection, recovery, resolution filled in), the timeline ending at `end`.
+/// The report of a run: `checker`'s readings, `tso`'s calls, what the run
+/// `observed` (its events with detection, recovery and resolution filled
+/// in), the timeline ending at `end`.
 pub(super) fn build(
     scenario: &str,
     topology: &str,
     checker: &Checker,
     tso: &TsoRecord,
-    tso_leaders: Vec<LeaderChange>,
-    mut events: Vec<EventReport>,
+    observed: Observed,
     end: f64,
 ) -> Report {
+    let Observed { leaders: tso_leaders, mut events, expectations, gaps: gap_checks } = observed;
     let tso_phase = |from: f64, to: f64| -> Vec<TsoSitePhase> {
         tso.names
             .iter()
@@ -217,14 +265,18 @@ pub(super) fn build(
             .collect()
     };
     let starts: Vec<f64> = events.iter().map(|e| e.at_s).collect();
+    // Per event, per site: the longest gap after it (for the gap checks).
+    let mut gaps: Vec<BTreeMap<String, Gap>> = Vec::with_capacity(events.len());
     for event in &mut events {
         let to = starts.iter().copied().find(|t| *t > event.at_s).unwrap_or(end);
-        event.tso_unavailable_s = tso
+        let after: BTreeMap<String, Gap> = tso
             .names
             .iter()
             .enumerate()
-            .map(|(i, name)| (name.clone(), tso_check::unavailability_after(i, &tso.successes, event.at_s, to, end)))
+            .map(|(i, name)| (name.clone(), tso_check::longest_gap_after(i, &tso.successes, event.at_s, to, end)))
             .collect();
+        event.tso_unavailable_s = after.iter().map(|(name, gap)| (name.clone(), gap.length_s)).collect();
+        gaps.push(after);
     }
     let mut bounds: Vec<(f64, String)> = vec![(0.0, "start".to_owned())];
     bounds.extend(events.iter().map(|e| (e.at_s, e.described())));
@@ -267,7 +319,16 @@ pub(super) fn build(
         .collect();
     let readings = checker.sites.iter().map(|s| u64::try_from(s.readings.len()).unwrap_or(u64::MAX)).sum();
     let tso = TsoReport::from_record(tso);
-    let passed = violations.is_empty() && tso.clean() && events.iter().all(|e| e.error.is_none());
+    let mut judged = expectations;
+    judged.extend(
+        gap_checks.iter().filter_map(|check| Some(judge_gap(check, events.get(check.event)?, gaps.get(check.event)?))),
+    );
+    // Stable: checks at the same time keep the order they were made in.
+    judged.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    let passed = violations.is_empty()
+        && tso.clean()
+        && events.iter().all(|e| e.error.is_none())
+        && judged.iter().all(|c| c.passed);
     Report {
         scenario: scenario.to_owned(),
         topology: topology.to_owned(),
@@ -277,8 +338,40 @@ pub(super) fn build(
         events,
         tso,
         tso_leaders,
+        checks: judged,
         passed,
     }
+}
+
+/// A `max-gap-ms` judged against the unavailability after its event
+/// (`gaps`: the longest gap after it per site).
+fn judge_gap(check: &GapCheck, event: &EventReport, gaps: &BTreeMap<String, Gap>) -> CheckReport {
+    let text = format!("after {}: {}", event.described(), check.limit);
+    let at_s = event.at_s;
+    if let Some(error) = &event.error {
+        return CheckReport {
+            at_s,
+            check: text,
+            passed: false,
+            detail: format!("not judged: the event failed ({error})"),
+        };
+    }
+    let max_s = check.limit.max.as_secs_f64();
+    let covered: Vec<(&String, &Gap)> =
+        gaps.iter().filter(|(site, _)| check.limit.covers(site, check.site.as_deref())).collect();
+    let over: Vec<String> =
+        covered.iter().filter(|(_, gap)| gap.length_s > max_s).map(|(site, _)| (*site).clone()).collect();
+    let all: Vec<String> = covered
+        .iter()
+        .map(|(site, gap)| format!("{site} {:.0} ms from {:+.3} s", gap.length_s * 1e3, gap.from_s))
+        .collect();
+    let check = text;
+    let (passed, detail) = match (covered.is_empty(), over.is_empty()) {
+        (true, _) => (false, "no site to judge".to_owned()),
+        (false, true) => (true, format!("longest gaps: {}", all.join(", "))),
+        (false, false) => (false, format!("over the limit at {}; longest gaps: {}", over.join(", "), all.join(", "))),
+    };
+    CheckReport { at_s, check, passed, detail }
 }
 
 impl EventReport {
@@ -307,8 +400,10 @@ impl Report {
     pub fn failures(&self) -> String {
         let errors = self.events.iter().filter(|e| e.error.is_some()).count();
         let tso = self.tso.duplicates + self.tso.regressions + self.tso.went_backwards + self.tso.dishonest;
+        let checks = self.checks.iter().filter(|c| !c.passed).count();
         format!(
-            "{} interval(s) excluded true time, {tso} TSO violation(s), {errors} event(s) could not be applied",
+            "{} interval(s) excluded true time, {tso} TSO violation(s), {errors} event(s) could not be applied, \
+             {checks} check(s) failed",
             self.violations.len()
         )
     }
@@ -344,8 +439,11 @@ impl Report {
         let leaders: Vec<String> = self
             .tso_leaders
             .iter()
-            .map(|l| match (&l.site, l.term) {
-                (Some(site), Some(term)) => format!("{:+.2} s {site} (term {term})", l.at_ms as f64 / 1e3),
+            .map(|l| match (&l.site, l.term, &l.why) {
+                (Some(site), Some(term), Some(why)) => {
+                    format!("{:+.2} s {site} (term {term}: {why})", l.at_ms as f64 / 1e3)
+                }
+                (Some(site), Some(term), None) => format!("{:+.2} s {site} (term {term})", l.at_ms as f64 / 1e3),
                 _ => format!("{:+.2} s none", l.at_ms as f64 / 1e3),
             })
             .collect();
@@ -368,6 +466,10 @@ impl Report {
             if !gaps.is_empty() {
                 let _ = writeln!(out, "    TSO unavailable after it: {}", gaps.join(", "));
             }
+        }
+        for c in &self.checks {
+            let verdict = if c.passed { "passed" } else { "FAILED" };
+            let _ = writeln!(out, "  CHECK {verdict} at {:+.2} s: {}: {}", c.at_s, c.check, c.detail);
         }
         for phase in &self.phases {
             let _ = writeln!(out, "phase {:.0}–{:.0} s after {}", phase.from_s, phase.to_s, phase.after);
@@ -403,5 +505,114 @@ impl Report {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tsod_proto::HybridTimestamp;
+
+    use super::*;
+    use crate::scenario::GapSites;
+    use crate::tso_check::Success;
+
+    /// Successes at `site` every `every_ms` from `from_ms` to `to_ms` (timeline ms).
+    fn calls(site: usize, from_ms: u64, to_ms: u64, every_ms: u64) -> Vec<Success> {
+        (from_ms..to_ms)
+            .step_by(usize::try_from(every_ms).unwrap())
+            .map(|ms| {
+                let ns = 1_800_000_000_000_000_000 + ms * 1_000_000;
+                Success {
+                    site,
+                    sent_ns: ns,
+                    received_ns: ns,
+                    at_s: ms as f64 / 1e3,
+                    latency: Duration::ZERO,
+                    timestamp: HybridTimestamp::from_parts(ns / 1_000 + u64::try_from(site).unwrap(), 0).unwrap(),
+                }
+            })
+            .collect()
+    }
+
+    fn event(at_s: f64, event: &str) -> EventReport {
+        EventReport {
+            at_s,
+            event: event.to_owned(),
+            site: None,
+            error: None,
+            detected_after_s: None,
+            recovered_after_s: None,
+            tso_unavailable_s: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn gap_checks_judge_the_sites_they_cover() {
+        // a: every 10 ms, but nothing from 4.99 s to 5.3 s; b: every 100 ms;
+        // c (the event's site): nothing after 4 s.
+        let mut successes = calls(0, 0, 5_000, 10);
+        successes.extend(calls(0, 5_300, 10_000, 10));
+        successes.extend(calls(1, 0, 10_000, 100));
+        successes.extend(calls(2, 0, 4_000, 10));
+        let tso = TsoRecord { names: ["a", "b", "c"].map(str::to_owned).to_vec(), successes, failures: Vec::new() };
+        let checker = Checker::new(["a", "b", "c"].map(|n| (n.to_owned(), std::path::PathBuf::from("/nonexistent"))));
+        let limit = |ms, sites| GapLimit { max: Duration::from_millis(ms), sites };
+        let others = |event, ms| GapCheck { event, limit: limit(ms, GapSites::Others), site: Some("c".to_owned()) };
+        let expected = CheckReport {
+            at_s: 1.0,
+            check: "expect-leader a".to_owned(),
+            passed: true,
+            detail: "met after 0.25 s (term 2)".to_owned(),
+        };
+        let observed = Observed {
+            leaders: vec![
+                LeaderChange { at_ms: -5_000, site: Some("a".to_owned()), term: Some(2), why: Some("best".to_owned()) },
+                LeaderChange { at_ms: 2_250, site: None, term: None, why: None },
+                LeaderChange { at_ms: 4_000, site: Some("b".to_owned()), term: Some(3), why: None },
+            ],
+            events: vec![event(2.0, "t+2.000 s: pause c"), event(4.5, "t+4.500 s: resume c")],
+            expectations: vec![expected.clone()],
+            gaps: vec![
+                others(0, 150),
+                others(1, 150),
+                GapCheck { event: 1, limit: limit(150, GapSites::All), site: Some("c".to_owned()) },
+            ],
+        };
+        let report = build("s", "t", &checker, &tso, observed, 10.0);
+        // The expectation began no phase: start, and the two events.
+        assert_eq!(report.phases.len(), 3);
+        let verdicts: Vec<(f64, bool)> = report.checks.iter().map(|c| (c.at_s, c.passed)).collect();
+        assert_eq!(verdicts, [(1.0, true), (2.0, true), (4.5, false), (4.5, false)]);
+        assert_eq!(report.checks[0], expected);
+        assert_eq!(report.checks[1].check, "after t+2.000 s: pause c: longest TSO gap at every other site ≤ 150 ms");
+        // Each site's longest gap, and where it began (a's and b's steady
+        // gaps are all alike, but for rounding).
+        let detail = &report.checks[1].detail;
+        assert!(detail.starts_with("longest gaps: a 10 ms from +") && detail.contains(", b 100 ms from +"), "{detail}");
+        assert!(!detail.contains(" c "), "{detail}");
+        let detail = &report.checks[2].detail;
+        assert!(detail.starts_with("over the limit at a; longest gaps: a 310 ms from +4.990 s, b 100 ms"), "{detail}");
+        let detail = &report.checks[3].detail;
+        assert!(detail.starts_with("over the limit at a, c; longest gaps: a 310 ms from +4.990 s"), "{detail}");
+        assert!(detail.ends_with(", c 5500 ms from +4.500 s"), "{detail}");
+        assert!(!report.passed);
+        assert!(
+            report.failures().ends_with("0 event(s) could not be applied, 2 check(s) failed"),
+            "{}",
+            report.failures()
+        );
+        let text = report.to_text();
+        assert!(text.contains("  TSO leaders: -5.00 s a (term 2: best), +2.25 s none, +4.00 s b (term 3)\n"), "{text}");
+        assert!(text.contains("  CHECK passed at +1.00 s: expect-leader a: met after 0.25 s (term 2)\n"), "{text}");
+        assert!(text.contains("  CHECK FAILED at +4.50 s: after t+4.500 s: resume c: longest TSO gap"), "{text}");
+        // An event that could not be applied fails its check.
+        let mut failed = event(3.0, "t+3.000 s: kill leader");
+        failed.error = Some("no site leads the TSO".to_owned());
+        let observed = Observed { events: vec![failed], gaps: vec![others(0, 1_000)], ..Observed::default() };
+        let report = build("s", "t", &checker, &tso, observed, 10.0);
+        assert_eq!(report.checks[0].detail, "not judged: the event failed (no site leads the TSO)");
+        assert!(!report.checks[0].passed && !report.passed);
     }
 }

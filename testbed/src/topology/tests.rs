@@ -69,6 +69,21 @@ fn global_round_trips_are_150_to_250_ms_with_one_asymmetric_link() {
 }
 
 #[test]
+fn global_priority_is_global_with_virginia_preferred() {
+    let global = Topology::builtin("global").unwrap();
+    let preferred = Topology::builtin("global-priority").unwrap();
+    assert!(global.sites().iter().all(|s| s.leader_priority().is_none()));
+    let priorities: Vec<(&str, Option<u32>)> =
+        preferred.sites().iter().map(|s| (s.name(), s.leader_priority())).collect();
+    assert_eq!(priorities, [("shanghai", None), ("frankfurt", None), ("virginia", Some(5))]);
+    // Otherwise the same cluster.
+    assert_eq!(preferred.links(), global.links());
+    for (a, b) in preferred.sites().iter().zip(global.sites()) {
+        assert_eq!((a.name(), a.clock_offset(), a.clock_drift()), (b.name(), b.clock_offset(), b.clock_drift()));
+    }
+}
+
+#[test]
 fn every_shipped_topology_is_valid_and_built_in() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
     let mut names = Vec::new();
@@ -91,6 +106,7 @@ fn defaults() {
     let t = Topology::parse(&two_sites(""), "t.toml").unwrap();
     let a = t.site("a").unwrap();
     assert_eq!((a.clock_offset(), a.clock_drift(), a.gps(), a.ntp()), (Offset::default(), Ppb::ZERO, true, true));
+    assert_eq!(a.leader_priority(), None);
     let link = t.link("a", "b").unwrap();
     assert_eq!((link.jitter(), link.loss()), (Duration::ZERO, 0.0));
     assert_eq!(t.description(), "");
@@ -107,6 +123,22 @@ fn fractional_values_convert_exactly() {
     let a = t.site("a").unwrap();
     assert_eq!((a.clock_offset(), a.clock_drift()), (Offset::from_nanos(-2_500_000), Ppb::new(250)));
     assert!(!a.gps() && !a.ntp());
+}
+
+#[test]
+fn leader_priority_is_a_u32() {
+    let set = |value: &str| two_sites("").replace("name = \"b\"", &format!("name = \"b\"\nleader-priority = {value}"));
+    let t = Topology::parse(&set("7"), "t.toml").unwrap();
+    assert_eq!((t.site("a").unwrap().leader_priority(), t.site("b").unwrap().leader_priority()), (None, Some(7)));
+    assert_eq!(Topology::parse(&set("0"), "t.toml").unwrap().site("b").unwrap().leader_priority(), Some(0));
+    assert_eq!(
+        Topology::parse(&set("4294967295"), "t.toml").unwrap().site("b").unwrap().leader_priority(),
+        Some(u32::MAX)
+    );
+    for bad in ["-1", "4294967296", "1.5", "\"high\""] {
+        let e = error(&set(bad));
+        assert!(e.contains("line 9"), "{bad}: {e}");
+    }
 }
 
 #[test]

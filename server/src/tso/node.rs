@@ -1034,13 +1034,12 @@ impl TsoNode {
                     Some(Instant::now() + HANDOVER_RETRY);
                 return false;
             }
-            if announced.is_none() {
-                if election::handover_due(a.lease_left(now), to_successor, timing.round_trips.quorum) {
-                    info!(to = self.conns.name(h.to).unwrap_or("?"), "handing TSO leadership over to a better site");
-                    *slot = Some((h, since, Some(Instant::now())));
-                    drop(slot);
-                    self.hello_all(*timing);
-                }
+            if announced.is_none() && election::handover_due(a.lease_left(now), to_successor, timing.round_trips.quorum)
+            {
+                info!(to = self.conns.name(h.to).unwrap_or("?"), "handing TSO leadership over to a better site");
+                *slot = Some((h, since, Some(Instant::now())));
+                drop(slot);
+                self.hello_all(*timing);
             }
             return true;
         }

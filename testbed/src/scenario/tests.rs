@@ -109,7 +109,7 @@ fn built_ins_do_what_their_names_say() {
     // The returning follower is paused for many election timeouts, and
     // the other sites' gaps after it resumes are bounded.
     for (name, follower, max_ms) in
-        [("tso-returning-follower", "xa", 50), ("tso-global-returning-follower", "virginia", 250)]
+        [("tso-returning-follower", "xa", 150), ("tso-global-returning-follower", "virginia", 250)]
     {
         let returning = Scenario::builtin(name).unwrap();
         let resume = returning.events().iter().find(|e| matches!(e.action(), Action::Resume { .. })).unwrap();

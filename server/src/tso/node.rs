@@ -665,7 +665,10 @@ impl TsoNode {
                 info!("the TSO leader hands over to this site: campaigning");
             }
             self.campaigning.store(true, Ordering::Release);
-            let granted = self.pre_vote(&m, &timing).await;
+            // Invited by the leader: its vote is certain and the others were
+            // told, so no pre-vote round trip (the handover's timing counts
+            // on the vote alone, `election::handover_due`).
+            let granted = offered_to_me || self.pre_vote(&m, &timing).await;
             let from = if granted {
                 info!(
                     term = m.current_term.saturating_add(1),

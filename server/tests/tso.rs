@@ -307,6 +307,7 @@ fn kill_leader_under_load(
             tasks.push(tokio::spawn(load(tso, Arc::clone(&records[i]), Arc::clone(&stop))));
         }
         tokio::time::sleep(before).await;
+        eprintln!("killing {} at {:.3} s", sites[leader_index].name, realtime().as_nanos() as f64 / 1e9);
         sites[leader_index].kill();
         tokio::time::sleep(after).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);

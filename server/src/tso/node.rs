@@ -157,6 +157,8 @@ pub struct TsoNode {
     last_heard: Mutex<Instant>,
     /// Campaigns allowed (after joining).
     electing: AtomicBool,
+    /// When this site last granted another site's pre-vote.
+    pre_vote_granted: Mutex<Option<Instant>>,
     /// This site's election timeout passed and it campaigns (cleared when
     /// it hears a leader or leads, or when a campaign fails).
     campaigning: AtomicBool,
@@ -304,6 +306,7 @@ impl TsoNode {
             handover_offered: Mutex::new(None),
             last_heard: Mutex::new(Instant::now()),
             electing: AtomicBool::new(false),
+            pre_vote_granted: Mutex::new(None),
             campaigning: AtomicBool::new(false),
             allocator: Mutex::new(None),
             lease_changed: Notify::new(),
@@ -555,6 +558,12 @@ impl TsoNode {
             };
             let verdict = election::grant(&c, &local);
             debug!(candidate = self.conns.name(c.from).unwrap_or("?"), ?verdict, "pre-vote");
+            if verdict.is_ok() {
+                // As Raft resets its timer on granting a vote: give the
+                // candidate its election before campaigning here (two sites
+                // that granted each other's pre-votes would split the vote).
+                *self.pre_vote_granted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now);
+            }
             CampaignAnswer {
                 granted: verdict.is_ok(),
                 refused: verdict.err(),
@@ -647,6 +656,8 @@ impl TsoNode {
                 continue;
             }
             let heard = *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let granted_at = *self.pre_vote_granted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let heard = granted_at.map_or(heard, |g| g.max(heard));
             let offered_to_me = self.offered_handover(m.current_term).is_some_and(|h| h.to == self.me);
             let (from, spread) = match next {
                 Some((for_heard, from, spread)) if for_heard == heard => (from, spread),
@@ -668,7 +679,14 @@ impl TsoNode {
             // Invited by the leader: its vote is certain and the others were
             // told, so no pre-vote round trip (the handover's timing counts
             // on the vote alone, `election::handover_due`).
-            let granted = offered_to_me || self.pre_vote(&m, &timing).await;
+            let asked = Instant::now();
+            let granted = offered_to_me
+                || (self.pre_vote(&m, &timing).await
+                    && !self
+                        .pre_vote_granted
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .is_some_and(|g| g >= asked));
             let from = if granted {
                 info!(
                     term = m.current_term.saturating_add(1),

@@ -342,7 +342,7 @@ impl TsoNode {
 
     /// Notes that a leader's AppendEntries was accepted (see [`TsoNode::join`]).
     pub fn leader_heard(&self) {
-        *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        *self.last_heard.locked() = Instant::now();
         self.campaigning.store(false, Ordering::Release);
         if !self.leader_heard.swap(true, Ordering::AcqRel) {
             self.leader_heard_changed.notify_waiters();
@@ -422,7 +422,7 @@ impl TsoNode {
                 Ok(false) => {
                     // Initializing campaigns (see above): the driver waits
                     // a whole election timeout from here before it would.
-                    *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+                    *self.last_heard.locked() = Instant::now();
                     if let Err(e) = self.raft.initialize(members).await {
                         debug!(error = %e, "Raft already initialized");
                     }
@@ -435,7 +435,7 @@ impl TsoNode {
 
     /// The timing in force.
     pub fn timing(&self) -> Timing {
-        *self.timing.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self.timing.locked()
     }
 
     /// This site's merit: its priority and total typical round trip to its
@@ -478,7 +478,7 @@ impl TsoNode {
             None
         };
         {
-            let mut slot = self.timing_problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut slot = self.timing_problem.locked();
             if problem != *slot {
                 if let Some(p) = &problem {
                     warn!("TSO timing: {p}");
@@ -486,7 +486,7 @@ impl TsoNode {
                 slot.clone_from(&problem);
             }
         }
-        let mut slot = self.timing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self.timing.locked();
         if timing::changed_much(&slot, &new) {
             info!(
                 round_trip_ms = rtt.max.as_millis(),
@@ -520,23 +520,19 @@ impl TsoNode {
             return Err(Refused::Impostor { claimed: c.from, sender: sender.to_owned() });
         }
         let now = Instant::now();
-        self.merits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(c.from, (c.merit, now));
+        self.merits.locked().insert(c.from, (c.merit, now));
         let m = self.raft.metrics().borrow().clone();
         if let Some(to) = c.handover_to {
             // A site that has not caught up with the leader's term yet (just
             // resumed) keeps the offer: it campaigns on it once in that term.
             if c.term >= m.current_term {
                 let offered = Handover { to, term: c.term };
-                *self.handover_offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((offered, now));
+                *self.handover_offered.locked() = Some((offered, now));
             }
         }
         let answer = if c.campaign {
             let timing = self.timing();
-            let own_handover = self
-                .handover
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .and_then(|(h, _, announced)| announced.map(|_| h.to));
+            let own_handover = self.handover.locked().and_then(|(h, _, announced)| announced.map(|_| h.to));
             let offered = self.offered_handover(m.current_term).map(|h| h.to);
             let local = election::Local {
                 voting: self.voting(),
@@ -546,9 +542,7 @@ impl TsoNode {
                 heard_leader_ago: if m.state == ServerState::Leader && m.current_leader == Some(self.me) {
                     Duration::ZERO
                 } else {
-                    now.saturating_duration_since(
-                        *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
-                    )
+                    now.saturating_duration_since(*self.last_heard.locked())
                 },
                 handover_to_candidate: own_handover == Some(c.from) || offered == Some(c.from),
                 stickiness: timing.stickiness,
@@ -562,7 +556,7 @@ impl TsoNode {
                 // As Raft resets its timer on granting a vote: give the
                 // candidate its election before campaigning here (two sites
                 // that granted each other's pre-votes would split the vote).
-                *self.pre_vote_granted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now);
+                *self.pre_vote_granted.locked() = Some(now);
             }
             CampaignAnswer {
                 granted: verdict.is_ok(),
@@ -578,7 +572,7 @@ impl TsoNode {
 
     /// The handover the current leader offered in `term`, if recent.
     fn offered_handover(&self, term: u64) -> Option<Handover> {
-        let offered = *self.handover_offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let offered = *self.handover_offered.locked();
         offered.filter(|(h, at)| h.term == term && at.elapsed() < MERIT_FRESH).map(|(h, _)| h)
     }
 
@@ -600,7 +594,7 @@ impl TsoNode {
 
     /// Peers' merits learnt within [`MERIT_FRESH`].
     fn fresh_merits(&self) -> Vec<(NodeId, Merit)> {
-        let merits = self.merits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let merits = self.merits.locked();
         merits.iter().filter(|(_, (_, at))| at.elapsed() < MERIT_FRESH).map(|(id, (m, _))| (*id, *m)).collect()
     }
 
@@ -637,13 +631,9 @@ impl TsoNode {
                 next = None;
                 // Leading counts as hearing a leader: once deposed, this
                 // site waits a whole election timeout like any follower.
-                *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+                *self.last_heard.locked() = now;
                 self.campaigning.store(false, Ordering::Release);
-                let handing_over = self
-                    .handover
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .is_some_and(|(_, _, announced)| announced.is_some());
+                let handing_over = self.handover.locked().is_some_and(|(_, _, announced)| announced.is_some());
                 if !handing_over && now.duration_since(last_heartbeat) >= timing.heartbeat {
                     last_heartbeat = now;
                     if self.raft.trigger().heartbeat().await.is_err() {
@@ -655,8 +645,8 @@ impl TsoNode {
             if !self.electing.load(Ordering::Acquire) {
                 continue;
             }
-            let heard = *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let granted_at = *self.pre_vote_granted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let heard = *self.last_heard.locked();
+            let granted_at = *self.pre_vote_granted.locked();
             let heard = granted_at.map_or(heard, |g| g.max(heard));
             let offered_to_me = self.offered_handover(m.current_term).is_some_and(|h| h.to == self.me);
             let (from, spread) = match next {
@@ -672,7 +662,7 @@ impl TsoNode {
                 continue;
             }
             if offered_to_me {
-                *self.handover_offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                *self.handover_offered.locked() = None;
                 info!("the TSO leader hands over to this site: campaigning");
             }
             self.campaigning.store(true, Ordering::Release);
@@ -681,12 +671,7 @@ impl TsoNode {
             // on the vote alone, `election::handover_due`).
             let asked = Instant::now();
             let granted = offered_to_me
-                || (self.pre_vote(&m, &timing).await
-                    && !self
-                        .pre_vote_granted
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .is_some_and(|g| g >= asked));
+                || (self.pre_vote(&m).await && !self.pre_vote_granted.locked().is_some_and(|g| g >= asked));
             let from = if granted {
                 info!(
                     term = m.current_term.saturating_add(1),
@@ -723,7 +708,7 @@ impl TsoNode {
 
     /// Asks every peer for a pre-vote; true when a majority (this site
     /// included) grants it.
-    async fn pre_vote(&self, m: &openraft::RaftMetrics<NodeId, BasicNode>, timing: &Timing) -> bool {
+    async fn pre_vote(&self, m: &openraft::RaftMetrics<NodeId, BasicNode>) -> bool {
         let request = Campaign {
             from: self.me,
             campaign: true,
@@ -748,10 +733,7 @@ impl TsoNode {
             let name = self.conns.name(id).unwrap_or("?");
             match answer {
                 Ok(a) => {
-                    self.merits
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(id, (a.merit, Instant::now()));
+                    self.merits.locked().insert(id, (a.merit, Instant::now()));
                     if a.granted {
                         granted = granted.saturating_add(1);
                         if granted >= needed {
@@ -764,18 +746,13 @@ impl TsoNode {
                 Err(e) => debug!(peer = name, error = %e, "no pre-vote answer"),
             }
         }
-        let _ = timing;
         granted >= needed
     }
 
     /// Sends every peer a hello (no answer is waited for here).
     fn hello_all(self: &Arc<Self>, timing: Timing) {
         let m = self.raft.metrics().borrow().clone();
-        let handover = self
-            .handover
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .and_then(|(h, _, announced)| announced.map(|_| h));
+        let handover = self.handover.locked().and_then(|(h, _, announced)| announced.map(|_| h));
         let request = Campaign {
             from: self.me,
             campaign: false,
@@ -790,10 +767,7 @@ impl TsoNode {
             let request = request.clone();
             tokio::spawn(async move {
                 if let Ok(a) = super::network::campaign(&node.conns, &node.group, id, &request, ttl).await {
-                    node.merits
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(id, (a.merit, Instant::now()));
+                    node.merits.locked().insert(id, (a.merit, Instant::now()));
                 }
             });
         }
@@ -851,7 +825,7 @@ impl TsoNode {
     fn issue_as_lame_duck(&self, count: u32) -> Option<HybridTimestamp> {
         let now = self.site_now().ok()?;
         let top = Allocator::top_of(now).ok()?;
-        let mut guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self.allocator.locked();
         guard.as_mut()?.issue_from(count, now, top).ok()
     }
 
@@ -907,7 +881,7 @@ impl TsoNode {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let attempt = {
-                let mut guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut guard = self.allocator.locked();
                 match (guard.as_mut(), term) {
                     (Some(a), Some(t)) if a.term() == t => a.issue_from(count, now, not_below),
                     _ => {
@@ -982,7 +956,7 @@ impl TsoNode {
                 (None, _) => leading_since = None,
             }
             let wants = {
-                let mut guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut guard = self.allocator.locked();
                 match term {
                     None => {
                         // A lame duck issues until its lease ends (module doc).
@@ -994,7 +968,7 @@ impl TsoNode {
                         if ended && guard.take().is_some() {
                             info!("no longer leading the TSO group; the last lease has ended");
                         }
-                        *self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                        *self.handover.locked() = None;
                         None
                     }
                     Some(t) => {
@@ -1039,7 +1013,7 @@ impl TsoNode {
         led: Duration,
         timing: &Timing,
     ) -> bool {
-        let mut slot = self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self.handover.locked();
         if let Some((h, since, announced)) = *slot {
             let to_successor = self.round_trip_to(h.to).unwrap_or(timing.round_trips.max);
             // Announced, the successor campaigns at once: a vote round trip
@@ -1051,8 +1025,7 @@ impl TsoNode {
             if h.term != term || late {
                 warn!(to = self.conns.name(h.to).unwrap_or("?"), "TSO handover did not happen in time; leading on");
                 *slot = None;
-                *self.handover_not_before.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some(Instant::now() + HANDOVER_RETRY);
+                *self.handover_not_before.locked() = Some(Instant::now() + HANDOVER_RETRY);
                 return false;
             }
             if announced.is_none() && election::handover_due(a.lease_left(now), to_successor, timing.round_trips.quorum)
@@ -1067,12 +1040,7 @@ impl TsoNode {
         if led < LEAD_BEFORE_HANDOVER || a.fence_ns().is_none() {
             return false;
         }
-        if self
-            .handover_not_before
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_some_and(|t| Instant::now() < t)
-        {
+        if self.handover_not_before.locked().is_some_and(|t| Instant::now() < t) {
             return false;
         }
         let mine = self.merit();
@@ -1095,7 +1063,7 @@ impl TsoNode {
 
     /// This leader announced a handover (it renews no more).
     fn handing_over_announced(&self) -> bool {
-        self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some_and(|(_, _, a)| a.is_some())
+        self.handover.locked().is_some_and(|(_, _, a)| a.is_some())
     }
 
     /// The round trip to peer `id`, if measured.
@@ -1112,7 +1080,7 @@ impl TsoNode {
         match tokio::time::timeout(lease, self.raft.client_write(command)).await {
             Ok(Ok(response)) => {
                 debug!(term, took = ?asked.elapsed(), fence_before = response.data.previous_end_ns, "lease committed");
-                let mut guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut guard = self.allocator.locked();
                 if let Some(a) = guard.as_mut().filter(|a| a.term() == term) {
                     a.on_committed(response.data.previous_end_ns, end_ns);
                 }
@@ -1219,7 +1187,7 @@ impl TsoNode {
         let m = self.raft.metrics().borrow().clone();
         let applied = self.applied.borrow().clone();
         let (lease_end_ns, last_issued) = {
-            let guard = self.allocator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let guard = self.allocator.locked();
             guard.as_ref().map_or((None, None), |a| (Some(a.lease_end_ns()), a.last().map(HybridTimestamp::raw)))
         };
         let name = |id: NodeId| {
@@ -1236,8 +1204,7 @@ impl TsoNode {
         let others: Vec<Merit> = merits.iter().map(|(_, merit)| *merit).collect();
         let timing = self.timing();
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        let handover_to =
-            self.handover.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|(h, _, _)| name(h.to));
+        let handover_to = self.handover.locked().map(|(h, _, _)| name(h.to));
         TsoStatus {
             role: role.name().to_owned(),
             leader: m.current_leader.map(name),
@@ -1263,9 +1230,21 @@ impl TsoNode {
                 renew_left_ms: ms(timing.renew_left),
                 vote_timeout_ms: ms(self.fixed.vote_timeout),
                 explicit: self.overrides != Overrides::default(),
-                problem: self.timing_problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+                problem: self.timing_problem.locked().clone(),
             }),
         }
+    }
+}
+
+/// Locks a mutex whose data stays valid if a holder panicked (plain
+/// values, each written whole).
+trait Locked<T> {
+    fn locked(&self) -> std::sync::MutexGuard<'_, T>;
+}
+
+impl<T> Locked<T> for Mutex<T> {
+    fn locked(&self) -> std::sync::MutexGuard<'_, T> {
+        self.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -15,9 +15,12 @@
 //! * [`bound`]: carrying a bound along the reader clock ([`DriftModel`]).
 //! * [`wire`]: messages, [`wire::decode`] and [`wire::Message::encode`].
 //! * [`shm`]: the segment layout, its seqlock, and `interval_at`.
+//! * [`observe`]: what the daemon reports about itself (the status file),
+//!   one schema for the daemon that writes it and every tool that reads it.
 
 pub mod bound;
 pub mod hybrid;
+pub mod observe;
 pub mod shm;
 pub mod status;
 pub mod time;

@@ -37,6 +37,7 @@
 
 use core::mem::{align_of, offset_of, size_of};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use core::time::Duration;
 
 use crate::bound::RateBounds;
 use crate::status::{ClockStatus, MonoInstant, Timescale};
@@ -59,6 +60,14 @@ pub const READER_CLOCK_MONOTONIC_RAW: u32 = 4;
 pub const READ_ATTEMPTS: u32 = 10_000;
 /// Attempts that spin before the reader starts yielding.
 const SPIN_ATTEMPTS: u32 = 16;
+/// Bytes of the layout at the start of the file (SPEC.md §5.3); the rest
+/// of the file is reserved.
+pub const SHM_LAYOUT_LEN: usize = 192;
+/// Longest validity horizon a state may claim: `valid_until − reference`
+/// above this is [`ShmError::Corrupt`] (SPEC.md §5.3), so a writer bug
+/// cannot switch `stale` off for good. The daemon's `clock.horizon-ms` is
+/// at most this.
+pub const SHM_MAX_HORIZON: Duration = Duration::from_secs(3600);
 
 /// The segment, as mapped from the file. See the module doc for the protocol.
 #[repr(C)]
@@ -90,7 +99,7 @@ pub struct ShmSegment {
 
 /// Offsets that SPEC.md §5.3 states; the build fails if the struct drifts.
 const _: () = {
-    assert!(size_of::<ShmSegment>() == 192);
+    assert!(size_of::<ShmSegment>() == SHM_LAYOUT_LEN);
     assert!(align_of::<ShmSegment>() == 8);
     assert!(offset_of!(ShmSegment, magic) == 0);
     assert!(offset_of!(ShmSegment, layout_version) == 8);
@@ -369,6 +378,101 @@ impl ShmSegment {
     }
 }
 
+/// One field of the layout, for the byte view: its offset and its atomic.
+enum Field<'a> {
+    U32(usize, &'a AtomicU32),
+    U64(usize, &'a AtomicU64),
+}
+
+impl ShmSegment {
+    /// Every field with its offset: they tile bytes 0 … 191 exactly
+    /// (checked by a test).
+    fn fields(&self) -> [Field<'_>; 27] {
+        use Field::{U32, U64};
+        let [boot0, boot1] = &self.boot_id;
+        let [h0, h1, h2] = &self.header_reserved;
+        let [s0, s1, s2, s3, s4] = &self.state_reserved;
+        [
+            U64(0, &self.magic),
+            U32(8, &self.layout_version),
+            U32(12, &self.file_size),
+            U32(16, &self.reader_clock),
+            U32(20, &self.timescale),
+            U64(24, boot0),
+            U64(32, boot1),
+            U64(40, h0),
+            U64(48, h1),
+            U64(56, h2),
+            U64(64, &self.generation),
+            U64(72, &self.reference),
+            U64(80, &self.earliest),
+            U64(88, &self.latest),
+            U64(96, &self.rate_low),
+            U64(104, &self.rate_high),
+            U64(112, &self.valid_until),
+            U32(120, &self.status),
+            U32(124, &self.status_reserved),
+            U64(128, &self.disruption_count),
+            U64(136, &self.reference_boottime),
+            U64(144, &self.writer_instance),
+            U64(152, s0),
+            U64(160, s1),
+            U64(168, s2),
+            U64(176, s3),
+            U64(184, s4),
+        ]
+    }
+}
+
+impl ShmSegment {
+    /// A segment holding `bytes`: the first [`SHM_LAYOUT_LEN`] bytes of a
+    /// segment file, integers in this host's byte order (SPEC.md §5.3), as
+    /// a mapping of the file would show them. Safe: every field is read
+    /// from its own bytes; nothing is validated (that is
+    /// [`ShmHeader::read`] and [`ShmSegment::read`]'s job).
+    pub fn from_bytes(bytes: &[u8; SHM_LAYOUT_LEN]) -> Self {
+        let segment = Self::default();
+        for field in segment.fields() {
+            match field {
+                Field::U32(at, slot) => slot.store(u32::from_ne_bytes(array_at(bytes, at)), Ordering::Relaxed),
+                Field::U64(at, slot) => slot.store(u64::from_ne_bytes(array_at(bytes, at)), Ordering::Relaxed),
+            }
+        }
+        segment
+    }
+
+    /// The layout's bytes as a segment file holds them (this host's byte
+    /// order): what a new file's first 192 bytes are written from. Plain
+    /// relaxed loads, not a seqlock read: a copy of a segment that is being
+    /// written may be torn (readers use [`ShmSegment::read`]).
+    pub fn to_bytes(&self) -> [u8; SHM_LAYOUT_LEN] {
+        let mut out = [0u8; SHM_LAYOUT_LEN];
+        for field in self.fields() {
+            match field {
+                Field::U32(at, slot) => put_at(&mut out, at, &slot.load(Ordering::Relaxed).to_ne_bytes()),
+                Field::U64(at, slot) => put_at(&mut out, at, &slot.load(Ordering::Relaxed).to_ne_bytes()),
+            }
+        }
+        out
+    }
+}
+
+/// The `N` bytes at `at` (zeros past the end, which the tiled offsets never reach).
+fn array_at<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(src) = bytes.get(at..at.saturating_add(N)) {
+        out.copy_from_slice(src);
+    }
+    out
+}
+
+/// Writes `src` at `at` (nothing past the end, which the tiled offsets never reach).
+fn put_at(out: &mut [u8], at: usize, src: &[u8]) {
+    if let Some(dst) = out.get_mut(at..at.saturating_add(src.len())) {
+        dst.copy_from_slice(src);
+    }
+}
+
 /// The anchor's fields exactly as copied, before validation.
 struct RawAnchor {
     reference: u64,
@@ -388,6 +492,11 @@ impl RawAnchor {
         let interval = TimeInterval::new(Timestamp::from_nanos(self.earliest), Timestamp::from_nanos(self.latest))
             .map_err(|_| ShmError::Corrupt("interval"))?;
         let rates = RateBounds::new(self.rate_low, self.rate_high).map_err(|_| ShmError::Corrupt("rates"))?;
+        // A horizon beyond the cap would keep a dead daemon's bound usable
+        // (SPEC.md §5.3); `valid_until` before `reference` is merely stale.
+        if u128::from(self.valid_until.saturating_sub(self.reference)) > SHM_MAX_HORIZON.as_nanos() {
+            return Err(ShmError::Corrupt("valid-until"));
+        }
         Ok(Anchor {
             reference: MonoInstant::from_nanos(self.reference),
             interval,
@@ -497,6 +606,61 @@ mod tests {
         seg.rate_high.store(RateBounds::MAX_Q32 + 1, Ordering::Relaxed);
         assert_eq!(seg.read(), Err(ShmError::Corrupt("rates")));
         assert_eq!(seg.read_anchor(), Err(ShmError::Corrupt("rates")));
+    }
+
+    #[test]
+    fn a_horizon_beyond_the_cap_is_corrupt() {
+        let seg = ShmSegment::default();
+        let mut s = state(5);
+        let cap = u64::try_from(SHM_MAX_HORIZON.as_nanos()).unwrap();
+        s.anchor.valid_until = MonoInstant::from_nanos(5 + cap);
+        seg.publish(&s);
+        assert_eq!(seg.read(), Ok(s), "exactly the cap is allowed");
+        s.anchor.valid_until = MonoInstant::from_nanos(5 + cap + 1);
+        seg.publish(&s);
+        assert_eq!(seg.read(), Err(ShmError::Corrupt("valid-until")));
+        assert_eq!(seg.read_anchor(), Err(ShmError::Corrupt("valid-until")));
+        s.anchor.valid_until = MonoInstant::from_nanos(u64::MAX);
+        seg.publish(&s);
+        assert_eq!(seg.read_anchor(), Err(ShmError::Corrupt("valid-until")), "stale can never be switched off");
+        // Before the reference: valid, and stale from the start.
+        s.anchor.valid_until = MonoInstant::from_nanos(4);
+        seg.publish(&s);
+        assert_eq!(seg.read_anchor().map(|a| a.interval_at(MonoInstant::from_nanos(5))), Ok(Err(BoundError::Stale)));
+    }
+
+    #[test]
+    fn the_byte_view_tiles_the_layout_and_round_trips() {
+        let seg = ShmSegment::default();
+        let mut covered = [0u8; SHM_LAYOUT_LEN];
+        for field in seg.fields() {
+            let (at, len) = match field {
+                Field::U32(at, _) => (at, 4),
+                Field::U64(at, _) => (at, 8),
+            };
+            assert_eq!(at % len, 0, "field at {at} is not naturally aligned");
+            for byte in &mut covered[at..at + len] {
+                *byte += 1;
+            }
+        }
+        assert_eq!(covered, [1u8; SHM_LAYOUT_LEN], "every byte belongs to exactly one field");
+
+        let mut bytes = [0u8; SHM_LAYOUT_LEN];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::try_from(i).unwrap().wrapping_mul(37).wrapping_add(11);
+        }
+        assert_eq!(ShmSegment::from_bytes(&bytes).to_bytes(), bytes);
+
+        let written = ShmSegment::default();
+        header().write(&written);
+        written.publish(&state(9));
+        let image = written.to_bytes();
+        assert_eq!(&image[..8], b"TSOD-SHM");
+        assert_eq!(&image[24..40], b"0123456789abcdef");
+        assert_eq!(image[64..72], 2u64.to_ne_bytes(), "generation");
+        let copy = ShmSegment::from_bytes(&image);
+        assert_eq!(ShmHeader::read(&copy, Some(*b"0123456789abcdef")), Ok(header()));
+        assert_eq!(copy.read(), Ok(state(9)));
     }
 
     #[test]

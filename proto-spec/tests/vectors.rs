@@ -10,12 +10,18 @@
 )]
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::Value;
 use tsod_proto::bound::RateBounds;
-use tsod_proto::shm::{Anchor, PublishedState, ShmHeader, ShmSegment};
-use tsod_proto::wire::{self, MessageKind};
-use tsod_proto::{ClockStatus, DriftModel, MonoInstant, Ppb, TimeInterval, Timescale, Timestamp};
+use tsod_proto::shm::{Anchor, PublishedState, SHM_LAYOUT_LEN, ShmHeader, ShmSegment};
+use tsod_proto::wire::{
+    self, ErrorCode, ErrorResponse, Message, MessageKind, NowResponse, ProbeReply, ProbeRequest, RaftMessage, RaftRpc,
+    Request, SiteReport, SourceKind, SourceReport, StatusResponse, TsoRequest, TsoResponse,
+};
+use tsod_proto::{
+    ClockStatus, DriftModel, HybridTimestamp, MonoInstant, Offset, Ppb, TimeInterval, Timescale, Timestamp,
+};
 
 fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors")
@@ -51,6 +57,11 @@ fn every_message_kind_has_valid_and_invalid_vectors_that_hold() {
             let message = wire::decode(&raw).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(message.kind(), kind, "{name}");
             assert_eq!(serde_json::to_value(&message).unwrap(), case["decoded"], "{name}: decoded form");
+            // The JSON form round-trips on its own: read back by the rules of
+            // SPEC.md §4.15 (not by the decoder) it encodes to the same bytes.
+            let rebuilt = message_from_json(&case["decoded"]);
+            assert_eq!(rebuilt, message, "{name}: decoded read back");
+            assert_eq!(rebuilt.to_vec().unwrap(), raw, "{name}: decoded encodes to hex");
             assert_eq!(message.encoded_len(), raw.len(), "{name}: encoded_len");
             assert_eq!(message.to_vec().unwrap(), raw, "{name}: re-encoding");
             assert_eq!(wire::frame_len(&raw), Ok(Some(raw.len())), "{name}: frame_len");
@@ -63,26 +74,15 @@ fn every_message_kind_has_valid_and_invalid_vectors_that_hold() {
     }
 }
 
-#[expect(unsafe_code, reason = "a mapped segment is bytes; the test views it as a mapped file is viewed")]
+/// The segment a vector's image describes: the image is the file's first
+/// 192 bytes (little-endian, so these tests run on little-endian hosts).
 fn segment_from_image(image: &[u8]) -> ShmSegment {
-    assert_eq!(image.len(), size_of::<ShmSegment>());
-    let mut segment = ShmSegment::default();
-    // SAFETY: `segment` is an exclusively borrowed, properly aligned
-    // ShmSegment of exactly image.len() bytes; every field is an integer
-    // atomic, for which any bit pattern is valid.
-    unsafe {
-        core::ptr::copy_nonoverlapping(image.as_ptr(), (&raw mut segment).cast::<u8>(), image.len());
-    }
-    segment
+    let bytes: &[u8; SHM_LAYOUT_LEN] = image.try_into().expect("a 192-byte image");
+    ShmSegment::from_bytes(bytes)
 }
 
-#[expect(unsafe_code, reason = "a mapped segment is bytes; the test views it as a mapped file is viewed")]
 fn image_of(segment: &ShmSegment) -> Vec<u8> {
-    // SAFETY: the pointer covers exactly one live ShmSegment, which no other
-    // thread accesses during the copy; integer atomics have no padding here
-    // (the layout is asserted in shm.rs).
-    unsafe { core::slice::from_raw_parts((segment as *const ShmSegment).cast::<u8>(), size_of::<ShmSegment>()) }
-        .to_vec()
+    segment.to_bytes().to_vec()
 }
 
 fn state_from(v: &Value) -> PublishedState {
@@ -107,6 +107,139 @@ fn state_from(v: &Value) -> PublishedState {
         disruption_count: u("disruption-count"),
         reference_boottime: MonoInstant::from_nanos(u("reference-boottime")),
         writer_instance: u("writer-instance"),
+    }
+}
+
+// ---- the JSON form read back (SPEC.md §4.15) --------------------------------------
+
+fn u64_of(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("{key}: not a u64 in {v}"))
+}
+
+fn u32_of(v: &Value, key: &str) -> u32 {
+    u32::try_from(u64_of(v, key)).unwrap_or_else(|_| panic!("{key}: not a u32"))
+}
+
+fn bool_of(v: &Value, key: &str) -> bool {
+    v[key].as_bool().unwrap_or_else(|| panic!("{key}: not a bool in {v}"))
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_else(|| panic!("{key}: not a string in {v}"))
+}
+
+fn interval_of(v: &Value, key: &str) -> TimeInterval {
+    let i = &v[key];
+    TimeInterval::new(Timestamp::from_nanos(u64_of(i, "earliest")), Timestamp::from_nanos(u64_of(i, "latest")))
+        .unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+fn status_of(v: &Value, key: &str) -> ClockStatus {
+    serde_json::from_value(v[key].clone()).unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+fn timescale_of(v: &Value) -> Timescale {
+    serde_json::from_value(v["timescale"].clone()).unwrap_or_else(|e| panic!("timescale: {e}"))
+}
+
+fn ppb_of(v: &Value, key: &str) -> Ppb {
+    Ppb::new(i64::from(u32_of(v, key)))
+}
+
+fn nanos_of(v: &Value, key: &str) -> Duration {
+    Duration::from_nanos(u64_of(v, key))
+}
+
+/// A name the crate serializes, looked up among the codes 1 … 255.
+fn by_name<T: serde::Serialize>(v: &Value, key: &str, from_code: impl Fn(u8) -> Option<T>) -> T {
+    (1..=u8::MAX)
+        .filter_map(from_code)
+        .find(|t| serde_json::to_value(t).unwrap() == v[key])
+        .unwrap_or_else(|| panic!("{key}: unknown name {}", v[key]))
+}
+
+fn report_of(v: &Value) -> SiteReport<'_> {
+    let sources = v["sources"].as_array().expect("sources").iter().map(|s| SourceReport {
+        kind: by_name(s, "kind", SourceKind::from_code),
+        name: str_of(s, "name"),
+        usable: bool_of(s, "usable"),
+        falseticker: bool_of(s, "falseticker"),
+        offset: Offset::from_nanos(s["offset"].as_i64().expect("offset")),
+        error: nanos_of(s, "error"),
+    });
+    SiteReport {
+        generation: u64_of(v, "generation"),
+        site: str_of(v, "site"),
+        status: status_of(v, "status"),
+        local_status: status_of(v, "local-status"),
+        timescale: timescale_of(v),
+        half_width: (!v["half-width"].is_null()).then(|| nanos_of(v, "half-width")),
+        drift_bound: ppb_of(v, "drift-bound"),
+        sources: sources.collect(),
+    }
+}
+
+fn raft_of(v: &Value) -> RaftMessage<'_> {
+    RaftMessage {
+        request_id: u64_of(v, "request-id"),
+        rpc: by_name(v, "rpc", RaftRpc::from_code),
+        payload: str_of(v, "payload"),
+    }
+}
+
+/// A message from its JSON form, read field by field as SPEC.md §4.15 states.
+fn message_from_json(v: &Value) -> Message<'_> {
+    let request_id = || u64_of(v, "request-id");
+    match str_of(v, "kind") {
+        "probe-request" => Message::ProbeRequest(ProbeRequest {
+            nonce: u64_of(v, "nonce"),
+            requester_send: MonoInstant::from_nanos(u64_of(v, "requester-send")),
+        }),
+        "probe-reply" => Message::ProbeReply(ProbeReply {
+            nonce: u64_of(v, "nonce"),
+            requester_send: MonoInstant::from_nanos(u64_of(v, "requester-send")),
+            at_receive: interval_of(v, "at-receive"),
+            at_send: interval_of(v, "at-send"),
+            processing: nanos_of(v, "processing"),
+            drift_bound: ppb_of(v, "drift-bound"),
+            status: status_of(v, "status"),
+            timescale: timescale_of(v),
+            local_basis: bool_of(v, "local-basis"),
+        }),
+        "gossip" => Message::Gossip(report_of(v)),
+        "now-request" => Message::NowRequest(Request { request_id: request_id() }),
+        "now-response" => Message::NowResponse(NowResponse {
+            request_id: request_id(),
+            interval: interval_of(v, "interval"),
+            status: status_of(v, "status"),
+            timescale: timescale_of(v),
+            drift_bound: ppb_of(v, "drift-bound"),
+        }),
+        "status-request" => Message::StatusRequest(Request { request_id: request_id() }),
+        "status-response" => {
+            Message::StatusResponse(StatusResponse { request_id: request_id(), report: report_of(&v["report"]) })
+        }
+        "tso-request" => Message::TsoRequest(TsoRequest { request_id: request_id(), count: u32_of(v, "count") }),
+        "tso-response" => Message::TsoResponse(TsoResponse {
+            request_id: request_id(),
+            first: HybridTimestamp::from_raw(u64_of(v, "first")),
+            count: u32_of(v, "count"),
+        }),
+        "raft-request" => Message::RaftRequest(raft_of(v)),
+        "raft-response" => Message::RaftResponse(raft_of(v)),
+        "error" => Message::Error(ErrorResponse {
+            request_id: request_id(),
+            code: match v["code"].as_u64() {
+                Some(n) => ErrorCode::from_code(u16::try_from(n).expect("code")),
+                None => (1..=u16::MAX)
+                    .map(ErrorCode::from_code)
+                    .find(|c| c.name() == v["code"].as_str())
+                    .unwrap_or_else(|| panic!("unknown error code {}", v["code"])),
+            },
+            retry_after: (!v["retry-after"].is_null()).then(|| Duration::from_millis(u64_of(v, "retry-after"))),
+            message: str_of(v, "message"),
+        }),
+        other => panic!("unknown kind {other}"),
     }
 }
 

@@ -11,6 +11,7 @@ It rewrites every *.json file beside it; `cargo test -p tsod-proto` then
 checks the Rust decoder, encoder and shared-memory code against them.
 """
 
+import hashlib
 import json
 import os
 import struct
@@ -178,6 +179,97 @@ REPORT_UNSYNC = {
     "timescale": "utc-smear-24h", "half-width": None, "drift-bound": 0, "sources": [],
 }
 
+# ---- TSO replication payloads (§4.13, §4.14) ------------------------------------------
+# The codec only frames these JSON texts; they are written here from the shapes
+# §4.13 states, so the vectors double as examples of every RPC's payload.
+
+def node_id(site):
+    """§4.13: the first 8 bytes of SHA-256 of the site name, big-endian."""
+    return int.from_bytes(hashlib.sha256(site.encode()).digest()[:8], "big")
+
+
+def group_digest(sites):
+    """§4.13: hex of the first 8 bytes of SHA-256 over the names, sorted by
+    their UTF-8 bytes, duplicates removed, joined by ','."""
+    names = sorted(set(sites), key=lambda n: n.encode())
+    assert all("," not in n for n in names)
+    return hashlib.sha256(",".join(names).encode()).hexdigest()[:16]
+
+
+def compact(value):
+    """JSON text as serde_json writes it: no spaces, members in order, UTF-8."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+SITES = ["bj-a", "sh-c", "xa"]
+BJ, SH, XA = (node_id(n) for n in SITES)
+GROUP = group_digest(SITES)
+
+
+def leader_id(term, node):
+    return {"term": term, "node_id": node}
+
+
+def log_id(term, node, index):
+    return {"leader_id": leader_id(term, node), "index": index}
+
+
+def vote(term, node, committed):
+    return {"leader_id": leader_id(term, node), "committed": committed}
+
+
+def envelope(rpc):
+    return compact({"group": GROUP, "rpc": rpc})
+
+
+LEASE_END = T0 + 400_000_000
+LEASE = {"holder": XA, "term": 3, "end-ns": LEASE_END}
+MEMBERSHIP = {"configs": [sorted([BJ, SH, XA])],
+              "nodes": {str(i): {"addr": n} for i, n in sorted(zip([BJ, SH, XA], SITES))}}
+TSO_STATE = {"fence-ns": LEASE_END, "last-lease": LEASE}
+MERIT = {"priority": 2, "total-round-trip-us": 61_250, "half-width-us": 40}
+
+RAFT_REQUESTS = [
+    ("append-entries-lease", 48, "append-entries", envelope({
+        "vote": vote(3, XA, True), "prev_log_id": log_id(3, XA, 16),
+        "entries": [{"log_id": log_id(3, XA, 17), "payload": {"Normal": {"lease": LEASE}}}],
+        "leader_commit": log_id(3, XA, 16)})),
+    ("vote", 47, "vote", envelope({"vote": vote(4, SH, False), "last_log_id": log_id(3, XA, 17)})),
+    ("append-entries-blank-and-membership", 49, "append-entries", envelope({
+        "vote": vote(1, BJ, True), "prev_log_id": None,
+        "entries": [{"log_id": log_id(0, 0, 0), "payload": {"Membership": MEMBERSHIP}},
+                    {"log_id": log_id(1, BJ, 1), "payload": "Blank"}],
+        "leader_commit": None})),
+    ("heartbeat", 50, "append-entries", envelope({
+        "vote": vote(3, XA, True), "prev_log_id": log_id(3, XA, 17), "entries": [],
+        "leader_commit": log_id(3, XA, 17)})),
+    ("install-snapshot", 51, "install-snapshot", envelope({
+        "vote": vote(3, XA, True),
+        "meta": {"last_log_id": log_id(3, XA, 17),
+                 "last_membership": {"log_id": log_id(0, 0, 0), "membership": MEMBERSHIP},
+                 "snapshot_id": "3-17-1"},
+        "offset": 0, "data": list(compact(TSO_STATE).encode()), "done": True})),
+    ("pre-vote", 52, "pre-vote", envelope({
+        "from": SH, "campaign": True, "term": 3, "last-log-index": 17, "merit": MERIT, "handover-to": None})),
+    ("hello-handing-over", 53, "pre-vote", envelope({
+        "from": XA, "campaign": False, "term": 3, "last-log-index": 17,
+        "merit": {"priority": None, "total-round-trip-us": 398_000, "half-width-us": None}, "handover-to": SH})),
+]
+
+RAFT_RESPONSES = [
+    ("vote-granted", 47, "vote", compact({"Ok": {"vote": vote(4, SH, False), "vote_granted": True,
+                                                  "last_log_id": log_id(3, XA, 17)}})),
+    ("append-entries-success", 48, "append-entries", compact({"Ok": "Success"})),
+    ("append-entries-conflict", 50, "append-entries", compact({"Ok": "Conflict"})),
+    ("append-entries-partial", 50, "append-entries", compact({"Ok": {"PartialSuccess": log_id(3, XA, 16)}})),
+    ("append-entries-higher-vote", 50, "append-entries", compact({"Ok": {"HigherVote": vote(4, SH, False)}})),
+    ("install-snapshot", 51, "install-snapshot", compact({"Ok": {"vote": vote(3, XA, True)}})),
+    ("raft-stopped", 48, "append-entries", compact({"Err": {"Fatal": "Stopped"}})),
+    ("pre-vote-refused", 52, "pre-vote", compact({
+        "granted": False, "refused": "heard a leader 12 ms ago (stickiness 75 ms)", "merit": MERIT, "term": 3})),
+]
+
+
 VALID = {
     "probe-request": [
         ("typical", {"kind": "probe-request", "nonce": 0x0123456789ABCDEF, "requester-send": 5_000_000_000}),
@@ -212,18 +304,10 @@ VALID = {
                      "count": 100}),
         ("ends-exactly-at-max", {"kind": "tso-response", "request-id": 46, "first": U64_MAX - 99, "count": 100}),
     ],
-    "raft-request": [
-        ("vote", {"kind": "raft-request", "request-id": 47, "rpc": "vote",
-                  "payload": '{"vote":{"leader_id":{"term":3,"node_id":7},"committed":false},"last_log_id":null}'}),
-        ("append-entries", {"kind": "raft-request", "request-id": 48, "rpc": "append-entries",
-                            "payload": '{"entries":[]}'}),
-    ],
-    "raft-response": [
-        ("vote", {"kind": "raft-response", "request-id": 47, "rpc": "vote",
-                  "payload": '{"Ok":{"vote_granted":true}}'}),
-        ("install-snapshot", {"kind": "raft-response", "request-id": 49, "rpc": "install-snapshot",
-                              "payload": '{"Ok":{}}'}),
-    ],
+    "raft-request": [(name, {"kind": "raft-request", "request-id": rid, "rpc": rpc, "payload": payload})
+                     for name, rid, rpc, payload in RAFT_REQUESTS],
+    "raft-response": [(name, {"kind": "raft-response", "request-id": rid, "rpc": rpc, "payload": payload})
+                      for name, rid, rpc, payload in RAFT_RESPONSES],
     "error": [
         ("tso-unavailable", {"kind": "error", "request-id": 44, "code": "tso-unavailable", "retry-after": 250,
                              "message": "no leader: election in progress"}),
@@ -294,6 +378,7 @@ def specific_invalid(kind, b):
 # ---- shared memory (§5) -------------------------------------------------------------
 
 BOOT_ID = bytes.fromhex("6f1c2a3b4c5d4e6f8091a2b3c4d5e6f7")
+MAX_HORIZON = 3600 * BILLION  # §5.3: valid_until − reference above this is corrupt
 
 
 def rates(frequency_ppb, drift_bound_ppb):
@@ -363,6 +448,8 @@ def shm_vectors():
         ("unsynchronized", {**base, "status": 4}, 3_600_000_000_000),
         ("disrupted", {**base, "status": 5}, 3_600_000_000_000),
         ("before-epoch", {**base, "earliest": 5, "latest": 10}, 3_599_000_000_000),
+        ("horizon-at-cap", {**base, "valid-until": base["reference"] + MAX_HORIZON}, base["reference"] + MAX_HORIZON),
+        ("valid-until-before-reference", {**base, "valid-until": base["reference"] - 1}, base["reference"]),
     ]
     corrupt = [
         ("bad-magic", {**base}, lambda b: b"TSOD-SHN" + b[8:], "bad-magic"),
@@ -379,6 +466,8 @@ def shm_vectors():
         ("rate-low-below-range", {**base, "rate-low-q32": 4_286_377_360}, None, "corrupt"),
         ("rates-inverted", {**base, "rate-low-q32": base["rate-high-q32"] + 1}, None, "corrupt"),
         ("rates-zero", {**base, "rate-low-q32": 0, "rate-high-q32": 0}, None, "corrupt"),
+        ("horizon-beyond-cap", {**base, "valid-until": base["reference"] + MAX_HORIZON + 1}, None, "corrupt"),
+        ("valid-until-max", {**base, "valid-until": U64_MAX}, None, "corrupt"),
     ]
     out = {
         "kind": "shm",

@@ -181,7 +181,7 @@ pub enum Message<'a> {
     TsoRequest(TsoRequest),
     /// Server: a range of TSO timestamps.
     TsoResponse(TsoResponse),
-    /// Peer: a Raft RPC (TSO replication, SPEC.md §4.10).
+    /// Peer: a Raft RPC (TSO replication, SPEC.md §4.13).
     #[serde(borrow)]
     RaftRequest(RaftMessage<'a>),
     /// Peer: a Raft RPC's result.

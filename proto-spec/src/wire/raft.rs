@@ -1,7 +1,9 @@
 //! TSO replication: Raft RPCs between sites on `tsod-peer/1` streams
-//! (SPEC.md §4.10). The RPC's arguments and result travel as JSON text
-//! whose schema is the Raft library's (openraft 0.9's serde form); this
-//! layer only frames them, names the RPC and matches answers to requests.
+//! (SPEC.md §4.13). The RPC's arguments and result travel as JSON text:
+//! openraft 0.9's serde form for append-entries, vote and install-snapshot,
+//! tsod's own for pre-vote (§4.14); SPEC.md §4.13 writes every shape down
+//! and the vectors carry an example of each. This layer only frames the
+//! text, names the RPC and matches answers to requests.
 
 use serde::Serialize;
 

@@ -29,7 +29,7 @@ use tsod_proto::{Offset, Ppb};
 
 use crate::sim::gpsd::{GpsFault, GpsdSim};
 use crate::sim::ntp::{NtpFault, NtpSim};
-use crate::topology::Topology;
+use crate::spec::Topology;
 use crate::wan::{LinkShape, WanRelay};
 
 /// One site as the cluster starts it.

@@ -7,10 +7,10 @@
 //! never depend on the `tsod` server crate itself. [`wan`] emulates the WAN
 //! links between sites: a UDP relay on loopback that delays, jitters, loses
 //! and partitions the peer traffic it carries.
-//! [`topology`] and [`scenario`] are the testbed's data formats (TOML): which
-//! sites a cluster has and how they are linked, and which faults happen to
-//! it when; built-in ones ship in `testbed/topologies/` and
-//! `testbed/scenarios/`. [`tso_load`] asks every site for TSO timestamps
+//! [`spec`] holds the testbed's data formats (TOML), topologies and
+//! scenarios: which sites a cluster has and how they are linked, and which
+//! faults happen to it when; built-in ones ship in `testbed/topologies/`
+//! and `testbed/scenarios/`. [`tso_load`] asks every site for TSO timestamps
 //! while a cluster runs, [`tso_check`] judges them (no duplicate, real-time
 //! order, honest physical parts) and [`tso_status`] reads which site leads.
 //! [`ports`] picks loopback ports for daemons where port-0 sockets cannot
@@ -20,10 +20,9 @@ pub mod checker;
 pub mod cluster;
 pub mod plot;
 pub mod ports;
-pub mod scenario;
 pub mod sim;
+pub mod spec;
 pub mod timeline;
-pub mod topology;
 pub mod tso_check;
 pub mod tso_load;
 pub mod tso_status;

@@ -10,7 +10,7 @@
 //!   view until Ctrl-C (or `--for SECONDS`).
 //! * `tsod-testbed run SCENARIO [--json] [--plot FILE.svg]`: run a scripted
 //!   scenario and report; exits non-zero on any violation or failed check
-//!   (`expect-leader`, `max-gap-ms`: see [`tsod_testbed::scenario`]).
+//!   (`expect-leader`, `max-gap-ms`: see [`tsod_testbed::spec::scenario`]).
 //! * `tsod-testbed scenarios`, `tsod-testbed topologies`: the built-ins.
 //!
 //! Both `up` and `run` also put the cluster's TSO under load: a few clients
@@ -59,9 +59,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tsod_testbed::checker::Checker;
 use tsod_testbed::cluster::{Cluster, ClusterPlan};
-use tsod_testbed::scenario::Scenario;
+use tsod_testbed::spec::{Scenario, Topology};
 use tsod_testbed::timeline::{self, TsoReport};
-use tsod_testbed::topology::Topology;
 use tsod_testbed::tso_load::TsoLoad;
 use tsod_testbed::tso_status::TsoRole;
 use tsod_testbed::view;

@@ -28,9 +28,10 @@ use std::time::{Duration, Instant};
 use crate::checker::{Checker, Reading};
 use crate::cluster::{Cluster, ClusterError, ClusterPlan};
 use crate::plot::Series;
-use crate::scenario::{Action, LEADER, Scenario};
 use crate::sim::gpsd::GpsFault;
 use crate::sim::ntp::NtpFault;
+use crate::spec::scenario::Action;
+use crate::spec::{LEADER, Scenario};
 use crate::tso_load::{LoadOptions, TsoLoad, TsoTarget};
 use crate::tso_status::{SiteView, TsoRole, agreed_leader, leader_of};
 

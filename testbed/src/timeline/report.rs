@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::checker::Checker;
-use crate::scenario::GapLimit;
+use crate::spec::scenario::GapLimit;
 use crate::tso_check::{self, FailureKind, Gap, SitePhase as TsoSitePhase};
 use crate::tso_load::TsoRecord;
 
@@ -515,7 +515,7 @@ mod tests {
     use tsod_proto::HybridTimestamp;
 
     use super::*;
-    use crate::scenario::GapSites;
+    use crate::spec::scenario::GapSites;
     use crate::tso_check::Success;
 
     /// Successes at `site` every `every_ms` from `from_ms` to `to_ms` (timeline ms).

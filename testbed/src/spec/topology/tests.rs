@@ -85,7 +85,7 @@ fn global_priority_is_global_with_virginia_preferred() {
 
 #[test]
 fn every_shipped_topology_is_valid_and_built_in() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

@@ -54,13 +54,15 @@
 //! Parsing errors carry the line and column (from the `toml` crate);
 //! validation errors name the site or link and the key.
 
-use std::fmt;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 use tsod_proto::{Offset, Ppb};
 
+use super::builtin::Builtins;
+use super::error::{SpecError, SpecKind};
+use super::fields::{LEADER, check_label, check_range, millis, offset_from_ms, ppb_from_ppm};
 use crate::wan::{DirectionShape, LinkShape};
 
 /// Most sites a topology may have.
@@ -78,12 +80,15 @@ pub const MAX_CLOCK_DRIFT_PPM: f64 = 500.0;
 /// The topology used when none is named.
 pub const DEFAULT_TOPOLOGY: &str = "dr";
 
-/// The built-in topologies: name and TOML text.
-const BUILTINS: [(&str, &str); 3] = [
-    ("dr", include_str!("../topologies/dr.toml")),
-    ("global", include_str!("../topologies/global.toml")),
-    ("global-priority", include_str!("../topologies/global-priority.toml")),
-];
+/// The built-in topologies.
+const BUILTINS: Builtins = Builtins::new(
+    SpecKind::Topology,
+    &[
+        ("dr", include_str!("../../topologies/dr.toml")),
+        ("global", include_str!("../../topologies/global.toml")),
+        ("global-priority", include_str!("../../topologies/global-priority.toml")),
+    ],
+);
 
 /// A validated topology (see the module doc for its invariants).
 #[derive(Clone, Debug, PartialEq)]
@@ -113,66 +118,6 @@ pub struct Link {
     reverse: Duration,
     jitter: Duration,
     loss: f64,
-}
-
-/// A topology that cannot be used.
-#[derive(Debug)]
-pub enum TopologyError {
-    /// [`Topology::builtin`] was asked for a name it does not know.
-    UnknownBuiltin {
-        /// The name asked for.
-        name: String,
-    },
-    /// The file could not be read.
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Not valid TOML, an unknown key, or a wrong type (the message has line and column).
-    Parse {
-        /// The file or built-in it came from.
-        origin: String,
-        /// What and where.
-        source: Box<toml::de::Error>,
-    },
-    /// Parsed, but impossible or incomplete.
-    Invalid {
-        /// The file or built-in it came from.
-        origin: String,
-        /// Which site, link or key, and why.
-        what: String,
-    },
-}
-
-impl fmt::Display for TopologyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownBuiltin { name } => {
-                write!(f, "no built-in topology {name:?}; the built-in ones are {}", builtin_list())
-            }
-            Self::Read { path, source } => {
-                write!(f, "cannot read topology {}: {source} (built-in topologies: {})", path.display(), builtin_list())
-            }
-            Self::Parse { origin, source } => write!(f, "{origin}: {source}"),
-            Self::Invalid { origin, what } => write!(f, "{origin}: {what}"),
-        }
-    }
-}
-
-impl std::error::Error for TopologyError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Read { source, .. } => Some(source),
-            Self::Parse { source, .. } => Some(source),
-            Self::UnknownBuiltin { .. } | Self::Invalid { .. } => None,
-        }
-    }
-}
-
-fn builtin_list() -> String {
-    Topology::builtin_names().collect::<Vec<_>>().join(", ")
 }
 
 /// The file as written, before validation.
@@ -211,7 +156,7 @@ fn yes() -> bool {
 /// event: `between`, then `one-way-ms` or both `forward-ms` and `reverse-ms`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(crate) struct LinkSpec {
+pub(super) struct LinkSpec {
     between: [String; 2],
     one_way_ms: Option<f64>,
     forward_ms: Option<f64>,
@@ -224,12 +169,12 @@ pub(crate) struct LinkSpec {
 
 impl LinkSpec {
     /// `"a – b"`, for error messages.
-    pub(crate) fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         format!("{} – {}", self.between[0], self.between[1])
     }
 
     /// The link it describes, its values checked (but not its sites).
-    pub(crate) fn resolve(&self) -> Result<Link, String> {
+    pub(super) fn resolve(&self) -> Result<Link, String> {
         let (forward_ms, reverse_ms) = match (self.one_way_ms, self.forward_ms, self.reverse_ms) {
             (Some(both), None, None) => (both, both),
             (None, Some(forward), Some(reverse)) => (forward, reverse),
@@ -247,35 +192,29 @@ impl LinkSpec {
 impl Topology {
     /// Parses and validates `text`; `origin` (a path, or "built-in topology
     /// dr") only names it in errors.
-    pub fn parse(text: &str, origin: &str) -> Result<Self, TopologyError> {
-        let file: TopologyFile = toml::from_str(text)
-            .map_err(|source| TopologyError::Parse { origin: origin.to_owned(), source: Box::new(source) })?;
-        Self::validate(file).map_err(|what| TopologyError::Invalid { origin: origin.to_owned(), what })
+    pub fn parse(text: &str, origin: &str) -> Result<Self, SpecError> {
+        let file: TopologyFile = toml::from_str(text).map_err(|source| SpecError::parse(origin, source))?;
+        Self::validate(file).map_err(|what| SpecError::invalid(origin, what))
     }
 
     /// A built-in topology by name (one of [`Topology::builtin_names`]), or
     /// else the topology file at that path.
-    pub fn load(name_or_path: &str) -> Result<Self, TopologyError> {
-        if BUILTINS.iter().any(|(name, _)| *name == name_or_path) {
+    pub fn load(name_or_path: &str) -> Result<Self, SpecError> {
+        if BUILTINS.contains(name_or_path) {
             return Self::builtin(name_or_path);
         }
-        let text = std::fs::read_to_string(name_or_path)
-            .map_err(|source| TopologyError::Read { path: PathBuf::from(name_or_path), source })?;
-        Self::parse(&text, name_or_path)
+        Self::parse(&BUILTINS.read(Path::new(name_or_path))?, name_or_path)
     }
 
     /// The built-in topology `name`.
-    pub fn builtin(name: &str) -> Result<Self, TopologyError> {
-        let (name, text) = BUILTINS
-            .iter()
-            .find(|(builtin, _)| *builtin == name)
-            .ok_or_else(|| TopologyError::UnknownBuiltin { name: name.to_owned() })?;
-        Self::parse(text, &format!("built-in topology {name}"))
+    pub fn builtin(name: &str) -> Result<Self, SpecError> {
+        let (text, origin) = BUILTINS.text(name)?;
+        Self::parse(text, &origin)
     }
 
     /// The names of the built-in topologies ([`DEFAULT_TOPOLOGY`] first).
     pub fn builtin_names() -> impl Iterator<Item = &'static str> {
-        BUILTINS.iter().map(|(name, _)| *name)
+        BUILTINS.names()
     }
 
     /// The topology's name.
@@ -396,11 +335,10 @@ impl Site {
 
     fn validate(file: SiteFile) -> Result<Self, String> {
         check_label("name", &file.name)?;
-        if file.name == crate::scenario::LEADER {
+        if file.name == LEADER {
             return Err(format!(
-                "name = {:?} is reserved: scenarios write site = {:?} for whichever site leads the TSO",
-                file.name,
-                crate::scenario::LEADER
+                "name = {:?} is reserved: scenarios write site = {LEADER:?} for whichever site leads the TSO",
+                file.name
             ));
         }
         check_range("clock-offset-ms", file.clock_offset_ms, -MAX_CLOCK_OFFSET_MS, MAX_CLOCK_OFFSET_MS)?;
@@ -482,45 +420,6 @@ impl Link {
     fn direction(&self, delay: Duration) -> DirectionShape {
         DirectionShape { delay, jitter: self.jitter, loss: self.loss }
     }
-}
-
-/// Checks a name that becomes a site name (or part of a path): a lowercase
-/// DNS label, as `tsod cluster init` requires of site names.
-pub(crate) fn check_label(key: &str, name: &str) -> Result<(), String> {
-    let ok = (1..=63).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{key} = {name:?} must be a lowercase DNS label (a-z, 0-9, '-', 1 … 63 bytes, no '-' at the ends)"))
-    }
-}
-
-/// `Ok` if `value` is a number within `min ..= max` (NaN is not).
-pub(crate) fn check_range(key: &str, value: f64, min: f64, max: f64) -> Result<(), String> {
-    if (min..=max).contains(&value) { Ok(()) } else { Err(format!("{key} = {value} must be within {min} … {max}")) }
-}
-
-/// A non-negative number of milliseconds as a duration.
-pub(crate) fn millis(key: &str, ms: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(ms / 1e3).map_err(|e| format!("{key} = {ms}: {e}"))
-}
-
-/// Milliseconds, already range-checked, as an offset (rounded to the nanosecond).
-pub(crate) fn offset_from_ms(ms: f64) -> Offset {
-    Offset::from_nanos(round_to_i64(ms * 1e6))
-}
-
-/// Parts per million, already range-checked, as parts per billion (rounded).
-pub(crate) fn ppb_from_ppm(ppm: f64) -> Ppb {
-    Ppb::new(round_to_i64(ppm * 1e3))
-}
-
-#[expect(clippy::cast_possible_truncation, reason = "callers range-check first; `as` saturates and maps NaN to 0")]
-fn round_to_i64(x: f64) -> i64 {
-    x.round() as i64
 }
 
 #[cfg(test)]

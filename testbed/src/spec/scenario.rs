@@ -1,5 +1,5 @@
 //! Scenarios: what happens to a testbed cluster, and when. A scenario names
-//! a [topology](crate::topology), how long to run, and a timeline of events
+//! a [topology](crate::spec::topology), how long to run, and a timeline of events
 //! (faults and repairs) that the testbed applies while the truth checker
 //! judges every site.
 //!
@@ -131,12 +131,15 @@ use std::time::Duration;
 use serde::Deserialize;
 use tsod_proto::Offset;
 
-use crate::topology::{DEFAULT_TOPOLOGY, Topology, TopologyError, check_label, check_range, millis};
+use super::builtin::Builtins;
+use super::error::{SpecError, SpecKind};
+use super::fields::{LEADER, check_label, check_range, millis, seconds};
+use super::topology::{DEFAULT_TOPOLOGY, Topology};
 
 mod action;
 
 use action::ActionFile;
-pub use action::{Action, LEADER, MAX_CLAIMED_ERROR_US, MAX_FAULT_DRIFT_PPM};
+pub use action::{Action, MAX_CLAIMED_ERROR_US, MAX_FAULT_DRIFT_PPM};
 
 /// Longest timeline a scenario may ask for (s): one hour.
 pub const MAX_DURATION_S: f64 = 3_600.0;
@@ -147,27 +150,30 @@ pub const MAX_WARMUP_S: f64 = 600.0;
 /// Warm-up when `warmup-s` is not given (s).
 pub const DEFAULT_WARMUP_S: f64 = 10.0;
 
-/// The built-in scenarios: name and TOML text.
-const BUILTINS: [(&str, &str); 18] = [
-    ("lose-each-site", include_str!("../scenarios/lose-each-site.toml")),
-    ("gps-spoof", include_str!("../scenarios/gps-spoof.toml")),
-    ("gps-outage-everywhere", include_str!("../scenarios/gps-outage-everywhere.toml")),
-    ("ntp-falseticker", include_str!("../scenarios/ntp-falseticker.toml")),
-    ("asymmetric-wan", include_str!("../scenarios/asymmetric-wan.toml")),
-    ("clock-step", include_str!("../scenarios/clock-step.toml")),
-    ("partition-one-site", include_str!("../scenarios/partition-one-site.toml")),
-    ("daemon-restarts", include_str!("../scenarios/daemon-restarts.toml")),
-    ("tso-leader-loss", include_str!("../scenarios/tso-leader-loss.toml")),
-    ("tso-leader-pause", include_str!("../scenarios/tso-leader-pause.toml")),
-    ("tso-minority-partition", include_str!("../scenarios/tso-minority-partition.toml")),
-    ("tso-restart-cycles", include_str!("../scenarios/tso-restart-cycles.toml")),
-    ("tso-returning-follower", include_str!("../scenarios/tso-returning-follower.toml")),
-    ("tso-global-leader-loss", include_str!("../scenarios/tso-global-leader-loss.toml")),
-    ("tso-global-leader-pause", include_str!("../scenarios/tso-global-leader-pause.toml")),
-    ("tso-global-minority-partition", include_str!("../scenarios/tso-global-minority-partition.toml")),
-    ("tso-global-returning-follower", include_str!("../scenarios/tso-global-returning-follower.toml")),
-    ("tso-global-priority", include_str!("../scenarios/tso-global-priority.toml")),
-];
+/// The built-in scenarios.
+const BUILTINS: Builtins = Builtins::new(
+    SpecKind::Scenario,
+    &[
+        ("lose-each-site", include_str!("../../scenarios/lose-each-site.toml")),
+        ("gps-spoof", include_str!("../../scenarios/gps-spoof.toml")),
+        ("gps-outage-everywhere", include_str!("../../scenarios/gps-outage-everywhere.toml")),
+        ("ntp-falseticker", include_str!("../../scenarios/ntp-falseticker.toml")),
+        ("asymmetric-wan", include_str!("../../scenarios/asymmetric-wan.toml")),
+        ("clock-step", include_str!("../../scenarios/clock-step.toml")),
+        ("partition-one-site", include_str!("../../scenarios/partition-one-site.toml")),
+        ("daemon-restarts", include_str!("../../scenarios/daemon-restarts.toml")),
+        ("tso-leader-loss", include_str!("../../scenarios/tso-leader-loss.toml")),
+        ("tso-leader-pause", include_str!("../../scenarios/tso-leader-pause.toml")),
+        ("tso-minority-partition", include_str!("../../scenarios/tso-minority-partition.toml")),
+        ("tso-restart-cycles", include_str!("../../scenarios/tso-restart-cycles.toml")),
+        ("tso-returning-follower", include_str!("../../scenarios/tso-returning-follower.toml")),
+        ("tso-global-leader-loss", include_str!("../../scenarios/tso-global-leader-loss.toml")),
+        ("tso-global-leader-pause", include_str!("../../scenarios/tso-global-leader-pause.toml")),
+        ("tso-global-minority-partition", include_str!("../../scenarios/tso-global-minority-partition.toml")),
+        ("tso-global-returning-follower", include_str!("../../scenarios/tso-global-returning-follower.toml")),
+        ("tso-global-priority", include_str!("../../scenarios/tso-global-priority.toml")),
+    ],
+);
 
 /// A validated scenario (see the module doc for its invariants).
 #[derive(Clone, Debug, PartialEq)]
@@ -239,75 +245,6 @@ impl fmt::Display for GapLimit {
     }
 }
 
-/// A scenario that cannot be run.
-#[derive(Debug)]
-pub enum ScenarioError {
-    /// [`Scenario::builtin`] was asked for a name it does not know.
-    UnknownBuiltin {
-        /// The name asked for.
-        name: String,
-    },
-    /// The file could not be read.
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Not valid TOML, an unknown key, or a wrong type (the message has line and column).
-    Parse {
-        /// The file or built-in it came from.
-        origin: String,
-        /// What and where.
-        source: Box<toml::de::Error>,
-    },
-    /// Parsed, but impossible.
-    Invalid {
-        /// The file or built-in it came from.
-        origin: String,
-        /// Which event or key, and why.
-        what: String,
-    },
-    /// Its topology could not be loaded.
-    Topology {
-        /// The scenario's file or built-in.
-        origin: String,
-        /// Why.
-        source: TopologyError,
-    },
-}
-
-impl fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownBuiltin { name } => {
-                write!(f, "no built-in scenario {name:?}; the built-in ones are {}", builtin_list())
-            }
-            Self::Read { path, source } => {
-                write!(f, "cannot read scenario {}: {source} (built-in scenarios: {})", path.display(), builtin_list())
-            }
-            Self::Parse { origin, source } => write!(f, "{origin}: {source}"),
-            Self::Invalid { origin, what } => write!(f, "{origin}: {what}"),
-            Self::Topology { origin, source } => write!(f, "{origin}: topology: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for ScenarioError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Read { source, .. } => Some(source),
-            Self::Parse { source, .. } => Some(source),
-            Self::Topology { source, .. } => Some(source),
-            Self::UnknownBuiltin { .. } | Self::Invalid { .. } => None,
-        }
-    }
-}
-
-fn builtin_list() -> String {
-    Scenario::builtin_names().collect::<Vec<_>>().join(", ")
-}
-
 /// The file as written, before validation.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -357,35 +294,30 @@ struct SiteState {
 impl Scenario {
     /// Parses and validates `text`; `origin` only names it in errors. A
     /// topology given as a path is read relative to the current directory.
-    pub fn parse(text: &str, origin: &str) -> Result<Self, ScenarioError> {
+    pub fn parse(text: &str, origin: &str) -> Result<Self, SpecError> {
         Self::parse_relative_to(text, origin, None)
     }
 
     /// A built-in scenario by name (one of [`Scenario::builtin_names`]), or
     /// else the scenario file at that path (its topology, if a path, is
     /// relative to the file's directory).
-    pub fn load(name_or_path: &str) -> Result<Self, ScenarioError> {
-        if BUILTINS.iter().any(|(name, _)| *name == name_or_path) {
+    pub fn load(name_or_path: &str) -> Result<Self, SpecError> {
+        if BUILTINS.contains(name_or_path) {
             return Self::builtin(name_or_path);
         }
         let path = Path::new(name_or_path);
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_path_buf(), source })?;
-        Self::parse_relative_to(&text, name_or_path, path.parent())
+        Self::parse_relative_to(&BUILTINS.read(path)?, name_or_path, path.parent())
     }
 
     /// The built-in scenario `name`.
-    pub fn builtin(name: &str) -> Result<Self, ScenarioError> {
-        let (name, text) = BUILTINS
-            .iter()
-            .find(|(builtin, _)| *builtin == name)
-            .ok_or_else(|| ScenarioError::UnknownBuiltin { name: name.to_owned() })?;
-        Self::parse(text, &format!("built-in scenario {name}"))
+    pub fn builtin(name: &str) -> Result<Self, SpecError> {
+        let (text, origin) = BUILTINS.text(name)?;
+        Self::parse(text, &origin)
     }
 
     /// The names of the built-in scenarios.
     pub fn builtin_names() -> impl Iterator<Item = &'static str> {
-        BUILTINS.iter().map(|(name, _)| *name)
+        BUILTINS.names()
     }
 
     /// The scenario's name.
@@ -437,10 +369,9 @@ impl Scenario {
             .collect()
     }
 
-    fn parse_relative_to(text: &str, origin: &str, base: Option<&Path>) -> Result<Self, ScenarioError> {
-        let file: ScenarioFile = toml::from_str(text)
-            .map_err(|source| ScenarioError::Parse { origin: origin.to_owned(), source: Box::new(source) })?;
-        let invalid = |what: String| ScenarioError::Invalid { origin: origin.to_owned(), what };
+    fn parse_relative_to(text: &str, origin: &str, base: Option<&Path>) -> Result<Self, SpecError> {
+        let file: ScenarioFile = toml::from_str(text).map_err(|source| SpecError::parse(origin, source))?;
+        let invalid = |what: String| SpecError::invalid(origin, what);
         check_label("name", &file.name).map_err(invalid)?;
         let topology = if Topology::builtin_names().any(|name| name == file.topology) {
             Topology::builtin(&file.topology)
@@ -448,7 +379,7 @@ impl Scenario {
             let path = base.map_or_else(|| PathBuf::from(&file.topology), |dir| dir.join(&file.topology));
             Topology::load(&path.to_string_lossy())
         }
-        .map_err(|source| ScenarioError::Topology { origin: origin.to_owned(), source })?;
+        .map_err(|source| SpecError::Topology { origin: origin.to_owned(), source: Box::new(source) })?;
         check_range("duration-s", file.duration_s, 1.0, MAX_DURATION_S).map_err(invalid)?;
         check_range("warmup-s", file.warmup_s, 0.0, MAX_WARMUP_S).map_err(invalid)?;
         let duration = seconds("duration-s", file.duration_s).map_err(invalid)?;
@@ -593,11 +524,6 @@ fn check_in_order(action: &Action, topology: &Topology, states: &mut [SiteState]
         }
         Action::ClockStep { .. } | Action::Link(_) => Ok(()),
     }
-}
-
-/// Seconds, already range-checked, as a duration.
-fn seconds(key: &str, s: f64) -> Result<Duration, String> {
-    millis(key, s * 1e3)
 }
 
 impl Event {

@@ -8,19 +8,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use tsod_proto::{Offset, Ppb};
 
-use crate::topology::{Link, LinkSpec, MAX_CLOCK_OFFSET_MS, check_range, millis, offset_from_ms, ppb_from_ppm};
+use crate::spec::fields::{check_range, millis, offset_from_ms, ppb_from_ppm};
+use crate::spec::topology::{Link, LinkSpec, MAX_CLOCK_OFFSET_MS};
 
 /// Largest drift a `gps-drift` event may give a receiver's lie, either way (ppm).
 pub const MAX_FAULT_DRIFT_PPM: f64 = 1_000.0;
 
 /// Largest error an NTP server may claim in `ntp-offset` (µs): 60 s.
 pub const MAX_CLAIMED_ERROR_US: f64 = 60_000_000.0;
-
-/// The `site` that names whichever site leads the TSO when the event fires
-/// (for `kill`, `pause` and `partition`), or the site the matching earlier
-/// `kill`, `pause` or `partition` of `"leader"` hit (for `restart`,
-/// `resume` and `heal`). No topology may call a site this.
-pub const LEADER: &str = "leader";
 
 /// What an event does. Times are the event's; "the lie" of a simulated
 /// source is how far its time is from the truth (see [`crate::sim`]).
@@ -236,7 +231,7 @@ impl Action {
         matches!(self, Self::ExpectLeader { .. })
     }
 
-    /// Whether it may name [`LEADER`] as its site.
+    /// Whether it may name [`LEADER`](crate::spec::LEADER) as its site.
     pub fn may_target_leader(&self) -> bool {
         matches!(
             self,
@@ -249,7 +244,7 @@ impl Action {
         )
     }
 
-    /// The same action on `site` instead (for resolving [`LEADER`]);
+    /// The same action on `site` instead (for resolving [`LEADER`](crate::spec::LEADER));
     /// [`Action::Link`] is returned unchanged.
     pub fn on_site(&self, site: &str) -> Self {
         let mut action = self.clone();

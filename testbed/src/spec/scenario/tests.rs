@@ -485,7 +485,8 @@ fn topology_paths_are_relative_to_the_scenario_file() {
     assert_eq!(s.topology().name(), "mine");
     // Parsed from text, a relative path is relative to the current directory.
     let e = Scenario::parse("name = \"t\"\ntopology = \"nets/mine.toml\"\nduration-s = 5\n", "x").unwrap_err();
-    assert!(matches!(e, ScenarioError::Topology { source: TopologyError::Read { .. }, .. }), "{e}");
+    let SpecError::Topology { source, .. } = &e else { panic!("{e}") };
+    assert!(matches!(**source, SpecError::Read { kind: SpecKind::Topology, .. }), "{e}");
     std::fs::write(dir.join("broken.toml"), "name = \"t\"\ntopology = \"nets/none.toml\"\nduration-s = 5\n").unwrap();
     let e = Scenario::load(dir.join("broken.toml").to_str().unwrap()).unwrap_err().to_string();
     assert!(e.contains("broken.toml: topology: cannot read topology") && e.contains("nets/none.toml"), "{e}");

@@ -10,9 +10,9 @@
 //! [`spec`] holds the testbed's data formats (TOML), topologies and
 //! scenarios: which sites a cluster has and how they are linked, and which
 //! faults happen to it when; built-in ones ship in `testbed/topologies/`
-//! and `testbed/scenarios/`. [`tso_load`] asks every site for TSO timestamps
-//! while a cluster runs, [`tso_check`] judges them (no duplicate, real-time
-//! order, honest physical parts) and [`tso_status`] reads which site leads.
+//! and `testbed/scenarios/`. [`tso`] puts the cluster's TSO under load
+//! while it runs, judges the timestamps (no duplicate, real-time order,
+//! honest physical parts) and reads which site leads.
 //! [`ports`] picks loopback ports for daemons where port-0 sockets cannot
 //! take them first.
 
@@ -23,8 +23,6 @@ pub mod ports;
 pub mod sim;
 pub mod spec;
 pub mod timeline;
-pub mod tso_check;
-pub mod tso_load;
-pub mod tso_status;
+pub mod tso;
 pub mod view;
 pub mod wan;

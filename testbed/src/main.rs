@@ -16,7 +16,7 @@
 //! Both `up` and `run` also put the cluster's TSO under load: a few clients
 //! per site call `next()` (at most 200 calls a second per site), and every
 //! timestamp is checked for duplicates, real-time order across sites and
-//! honesty against the host clock ([`tsod_testbed::tso_check`]); any of
+//! honesty against the host clock ([`tsod_testbed::tso::check`]); any of
 //! those is a violation, like an interval that excludes true time. The live
 //! view has a TSO line (leader, its priority, term and why it leads,
 //! timestamps and errors a second), the
@@ -61,8 +61,8 @@ use tsod_testbed::checker::Checker;
 use tsod_testbed::cluster::{Cluster, ClusterPlan};
 use tsod_testbed::spec::{Scenario, Topology};
 use tsod_testbed::timeline::{self, TsoReport};
-use tsod_testbed::tso_load::TsoLoad;
-use tsod_testbed::tso_status::TsoRole;
+use tsod_testbed::tso::load::TsoLoad;
+use tsod_testbed::tso::status::TsoRole;
 use tsod_testbed::view;
 
 /// Multi-region tsod cluster on one machine, with faults and a truth checker.

@@ -16,7 +16,7 @@
 //! failing fails the scenario.
 //!
 //! An event on `site = "leader"` is resolved when it fires
-//! ([`crate::tso_status::leader_of`] over the status files of the sites
+//! ([`crate::tso::status::leader_of`] over the status files of the sites
 //! that run, are not paused and not partitioned); the `restart`, `resume`
 //! or `heal` of `"leader"` acts on the site its `kill`, `pause` or
 //! `partition` hit.
@@ -32,8 +32,8 @@ use crate::sim::gpsd::GpsFault;
 use crate::sim::ntp::NtpFault;
 use crate::spec::scenario::Action;
 use crate::spec::{LEADER, Scenario};
-use crate::tso_load::{LoadOptions, TsoLoad, TsoTarget};
-use crate::tso_status::{SiteView, TsoRole, agreed_leader, leader_of};
+use crate::tso::load::{LoadOptions, TsoLoad, TsoTarget};
+use crate::tso::status::{SiteView, TsoRole, agreed_leader, leader_of};
 
 pub mod report;
 

@@ -88,7 +88,7 @@
 //! for `site = "leader"` the site it resolved to; not for `link`, which
 //! names no one site). The load's clients limit what a gap can resolve: a
 //! quick site gets a timestamp about every 5 ms, a far one about once per
-//! round trip to the leader ([`crate::tso_load`]).
+//! round trip to the leader ([`crate::tso::load`]).
 //!
 //! ```toml
 //! [[event]]

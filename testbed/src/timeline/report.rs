@@ -16,8 +16,9 @@ use serde::Serialize;
 
 use crate::checker::Checker;
 use crate::spec::scenario::GapLimit;
-use crate::tso_check::{self, FailureKind, Gap, SitePhase as TsoSitePhase};
-use crate::tso_load::TsoRecord;
+use crate::tso;
+use crate::tso::check::{FailureKind, Gap, SitePhase as TsoSitePhase};
+use crate::tso::load::TsoRecord;
 
 /// The outcome of a scenario.
 #[derive(Clone, Debug, Serialize)]
@@ -152,7 +153,7 @@ pub struct EventReport {
     /// Per site: the unavailability its TSO clients saw after the event,
     /// s: the longest span without a timestamp that began between the event
     /// and the next one at a later time, running on to the next timestamp
-    /// ([`tso_check::unavailability_after`]).
+    /// ([`tso::check::unavailability_after`]).
     pub tso_unavailable_s: BTreeMap<String, f64>,
 }
 
@@ -199,9 +200,9 @@ pub struct TsoReport {
 }
 
 impl TsoReport {
-    /// The checks ([`tso_check::check`]) over everything `record` holds.
+    /// The checks ([`tso::check::check`]) over everything `record` holds.
     pub fn from_record(record: &TsoRecord) -> Self {
-        let findings = tso_check::check(&record.successes, &record.names, tso_check::HONESTY_SLACK);
+        let findings = tso::check::check(&record.successes, &record.names, tso::check::HONESTY_SLACK);
         let mut errors_by_kind: BTreeMap<String, u64> = BTreeMap::new();
         for failure in &record.failures {
             let count = errors_by_kind.entry(failure.kind.name().to_owned()).or_default();
@@ -216,7 +217,7 @@ impl TsoReport {
             regressions: findings.regressions,
             went_backwards,
             dishonest: findings.dishonest,
-            honesty_slack_ms: tso_check::HONESTY_SLACK.as_secs_f64() * 1e3,
+            honesty_slack_ms: tso::check::HONESTY_SLACK.as_secs_f64() * 1e3,
             max_deviation_ms: findings.max_deviation_ms,
             max_deviation: findings.max_deviation,
             examples: findings.examples,
@@ -261,7 +262,7 @@ pub(super) fn build(
         tso.names
             .iter()
             .enumerate()
-            .map(|(i, name)| tso_check::site_phase(i, name, &tso.successes, &tso.failures, from, to))
+            .map(|(i, name)| tso::check::site_phase(i, name, &tso.successes, &tso.failures, from, to))
             .collect()
     };
     let starts: Vec<f64> = events.iter().map(|e| e.at_s).collect();
@@ -273,7 +274,7 @@ pub(super) fn build(
             .names
             .iter()
             .enumerate()
-            .map(|(i, name)| (name.clone(), tso_check::longest_gap_after(i, &tso.successes, event.at_s, to, end)))
+            .map(|(i, name)| (name.clone(), tso::check::longest_gap_after(i, &tso.successes, event.at_s, to, end)))
             .collect();
         event.tso_unavailable_s = after.iter().map(|(name, gap)| (name.clone(), gap.length_s)).collect();
         gaps.push(after);
@@ -516,7 +517,7 @@ mod tests {
 
     use super::*;
     use crate::spec::scenario::GapSites;
-    use crate::tso_check::Success;
+    use crate::tso::check::Success;
 
     /// Successes at `site` every `every_ms` from `from_ms` to `to_ms` (timeline ms).
     fn calls(site: usize, from_ms: u64, to_ms: u64, every_ms: u64) -> Vec<Success> {

@@ -124,7 +124,7 @@ pub enum Action {
     /// A check, not a fault: at some status poll from the event to `within`
     /// after it, the site leads the TSO and every other site that runs, is
     /// not paused and not partitioned names it as its leader in the same
-    /// term ([`crate::tso_status::agreed_leader`]). It changes nothing, and
+    /// term ([`crate::tso::status::agreed_leader`]). It changes nothing, and
     /// begins no phase of the report.
     ExpectLeader {
         /// The site that should lead.

@@ -1,5 +1,5 @@
 //! The TSO checker's judgement (pure: no runtime, no sockets): what the
-//! load generator ([`crate::tso_load`]) recorded, checked against ARCHITECTURE
+//! load generator ([`crate::tso::load`]) recorded, checked against ARCHITECTURE
 //! Invariant 2 and the host clock, which is true time on this machine.
 //!
 //! Every successful call is a [`Success`]: the site asked, the host

@@ -1,6 +1,6 @@
 //! The TSO load: clients asking every site's daemon for timestamps the way
 //! applications do, while a scenario runs (or `up` shows the cluster), and
-//! recording every answer for [`crate::tso_check`].
+//! recording every answer for [`crate::tso::check`].
 //!
 //! A [`TsoLoad`] owns a tokio runtime of its own (two workers) beside the
 //! testbed's synchronous main loop. Each site gets
@@ -16,7 +16,7 @@
 //! shifting the schedule), so that where calls are quick (at the leader, or
 //! a site near it) a success comes about every `1 / calls_per_second`
 //! (5 ms by default) and a stall that long shows as a gap
-//! ([`crate::tso_check::SitePhase::longest_gap_s`]). Where a call takes
+//! ([`crate::tso::check::SitePhase::longest_gap_s`]). Where a call takes
 //! longer than the period (a far site: a round trip to the leader) each
 //! task calls again at its first tick after the call returned, so the gaps
 //! there are up to about that round trip. A task that cannot connect (the
@@ -38,7 +38,7 @@ use tokio::sync::watch;
 use tsod_client::tso::{Tso, TsoError, TsoOptions};
 
 use crate::checker::host_now;
-use crate::tso_check::{Failure, FailureKind, Success};
+use crate::tso::check::{Failure, FailureKind, Success};
 
 /// How long a task waits for a connection before it counts a failure.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);

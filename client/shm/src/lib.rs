@@ -1,0 +1,74 @@
+//! # tsod-shm
+//!
+//! Everything tsod asks of the operating system that the standard library
+//! does not wrap, behind safe, typed functions: the shared mapping of the
+//! segment file (SPEC.md §5), `clock_gettime` for the clocks the project
+//! reads, the boot id, `geteuid`, the segment's `flock`, and the kernel's
+//! clock state (`adjtimex`). It is the only crate of the workspace with
+//! `unsafe` code; every other crate keeps the workspace's
+//! `unsafe_code = "deny"` and calls this one.
+//!
+//! What the segment *is* (the `#[repr(C)]` layout, the seqlock, header
+//! validation) lives in `tsod_proto::shm`, which does no I/O; this crate
+//! only maps the file and hands out the view.
+//!
+//! # Who links which feature
+//!
+//! * No features (what `tsod-client`, and so every application, links):
+//!   [`ReadMapping`], the clock reads, the boot id, [`effective_uid`].
+//!   A reader cannot reach the writer side of the seqlock.
+//! * `writer` (the daemon only, and tests that play the daemon):
+//!   [`WriteMapping`] and [`ExclusiveLock`], the lock that makes the daemon
+//!   the segment's one writer.
+//! * `adjtimex` (the daemon only): [`kernel_clock_state`], the read-only
+//!   query of the kernel's clock discipline state.
+//!
+//! `tsod-client` re-exports items of this crate one by one, never the crate
+//! or a glob: cargo unifies features across a build, so a workspace build in
+//! which the daemon enables `writer` compiles [`WriteMapping`] here, and only
+//! a named re-export keeps it out of the client's API.
+//!
+//! # Invariants
+//!
+//! * Every `unsafe` block has a `// SAFETY:` comment (enforced by
+//!   `clippy::undocumented_unsafe_blocks`), and every function holding one
+//!   carries `#[expect(unsafe_code, reason = …)]`, so the list of unsafe
+//!   sites is one grep.
+//! * A mapping is exactly `SHM_FILE_SIZE` (4096) bytes of a file that was
+//!   checked to be that long, and lives as long as the references into it
+//!   (they borrow it). Writers never shrink a published file: the daemon
+//!   replaces a segment by `rename`, so a live mapping never loses its pages
+//!   (a file truncated under a mapping would make access `SIGBUS`).
+//! * A read-only mapping is only reachable through [`ReadMapping`], whose
+//!   methods are the reader side of the seqlock; the writer side
+//!   (`ShmSegment::publish`, `ShmHeader::write`) needs a [`WriteMapping`].
+//! * The system calls used are the read-only ones: `clock_gettime`,
+//!   `geteuid`, `flock` on a file the caller owns, and `adjtimex` with
+//!   `modes = 0`, which changes nothing. Nothing here steps or slews a clock.
+//!
+//! Linux only (the clocks, `/proc` and `adjtimex` are Linux's), 64-bit
+//! targets (`time_t` and `long` are `i64`).
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod boot;
+mod clock;
+#[cfg(feature = "adjtimex")]
+mod kernel;
+#[cfg(feature = "writer")]
+mod lock;
+mod mapping;
+mod user;
+
+pub use boot::{parse_boot_id, this_boot_id};
+pub use clock::{
+    ClockId, ClockReadError, Timespec, boottime_now, clock_gettime, monotonic_now, reader_clock_now, realtime_now,
+};
+#[cfg(feature = "adjtimex")]
+pub use kernel::{KernelClockState, KernelStateError, kernel_clock_state};
+#[cfg(feature = "writer")]
+pub use lock::{ExclusiveLock, LockError};
+#[cfg(feature = "writer")]
+pub use mapping::WriteMapping;
+pub use mapping::{MapError, ReadMapping};
+pub use user::effective_uid;

@@ -56,7 +56,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use tsod_testbed::checker::Checker;
 use tsod_testbed::cluster::{Cluster, ClusterPlan};
 use tsod_testbed::spec::{Scenario, Topology};
@@ -68,12 +68,6 @@ use tsod_testbed::view;
 /// Multi-region tsod cluster on one machine, with faults and a truth checker.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
 enum Command {
     /// Start a cluster and show it live until Ctrl-C.
     Up {
@@ -118,7 +112,7 @@ struct Common {
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    match Command::parse() {
         Command::Up { topology, run_for, common } => up(&topology, run_for.map(Duration::from_secs), &common),
         Command::Run { scenario, json, plot, common } => run(&scenario, json, plot.as_deref(), &common),
         Command::Scenarios => {

@@ -10,6 +10,7 @@
 //! `"utc-smear-24h"`, no default), so mixing smeared and unsmeared sources is
 //! impossible by configuration (SPEC.md §2).
 
+pub use crate::timescale::SourceTimescale;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -105,17 +106,6 @@ impl Default for PublishConfig {
     fn default() -> Self {
         Self { path: PathBuf::from(SHM_DEFAULT_PATH) }
     }
-}
-
-/// The timescale a source serves (SPEC.md §2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SourceTimescale {
-    /// UTC with leap seconds inserted (what most NTP servers and GPS give).
-    Utc,
-    /// UTC with the 24-hour noon-to-noon linear smear (Google, AWS).
-    #[serde(rename = "utc-smear-24h")]
-    UtcSmear24h,
 }
 
 /// `[[source]]`: one time source.

@@ -1,24 +1,54 @@
 //! # tsod — the time daemon
 //!
-//! Will hold (see `ARCHITECTURE.md`): the `Clock` abstraction, time sources
-//! (NTP, gpsd, kernel, peers) as sans-IO state machines, the bound model and
-//! selection, shared-memory publication, the QUIC peer and client endpoints,
-//! and the replicated TSO. Today it holds the command-line tools that work
-//! on the protocol itself.
+//! The daemon as a library: `tsod run` is [`daemon::run`] on a loaded
+//! [`config::Config`], and the `tsod` binary (`main.rs`, `cmd/`) only
+//! parses arguments, calls in here and prints. `docs/ARCHITECTURE.md` draws
+//! the data flow; this is where each part lives.
+//!
+//! **The bound (pure, no I/O; time is an argument):**
+//! * [`sample`]: a source's sample, an interval at a reader-clock instant.
+//! * [`sources`]: NTP, gpsd and kernel inputs → samples ([`sources::ntp`],
+//!   [`sources::gpsd`], [`sources::kernel`]).
+//! * [`peer`]: other sites as sources: probe matching and sample math.
+//! * [`selection`]: the intersection that out-votes falsetickers.
+//! * [`frequency`]: the reader clock's measured rate and its bound ρ.
+//! * [`engine`]: samples in, a published state (anchor, status) out;
+//!   disruption detection.
+//! * [`timescale`]: the smeared timescale and the leap guard.
+//! * [`clock`]: the `Clock` trait, the system clock and the simulated one.
+//!
+//! **The shell (I/O):**
+//! * [`daemon`]: the main loop, the source tasks, the status file.
+//! * [`site`]: the [`site::SiteView`] the loop hands to the shell and TSO.
+//! * [`publish`]: the shared-memory segment writer (over `tsod-shm`).
+//! * [`net`]: the QUIC endpoint: peer links (probes, gossip), the client
+//!   service, rate limits, the peer table.
+//! * [`stream`]: one message per QUIC stream direction (net and TSO).
+//! * [`tso`]: the replicated TSO: Raft node, leases, elections, timing,
+//!   forwarding, and its answers on streams.
+//! * [`tls`]: rustls configurations for mutual TLS; [`pki`]: the cluster
+//!   CA and site certificates (`tsod cluster`).
+//! * [`config`]: the TOML configuration and its checks.
+//! * [`decode`]: `tsod decode`, a message in hex → its JSON form.
+//!
+//! Dependencies run one way: the pure modules import no shell module;
+//! `daemon` → `net` → `tso` → `site`/`stream`; `config` → `tso::timing`.
 
 pub mod clock;
-pub mod cluster;
 pub mod config;
+pub mod daemon;
+pub mod decode;
 pub mod engine;
 pub mod frequency;
-pub mod inspect;
 pub mod net;
 pub mod peer;
+pub mod pki;
 pub mod publish;
 pub mod sample;
 pub mod selection;
+pub mod site;
 pub mod sources;
-pub mod status_file;
+pub mod stream;
 pub mod timescale;
 pub mod tls;
 pub mod tso;

@@ -22,7 +22,16 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use tsod_proto::{Ppb, Timestamp};
 
-use crate::config::SourceTimescale;
+/// The timescale a source serves (SPEC.md §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceTimescale {
+    /// UTC with leap seconds inserted (what most NTP servers and GPS give).
+    Utc,
+    /// UTC with the 24-hour noon-to-noon linear smear (Google, AWS).
+    #[serde(rename = "utc-smear-24h")]
+    UtcSmear24h,
+}
 
 /// What a source says about an upcoming leap second.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -169,7 +169,7 @@ fn handshake(client: ClientConfig, server: ServerConfig, name: &str) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{self, SiteSpec};
+    use crate::pki::{self, SiteSpec};
     use rustls::pki_types::ServerName;
     use rustls::{ClientConnection, ServerConnection};
     use tsod_proto::wire::ALPN_PEER;
@@ -185,7 +185,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tsod-tls-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let specs: Vec<SiteSpec> = sites.iter().map(|s| SiteSpec::parse(s).unwrap()).collect();
-        cluster::init(&dir, &specs, 30).unwrap();
+        pki::init(&dir, &specs, 30).unwrap();
         Dir(dir)
     }
 

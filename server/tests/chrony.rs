@@ -18,7 +18,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Scratch, available, check_truth, chronyd, free_udp_port, is_root, ntp_source, synchronized, tsod};
-use tsod::status_file;
+use tsod::daemon::status_file;
 use tsod_proto::ClockStatus;
 
 #[test]

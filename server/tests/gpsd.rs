@@ -25,7 +25,7 @@ use common::{
     Running, Scratch, available, check_truth, chronyd, free_udp_port, is_root, ntp_source, realtime, synchronized,
     tsod_with,
 };
-use tsod::status_file::{self, StatusSnapshot};
+use tsod::daemon::status_file::{self, StatusSnapshot};
 use tsod_proto::ClockStatus;
 
 /// Writes `seconds` of one-per-second RMC/GGA/ZDA sentences starting at

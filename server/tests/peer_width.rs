@@ -25,7 +25,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Scratch, free_udp_port, synchronized, tsod_with};
-use tsod::cluster::{self, SiteSpec};
+use tsod::pki::{self, SiteSpec};
 use tsod_testbed::sim::gpsd::GpsdSim;
 use tsod_testbed::wan::{DirectionShape, LinkShape, WanRelay};
 
@@ -40,7 +40,7 @@ fn measure(name: &str, out: Duration, back: Duration) -> (u64, u64, u64) {
     let scratch = Scratch::new("peer-width", name);
     let certs = scratch.join("certs");
     let specs: Vec<SiteSpec> = ["a", "b"].iter().map(|s| SiteSpec::parse(&format!("{s}=127.0.0.1")).unwrap()).collect();
-    cluster::init(&certs, &specs, 30).unwrap();
+    pki::init(&certs, &specs, 30).unwrap();
     let (port_a, port_b) = (free_udp_port(), free_udp_port());
     let a_addr = format!("127.0.0.1:{port_a}").parse().unwrap();
     // B → relay → A: "forward" is B's probes on their way to A.
@@ -82,7 +82,7 @@ fn measure(name: &str, out: Duration, back: Duration) -> (u64, u64, u64) {
         hw_a.push(u64::try_from(clock_a.now().unwrap().half_width().as_nanos()).unwrap());
         std::thread::sleep(Duration::from_millis(50));
     }
-    let status = tsod::status_file::read(&tsod::status_file::status_path(&seg_b)).unwrap();
+    let status = tsod::daemon::status_file::read(&tsod::daemon::status_file::status_path(&seg_b)).unwrap();
     let rtt = status.peers[0].last_round_trip_ns.unwrap();
     (median(hw_b), median(hw_a), rtt)
 }

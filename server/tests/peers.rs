@@ -23,10 +23,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Running, Scratch, check_truth, free_udp_port, synchronized, tsod_with};
-use tsod::cluster::{self, SiteSpec};
-use tsod::status_file::{self, StatusSnapshot};
+use tsod::daemon::status_file::{self, StatusSnapshot};
+use tsod::pki::{self, SiteSpec};
 use tsod_client::{RemoteClock, RemoteError, RemoteOptions};
-use tsod_proto::{Offset, Ppb};
+use tsod_proto::{ClockStatus, Offset, Ppb};
 use tsod_testbed::sim::gpsd::{GpsFault, GpsdSim};
 
 const SITES: [&str; 3] = ["bj-a", "bj-b", "xa"];
@@ -50,7 +50,7 @@ impl Site {
 fn cluster_dir(scratch: &Scratch, name: &str, sites: &[&str]) -> PathBuf {
     let dir = scratch.join(name);
     let specs: Vec<SiteSpec> = sites.iter().map(|s| SiteSpec::parse(&format!("{s}=127.0.0.1")).unwrap()).collect();
-    cluster::init(&dir, &specs, 30).unwrap();
+    pki::init(&dir, &specs, 30).unwrap();
     dir
 }
 
@@ -103,13 +103,13 @@ fn wait_for(site: &Site, what: &str, within: Duration, check: impl Fn(&StatusSna
     }
 }
 
-fn source<'a>(s: &'a StatusSnapshot, name: &str) -> &'a status_file::SourceSnapshot {
+fn source<'a>(s: &'a StatusSnapshot, name: &str) -> &'a tsod_proto::observe::SourceSnapshot {
     s.sources.iter().find(|x| x.name == name).unwrap_or_else(|| panic!("no source {name}: {s:#?}"))
 }
 
 fn all_peers_usable(s: &StatusSnapshot) -> bool {
     s.sources.iter().all(|x| x.usable && !x.falseticker)
-        && s.peers.iter().all(|p| p.connected && p.report.as_ref().is_some_and(|r| r.half_width_ns.is_some()))
+        && s.peers.iter().all(|p| p.connected && p.report.as_ref().is_some_and(|r| r.half_width.is_some()))
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn three_sites_bound_true_time_through_each_other_and_survive_losing_one() {
         for p in &s.peers {
             let report = p.report.as_ref().unwrap();
             assert_eq!(report.site, p.name);
-            assert_eq!(report.local_status, "synchronized", "{report:?}");
+            assert_eq!(report.local_status, ClockStatus::Synchronized, "{report:?}");
             assert_eq!(report.sources.len(), 3, "{report:?}");
         }
     }
@@ -140,9 +140,9 @@ fn three_sites_bound_true_time_through_each_other_and_survive_losing_one() {
     // (holdover over the WAN), and still says so in its status.
     sites[0].gps.set_fault(GpsFault { outage: true, ..GpsFault::default() });
     let s = wait_for(&sites[0], "its GPS unusable", Duration::from_secs(10), |s| !source(s, "gps").usable);
-    assert_eq!(s.status, tsod_proto::ClockStatus::Synchronized, "{s:#?}");
+    assert_eq!(s.status, ClockStatus::Synchronized, "{s:#?}");
     // Its local basis (what its probe replies carry) is at most holdover.
-    assert!(matches!(s.local_status.as_deref(), Some("free-running" | "unsynchronized")), "{s:#?}");
+    assert!(matches!(s.local_status, Some(ClockStatus::FreeRunning | ClockStatus::Unsynchronized)), "{s:#?}");
     let widths = check_truth(&synchronized(&sites[0].segment), Duration::from_secs(2), true);
     eprintln!("bj-a from its peers alone: median half-width {} ns", widths[widths.len() / 2]);
     sites[0].gps.set_fault(GpsFault::default());
@@ -162,7 +162,7 @@ fn three_sites_bound_true_time_through_each_other_and_survive_losing_one() {
     for site in &sites {
         wait_for(site, "xa's samples aged out", Duration::from_secs(10), |s| !source(s, "xa").usable);
         let s = site.status();
-        assert_eq!(s.status, tsod_proto::ClockStatus::Synchronized, "{s:#?}");
+        assert_eq!(s.status, ClockStatus::Synchronized, "{s:#?}");
         check_truth(&synchronized(&site.segment), Duration::from_secs(1), true);
     }
 }
@@ -185,7 +185,7 @@ fn a_lying_gps_is_outvoted_by_the_other_sites() {
     }
     let s = wait_for(liar, "its own GPS a falseticker", Duration::from_secs(10), |s| source(s, "gps").falseticker);
     assert!(
-        matches!(s.status, tsod_proto::ClockStatus::Degraded | tsod_proto::ClockStatus::Unsynchronized),
+        matches!(s.status, ClockStatus::Degraded | ClockStatus::Unsynchronized),
         "the lying site must not claim full synchronization: {s:#?}"
     );
     // `tsod status --json` on any site lists every site with its half-width
@@ -203,7 +203,7 @@ fn a_lying_gps_is_outvoted_by_the_other_sites() {
     let names: Vec<&str> = peers.iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["bj-b", "xa"]);
     for p in peers {
-        assert!(p["report"]["half_width_ns"].is_u64() || p["report"]["half_width_ns"].is_null(), "{p:#}");
+        assert!(p["report"]["half-width"].is_u64() || p["report"]["half-width"].is_null(), "{p:#}");
         assert!(p["report"]["sources"].as_array().unwrap().iter().all(|s| s["falseticker"].is_boolean()), "{p:#}");
     }
     let xa = json["sources"].as_array().unwrap().iter().find(|s| s["name"] == "xa").unwrap();

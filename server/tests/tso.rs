@@ -25,10 +25,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Running, Scratch, free_udp_port, realtime, synchronized, tsod_with};
-use tsod::cluster::{self, SiteSpec};
-use tsod::status_file::{self, StatusSnapshot};
+use tsod::daemon::status_file::{self, StatusSnapshot};
+use tsod::pki::{self, SiteSpec};
 use tsod_client::tso::{Tso, TsoOptions};
 use tsod_proto::HybridTimestamp;
+use tsod_proto::observe::TsoRole;
 use tsod_testbed::sim::gpsd::GpsdSim;
 use tsod_testbed::wan::{DirectionShape, LinkShape, WanRelay};
 
@@ -101,7 +102,7 @@ fn start_cluster_over(scratch: &Scratch, one_way: Option<Duration>) -> (Vec<Site
 fn start_cluster_with(scratch: &Scratch, one_way: Option<Duration>, tso: &[&str; 3]) -> (Vec<Site>, Vec<WanRelay>) {
     let certs = scratch.join("certs");
     let specs: Vec<SiteSpec> = SITES.iter().map(|s| SiteSpec::parse(&format!("{s}=127.0.0.1")).unwrap()).collect();
-    cluster::init(&certs, &specs, 30).unwrap();
+    pki::init(&certs, &specs, 30).unwrap();
     let ports: Vec<u16> = SITES.iter().map(|_| free_udp_port()).collect();
     let mut sites = Vec::new();
     let mut relays = Vec::new();
@@ -168,7 +169,7 @@ fn leader(sites: &[Site], within: Duration) -> usize {
                 continue;
             }
             if let Some(tso) = site.status().and_then(|s| s.tso) {
-                if tso.role == "leader" && tso.lease_end_ns.is_some_and(|e| e > 0) {
+                if tso.role == TsoRole::Leader && tso.lease_end_ns.is_some_and(|e| e > 0) {
                     return i;
                 }
             }
@@ -360,7 +361,9 @@ fn timestamps_are_unique_ordered_and_honest_across_sites() {
     // that forwarded nothing).
     let follower = sites
         .iter()
-        .find(|s| s.status().and_then(|s| s.tso).is_some_and(|t| t.role == "follower" && t.forwarded_batches > 0))
+        .find(|s| {
+            s.status().and_then(|s| s.tso).is_some_and(|t| t.role == TsoRole::Follower && t.forwarded_batches > 0)
+        })
         .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tsod"))
         .args(["tso", "--count", "3", "--json", "--config"])
@@ -464,7 +467,7 @@ fn restarting_each_site_in_turn_under_load_never_duplicates_or_regresses() {
             eprintln!(
                 "cycle {cycle}: {} ({}) killed: term {before} -> {killed}; restarted: -> {}",
                 sites[victim].name,
-                role.as_deref().unwrap_or("?"),
+                role.map_or("?", TsoRole::name),
                 max_term(&sites)
             );
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -571,7 +574,7 @@ fn a_returning_follower_does_not_disturb_the_leader() {
     }
     eprintln!("longest gap at the healthy sites after the resume: {} ms", worst / 1_000_000);
     let after = sites[leader_index].status().and_then(|s| s.tso).unwrap();
-    assert_eq!(after.role, "leader", "{after:?}");
+    assert_eq!(after.role, TsoRole::Leader, "{after:?}");
     assert_eq!(after.term, term, "the returning follower started an election: {after:?}");
     assert_eq!(max_term(&sites), term);
     // The old stall was a whole election (0.4 s at 25 ms); allow a loaded
@@ -616,7 +619,7 @@ fn leadership_moves_back_to_the_site_with_the_highest_priority() {
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 let tso = sites[2].status().and_then(|s| s.tso);
-                if tso.as_ref().is_some_and(|t| t.role == "leader" && t.lease_end_ns.is_some()) {
+                if tso.as_ref().is_some_and(|t| t.role == TsoRole::Leader && t.lease_end_ns.is_some()) {
                     return true;
                 }
                 if Instant::now() > deadline {
@@ -662,7 +665,10 @@ fn a_site_that_lost_its_store_catches_up_before_it_votes() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let tso = sites[wiped].status().and_then(|s| s.tso);
-        if tso.as_ref().is_some_and(|t| t.role == "follower" && t.applied_index.unwrap_or(0) > 3 && t.fence_ns > 0) {
+        if tso
+            .as_ref()
+            .is_some_and(|t| t.role == TsoRole::Follower && t.applied_index.unwrap_or(0) > 3 && t.fence_ns > 0)
+        {
             break;
         }
         assert!(Instant::now() < deadline, "the wiped site did not catch up: {tso:?}");
@@ -758,7 +764,7 @@ fn a_site_configured_with_other_sites_is_kept_out_of_the_group() {
         assert!(tso.next().await.is_err(), "a site outside the group issued a timestamp");
     });
     let odd_tso = sites[odd].status().unwrap().tso.unwrap();
-    assert_ne!(odd_tso.role, "leader", "{odd_tso:?}");
+    assert_ne!(odd_tso.role, TsoRole::Leader, "{odd_tso:?}");
 }
 
 #[test]

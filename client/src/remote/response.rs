@@ -4,14 +4,8 @@
 //! Everything here takes bytes and reader-clock readings as arguments, so
 //! it is tested without sockets or a runtime.
 
-use std::time::Duration;
-
-use serde::Serialize;
-use tsod_proto::wire::{
-    self, DecodeError, ErrorResponse, Message, NowResponse, SiteReport, SourceKind, StatusResponse,
-};
-use tsod_proto::wire::{serialize_nanos, serialize_opt_nanos};
-use tsod_proto::{ClockStatus, Offset, Ppb, TimeInterval, Timescale, Timestamp};
+use tsod_proto::wire::{self, DecodeError, ErrorResponse, Message, NowResponse, StatusResponse};
+use tsod_proto::{ClockStatus, Ppb, TimeInterval, Timescale, Timestamp};
 
 use super::RemoteError;
 
@@ -57,7 +51,7 @@ pub(crate) fn check_status_response(bytes: &[u8], sent: u64, timescale: Timescal
         Message::StatusResponse(StatusResponse { request_id, report }) => {
             check_request_id(sent, request_id)?;
             check_timescale(timescale, report.timescale)?;
-            Ok(SiteStatus::from(&report))
+            Ok(SiteStatus::from_wire(&report))
         }
         Message::Error(error) => Err(error_response(&error, sent)),
         other => Err(RemoteError::UnexpectedKind { expected: "status-response", received: other.kind().name() }),
@@ -104,81 +98,23 @@ fn error_response(error: &ErrorResponse<'_>, sent: u64) -> RemoteError {
 }
 
 /// A site's report, as [`RemoteClock::site_report`](super::RemoteClock::site_report)
-/// returns it: the status-response of SPEC.md §4.8, owned. Its JSON form is
-/// the spec's report JSON (kebab-case keys, durations in ns, `null` half-width
-/// when the site has no valid bound). It carries no instant and is not a time
-/// source.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct SiteStatus {
-    /// The site's name.
-    pub site: String,
-    /// Increases with every report the site makes.
-    pub generation: u64,
-    /// Status of the site's published interval (all sources, peers included).
-    pub status: ClockStatus,
-    /// Status of its local basis (its own sources only).
-    pub local_status: ClockStatus,
-    /// The timescale it runs.
-    pub timescale: Timescale,
-    /// Half-width of its published interval; `None` when it has no valid bound.
-    #[serde(serialize_with = "serialize_opt_nanos")]
-    pub half_width: Option<Duration>,
-    /// Its drift bound ρ.
-    pub drift_bound: Ppb,
-    /// Its sources, at most 64.
-    pub sources: Vec<SourceStatus>,
-}
+/// returns it: the status-response of SPEC.md §4.8, owned. The one owned
+/// form of a site report ([`tsod_proto::observe::SiteSummary`]), shared with
+/// the daemon's status file; its JSON form is the spec's report JSON
+/// (kebab-case keys, durations in ns, `null` half-width when the site has no
+/// valid bound). It carries no instant and is not a time source.
+pub type SiteStatus = tsod_proto::observe::SiteSummary;
 
 /// One of a site's sources, in a [`SiteStatus`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct SourceStatus {
-    /// What kind of source.
-    pub kind: SourceKind,
-    /// Its configured name.
-    pub name: String,
-    /// It currently yields samples.
-    pub usable: bool,
-    /// Selection rejected it: its interval disagrees with the majority.
-    pub falseticker: bool,
-    /// Midpoint of its interval minus the midpoint of the site's published interval.
-    pub offset: Offset,
-    /// Half-width of its interval, projected to the report's instant.
-    #[serde(serialize_with = "serialize_nanos")]
-    pub error: Duration,
-}
-
-impl From<&SiteReport<'_>> for SiteStatus {
-    fn from(report: &SiteReport<'_>) -> Self {
-        Self {
-            site: report.site.to_owned(),
-            generation: report.generation,
-            status: report.status,
-            local_status: report.local_status,
-            timescale: report.timescale,
-            half_width: report.half_width,
-            drift_bound: report.drift_bound,
-            sources: report
-                .sources
-                .iter()
-                .map(|s| SourceStatus {
-                    kind: s.kind,
-                    name: s.name.to_owned(),
-                    usable: s.usable,
-                    falseticker: s.falseticker,
-                    offset: s.offset,
-                    error: s.error,
-                })
-                .collect(),
-        }
-    }
-}
+pub type SourceStatus = tsod_proto::observe::SourceSummary;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+    use tsod_proto::Offset;
     use tsod_proto::wire::{ErrorCode, Request, SourceReport};
+    use tsod_proto::wire::{SiteReport, SourceKind};
 
     const UTC: Timescale = Timescale::UtcSmear24h;
 

@@ -336,7 +336,7 @@ impl<W> Batcher<W> {
             }
         }
         let counts: Vec<u32> = batch.waiters.iter().map(|w| w.count).collect();
-        let Some(ranges) = split(first, &counts) else {
+        let Some(ranges) = TsoRange::split(first, &counts) else {
             // The decoder refuses a range past HybridTimestamp::MAX, so this
             // only happens if the batch's count disagrees with the response.
             let error = TsoError::Decode(DecodeError::InvalidField { offset: 24, field: "count" });
@@ -396,21 +396,6 @@ fn fail<W>(waiters: Vec<Waiter<W>>, error: &TsoError) -> Completion<W> {
     completion
 }
 
-/// The range from `first` split into consecutive sub-ranges of `counts`, in
-/// order; `None` if one would be empty, too long or pass
-/// [`HybridTimestamp::MAX`].
-pub(crate) fn split(first: HybridTimestamp, counts: &[u32]) -> Option<Vec<TsoRange>> {
-    let mut next = Some(first);
-    counts
-        .iter()
-        .map(|&count| {
-            let range = TsoRange::new(next?, count)?;
-            next = range.last().checked_next();
-            Some(range)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -448,14 +433,14 @@ mod tests {
 
     #[test]
     fn split_gives_consecutive_ranges_in_order_and_refuses_overflow() {
-        let ranges = split(h(4090), &[1, 5, 2]).unwrap();
+        let ranges = TsoRange::split(h(4090), &[1, 5, 2]).unwrap();
         let bounds: Vec<(u64, u64)> = ranges.iter().map(|r| (r.first().raw(), r.last().raw())).collect();
         assert_eq!(bounds, [(4090, 4090), (4091, 4095), (4096, 4097)]);
-        assert_eq!(split(h(0), &[]).unwrap(), []);
-        assert_eq!(split(h(u64::MAX - 2), &[2, 1]).unwrap().len(), 2);
-        assert_eq!(split(h(u64::MAX - 2), &[2, 2]), None);
-        assert_eq!(split(h(u64::MAX), &[1, 1]), None);
-        assert_eq!(split(h(0), &[1, 0]), None);
+        assert_eq!(TsoRange::split(h(0), &[]).unwrap(), []);
+        assert_eq!(TsoRange::split(h(u64::MAX - 2), &[2, 1]).unwrap().len(), 2);
+        assert_eq!(TsoRange::split(h(u64::MAX - 2), &[2, 2]), None);
+        assert_eq!(TsoRange::split(h(u64::MAX), &[1, 1]), None);
+        assert_eq!(TsoRange::split(h(0), &[1, 0]), None);
     }
 
     #[test]

@@ -32,6 +32,23 @@ impl TsoRange {
         Some(Self { first, last, count })
     }
 
+    /// The range from `first` split into consecutive sub-ranges of
+    /// `counts`, in order: how one granted range is shared among the calls
+    /// batched into its request (by this client, and by a follower site
+    /// forwarding its clients' calls). `None` if one would be empty, too
+    /// long or pass [`HybridTimestamp::MAX`].
+    pub fn split(first: HybridTimestamp, counts: &[u32]) -> Option<Vec<Self>> {
+        let mut next = Some(first);
+        counts
+            .iter()
+            .map(|&count| {
+                let range = Self::new(next?, count)?;
+                next = range.last().checked_next();
+                Some(range)
+            })
+            .collect()
+    }
+
     /// The first (smallest) timestamp.
     pub fn first(&self) -> HybridTimestamp {
         self.first

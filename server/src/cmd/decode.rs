@@ -12,5 +12,5 @@ pub(crate) fn run(hex: &str) -> anyhow::Result<()> {
     } else {
         hex.to_owned()
     };
-    super::print_line(&tsod::inspect::decode_hex_to_json(&input)?)
+    super::print_line(&tsod::decode::decode_hex_to_json(&input)?)
 }

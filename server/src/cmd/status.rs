@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use tsod::status_file::{self, StatusSnapshot};
+use tsod::daemon::status_file;
+use tsod_proto::observe::{StatusSnapshot, TsoStatus, source_kind_name};
 use tsod_proto::shm::{SHM_DEFAULT_PATH, SHM_PATH_ENV};
 
 pub(crate) fn run(segment: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
@@ -41,7 +42,7 @@ pub(crate) fn run(segment: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
         out.push_str(&format!(
             "{:<16} {:<7} {:<12} {:>14} {:>12} {:>8} {:>8}\n",
             s.name,
-            s.kind,
+            source_kind_name(s.kind),
             state,
             micros(s.offset_ns.map(|o| o as f64)),
             micros(s.error_ns.map(|e| e as f64)),
@@ -84,8 +85,8 @@ fn cluster_table(site: &str, snapshot: &StatusSnapshot) -> String {
         let link = if peer.connected { "up" } else { "DOWN" };
         let (status, half_width, falsetickers) = match &peer.report {
             Some(r) => (
-                r.status.clone(),
-                r.half_width_ns,
+                r.status.to_string(),
+                r.half_width.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
                 r.sources.iter().filter(|s| s.falseticker).map(|s| s.name.as_str()).collect::<Vec<_>>().join(","),
             ),
             None => ("(no report)".to_owned(), None, String::new()),
@@ -104,7 +105,7 @@ fn cluster_table(site: &str, snapshot: &StatusSnapshot) -> String {
 }
 
 /// The TSO's Raft role, leader, term, lease and window.
-fn tso_line(tso: &status_file::TsoStatus) -> String {
+fn tso_line(tso: &TsoStatus) -> String {
     let at = |ns: u64| {
         let secs = i64::try_from(ns / 1_000_000_000).unwrap_or(i64::MAX);
         let nanos = u32::try_from(ns % 1_000_000_000).unwrap_or(0);

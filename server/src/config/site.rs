@@ -133,6 +133,16 @@ impl Default for TsoConfig {
 }
 
 impl TsoConfig {
+    /// What the TSO node needs of this section.
+    pub fn node_settings(&self) -> crate::tso::node::Settings {
+        crate::tso::node::Settings {
+            state_dir: self.state_dir.clone(),
+            overrides: self.overrides(),
+            declared_round_trip: self.declared_round_trip(),
+            leader_priority: self.leader_priority,
+        }
+    }
+
     /// The explicit timing settings.
     pub fn overrides(&self) -> Overrides {
         Overrides {
@@ -253,7 +263,7 @@ pub(super) fn validate(
 /// certificates name sites as DNS SANs, and a name that looked like an IP
 /// address could match a certificate's IP SAN instead.
 fn check_name(name: &str) -> Result<(), &'static str> {
-    match crate::cluster::SiteSpec::parse(name) {
+    match crate::pki::SiteSpec::parse(name) {
         Ok(spec) if spec.addresses.is_empty() && spec.name == name => Ok(()),
         _ => Err("must be a lowercase DNS label (a-z, 0-9, '-'; 1 … 63 bytes), as in `tsod cluster init`"),
     }

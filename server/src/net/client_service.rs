@@ -19,10 +19,12 @@ use tsod_proto::shm::BoundError;
 use tsod_proto::wire::{self, ErrorCode, ErrorResponse, Message, NowResponse, StatusResponse};
 
 use super::limit::TokenBucket;
-use super::stream::{error_message, not_started, read_one, request_id, write_one, write_tso_answer};
-use super::{Cluster, Count, SiteView};
+use super::{Count, PeerTable};
 use crate::clock::Clock;
 use crate::peer::probe::drift_bound_of;
+use crate::site::SiteView;
+use crate::stream::{error_message, read_one, request_id, write_one};
+use crate::tso::serve::{self, Origin};
 
 /// Largest request a client may send: every client request is 16 or 24 bytes.
 const CLIENT_REQUEST_LIMIT: usize = 64;
@@ -36,14 +38,14 @@ pub async fn serve(
     site: String,
     clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
-    cluster: Arc<Cluster>,
+    peers: Arc<PeerTable>,
 ) {
     let mut bucket = TokenBucket::new(rate);
     let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
     while let Ok((mut send, mut recv)) = conn.accept_bi().await {
         let now = reader_clock_now().unwrap_or(tsod_proto::MonoInstant::from_nanos(0));
         if !bucket.take(now) {
-            cluster.counters.bump(Count::RateLimited);
+            peers.counters.bump(Count::RateLimited);
             let wait = bucket.wait();
             let message = Message::Error(ErrorResponse {
                 request_id: 0,
@@ -56,12 +58,12 @@ pub async fn serve(
             });
             continue;
         }
-        let (view, cluster, site, generation, clock) =
-            (view.clone(), Arc::clone(&cluster), site.clone(), Arc::clone(&generation), Arc::clone(&clock));
+        let (view, peers, site, generation, clock) =
+            (view.clone(), Arc::clone(&peers), site.clone(), Arc::clone(&generation), Arc::clone(&clock));
         tokio::spawn(async move {
             let Ok(Ok(bytes)) = tokio::time::timeout(REQUEST_TIMEOUT, read_one(&mut recv, CLIENT_REQUEST_LIMIT)).await
             else {
-                cluster.counters.bump(Count::BadMessage);
+                peers.counters.bump(Count::BadMessage);
                 return;
             };
             // Only a status request needs the report: cloned out of the watch
@@ -78,26 +80,23 @@ pub async fn serve(
                     })
                 }
                 Ok(Message::TsoRequest(r)) => {
-                    let answer = match cluster.tso.get() {
-                        Some(tso) => tso.serve_local(r.count).await,
-                        None => Err(not_started()),
-                    };
-                    cluster.counters.bump(Count::ClientRequest);
-                    if let Err(e) = write_tso_answer(&mut send, r.request_id, r.count, &answer).await {
+                    peers.counters.bump(Count::ClientRequest);
+                    let tso = peers.tso.get().map(AsRef::as_ref);
+                    if let Err(e) = serve::answer_tso(tso, &mut send, &r, Origin::Client).await {
                         debug!(site = %site, error = %e, "answering a TSO request");
                     }
                     return;
                 }
                 Ok(other) => {
-                    cluster.counters.bump(Count::BadMessage);
+                    peers.counters.bump(Count::BadMessage);
                     error_message(request_id(&other), ErrorCode::UnknownKind, "not a request on tsod-client/1")
                 }
                 Err(e) => {
-                    cluster.counters.bump(Count::BadMessage);
+                    peers.counters.bump(Count::BadMessage);
                     error_message(0, e.response_code(), e.name())
                 }
             };
-            cluster.counters.bump(Count::ClientRequest);
+            peers.counters.bump(Count::ClientRequest);
             if let Err(e) = write_one(&mut send, &answer).await {
                 debug!(site = %site, error = %e, "answering a client");
             }

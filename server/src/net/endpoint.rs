@@ -16,9 +16,10 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 use tsod_proto::wire::{ALPN_CLIENT, ALPN_PEER};
 
-use super::{Cluster, Count, PeerEvent, SiteView, client_service, peer_link};
+use super::{Count, PeerEvent, PeerTable, client_service, peer_link};
 use crate::clock::Clock;
 use crate::config::{ClientsConfig, PeerConfig, SiteConfig};
+use crate::site::SiteView;
 use crate::tls::{self, ClientAuth};
 
 /// Connections open at once (peers and clients); more are refused. From a
@@ -79,13 +80,13 @@ fn transport(dead_after: Duration) -> Arc<quinn::TransportConfig> {
 }
 
 /// Binds the endpoint, starts the accept loop and one link per peer.
-/// Returns the endpoint (to close on shutdown) and the cluster state.
+/// Returns the endpoint (to close on shutdown) and the peers state.
 pub fn start(
     setup: NetSetup,
     clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
     events: mpsc::Sender<PeerEvent>,
-) -> Result<(quinn::Endpoint, Arc<Cluster>), EndpointError> {
+) -> Result<(quinn::Endpoint, Arc<PeerTable>), EndpointError> {
     let dir = &setup.site.cluster_dir;
     let roots = tls::load_roots(dir)?;
     let client_auth = if setup.clients.enabled && setup.clients.allow_anonymous {
@@ -109,7 +110,7 @@ pub fn start(
     let mut endpoint =
         quinn::Endpoint::server(server_config, addr).map_err(|source| EndpointError::Bind { addr, source })?;
     endpoint.set_default_client_config(client_config);
-    let cluster = Arc::new(Cluster::new(setup.peers.iter().map(|p| (p.name.clone(), p.address.to_string()))));
+    let peers = Arc::new(PeerTable::new(setup.peers.iter().map(|p| (p.name.clone(), p.address.to_string()))));
     info!(%addr, site = %setup.site.name, peers = setup.peers.len(), "QUIC endpoint listening");
 
     for (index, peer) in setup.peers.iter().enumerate() {
@@ -120,15 +121,15 @@ pub fn start(
             endpoint: endpoint.clone(),
             view: view.clone(),
             events: events.clone(),
-            cluster: Arc::clone(&cluster),
+            peers: Arc::clone(&peers),
             clock: Arc::clone(&clock),
             max_sample_age: setup.max_sample_age,
         };
         tokio::spawn(link.run());
     }
     drop(events);
-    tokio::spawn(accept_loop(endpoint.clone(), setup, clock, view, Arc::clone(&cluster)));
-    Ok((endpoint, cluster))
+    tokio::spawn(accept_loop(endpoint.clone(), setup, clock, view, Arc::clone(&peers)));
+    Ok((endpoint, peers))
 }
 
 async fn accept_loop(
@@ -136,7 +137,7 @@ async fn accept_loop(
     setup: NetSetup,
     clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
-    cluster: Arc<Cluster>,
+    peers: Arc<PeerTable>,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
     let per_address: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
@@ -148,7 +149,7 @@ async fn accept_loop(
         // (a QUIC Retry) before they may hold a slot: spoofed floods cannot.
         if load >= MAX_CONNECTIONS / 4 && !incoming.remote_address_validated() {
             if incoming.retry().is_err() {
-                cluster.counters.bump(Count::OverLimit);
+                peers.counters.bump(Count::OverLimit);
             }
             continue;
         }
@@ -163,25 +164,24 @@ async fn accept_loop(
         open.fetch_add(1, Ordering::Relaxed);
         let guard = OpenGuard { open: Arc::clone(&open), per_address: Arc::clone(&per_address), ip: remote.ip() };
         if load >= MAX_CONNECTIONS || from_address > MAX_PER_ADDRESS {
-            cluster.counters.bump(Count::OverLimit);
+            peers.counters.bump(Count::OverLimit);
             debug!(%remote, "refusing a connection: too many open");
             incoming.refuse();
             drop(guard);
             continue;
         }
-        let (setup, clock, view, cluster) =
-            (Arc::clone(&setup), Arc::clone(&clock), view.clone(), Arc::clone(&cluster));
+        let (setup, clock, view, peers) = (Arc::clone(&setup), Arc::clone(&clock), view.clone(), Arc::clone(&peers));
         tokio::spawn(async move {
             let _guard = guard;
             let conn = match incoming.await {
                 Ok(c) => c,
                 Err(e) => {
-                    cluster.counters.bump(Count::HandshakeRefused);
+                    peers.counters.bump(Count::HandshakeRefused);
                     warn!(%remote, error = %e, "refused a connection: handshake failed");
                     return;
                 }
             };
-            route(conn, &setup, clock, view, cluster).await;
+            route(conn, &setup, clock, view, peers).await;
         });
     }
 }
@@ -212,7 +212,7 @@ async fn route(
     setup: &NetSetup,
     clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
-    cluster: Arc<Cluster>,
+    peers: Arc<PeerTable>,
 ) {
     let remote = conn.remote_address();
     let alpn = conn
@@ -222,25 +222,18 @@ async fn route(
         .unwrap_or_default();
     if alpn == ALPN_PEER {
         let Some(index) = peer_of(&conn, &setup.peers) else {
-            cluster.counters.bump(Count::UnknownPeer);
+            peers.counters.bump(Count::UnknownPeer);
             warn!(%remote, "refused a peer connection: its certificate names no configured peer");
             conn.close(1u8.into(), b"unknown peer");
             return;
         };
         debug!(%remote, peer = %setup.peers.get(index).map_or("", |p| p.name.as_str()), "peer connected to us");
-        peer_link::serve_incoming(conn, index, clock, view, cluster).await;
+        peer_link::serve_incoming(conn, index, clock, view, peers).await;
     } else if alpn == ALPN_CLIENT && setup.clients.enabled {
-        client_service::serve(
-            conn,
-            setup.clients.max_requests_per_second,
-            setup.site.name.clone(),
-            clock,
-            view,
-            cluster,
-        )
-        .await;
+        client_service::serve(conn, setup.clients.max_requests_per_second, setup.site.name.clone(), clock, view, peers)
+            .await;
     } else {
-        cluster.counters.bump(Count::HandshakeRefused);
+        peers.counters.bump(Count::HandshakeRefused);
         conn.close(2u8.into(), b"no protocol");
     }
 }

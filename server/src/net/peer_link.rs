@@ -17,16 +17,18 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 use tsod_proto::Timescale;
-use tsod_proto::wire::{self, ErrorCode, Message, RaftMessage, RaftRpc};
+use tsod_proto::wire::{self, ErrorCode, Message};
 
-use super::stream::{error_message, not_started, read_one, request_id, write_one, write_tso_answer};
-use super::{Cluster, Count, OwnReport, PeerEvent, SiteView};
+use super::{Count, PeerEvent, PeerTable};
 use crate::clock::{Clock, ClockReading};
 use crate::config::{PeerConfig, SiteConfig};
 use crate::engine::detect_disruption;
 use crate::peer::probe::{self, BestOf, Prober};
-use crate::status_file::SiteSummary;
-use crate::tso::network::{Direction, Refused};
+use crate::site::SiteView;
+use crate::stream::{error_message, read_one, request_id, write_one};
+use crate::tso::network::Direction;
+use crate::tso::serve::{self, Origin, RaftOutcome};
+use tsod_proto::observe::SiteSummary;
 
 /// Samples kept per peer for the best-of choice, and for how long.
 const BEST_OF: usize = 8;
@@ -41,11 +43,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// whole message (SPEC.md §4.13); the stream and connection receive windows
 /// and the stream count bound what a peer can make us hold.
 const PEER_STREAM_LIMIT: usize = wire::MAX_MESSAGE_LEN;
-/// Longest the local Raft may take to answer a peer's RPC (a stuck core
-/// must not pile up tasks until the stream limit).
-const RAFT_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
-/// Whether a refusal from a differently configured group was logged (once).
-static OTHER_GROUP_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Longest a peer may take to deliver one stream message.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -63,8 +60,8 @@ pub struct Link {
     pub view: watch::Receiver<SiteView>,
     /// Samples and refusals for the main loop.
     pub events: mpsc::Sender<PeerEvent>,
-    /// Status of the cluster.
-    pub cluster: Arc<Cluster>,
+    /// Status of the peers.
+    pub peers: Arc<PeerTable>,
     /// The local clocks (t1 and t4 are full readings, so a suspend between
     /// them is seen).
     pub clock: Arc<dyn Clock>,
@@ -114,20 +111,20 @@ impl Link {
             match self.dial().await {
                 Ok(conn) => {
                     info!(peer = %self.peer.name, addr = %self.peer.address, "connected to peer");
-                    self.cluster.update(self.index, |p| {
+                    self.peers.update(self.index, |p| {
                         p.connected = true;
                         p.connects = p.connects.saturating_add(1);
                     });
                     backoff = BACKOFF_FIRST;
-                    self.cluster.conns.set(&self.peer.name, Direction::Outgoing, Some(conn.clone()));
+                    self.peers.conns.set(&self.peer.name, Direction::Outgoing, Some(conn.clone()));
                     let why = self.session(&conn, &mut probing).await;
-                    self.cluster.conns.clear(&self.peer.name, Direction::Outgoing, &conn);
+                    self.peers.conns.clear(&self.peer.name, Direction::Outgoing, &conn);
                     probing.prober.clear();
-                    self.cluster.update(self.index, |p| p.connected = false);
+                    self.peers.update(self.index, |p| p.connected = false);
                     warn!(peer = %self.peer.name, reason = %why, "lost the peer; redialling");
                 }
                 Err(e) => {
-                    let changed = self.cluster.update_returning(self.index, |p| {
+                    let changed = self.peers.update_returning(self.index, |p| {
                         p.dial_failures = p.dial_failures.saturating_add(1);
                         let changed = p.last_dial_error.as_deref() != Some(e.as_str());
                         p.last_dial_error = Some(e.clone());
@@ -191,7 +188,7 @@ impl Link {
                     if let Err(e) = conn.send_datagram(Bytes::from(bytes)) {
                         return format!("sending a probe: {e}");
                     }
-                    self.cluster.update(self.index, |p| p.probes_sent = p.probes_sent.saturating_add(1));
+                    self.peers.update(self.index, |p| p.probes_sent = p.probes_sent.saturating_add(1));
                 }
                 _ = gossip_every.tick() => {
                     let report = self.view.borrow().report.clone();
@@ -211,7 +208,7 @@ impl Link {
                 stream = conn.accept_bi() => {
                     match stream {
                         Ok((send, recv)) => {
-                            tokio::spawn(serve_stream(send, recv, self.index, Arc::clone(&self.cluster), Arc::clone(&seen)));
+                            tokio::spawn(serve_stream(send, recv, self.index, Arc::clone(&self.peers), Arc::clone(&seen)));
                         }
                         Err(e) => return e.to_string(),
                     }
@@ -232,8 +229,8 @@ impl Link {
                 match probing.prober.on_reply(&reply, t4, drift, self.site.max_round_trip()) {
                     Ok(sample) => {
                         let rtt = t4.as_nanos().saturating_sub(reply.requester_send.as_nanos());
-                        self.cluster.conns.record_round_trip(&self.peer.name, Duration::from_nanos(rtt));
-                        self.cluster.update(self.index, |p| {
+                        self.peers.conns.record_round_trip(&self.peer.name, Duration::from_nanos(rtt));
+                        self.peers.update(self.index, |p| {
                             p.replies_used = p.replies_used.saturating_add(1);
                             p.last_round_trip_ns = Some(rtt);
                         });
@@ -241,14 +238,14 @@ impl Link {
                         let _ = self.events.send(PeerEvent::Sample { peer: self.index, sample }).await;
                     }
                     Err(reject) => {
-                        self.cluster.update(self.index, |p| p.replies_refused = p.replies_refused.saturating_add(1));
+                        self.peers.update(self.index, |p| p.replies_refused = p.replies_refused.saturating_add(1));
                         let _ =
                             self.events.send(PeerEvent::Reject { peer: self.index, reason: reject.to_string() }).await;
                     }
                 }
             }
             Ok(Message::ProbeRequest(request)) => answer_probe(conn, &request, t4, self.clock.as_ref(), &self.view),
-            _ => self.cluster.counters.bump(Count::BadDatagram),
+            _ => self.peers.counters.bump(Count::BadDatagram),
         }
     }
 }
@@ -263,7 +260,7 @@ struct ReportGist {
 }
 
 impl ReportGist {
-    fn of(report: &OwnReport) -> Self {
+    fn of(report: &SiteSummary) -> Self {
         Self {
             status: report.status,
             local_status: report.local_status,
@@ -318,13 +315,13 @@ pub async fn serve_incoming(
     index: usize,
     clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
-    cluster: Arc<Cluster>,
+    peers: Arc<PeerTable>,
 ) {
     let seen = Arc::new(AtomicU64::new(0));
-    let name = cluster.update_returning(index, |p| p.name.clone()).unwrap_or_default();
-    cluster.conns.set(&name, Direction::Incoming, Some(conn.clone()));
-    serve_incoming_until_closed(&conn, index, clock, view, &cluster, seen).await;
-    cluster.conns.clear(&name, Direction::Incoming, &conn);
+    let name = peers.update_returning(index, |p| p.name.clone()).unwrap_or_default();
+    peers.conns.set(&name, Direction::Incoming, Some(conn.clone()));
+    serve_incoming_until_closed(&conn, index, clock, view, &peers, seen).await;
+    peers.conns.clear(&name, Direction::Incoming, &conn);
 }
 
 async fn serve_incoming_until_closed(
@@ -332,7 +329,7 @@ async fn serve_incoming_until_closed(
     index: usize,
     clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
-    cluster: &Arc<Cluster>,
+    peers: &Arc<PeerTable>,
     seen: Arc<AtomicU64>,
 ) {
     loop {
@@ -342,12 +339,12 @@ async fn serve_incoming_until_closed(
                 let Ok(t2) = clock.read() else { continue };
                 match wire::decode(&bytes) {
                     Ok(Message::ProbeRequest(request)) => answer_probe(conn, &request, t2, clock.as_ref(), &view),
-                    _ => cluster.counters.bump(Count::BadDatagram),
+                    _ => peers.counters.bump(Count::BadDatagram),
                 }
             }
             stream = conn.accept_bi() => {
                 let Ok((send, recv)) = stream else { return };
-                tokio::spawn(serve_stream(send, recv, index, Arc::clone(cluster), Arc::clone(&seen)));
+                tokio::spawn(serve_stream(send, recv, index, Arc::clone(peers), Arc::clone(&seen)));
             }
         }
     }
@@ -359,92 +356,47 @@ async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     index: usize,
-    cluster: Arc<Cluster>,
+    peers: Arc<PeerTable>,
     seen: Arc<AtomicU64>,
 ) {
     let Ok(Ok(bytes)) = tokio::time::timeout(STREAM_TIMEOUT, read_one(&mut recv, PEER_STREAM_LIMIT)).await else {
-        cluster.counters.bump(Count::BadMessage);
+        peers.counters.bump(Count::BadMessage);
         return;
     };
     let answer = match wire::decode(&bytes) {
         Ok(Message::Gossip(report)) => {
             let next = report.generation.saturating_add(1);
             if seen.fetch_max(next, Ordering::Relaxed) >= next {
-                cluster.counters.bump(Count::GossipRefused);
+                peers.counters.bump(Count::GossipRefused);
             } else {
                 let summary = SiteSummary::from_wire(&report);
-                cluster.update(index, |p| p.report = Some(summary));
+                peers.update(index, |p| p.report = Some(summary));
             }
             None
         }
         Ok(Message::TsoRequest(r)) => {
-            let answer = match cluster.tso.get() {
-                Some(tso) => tso.serve_forwarded(r.count).await,
-                None => Err(not_started()),
-            };
-            if let Err(e) = write_tso_answer(&mut send, r.request_id, r.count, &answer).await {
+            let tso = peers.tso.get().map(AsRef::as_ref);
+            if let Err(e) = serve::answer_tso(tso, &mut send, &r, Origin::Follower).await {
                 debug!(error = %e, "answering a forwarded TSO batch");
             }
             return;
         }
-        Ok(Message::RaftRequest(m)) => match cluster.tso.get() {
-            // A new store votes only once a leader caught it up.
-            Some(tso) if m.rpc == RaftRpc::Vote && !tso.voting() => {
-                Some(error_message(m.request_id, ErrorCode::TsoUnavailable, "new Raft store: not voting yet"))
+        Ok(Message::RaftRequest(m)) => {
+            let sender = peers.update_returning(index, |p| p.name.clone()).unwrap_or_default();
+            let tso = peers.tso.get().map(AsRef::as_ref);
+            if serve::answer_raft(tso, &mut send, &m, &sender).await == RaftOutcome::Refused {
+                peers.counters.bump(Count::BadMessage);
             }
-            Some(tso) => {
-                let sender = cluster.update_returning(index, |p| p.name.clone()).unwrap_or_default();
-                let answer = tokio::time::timeout(RAFT_ANSWER_TIMEOUT, tso.answer(m.rpc, m.payload, &sender)).await;
-                match answer {
-                    Ok(Ok(answered)) => {
-                        let answer = Message::RaftResponse(RaftMessage {
-                            request_id: m.request_id,
-                            rpc: m.rpc,
-                            payload: &answered.payload,
-                        });
-                        if let Err(e) = write_one(&mut send, &answer).await {
-                            debug!(error = %e, "answering a raft request");
-                        }
-                        return;
-                    }
-                    Ok(Err(e)) => {
-                        cluster.counters.bump(Count::BadMessage);
-                        if matches!(e, Refused::OtherGroup { .. }) && !OTHER_GROUP_WARNED.swap(true, Ordering::Relaxed)
-                        {
-                            warn!(error = %e, "refusing Raft RPCs from a site configured with other sites (check every site's [[peer]] list)");
-                        }
-                        let code = if matches!(e, Refused::Malformed(_)) {
-                            ErrorCode::Malformed
-                        } else {
-                            ErrorCode::Unauthorized
-                        };
-                        let text = e.to_string();
-                        let message = Message::Error(wire::ErrorResponse {
-                            request_id: m.request_id,
-                            code,
-                            retry_after: None,
-                            message: text.get(..text.len().min(wire::MAX_ERROR_MESSAGE_LEN)).unwrap_or("refused"),
-                        });
-                        if let Err(e) = write_one(&mut send, &message).await {
-                            debug!(error = %e, "refusing a raft request");
-                        }
-                        return;
-                    }
-                    Err(_) => {
-                        Some(error_message(m.request_id, ErrorCode::TsoUnavailable, "Raft did not answer in time"))
-                    }
-                }
-            }
-            None => Some(error_message(m.request_id, ErrorCode::TsoUnavailable, "TSO not running at this site")),
-        },
+            return;
+        }
         Ok(other) => {
-            cluster.counters.bump(Count::BadMessage);
+            peers.counters.bump(Count::BadMessage);
             Some(error_message(request_id(&other), ErrorCode::UnknownKind, "not a request on tsod-peer/1"))
         }
         Err(e) => {
-            cluster.counters.bump(Count::BadMessage);
+            peers.counters.bump(Count::BadMessage);
             if matches!(e.response_code(), ErrorCode::TimescaleMismatch) {
-                cluster.counters.bump(Count::GossipRefused);
+                peers.counters.bump(Count::GossipRefused);
             }
             Some(error_message(0, e.response_code(), e.name()))
         }

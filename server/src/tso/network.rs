@@ -2,8 +2,9 @@
 //! one stream on the connection this site dialled to the target, carrying a
 //! `raft-request` and answered by a `raft-response`.
 //!
-//! The peer links ([`crate::net::peer_link`]) register their live
-//! connection in [`PeerConns`]; the Raft side only borrows it. A target
+//! The peer links (`net::peer_link`, which depends on this module, not the
+//! other way round) register their live connection in [`PeerConns`]; the
+//! Raft side only borrows it. A target
 //! without a live connection is `Unreachable` (openraft backs off); an RPC
 //! that outlives openraft's time-to-live is abandoned the same way.
 
@@ -27,7 +28,7 @@ use tsod_proto::wire::{self, MAX_MESSAGE_LEN, MAX_RAFT_PAYLOAD, Message, RaftMes
 
 use super::election::{Campaign, CampaignAnswer};
 use super::raft::{NodeId, TsoRaft, node_id};
-use crate::net::stream::{read_one, write_one};
+use crate::stream::{read_one, write_one};
 
 /// The connections to each peer, by node id: the one this site dialled and
 /// the one the peer dialled to us; RPCs use the newest live one (after a

@@ -27,24 +27,25 @@ use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
 use ring::rand::{SecureRandom, SystemRandom};
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 use tsod_client::suspended_since;
 use tsod_proto::shm::BoundError;
-use tsod_proto::wire::{self, ErrorCode, MAX_MESSAGE_LEN, MAX_TSO_COUNT, Message, RaftRpc, TsoRequest};
+use tsod_proto::wire::{self, ErrorCode, MAX_MESSAGE_LEN, Message, RaftRpc, TsoRequest};
 use tsod_proto::{HybridTimestamp, TimeInterval};
 
 use super::election::{self, Campaign, CampaignAnswer, Handover, Merit, UNMEASURED_US};
+use super::forward::Forwarder;
 use super::lease::{Allocator, Refusal};
 use super::network::{Answered, Network, PeerConns, Refused, group_digest};
 use super::raft::{Command, Lease, NodeId, TsoRaft, node_id};
 use super::store::{self, AppliedView};
 use super::timing::{self, ASSUMED_ROUND_TRIP, Overrides, RoundTrips, StaticTiming, Timing};
+use super::unavailable::Unavailable;
 use crate::clock::Clock;
-use crate::config::TsoConfig;
-use crate::net::SiteView;
-use crate::net::stream::{read_one, write_one};
-use crate::status_file::{TsoStatus, TsoTimingStatus};
+use crate::site::SiteView;
+use crate::stream::{read_one, write_one};
+use tsod_proto::observe::{TsoRole as Role, TsoStatus, TsoTimingStatus};
 
 /// Forwarded batches in flight to the leader at once. Closed-loop callers
 /// arrive in waves, one per round trip: a cap a wave can fill makes the
@@ -71,53 +72,6 @@ const MERIT_FRESH: Duration = Duration::from_secs(3);
 const LEAD_BEFORE_HANDOVER: Duration = Duration::from_secs(3);
 /// After a handover that did not happen, the next try waits this long.
 const HANDOVER_RETRY: Duration = Duration::from_secs(30);
-
-/// Why a TSO request failed: what the client is told.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Unavailable {
-    /// The error code (`tso-unavailable`, or the leader's code).
-    pub code: ErrorCode,
-    /// When to retry, if known.
-    pub retry_after: Option<Duration>,
-    /// Why.
-    pub message: String,
-}
-
-impl Unavailable {
-    /// `tso-unavailable` with `message`, retry after `retry_after`.
-    pub fn new(message: impl Into<String>, retry_after: Duration) -> Self {
-        let ms = retry_after.as_millis().clamp(1, 5_000);
-        let retry_after = Some(Duration::from_millis(u64::try_from(ms).unwrap_or(5_000)));
-        Self { code: ErrorCode::TsoUnavailable, retry_after, message: message.into() }
-    }
-}
-
-/// A site's role in the TSO group, from evidence: openraft restores a
-/// leader from its store at start-up and never steps down for want of a
-/// quorum, so a leader no majority acknowledged within a lease is not
-/// leading anything.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
-    Leader,
-    LeaderWithoutQuorum,
-    Follower,
-    Candidate,
-    Learner,
-    Shutdown,
-}
-
-impl Role {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Leader => "leader",
-            Self::LeaderWithoutQuorum => "leader-without-quorum",
-            Self::Follower => "follower",
-            Self::Candidate => "candidate",
-            Self::Learner => "learner",
-            Self::Shutdown => "shutdown",
-        }
-    }
-}
 
 /// A client's request waiting at a follower.
 struct Pending {
@@ -235,6 +189,19 @@ fn start_round_trips(conns: &PeerConns, declared: Option<Duration>) -> (RoundTri
     (rtt, what, true)
 }
 
+/// What the `[tso]` section configures, as the node needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Where the Raft log, vote and snapshot live.
+    pub state_dir: std::path::PathBuf,
+    /// Explicit timing settings (the rest is derived).
+    pub overrides: Overrides,
+    /// `round-trip-ms`, if declared.
+    pub declared_round_trip: Option<Duration>,
+    /// `leader-priority`.
+    pub leader_priority: Option<u32>,
+}
+
 impl TsoNode {
     /// Opens the store under `config.state_dir`, starts the Raft node of
     /// site `site` with every site in `all_sites` as a voter, and the
@@ -242,15 +209,15 @@ impl TsoNode {
     /// round trips `conns` measured so far (or `round-trip-ms`); explicit
     /// settings that cannot work at them are refused.
     pub async fn start(
-        config: &TsoConfig,
+        config: &Settings,
         site: &str,
         all_sites: &[String],
         conns: Arc<PeerConns>,
         clock: Arc<dyn Clock>,
         view: watch::Receiver<SiteView>,
     ) -> Result<Arc<Self>, StartError> {
-        let overrides = config.overrides();
-        let declared = config.declared_round_trip();
+        let overrides = config.overrides;
+        let declared = config.declared_round_trip;
         let (rtt, what, known) = start_round_trips(&conns, declared);
         if known {
             timing::check(overrides, rtt, &what).map_err(|e| StartError::Timing(e.to_string()))?;
@@ -576,7 +543,10 @@ impl TsoNode {
         offered.filter(|(h, at)| h.term == term && at.elapsed() < MERIT_FRESH).map(|(h, _)| h)
     }
 
-    /// This site's role, judged from evidence (see [`TsoNode::status`]).
+    /// This site's role, judged from evidence: openraft restores a leader
+    /// from its store at start-up and never steps down for want of a
+    /// quorum, so a leader no majority acknowledged within a lease is not
+    /// leading anything ([`Role::LeaderWithoutQuorum`]).
     fn role(&self, m: &openraft::RaftMetrics<NodeId, BasicNode>) -> Role {
         match m.state {
             ServerState::Leader if m.current_leader == Some(self.me) => {
@@ -1093,39 +1063,41 @@ impl TsoNode {
         self.proposing.store(false, Ordering::Release);
     }
 
-    /// Sends what is queued to the leader, in batches.
+    /// Sends what is queued to the leader, in batches ([`Forwarder`]
+    /// decides which calls go together, and splits the answers).
     async fn forward(self: Arc<Self>, mut queued: mpsc::Receiver<Pending>) {
-        let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-        let mut carry: Option<Pending> = None;
+        let mut core = Forwarder::new(MAX_IN_FLIGHT);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let mut open = true;
         loop {
-            let first = match carry.take() {
-                Some(p) => p,
-                None => match queued.recv().await {
-                    Some(p) => p,
-                    None => return,
-                },
-            };
-            let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { return };
-            let mut total = first.count;
-            let mut batch = vec![first];
-            while let Ok(p) = queued.try_recv() {
-                match total.checked_add(p.count).filter(|t| *t <= MAX_TSO_COUNT) {
-                    Some(t) => {
-                        total = t;
-                        batch.push(p);
+            while let Some(batch) = core.next_batch() {
+                let (node, done) = (Arc::clone(&self), done_tx.clone());
+                tokio::spawn(async move {
+                    let result = node.forward_batch(batch.total()).await;
+                    let _ = done.send((batch, result));
+                });
+            }
+            tokio::select! {
+                pending = queued.recv(), if open && core.waiting() < QUEUE => match pending {
+                    Some(p) => {
+                        core.push(p.reply, p.count);
+                        while core.waiting() < QUEUE {
+                            let Ok(p) = queued.try_recv() else { break };
+                            core.push(p.reply, p.count);
+                        }
                     }
-                    None => {
-                        carry = Some(p);
-                        break;
+                    None => open = false,
+                },
+                Some((batch, result)) = done_rx.recv() => {
+                    for (reply, answer) in core.complete(batch, result) {
+                        // A client that gave up is simply gone.
+                        let _ = reply.send(answer);
                     }
                 }
             }
-            let node = Arc::clone(&self);
-            tokio::spawn(async move {
-                let result = node.forward_batch(total).await;
-                split(batch, result);
-                drop(permit);
-            });
+            if !open && core.in_flight() == 0 {
+                return;
+            }
         }
     }
 
@@ -1206,7 +1178,7 @@ impl TsoNode {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let handover_to = self.handover.locked().map(|(h, _, _)| name(h.to));
         TsoStatus {
-            role: role.name().to_owned(),
+            role,
             leader: m.current_leader.map(name),
             term: m.current_term,
             applied_index: m.last_applied.map(|l| l.index),
@@ -1252,46 +1224,4 @@ impl<T> Locked<T> for Mutex<T> {
 fn random_u16() -> u16 {
     let mut bytes = [0u8; 2];
     if SystemRandom::new().fill(&mut bytes).is_ok() { u16::from_be_bytes(bytes) } else { u16::MAX / 2 }
-}
-
-/// Hands each waiting client its consecutive part of the granted range.
-fn split(batch: Vec<Pending>, result: Result<HybridTimestamp, Unavailable>) {
-    let mut next = result;
-    for p in batch {
-        let answer = next.clone();
-        next = match &next {
-            Ok(first) => first
-                .checked_add_ticks(u64::from(p.count))
-                .ok_or_else(|| Unavailable::new("timestamp space exhausted", Duration::from_secs(1))),
-            Err(e) => Err(e.clone()),
-        };
-        // A client that gave up is simply gone.
-        let _ = p.reply.send(answer);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_batch_is_split_in_order_into_consecutive_ranges() {
-        let mut answers = Vec::new();
-        let mut batch = Vec::new();
-        for count in [1u32, 5, 2] {
-            let (reply, rx) = oneshot::channel();
-            batch.push(Pending { count, reply });
-            answers.push(rx);
-        }
-        split(batch, Ok(HybridTimestamp::from_raw(100)));
-        let got: Vec<u64> = answers.into_iter().map(|mut rx| rx.try_recv().unwrap().unwrap().raw()).collect();
-        assert_eq!(got, [100, 101, 106]);
-    }
-
-    #[test]
-    fn a_failed_batch_fails_every_client() {
-        let (reply, mut rx) = oneshot::channel();
-        split(vec![Pending { count: 3, reply }], Err(Unavailable::new("x", Duration::from_millis(5))));
-        assert_eq!(rx.try_recv().unwrap().unwrap_err().code, ErrorCode::TsoUnavailable);
-    }
 }

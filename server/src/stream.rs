@@ -1,5 +1,7 @@
 //! One message per stream direction (SPEC.md §4.1): read at most 65 535
-//! bytes, decode, and write one message then finish.
+//! bytes, decode, and write one message then finish. Shared by the QUIC
+//! shell ([`crate::net`]) and the TSO's Raft and forwarding RPCs
+//! ([`crate::tso`]), which both speak on QUIC streams.
 
 use quinn::{RecvStream, SendStream};
 use tsod_proto::wire::{self, ErrorCode, ErrorResponse, MAX_MESSAGE_LEN, Message};
@@ -57,33 +59,5 @@ pub fn request_id(message: &Message<'_>) -> u64 {
         Message::NowRequest(r) | Message::StatusRequest(r) => r.request_id,
         Message::TsoRequest(r) => r.request_id,
         _ => 0,
-    }
-}
-
-/// Writes the answer to a TSO request: the range, or the error.
-pub async fn write_tso_answer(
-    send: &mut SendStream,
-    request_id: u64,
-    count: u32,
-    result: &Result<tsod_proto::HybridTimestamp, crate::tso::node::Unavailable>,
-) -> Result<(), StreamError> {
-    let message = match result {
-        Ok(first) => Message::TsoResponse(wire::TsoResponse { request_id, first: *first, count }),
-        Err(e) => Message::Error(ErrorResponse {
-            request_id,
-            code: e.code,
-            retry_after: e.retry_after,
-            message: e.message.get(..e.message.len().min(wire::MAX_ERROR_MESSAGE_LEN)).unwrap_or("unavailable"),
-        }),
-    };
-    write_one(send, &message).await
-}
-
-/// Unavailable because the TSO has not started yet.
-pub fn not_started() -> crate::tso::node::Unavailable {
-    crate::tso::node::Unavailable {
-        code: ErrorCode::TsoUnavailable,
-        retry_after: Some(std::time::Duration::from_millis(200)),
-        message: "TSO not running at this site (yet)".into(),
     }
 }

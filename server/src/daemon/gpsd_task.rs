@@ -1,6 +1,6 @@
 //! The gpsd source's I/O: a TCP connection to gpsd, `?WATCH` for JSON and
 //! PPS, and one line at a time through the pure functions of
-//! [`tsod::sources::gpsd`]. gpsd stamps events with the host's real
+//! [`crate::sources::gpsd`]. gpsd stamps events with the host's real
 //! `CLOCK_REALTIME`, so the host clock (not a simulated one) is read here.
 //!
 //! A PPS sample (µs-class) must not be displaced by the next NMEA one
@@ -9,31 +9,31 @@
 
 use std::time::Duration;
 
+use crate::clock::{Clock, ClockReading, SystemClock};
+use crate::engine::SourceId;
+use crate::sample::Sample;
+use crate::sources::gpsd::{self, GpsdMessage, GpsdParams, MAX_LINE, WATCH};
+use crate::timescale::LeapGuard;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::warn;
-use tsod::clock::{Clock, ClockReading, SystemClock};
-use tsod::engine::SourceId;
-use tsod::sample::Sample;
-use tsod::sources::gpsd::{self, GpsdMessage, GpsdParams, MAX_LINE, WATCH};
-use tsod::timescale::LeapGuard;
 use tsod_proto::{DriftModel, Ppb};
 
-use super::run::Event;
+use super::event::SourceEvent as Event;
 
 /// Settings of one gpsd source task.
-pub(crate) struct GpsdTask {
-    pub(crate) id: SourceId,
-    pub(crate) name: String,
-    pub(crate) address: String,
-    pub(crate) params: GpsdParams,
-    pub(crate) guard: LeapGuard,
-    pub(crate) max_drift: Ppb,
+pub(super) struct GpsdTask {
+    pub(super) id: SourceId,
+    pub(super) name: String,
+    pub(super) address: String,
+    pub(super) params: GpsdParams,
+    pub(super) guard: LeapGuard,
+    pub(super) max_drift: Ppb,
 }
 
 /// Runs until the daemon stops, reconnecting with backoff.
-pub(crate) async fn gpsd_task(mut task: GpsdTask, tx: mpsc::Sender<Event>) {
+pub(super) async fn gpsd_task(mut task: GpsdTask, tx: mpsc::Sender<Event>) {
     let mut backoff = Duration::from_secs(1);
     loop {
         match follow(&mut task, &tx, &mut backoff).await {

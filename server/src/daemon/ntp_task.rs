@@ -13,32 +13,32 @@ use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::{Clock, ClockReading};
+use crate::engine::{SourceId, detect_disruption};
+use crate::sample::Sample;
+use crate::sources::ntp::{LeapSecond, NtpParams, NtpSource, NtpSourceConfig};
+use crate::timescale::{LeapAnnouncement, LeapGuard};
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
-use tsod::clock::{Clock, ClockReading};
-use tsod::engine::{SourceId, detect_disruption};
-use tsod::sample::Sample;
-use tsod::sources::ntp::{LeapSecond, NtpParams, NtpSource, NtpSourceConfig};
-use tsod::timescale::{LeapAnnouncement, LeapGuard};
 use tsod_proto::{DriftModel, Ppb};
 
-use super::run::Event;
+use super::event::SourceEvent as Event;
 
 /// Settings of one NTP source task.
-pub(crate) struct NtpTask {
-    pub(crate) id: SourceId,
-    pub(crate) name: String,
-    pub(crate) address: String,
-    pub(crate) poll: Duration,
-    pub(crate) guard: LeapGuard,
+pub(super) struct NtpTask {
+    pub(super) id: SourceId,
+    pub(super) name: String,
+    pub(super) address: String,
+    pub(super) poll: Duration,
+    pub(super) guard: LeapGuard,
     /// Bound on the reader clock's rate error (the daemon's `max-drift`).
-    pub(crate) max_drift: Ppb,
+    pub(super) max_drift: Ppb,
 }
 
 /// Starts the source's thread; it runs until the daemon stops (its event
 /// channel closes) and reports samples and refusals on `tx`.
-pub(crate) fn spawn_ntp(task: NtpTask, clock: Arc<dyn Clock>, tx: mpsc::Sender<Event>) -> std::io::Result<()> {
+pub(super) fn spawn_ntp(task: NtpTask, clock: Arc<dyn Clock>, tx: mpsc::Sender<Event>) -> std::io::Result<()> {
     let name = format!("ntp-{}", task.name);
     std::thread::Builder::new().name(name).spawn(move || ntp_thread(task, clock.as_ref(), &tx)).map(|_| ())
 }

@@ -15,130 +15,21 @@
 //! Every refusal is logged and counted ([`Counters`]).
 //!
 //! The shell holds no time logic: the engine's latest results arrive as a
-//! [`SiteView`] on a watch channel, probe math is [`crate::peer::probe`].
+//! [`SiteView`](crate::site::SiteView) on a watch channel, probe math is [`crate::peer::probe`].
 
 pub mod client_service;
 pub mod endpoint;
 pub mod limit;
 pub mod peer_link;
-pub mod stream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
-use tsod_proto::shm::PublishedState;
-use tsod_proto::wire::{SiteReport, SourceKind, SourceReport};
-use tsod_proto::{ClockStatus, DriftModel, Offset, Ppb, Timescale};
+use tsod_proto::observe::{EndpointCounters, PeerSnapshot};
 
 use crate::sample::Sample;
-use crate::status_file::{EndpointCounters, PeerSnapshot, ReportedSource, SiteSummary, kind_name};
 use crate::tso::network::PeerConns;
 use crate::tso::node::TsoNode;
-
-/// What the engine last produced, as the shell needs it.
-#[derive(Clone, Debug)]
-pub struct SiteView {
-    /// The local basis (own sources only): answers probes.
-    pub local: PublishedState,
-    /// The published state (all sources): answers remote clients.
-    pub published: PublishedState,
-    /// The local drift model, for turning probe replies into samples;
-    /// `None` when the reader clock cannot be modelled (replies are refused).
-    pub drift: Option<DriftModel>,
-    /// This site's report for gossip and status responses.
-    pub report: OwnReport,
-}
-
-/// This site's report, ready to be put on the wire.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OwnReport {
-    /// The site's name.
-    pub site: String,
-    /// Status of the published interval.
-    pub status: ClockStatus,
-    /// Status of the local basis.
-    pub local_status: ClockStatus,
-    /// Half-width of the published interval (`None` when not bounded).
-    pub half_width: Option<Duration>,
-    /// The site's drift bound.
-    pub drift_bound: Ppb,
-    /// Its sources (at most [`tsod_proto::wire::MAX_SOURCES`] are sent).
-    pub sources: Vec<OwnSource>,
-}
-
-/// One source in an [`OwnReport`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OwnSource {
-    /// Kind.
-    pub kind: SourceKind,
-    /// Name.
-    pub name: String,
-    /// Yields samples.
-    pub usable: bool,
-    /// Rejected by selection.
-    pub falseticker: bool,
-    /// Midpoint minus the site's.
-    pub offset: Offset,
-    /// Half-width.
-    pub error: Duration,
-}
-
-impl OwnReport {
-    /// The wire form with `generation`.
-    pub fn to_wire(&self, generation: u64) -> SiteReport<'_> {
-        // The sentinel goes exactly with the unbounded statuses (SPEC.md §4.6).
-        let half_width = if self.status.is_bounded() { Some(self.half_width.unwrap_or(Duration::ZERO)) } else { None };
-        SiteReport {
-            generation,
-            site: &self.site,
-            status: self.status,
-            local_status: self.local_status,
-            timescale: Timescale::UtcSmear24h,
-            half_width,
-            drift_bound: Ppb::new(self.drift_bound.get().clamp(0, DriftModel::MAX_RATE.get())),
-            sources: self
-                .sources
-                .iter()
-                .take(tsod_proto::wire::MAX_SOURCES)
-                .map(|s| SourceReport {
-                    kind: s.kind,
-                    name: &s.name,
-                    usable: s.usable,
-                    falseticker: s.falseticker,
-                    offset: s.offset,
-                    error: s.error,
-                })
-                .collect(),
-        }
-    }
-}
-
-impl SiteSummary {
-    /// The owned, JSON-friendly form of a received report.
-    pub fn from_wire(report: &SiteReport<'_>) -> Self {
-        Self {
-            site: report.site.to_owned(),
-            generation: report.generation,
-            status: report.status.to_string(),
-            local_status: report.local_status.to_string(),
-            half_width_ns: report.half_width.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-            drift_bound_ppb: report.drift_bound.get(),
-            sources: report
-                .sources
-                .iter()
-                .map(|s| ReportedSource {
-                    name: s.name.to_owned(),
-                    kind: kind_name(s.kind),
-                    usable: s.usable,
-                    falseticker: s.falseticker,
-                    offset_ns: s.offset.as_nanos(),
-                    error_ns: u64::try_from(s.error.as_nanos()).unwrap_or(u64::MAX),
-                })
-                .collect(),
-        }
-    }
-}
 
 /// What the shell tells the main loop about peers.
 #[derive(Debug)]
@@ -225,9 +116,10 @@ impl Counters {
     }
 }
 
-/// The cluster as this site sees it: one entry per configured peer.
+/// The other sites as this site sees them: one entry per configured peer,
+/// the live connections, the endpoint's counters and the TSO it serves.
 #[derive(Debug)]
-pub struct Cluster {
+pub struct PeerTable {
     peers: Vec<Mutex<PeerSnapshot>>,
     /// The endpoint's counters.
     pub counters: Counters,
@@ -238,7 +130,7 @@ pub struct Cluster {
     pub tso: OnceLock<Arc<TsoNode>>,
 }
 
-impl Cluster {
+impl PeerTable {
     /// Entries for `peers` (name, address).
     pub fn new(peers: impl IntoIterator<Item = (String, String)>) -> Self {
         let peers: Vec<(String, String)> = peers.into_iter().collect();

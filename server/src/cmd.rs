@@ -6,8 +6,6 @@ pub(crate) mod cluster;
 pub(crate) mod decode;
 pub(crate) mod now;
 pub(crate) mod run;
-pub(crate) mod run_gpsd;
-pub(crate) mod run_ntp;
 pub(crate) mod status;
 pub(crate) mod tso;
 

@@ -1,0 +1,299 @@
+//! The daemon: a small, boring async shell around the pure
+//! [`Engine`]. Source tasks read their inputs and send [`SourceEvent`]s;
+//! the main loop feeds them to the engines, publishes every tick to the
+//! segment, sends the [`SiteView`] to the QUIC shell and the TSO, and writes
+//! the status file once a second. `tsod run` is [`run`] on a loaded
+//! [`Config`]; a test or another program can run the same daemon in-process.
+//!
+//! Two engines run side by side (the no-echo rule, SPEC.md §4.5): the
+//! *local basis* over this site's own sources only, which answers peers'
+//! probes, and the *site* engine over every source, peers included, whose
+//! bound is published. Local samples go to both; peer samples only to the
+//! site engine.
+//!
+//! * [`event`]: what source tasks send (below both tasks and loop).
+//! * [`sources`]: starts one task per `[[source]]`; [`ntp_task`] and
+//!   [`gpsd_task`] are the NTP and gpsd tasks' I/O.
+//! * [`status_file`]: the status file beside the segment.
+
+pub mod event;
+mod gpsd_task;
+mod ntp_task;
+mod sources;
+pub mod status_file;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn};
+use tsod_proto::wire::SourceKind;
+use tsod_proto::{DriftModel, Offset, Ppb, Timescale};
+
+pub use self::event::SourceEvent;
+use crate::clock::{Clock, SimulatedClock, SystemClock};
+use crate::config::Config;
+use crate::engine::{Engine, EngineConfig, SourceId, Tick};
+use crate::net::endpoint::{EndpointError, NetSetup};
+use crate::net::{PeerEvent, PeerTable};
+use crate::publish::{PublishError, Publisher};
+use crate::site::SiteView;
+use crate::tso::network::PeerConns;
+use crate::tso::node::{StartError, TsoNode};
+
+/// Longest the TSO waits at start for round trips to a majority of peers.
+const TSO_START_WAIT: Duration = Duration::from_secs(5);
+
+/// Why the daemon could not start, or stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The async runtime could not start.
+    #[error("starting the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The shared-memory segment could not be set up.
+    #[error("setting up the shared-memory segment: {0}")]
+    Segment(#[from] PublishError),
+    /// The OS gave no randomness for the writer instance.
+    #[error("no randomness from the OS")]
+    Randomness,
+    /// The clocks could not be read at start.
+    #[error("reading the clocks: {0}")]
+    Clock(#[source] std::io::Error),
+    /// `[clock] max-drift` makes no drift model.
+    #[error("the configured max-drift: {0}")]
+    MaxDrift(#[from] tsod_proto::bound::DriftModelError),
+    /// A source's thread could not start.
+    #[error("starting an NTP source thread: {0}")]
+    SourceThread(#[source] std::io::Error),
+    /// The QUIC endpoint could not start.
+    #[error("starting the QUIC endpoint: {0}")]
+    Endpoint(#[from] EndpointError),
+    /// The TSO could not start.
+    #[error("starting the TSO: {0}")]
+    Tso(#[from] StartError),
+    /// SIGTERM could not be caught.
+    #[error("installing the SIGTERM handler: {0}")]
+    Signal(#[source] std::io::Error),
+    /// Every local source task stopped (a bug: they retry for ever).
+    #[error("every source task stopped")]
+    SourcesStopped,
+}
+
+/// Runs the daemon on a runtime of its own until SIGTERM or Ctrl-C.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    runtime.block_on(serve(config))
+}
+
+/// Runs the daemon on the current runtime until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    let clock: Arc<dyn Clock> = match &config.testing.simulated_clock {
+        Some(sim) => {
+            warn!("running on a SIMULATED clock ([testing.simulated-clock]); never do this in production");
+            Arc::new(SimulatedClock::new(Offset::from_nanos(sim.offset_ns), Ppb::new(sim.frequency_ppb), sim.steps()))
+        }
+        None => Arc::new(SystemClock),
+    };
+    let (publisher, previous) = Publisher::open(&config.publish.path, Timescale::UtcSmear24h)?;
+    let status_path = status_file::status_path(&config.publish.path);
+    let mut instance = [0u8; 8];
+    SystemRandom::new().fill(&mut instance).map_err(|_| DaemonError::Randomness)?;
+
+    let local_sources: Vec<(String, SourceKind)> =
+        config.sources.iter().map(|s| (s.name().to_owned(), sources::kind_of(s))).collect();
+    let mut site_sources = local_sources.clone();
+    site_sources.extend(config.peers.iter().map(|p| (p.name.clone(), SourceKind::Peer)));
+    let n_local = local_sources.len();
+    let engine_config = EngineConfig {
+        max_faulty: config.clock.max_faulty,
+        min_agreeing: config.clock.min_agreeing.unwrap_or(config.source_count()),
+        horizon: config.clock.horizon(),
+        max_sample_age: config.clock.max_sample_age(),
+        holdover: config.clock.holdover(),
+        frequency: config.frequency(),
+    };
+    // The local basis never adopts the previous daemon's bound: that bound
+    // may have come from peers, and the local basis must not (no echo).
+    let local_config = EngineConfig { max_faulty: None, min_agreeing: n_local.max(1), ..engine_config };
+    let first = clock.read().map_err(DaemonError::Clock)?;
+    let writer = u64::from_ne_bytes(instance);
+    let mut engine = Engine::new(engine_config, site_sources, writer, previous, first);
+    let mut local = Engine::new(local_config, local_sources, writer, None, first);
+    if previous.is_some() {
+        info!(path = %config.publish.path.display(), "reusing the segment of a previous daemon");
+    }
+
+    let (tx, mut rx) = mpsc::channel::<SourceEvent>(256);
+    for (index, source) in config.sources.iter().enumerate() {
+        sources::spawn(SourceId(index), source.clone(), config.frequency().max_drift, Arc::clone(&clock), tx.clone())
+            .map_err(DaemonError::SourceThread)?;
+    }
+    drop(tx);
+    let (peer_tx, mut peer_rx) = mpsc::channel::<PeerEvent>(256);
+    let datasheet = DriftModel::symmetric(config.frequency().max_drift)?;
+    let site_name = config.site.as_ref().map_or_else(String::new, |s| s.name.clone());
+    let view = |local: &Tick, site: &Tick, engine: &Engine| {
+        SiteView::new(&site_name, local, n_local > 0, site, datasheet, engine.sources())
+    };
+    let first_local = local.tick(first);
+    let first_site = engine.tick(first);
+    let (view_tx, view_rx) = watch::channel(view(&first_local, &first_site, &engine));
+    let mut tso_failed: Option<oneshot::Receiver<StartError>> = None;
+    let net = match &config.site {
+        Some(site) => {
+            let setup = NetSetup {
+                site: site.clone(),
+                peers: config.peers.clone(),
+                clients: config.clients.clone(),
+                max_sample_age: config.clock.max_sample_age(),
+            };
+            let (endpoint, peers) = crate::net::endpoint::start(setup, Arc::clone(&clock), view_rx.clone(), peer_tx)?;
+            if config.tso.enabled {
+                tso_failed = Some(start_tso(&config, &site.name, &peers, &clock, view_rx));
+            }
+            Some((endpoint, peers))
+        }
+        None => {
+            drop(peer_tx);
+            None
+        }
+    };
+
+    let mut interval = tokio::time::interval(config.clock.update_interval());
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut status_every = tokio::time::interval(Duration::from_secs(1));
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    info!(sources = config.sources.len(), peers = config.peers.len(), path = %config.publish.path.display(), "tsod running");
+    let mut last: Option<Tick> = None;
+    let mut peers_open = net.is_some();
+    loop {
+        tokio::select! {
+            event = rx.recv(), if n_local > 0 => {
+                match event {
+                    Some(SourceEvent::Sample(id, sample)) => {
+                        local.on_sample(id, sample);
+                        engine.on_sample(id, sample);
+                    }
+                    Some(SourceEvent::Reject(id, reason)) => {
+                        local.on_reject(id, reason.clone());
+                        engine.on_reject(id, reason);
+                    }
+                    None => return Err(DaemonError::SourcesStopped),
+                }
+            }
+            event = peer_rx.recv(), if peers_open => {
+                match event {
+                    Some(PeerEvent::Sample { peer, sample }) => engine.on_sample(SourceId(n_local + peer), sample),
+                    Some(PeerEvent::Reject { peer, reason }) => engine.on_reject(SourceId(n_local + peer), reason),
+                    None => peers_open = false,
+                }
+            }
+            _ = interval.tick() => {}
+            _ = status_every.tick() => {
+                if let Some(tick) = &last {
+                    let mut snapshot = status_file::snapshot(tick, engine.sources());
+                    if let Some((_, peers)) = &net {
+                        let local_status = view_tx.borrow().report.local_status;
+                        status_file::add_cluster(&mut snapshot, &site_name, local_status, peers);
+                    }
+                    if let Err(e) = status_file::write(&status_path, &snapshot) {
+                        warn!(error = %e, path = %status_path.display(), "cannot write the status file");
+                    }
+                }
+                continue;
+            }
+            failed = async {
+                match tso_failed.as_mut() {
+                    Some(rx) => rx.await,
+                    None => std::future::pending().await,
+                }
+            }, if tso_failed.is_some() => {
+                match failed {
+                    Ok(e) => return Err(DaemonError::Tso(e)),
+                    Err(_) => tso_failed = None,
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+        }
+        let reading = match clock.read() {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "cannot read the clocks; not publishing");
+                continue;
+            }
+        };
+        let local_tick = local.tick(reading);
+        let tick = engine.tick(reading);
+        if let Some(d) = tick.disruption {
+            warn!(?d, "clock disruption: dropping samples until the sources agree again");
+        }
+        if last.as_ref().map(|l| l.state.anchor.status) != Some(tick.state.anchor.status) {
+            let anchor = &tick.state.anchor;
+            let half_width = anchor.status.is_bounded().then(|| anchor.interval.half_width());
+            info!(status = %anchor.status, ?half_width, "status");
+        }
+        publisher.publish(&tick.state);
+        view_tx.send_replace(view(&local_tick, &tick, &engine));
+        last = Some(tick);
+    }
+    if let Some((endpoint, peers)) = net {
+        if let Some(tso) = peers.tso.get() {
+            tso.shutdown().await;
+        }
+        endpoint.close(0u8.into(), b"tsod stopping");
+    }
+    info!("tsod stopping; the segment stays valid until its horizon");
+    Ok(())
+}
+
+/// Starts the TSO in the background once round trips to a majority are
+/// measured (its timing comes from them, `tso::timing`), or after
+/// [`TSO_START_WAIT`]; the node lands in `peers.tso`. The receiver yields
+/// the error if it could not start.
+fn start_tso(
+    config: &Config,
+    name: &str,
+    peers: &Arc<PeerTable>,
+    clock: &Arc<dyn Clock>,
+    view: watch::Receiver<SiteView>,
+) -> oneshot::Receiver<StartError> {
+    let mut sites = vec![name.to_owned()];
+    sites.extend(config.peers.iter().map(|p| p.name.clone()));
+    let (failed_tx, failed_rx) = oneshot::channel();
+    let (settings, peers, clock, name) =
+        (config.tso.node_settings(), Arc::clone(peers), Arc::clone(clock), name.to_owned());
+    tokio::spawn(async move {
+        wait_for_round_trips(&peers.conns, TSO_START_WAIT).await;
+        let conns = Arc::clone(&peers.conns);
+        match TsoNode::start(&settings, &name, &sites, conns, clock, view).await {
+            Ok(node) => {
+                let _ = peers.tso.set(node);
+            }
+            Err(e) => {
+                let _ = failed_tx.send(e);
+            }
+        }
+    });
+    failed_rx
+}
+
+/// Returns once round trips to a majority of the group's peers are
+/// measured, or after `limit`.
+async fn wait_for_round_trips(conns: &PeerConns, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let rtts = conns.round_trips();
+        let need = rtts.len().saturating_add(1) / 2;
+        if rtts.iter().filter(|(_, r)| r.is_some()).count() >= need || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

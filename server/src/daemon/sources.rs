@@ -1,0 +1,93 @@
+//! Starting the local source tasks: one per `[[source]]`, each sending
+//! [`SourceEvent`]s to the main loop. The NTP and gpsd tasks have their own
+//! modules; the kernel's is small enough to live here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tsod_proto::Ppb;
+use tsod_proto::wire::SourceKind;
+
+use super::event::SourceEvent;
+use super::gpsd_task::{self, GpsdTask};
+use super::ntp_task::{self, NtpTask};
+use crate::clock::Clock;
+use crate::config::SourceConfig;
+use crate::engine::SourceId;
+use crate::sources::gpsd::GpsdParams;
+use crate::sources::kernel;
+use crate::timescale::LeapGuard;
+
+/// The kind of a configured source.
+pub(super) fn kind_of(source: &SourceConfig) -> SourceKind {
+    match source {
+        SourceConfig::Ntp { .. } => SourceKind::Ntp,
+        SourceConfig::Gpsd { .. } => SourceKind::Gpsd,
+        SourceConfig::Kernel { .. } => SourceKind::Kernel,
+    }
+}
+
+/// Starts the task of source `id`; it runs until `tx` closes. Fails only
+/// when the OS refuses a thread.
+pub(super) fn spawn(
+    id: SourceId,
+    source: SourceConfig,
+    max_drift: Ppb,
+    clock: Arc<dyn Clock>,
+    tx: mpsc::Sender<SourceEvent>,
+) -> std::io::Result<()> {
+    match source {
+        SourceConfig::Kernel { timescale, poll_interval_ms, .. } => {
+            tokio::spawn(kernel_task(id, Duration::from_millis(poll_interval_ms), LeapGuard::new(timescale), tx));
+            Ok(())
+        }
+        SourceConfig::Ntp { name, address, timescale, poll_interval_ms } => {
+            let task = NtpTask {
+                id,
+                name,
+                address,
+                poll: Duration::from_millis(poll_interval_ms),
+                guard: LeapGuard::new(timescale),
+                max_drift,
+            };
+            ntp_task::spawn_ntp(task, clock, tx)
+        }
+        SourceConfig::Gpsd { name, address, timescale, pps_error_us, nmea_error_us } => {
+            let params = GpsdParams {
+                pps_error: Duration::from_micros(pps_error_us),
+                nmea_error: Duration::from_micros(nmea_error_us),
+                ..GpsdParams::default()
+            };
+            let task = GpsdTask { id, name, address, params, guard: LeapGuard::new(timescale), max_drift };
+            tokio::spawn(gpsd_task::gpsd_task(task, tx));
+            Ok(())
+        }
+    }
+}
+
+/// Reads the kernel's error bound every poll interval. This is always the
+/// host kernel's view: a simulated clock (testbed) does not reach it, so
+/// simulated sites configure simulated GPS and NTP sources instead.
+async fn kernel_task(id: SourceId, poll: Duration, mut guard: LeapGuard, tx: mpsc::Sender<SourceEvent>) {
+    let mut interval = tokio::time::interval(poll);
+    loop {
+        interval.tick().await;
+        let event = match kernel::read_kernel() {
+            Err(e) => SourceEvent::Reject(id, format!("adjtimex: {e}")),
+            Ok(reading) => match kernel::kernel_sample(&reading) {
+                Err(reject) => SourceEvent::Reject(id, reject.to_string()),
+                Ok((sample, leap)) => {
+                    if guard.admit(sample.interval.midpoint(), leap) {
+                        SourceEvent::Sample(id, sample)
+                    } else {
+                        SourceEvent::Reject(id, "utc source paused around an announced leap second".into())
+                    }
+                }
+            },
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+}

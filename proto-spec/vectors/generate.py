@@ -266,7 +266,7 @@ RAFT_RESPONSES = [
     ("install-snapshot", 51, "install-snapshot", compact({"Ok": {"vote": vote(3, XA, True)}})),
     ("raft-stopped", 48, "append-entries", compact({"Err": {"Fatal": "Stopped"}})),
     ("pre-vote-refused", 52, "pre-vote", compact({
-        "granted": False, "refused": "heard a leader 12 ms ago (stickiness 75 ms)", "merit": MERIT, "term": 3})),
+        "granted": False, "refused": "this site heard its leader 12 ms ago", "merit": MERIT, "term": 3})),
 ]
 
 
@@ -277,6 +277,10 @@ VALID = {
     ],
     "probe-reply": [
         ("typical", PROBE_REPLY),
+        ("worked-example-4-5",
+         {**PROBE_REPLY, "nonce": 0x9E3779B97F4A7C15, "requester-send": 1_000_000_000_000,
+          "at-receive": iv(T0 - 40_000, T0 + 40_000), "at-send": iv(T0 - 10_001, T0 + 70_001),
+          "processing": 30_000}),
         ("holdover-without-local-basis-flag",
          {**PROBE_REPLY, "status": "free-running", "local-basis": False, "drift-bound": 1_000_000,
           "at-send": iv(T0 + 30_000, T0 + 30_000)}),
@@ -292,6 +296,9 @@ VALID = {
         ("unsynchronized-still-decodes",
          {"kind": "now-response", "request-id": 1, "interval": iv(0, 0), "status": "unsynchronized",
           "timescale": "utc-smear-24h", "drift-bound": 0}),
+        ("disrupted-still-decodes",
+         {"kind": "now-response", "request-id": 2, "interval": iv(T0, T0), "status": "disrupted",
+          "timescale": "utc-smear-24h", "drift-bound": 1_000_000}),
     ],
     "status-request": [("typical", {"kind": "status-request", "request-id": 43})],
     "status-response": [("typical", {"kind": "status-response", "request-id": 43, "report": REPORT})],

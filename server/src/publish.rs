@@ -18,17 +18,15 @@
 //!   returned so the daemon can carry it forward as holdover (it was a true
 //!   bound, and extrapolating it at ρ keeps it true).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use tsod_client::mapping::{MapError, WriteMapping};
-use tsod_client::sys;
 use tsod_proto::bound::RateBounds;
 use tsod_proto::shm::{Anchor, PublishedState, SHM_FILE_SIZE, ShmHeader};
 use tsod_proto::{ClockStatus, MonoInstant, TimeInterval, Timescale, Timestamp};
+use tsod_shm::{ExclusiveLock, LockError, MapError, WriteMapping, effective_uid, this_boot_id};
 
 /// File mode of the segment: the daemon writes, every local user reads.
 const SEGMENT_MODE: u32 = 0o644;
@@ -63,7 +61,7 @@ pub struct Publisher {
     mapping: WriteMapping,
     path: PathBuf,
     /// Held for the publisher's lifetime: the flock is released on close.
-    _lock: File,
+    _lock: ExclusiveLock,
 }
 
 impl Publisher {
@@ -72,7 +70,7 @@ impl Publisher {
     /// state reads consistently.
     pub fn open(path: &Path, timescale: Timescale) -> Result<(Self, Option<PublishedState>), PublishError> {
         let lock = lock(path)?;
-        let boot = sys::this_boot_id().map_err(|source| io_error("reading boot id for", path, source))?;
+        let boot = this_boot_id().map_err(|source| io_error("reading boot id for", path, source))?;
         if let Some(mapping) = reusable(path, timescale, boot) {
             let previous = mapping.segment().read().ok();
             return Ok((Self { mapping, path: path.to_path_buf(), _lock: lock }, previous));
@@ -118,8 +116,7 @@ fn lock_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-#[expect(unsafe_code, reason = "flock is a C function")]
-fn lock(path: &Path) -> Result<File, PublishError> {
+fn lock(path: &Path) -> Result<ExclusiveLock, PublishError> {
     let lock_path = lock_path(path);
     let file = OpenOptions::new()
         .read(true)
@@ -134,17 +131,10 @@ fn lock(path: &Path) -> Result<File, PublishError> {
     if meta.uid() != effective_uid() {
         return Err(PublishError::ForeignLock(lock_path));
     }
-    // SAFETY: flock takes a file descriptor that `file` owns and keeps open.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(file);
-    }
-    let err = io::Error::last_os_error();
-    if err.kind() == io::ErrorKind::WouldBlock {
-        Err(PublishError::AlreadyRunning(path.to_path_buf()))
-    } else {
-        Err(io_error("locking", &lock_path, err))
-    }
+    ExclusiveLock::try_acquire(file).map_err(|e| match e {
+        LockError::HeldElsewhere => PublishError::AlreadyRunning(path.to_path_buf()),
+        LockError::Os(source) => io_error("locking", &lock_path, source),
+    })
 }
 
 /// The existing segment at `path`, if it is ours (owned by this user,
@@ -199,10 +189,4 @@ fn create(path: &Path, header: ShmHeader) -> Result<WriteMapping, PublishError> 
         let _ = fs::remove_file(&tmp);
     }
     result
-}
-
-#[expect(unsafe_code, reason = "geteuid is a C function")]
-fn effective_uid() -> u32 {
-    // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
-    unsafe { libc::geteuid() }
 }

@@ -113,26 +113,22 @@ pub fn kernel_sample(k: &KernelReading) -> Result<(Sample, LeapAnnouncement), Ke
     Ok((Sample { at: k.raw_after, interval }, leap))
 }
 
-/// Reads the kernel's clock state (`adjtimex` with `modes = 0`: read only).
-#[expect(unsafe_code, reason = "adjtimex is a C function")]
+/// Reads the kernel's clock state (`adjtimex` with `modes = 0`: read only),
+/// bracketed by two reads of the reader clock.
 pub fn read_kernel() -> std::io::Result<KernelReading> {
-    // SAFETY: an all-zero timex is a valid value of this plain C struct
-    // (modes = 0 asks the kernel to change nothing).
-    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-    let raw_before = tsod_client::sys::reader_clock_now()?;
-    // SAFETY: `tx` is a valid, writable timex for the duration of the call.
-    let state = unsafe { libc::adjtimex(&mut tx) };
-    let raw_after = tsod_client::sys::reader_clock_now()?;
-    if state < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let secs = u64::try_from(tx.time.tv_sec).map_err(|_| std::io::Error::other("system clock before 1970"))?;
-    let sub = u64::try_from(tx.time.tv_usec).map_err(|_| std::io::Error::other("negative sub-second field"))?;
-    let nano = tx.status & libc::STA_NANO != 0;
-    let sub_ns = if nano { sub } else { sub.saturating_mul(1_000) };
-    let time = Timestamp::from_nanos(secs.saturating_mul(1_000_000_000).saturating_add(sub_ns));
-    let offset_ns = if nano { tx.offset } else { tx.offset.saturating_mul(1_000) };
-    Ok(KernelReading { state, status: tx.status, maxerror_us: tx.maxerror, offset_ns, time, raw_before, raw_after })
+    let raw_before = tsod_shm::reader_clock_now()?;
+    let kernel = tsod_shm::kernel_clock_state();
+    let raw_after = tsod_shm::reader_clock_now()?;
+    let k = kernel?;
+    Ok(KernelReading {
+        state: k.state,
+        status: k.status,
+        maxerror_us: k.maxerror_us,
+        offset_ns: k.offset.as_nanos(),
+        time: k.time,
+        raw_before,
+        raw_after,
+    })
 }
 
 #[cfg(test)]
@@ -183,7 +179,7 @@ mod tests {
     fn reading_this_host_never_fails() {
         let k = read_kernel().unwrap();
         assert!(k.raw_after >= k.raw_before);
-        let realtime = tsod_client::sys::realtime_now().unwrap();
+        let realtime = tsod_shm::realtime_now().unwrap();
         let gap = realtime.as_nanos().abs_diff(k.time.as_nanos());
         assert!(gap < 1_000_000_000, "adjtimex time is the system clock: {gap} ns apart");
         // Whether this host is synchronized depends on the machine; print it.

@@ -9,6 +9,10 @@
 //! replicated timestamp oracle through any site. The types it
 //! returns live in [`tsod_proto`] and are re-exported here so applications
 //! need only this crate.
+//!
+//! This crate has no `unsafe` code: the segment mapping and the clock reads
+//! are `tsod-shm`'s, linked without its `writer` feature; [`mapping`]
+//! re-exports the read-only mapping and [`sys`] the clock reads.
 
 pub mod hlc;
 mod local;

@@ -1,66 +1,34 @@
-//! The two operating-system facts a reader needs: the reader clock and the
-//! boot id. This is the crate's only `unsafe` besides the segment mapping.
+//! The operating-system facts a reader needs: the clocks and the boot id.
+//! The system calls themselves live in `tsod-shm`; this module keeps the
+//! `io::Result` signatures the client's callers use (`tsod_client::sys::…`).
 
 use std::io;
 
 use tsod_proto::{MonoInstant, Timestamp};
-
-/// Reads `clock` with `clock_gettime` (the vDSO on Linux: no system call).
-#[expect(unsafe_code, reason = "clock_gettime is a C function")]
-fn read_clock(clock: libc::clockid_t) -> io::Result<MonoInstant> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the
-    // call; clock_gettime writes nothing else.
-    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let secs = u64::try_from(ts.tv_sec).map_err(|_| io::Error::other("clock reads before its epoch"))?;
-    let nanos = u64::try_from(ts.tv_nsec).map_err(|_| io::Error::other("clock nanoseconds out of range"))?;
-    secs.checked_mul(1_000_000_000)
-        .and_then(|n| n.checked_add(nanos))
-        .map(MonoInstant::from_nanos)
-        .ok_or_else(|| io::Error::other("clock reading overflows 64 bits"))
-}
+pub use tsod_shm::{parse_boot_id, this_boot_id};
 
 /// The reader clock, `CLOCK_MONOTONIC_RAW` (SPEC.md §5.2).
+#[inline]
 pub fn reader_clock_now() -> io::Result<MonoInstant> {
-    read_clock(libc::CLOCK_MONOTONIC_RAW)
+    Ok(tsod_shm::reader_clock_now()?)
 }
 
 /// `CLOCK_MONOTONIC` (slewed by the discipline, stopped during suspend).
+#[inline]
 pub fn monotonic_now() -> io::Result<MonoInstant> {
-    read_clock(libc::CLOCK_MONOTONIC)
+    Ok(tsod_shm::monotonic_now()?)
 }
 
 /// `CLOCK_REALTIME`, the system clock, as nanoseconds since the Unix epoch.
+#[inline]
 pub fn realtime_now() -> io::Result<Timestamp> {
-    read_clock(libc::CLOCK_REALTIME).map(|t| Timestamp::from_nanos(t.as_nanos()))
+    Ok(tsod_shm::realtime_now()?)
 }
 
 /// `CLOCK_BOOTTIME`, for the optional suspend check (SPEC.md §5.6).
+#[inline]
 pub fn boottime_now() -> io::Result<MonoInstant> {
-    read_clock(libc::CLOCK_BOOTTIME)
-}
-
-/// `/proc/sys/kernel/random/boot_id` as 16 bytes.
-pub fn this_boot_id() -> io::Result<[u8; 16]> {
-    let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")?;
-    parse_boot_id(&text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed boot_id"))
-}
-
-/// A UUID's 32 hex digits (dashes and whitespace ignored) as 16 bytes.
-pub fn parse_boot_id(text: &str) -> Option<[u8; 16]> {
-    let digits: Vec<u8> = text.bytes().filter(|b| *b != b'-' && !b.is_ascii_whitespace()).collect();
-    if digits.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        let s = core::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(s, 16).ok()?;
-    }
-    Some(out)
+    Ok(tsod_shm::boottime_now()?)
 }
 
 #[cfg(test)]
@@ -68,20 +36,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reader_clock_advances() {
+    fn the_clocks_read_through_this_module() {
         let a = reader_clock_now().unwrap();
-        let b = reader_clock_now().unwrap();
-        assert!(b >= a);
+        assert!(reader_clock_now().unwrap() >= a);
+        assert!(monotonic_now().unwrap().as_nanos() > 0);
         assert!(boottime_now().unwrap().as_nanos() > 0);
-    }
-
-    #[test]
-    fn boot_id_parses() {
-        let id = parse_boot_id("6f1c2a3b-4c5d-4e6f-8091-a2b3c4d5e6f7\n").unwrap();
-        assert_eq!(id[0], 0x6f);
-        assert_eq!(id[15], 0xf7);
-        assert_eq!(parse_boot_id("6f1c"), None);
-        assert_eq!(parse_boot_id("zz1c2a3b-4c5d-4e6f-8091-a2b3c4d5e6f7"), None);
+        assert!(realtime_now().unwrap().as_nanos() > 0);
         assert!(this_boot_id().is_ok());
     }
 }

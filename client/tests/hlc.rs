@@ -28,13 +28,13 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tsod_client::hlc::{
     CommitWait, DEFAULT_MAX_OFFSET, HlcError, HybridClock, IntervalSource, RemoteSource, RemoteSourceError,
 };
-use tsod_client::mapping::WriteMapping;
 use tsod_client::{
     BoundError, ClockError, ClockStatus, DriftModel, HybridTimestamp, LocalClock, Ppb, RemoteClock, RemoteError,
     TimeInterval, Timescale, Timestamp, sys,
 };
 use tsod_proto::shm::{Anchor, PublishedState, SHM_FILE_SIZE, ShmHeader};
 use tsod_proto::wire::{self, ALPN_CLIENT, MAX_MESSAGE_LEN, Message, NowResponse};
+use tsod_shm::WriteMapping;
 
 // ---------------------------------------------------------------------------
 // A segment the test publishes into, standing in for the daemon.

@@ -20,11 +20,11 @@ use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tsod_client::mapping::WriteMapping;
 use tsod_client::sys;
 use tsod_proto::bound::RateBounds;
 use tsod_proto::shm::{Anchor, PublishedState, SHM_FILE_SIZE, ShmHeader};
 use tsod_proto::{ClockStatus, DriftModel, Ppb, TimeInterval, Timescale, Timestamp};
+use tsod_shm::WriteMapping;
 
 /// A directory removed when dropped.
 pub struct Scratch(pub PathBuf);

@@ -37,11 +37,10 @@ use plotters::prelude::{
 };
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use tsod_proto::ClockStatus;
+use tsod_testbed::plot::axis::{draw_mesh, shorten};
 
 use crate::report::uncertainty::StatusChange;
-use layout::{
-    YAxis, axis_label, coloured_runs, elide_middle, shorten, statuses_seen, time_range, unbounded_stretches, y_axis,
-};
+use layout::{YAxis, coloured_runs, elide_middle, statuses_seen, time_range, unbounded_stretches, y_axis};
 use text_bitmap::TextBitmap;
 
 /// Size of the picture, pixels.
@@ -205,16 +204,7 @@ where
         .y_label_area_size(90)
         .build_cartesian_2d(x.clone(), y_spec)
         .map_err(draw_error)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since the first sample")
-        .y_desc(y_desc)
-        .label_style(("sans-serif", 16).into_font())
-        .axis_desc_style(("sans-serif", 17).into_font())
-        .x_label_formatter(&|seconds| format!("{}", (seconds * 100.0).round() / 100.0))
-        .y_label_formatter(&|us| axis_label(*us))
-        .draw()
-        .map_err(draw_error)?;
+    draw_mesh(&mut chart, "seconds since the first sample", y_desc).map_err(draw_error)?;
 
     for (from, to, status) in unbounded_stretches(&picture.points, picture.interval_s, x.end) {
         let shade = Rectangle::new([(from, y.start), (to, y.end)], status_colour(status).mix(0.15).filled());

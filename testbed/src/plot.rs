@@ -24,6 +24,8 @@
 //!   half-widths at or below zero are drawn at the bottom of the axis.
 //! * Nothing is written unless the whole picture was drawn.
 
+pub mod axis;
+
 use std::ffi::OsStr;
 use std::io;
 use std::ops::Range;
@@ -35,6 +37,8 @@ use plotters::prelude::{
     LineSeries, PathElement, RGBColor, SVGBackend, ShapeStyle, Text, TriangleMarker, WHITE,
 };
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use axis::{draw_mesh, log_lerp, shorten};
 
 /// Size of the picture, pixels.
 const SIZE: (u32, u32) = (1280, 680);
@@ -139,16 +143,7 @@ pub fn render_svg(title: &str, series: &[Series], events: &[(f64, String)]) -> R
             .y_label_area_size(85)
             .build_cartesian_2d(x_range, y_range.log_scale())
             .map_err(draw_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since start")
-            .y_desc("half-width (log scale)")
-            .label_style(("sans-serif", 16).into_font())
-            .axis_desc_style(("sans-serif", 17).into_font())
-            .x_label_formatter(&|seconds| format!("{}", (seconds * 100.0).round() / 100.0))
-            .y_label_formatter(&|us| axis_label(*us))
-            .draw()
-            .map_err(draw_error)?;
+        draw_mesh(&mut chart, "seconds since start", "half-width (log scale)").map_err(draw_error)?;
 
         let event_style = EVENT_COLOUR.mix(0.7).stroke_width(1);
         for (index, (at, label)) in events.iter().enumerate().filter(|(_, (at, _))| at.is_finite()) {
@@ -266,24 +261,6 @@ fn half_width_at(points: &[(f64, Option<f64>)], at: f64) -> Option<f64> {
     points.iter().rev().find(|(t, _)| *t <= at).and_then(|(_, us)| *us).filter(|us| us.is_finite())
 }
 
-/// The value a `fraction` of the way from `low` to `high` on a log axis.
-fn log_lerp(low: f64, high: f64, fraction: f64) -> f64 {
-    10_f64.powf(low.log10() + (high.log10() - low.log10()) * fraction)
-}
-
-/// A y-axis tick, given in µs, in the unit that reads best: `10 µs`, `1 ms`, `2 s`.
-fn axis_label(us: f64) -> String {
-    let (value, unit) = if us >= 1e6 {
-        (us / 1e6, "s")
-    } else if us >= 1e3 {
-        (us / 1e3, "ms")
-    } else {
-        (us, "µs")
-    };
-    // Ticks are decades and their multiples: rounding to 3 decimals hides float noise.
-    format!("{} {unit}", (value * 1000.0).round() / 1000.0)
-}
-
 /// A status change's label: short enough not to cover the next one.
 fn short_status(status: &str) -> String {
     match status {
@@ -292,16 +269,6 @@ fn short_status(status: &str) -> String {
         "free-running" => "free-run".to_owned(),
         other => shorten(other, 10),
     }
-}
-
-/// `text` cut to at most `chars` characters, the last `…` when cut.
-fn shorten(text: &str, chars: usize) -> String {
-    if text.chars().count() <= chars {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(chars.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 #[cfg(test)]
@@ -398,14 +365,8 @@ mod tests {
         assert_eq!(half_width_range(&[one]), 10.0..100.0);
         assert_eq!(time_range(&[], &[(-2.0, String::new()), (f64::NAN, String::new())]), -2.0..0.0);
         assert_eq!(time_range(&[], &[]), 0.0..1.0);
-        assert_eq!(axis_label(10.0), "10 µs");
-        assert_eq!(axis_label(1_000.0), "1 ms");
-        assert_eq!(axis_label(300_000.000_000_1), "300 ms");
-        assert_eq!(axis_label(2e6), "2 s");
         let runs =
             bounded_runs(&[(0.0, Some(1.0)), (1.0, None), (2.0, Some(0.5)), (3.0, Some(f64::NAN)), (4.0, None)], 1.0);
         assert_eq!(runs, vec![vec![(0.0, 1.0)], vec![(2.0, 1.0)]]);
-        assert_eq!(shorten("abcdef", 4), "abc…");
-        assert_eq!(shorten("ü", 1), "ü");
     }
 }

@@ -1,11 +1,13 @@
 //! Where things go on the plot, without drawing anything: the axes' ranges,
 //! the line cut into status-coloured pieces, the stretches without a bound,
-//! tick labels and shortened texts. Pure functions of the samples, so they
-//! are tested on their own; `plot.rs` draws what they return.
+//! and texts that lose their middle. Pure functions of the samples, so they
+//! are tested on their own; `plot.rs` draws what they return. Tick labels
+//! and the mesh are the testbed's plot's too (`tsod_testbed::plot::axis`).
 
 use std::ops::Range;
 
 use tsod_proto::ClockStatus;
+use tsod_testbed::plot::axis::log_lerp;
 
 use super::{Picture, Point};
 
@@ -122,33 +124,10 @@ impl YAxis {
     /// The value a `fraction` of the way up the axis.
     pub(super) fn at_fraction(&self, fraction: f64) -> f64 {
         match self {
-            Self::Log(y) => 10_f64.powf(y.start.log10() + (y.end.log10() - y.start.log10()) * fraction),
+            Self::Log(y) => log_lerp(y.start, y.end, fraction),
             Self::Linear(y) => y.start + (y.end - y.start) * fraction,
         }
     }
-}
-
-/// A y-axis tick, given in µs, in the unit that reads best: `10 µs`, `1 ms`, `2 s`.
-pub(super) fn axis_label(us: f64) -> String {
-    let (value, unit) = if us >= 1e6 {
-        (us / 1e6, "s")
-    } else if us >= 1e3 {
-        (us / 1e3, "ms")
-    } else {
-        (us, "µs")
-    };
-    // Ticks are round numbers: rounding to 3 decimals hides float noise.
-    format!("{} {unit}", (value * 1000.0).round() / 1000.0)
-}
-
-/// `text` cut to at most `chars` characters, the last `…` when cut.
-pub(super) fn shorten(text: &str, chars: usize) -> String {
-    if text.chars().count() <= chars {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(chars.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 /// `text` cut to at most `chars` characters by replacing its middle with
@@ -188,9 +167,6 @@ mod tests {
         let decade =
             [point(0.0, Some(10.0), ClockStatus::Synchronized), point(1.0, Some(100.0), ClockStatus::Degraded)];
         assert_eq!(y_axis(&decade), YAxis::Log(10.0..1000.0));
-        assert_eq!(axis_label(10.0), "10 µs");
-        assert_eq!(axis_label(1_000.0), "1 ms");
-        assert_eq!(axis_label(2e6), "2 s");
         assert_eq!(time_range(&Picture::default()), 0.0..1.0);
         assert_eq!(time_range(&spread()), 0.0..21.0);
         assert!((YAxis::Log(10.0..1000.0).at_fraction(0.5) - 100.0).abs() < 1e-9);
@@ -221,7 +197,6 @@ mod tests {
         let last = [point(0.0, None, Unsynchronized)];
         assert_eq!(unbounded_stretches(&last, 1.0, 0.5), vec![(0.0, 0.5, Some(Unsynchronized))]);
         assert_eq!(statuses_seen(&points), vec![Some(Synchronized), Some(Degraded), Some(Unsynchronized)]);
-        assert_eq!(shorten("abcdef", 4), "abc…");
         assert_eq!(elide_middle("/tmp/abcdef/seg", 9), "/tmp…/seg");
         assert_eq!(elide_middle("short", 9), "short");
     }

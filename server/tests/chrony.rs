@@ -17,19 +17,17 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Scratch, available, check_truth, chronyd, free_udp_port, is_root, ntp_source, synchronized, tsod};
+use common::{Scratch, check_truth, chronyd, free_udp_port, ntp_source, require, synchronized, tsod};
 use tsod::daemon::status_file;
 use tsod_proto::ClockStatus;
 
 #[test]
+#[cfg_attr(
+    any(tsod_no_chronyd, tsod_not_root),
+    ignore = "needs chronyd, run as root: apt-get install chrony, or the README's test command"
+)]
 fn one_chronyd_server_gives_a_true_tight_bound() {
-    if !available("chronyd", "chrony") {
-        return;
-    }
-    if !is_root() {
-        eprintln!("SKIPPED: chronyd must be started as root; this test did not run");
-        return;
-    }
+    require(&[("chronyd", "chrony")]);
     let dir = Scratch::new("chrony", "one");
     let port = free_udp_port();
     let _server = chronyd(&dir.0, port, None);
@@ -52,14 +50,12 @@ fn one_chronyd_server_gives_a_true_tight_bound() {
 }
 
 #[test]
+#[cfg_attr(
+    any(tsod_no_chronyd, tsod_not_root),
+    ignore = "needs chronyd, run as root: apt-get install chrony, or the README's test command"
+)]
 fn a_chronyd_with_a_wrong_clock_is_outvoted_as_a_falseticker() {
-    if !available("chronyd", "chrony") {
-        return;
-    }
-    if !is_root() {
-        eprintln!("SKIPPED: chronyd must be started as root; this test did not run");
-        return;
-    }
+    require(&[("chronyd", "chrony")]);
     let dir = Scratch::new("chrony", "three");
     let ports = [free_udp_port(), free_udp_port(), free_udp_port()];
     let _a = chronyd(&dir.0, ports[0], None);

@@ -22,8 +22,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, Utc};
 use common::{
-    Running, Scratch, available, check_truth, chronyd, free_udp_port, is_root, ntp_source, realtime, synchronized,
-    tsod_with,
+    Running, Scratch, check_truth, chronyd, free_udp_port, ntp_source, realtime, require, synchronized, tsod_with,
 };
 use tsod::daemon::status_file::{self, StatusSnapshot};
 use tsod_proto::ClockStatus;
@@ -81,22 +80,13 @@ fn wait_for(segment: &Path, what: &str, ok: impl Fn(&StatusSnapshot) -> bool) ->
     }
 }
 
-fn prerequisites(programs: &[(&str, &str)]) -> bool {
-    if !programs.iter().all(|(p, pkg)| available(p, pkg)) {
-        return false;
-    }
-    if !is_root() {
-        eprintln!("SKIPPED: gpsfake/chronyd must be started as root here; this test did not run");
-        return false;
-    }
-    true
-}
-
 #[test]
+#[cfg_attr(
+    any(tsod_no_gpsd, tsod_not_root),
+    ignore = "needs gpsd and gpsfake, run as root: apt-get install gpsd gpsd-clients, or the README's test command"
+)]
 fn an_honest_gps_gives_a_true_bound_and_its_loss_never_breaks_it() {
-    if !prerequisites(&[("gpsd", "gpsd"), ("gpsfake", "gpsd-clients")]) {
-        return;
-    }
+    require(&[("gpsd", "gpsd"), ("gpsfake", "gpsd-clients")]);
     let dir = Scratch::new("gpsd", "honest");
     let port = free_udp_port();
     let log = dir.join("honest.nmea");
@@ -117,10 +107,12 @@ fn an_honest_gps_gives_a_true_bound_and_its_loss_never_breaks_it() {
 }
 
 #[test]
+#[cfg_attr(
+    any(tsod_no_gpsd, tsod_no_chronyd, tsod_not_root),
+    ignore = "needs gpsd, gpsfake and chronyd, run as root: apt-get install gpsd gpsd-clients chrony, or the README's test command"
+)]
 fn a_gps_an_hour_wrong_is_outvoted_by_two_chronyd_servers() {
-    if !prerequisites(&[("gpsd", "gpsd"), ("gpsfake", "gpsd-clients"), ("chronyd", "chrony")]) {
-        return;
-    }
+    require(&[("gpsd", "gpsd"), ("gpsfake", "gpsd-clients"), ("chronyd", "chrony")]);
     let dir = Scratch::new("gpsd", "stale");
     let gps_port = free_udp_port();
     let log = dir.join("old.nmea");

@@ -39,27 +39,24 @@ impl Drop for Scratch {
     }
 }
 
-/// Whether `program` is installed; prints the reason and returns false when
-/// it is not (outside CI), panics under CI.
-pub(crate) fn available(program: &str, package: &str) -> bool {
-    let found =
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false)
-            || Path::new("/usr/sbin").join(program).is_file();
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{program} is missing under CI: .ci/run must install {package}");
-        }
-        eprintln!("SKIPPED: {program} not installed (apt-get install {package}); this test did not run");
+/// Fails the test unless every `(program, package)` is installed and the
+/// test runs as root (chronyd and gpsfake start as root and drop
+/// privileges). Tests that call this are `#[ignore]`d with the reason when
+/// `build.rs` found the programs missing, so reaching here without them
+/// means they vanished since the build, or CI did not install them.
+pub(crate) fn require(programs: &[(&str, &str)]) {
+    for (program, package) in programs {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+            .unwrap_or(false)
+            || ["/usr/sbin", "/usr/bin"].iter().any(|d| Path::new(d).join(program).is_file());
+        assert!(found, "{program} is not installed: apt-get install {package} (the README's test command does)");
     }
-    found
-}
-
-pub(crate) fn is_root() -> bool {
-    // chronyd must start as root to drop privileges; the test runs it as root.
-    std::fs::read_to_string("/proc/self/status")
+    let root = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false)
+        .unwrap_or(false);
+    assert!(root, "chronyd and gpsfake must be started as root");
 }
 
 /// A child process killed when dropped.

@@ -22,74 +22,30 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Running, Scratch, check_truth, free_udp_port, synchronized, tsod_with};
+use common::cluster::{ClusterSite, SITES, Setup, make_pki, start_sites};
+use common::{Scratch, check_truth, synchronized};
 use tsod::daemon::status_file::{self, StatusSnapshot};
-use tsod::pki::{self, SiteSpec};
 use tsod_client::{RemoteClock, RemoteError, RemoteOptions};
 use tsod_proto::{ClockStatus, Offset, Ppb};
-use tsod_testbed::sim::gpsd::{GpsFault, GpsdSim};
+use tsod_testbed::sim::gpsd::GpsFault;
 
-const SITES: [&str; 3] = ["bj-a", "bj-b", "xa"];
-/// Each site's simulated clock: offset (ns) and frequency error (ppb).
-const CLOCKS: [(i64, i64); 3] = [(3_000_000_000, 40_000), (-2_500_000, -25_000), (7_000_000, 0)];
-
-struct Site {
-    name: &'static str,
-    port: u16,
-    gps: GpsdSim,
-    daemon: Option<Running>,
-    segment: PathBuf,
-}
-
-impl Site {
-    fn status(&self) -> StatusSnapshot {
-        status_file::read(&status_file::status_path(&self.segment)).unwrap()
-    }
-}
-
+/// Makes the cluster PKI for `sites` in `scratch/name`.
 fn cluster_dir(scratch: &Scratch, name: &str, sites: &[&str]) -> PathBuf {
-    let dir = scratch.join(name);
-    let specs: Vec<SiteSpec> = sites.iter().map(|s| SiteSpec::parse(&format!("{s}=127.0.0.1")).unwrap()).collect();
-    pki::init(&dir, &specs, 30).unwrap();
-    dir
+    make_pki(&scratch.join(name), sites)
 }
 
 /// Starts the three sites; `extra` goes into every configuration.
-fn start_cluster(scratch: &Scratch, certs: &Path, extra: &str) -> Vec<Site> {
-    let ports: Vec<u16> = SITES.iter().map(|_| free_udp_port()).collect();
-    let mut sites = Vec::new();
-    for (i, name) in SITES.iter().enumerate() {
-        let dir = scratch.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let gps = GpsdSim::start("127.0.0.1:0".parse().unwrap()).unwrap();
-        let (offset, frequency) = CLOCKS[i];
-        let mut peers = String::new();
-        for (j, peer) in SITES.iter().enumerate() {
-            if j != i {
-                peers.push_str(&format!("\n[[peer]]\nname = \"{peer}\"\naddress = \"127.0.0.1:{}\"\n", ports[j]));
-            }
-        }
-        let config = format!(
-            "{extra}\n[site]\nname = \"{name}\"\nlisten = \"127.0.0.1:{}\"\ncluster-dir = \"{}\"\n\
-             probe-interval-ms = 250\ngossip-interval-ms = 250\n\
-             [tso]\nstate-dir = \"{}\"\n\
-             [testing.simulated-clock]\noffset-ns = {offset}\nfrequency-ppb = {frequency}\n",
-            ports[i],
-            certs.display(),
-            dir.join("tso").display()
-        );
-        let sources = format!(
-            "\n[[source]]\nkind = \"gpsd\"\nname = \"gps\"\naddress = \"{}\"\ntimescale = \"utc\"\n{peers}",
-            gps.local_addr()
-        );
-        let (daemon, segment) = tsod_with(&dir, &config, &sources);
-        sites.push(Site { name, port: ports[i], gps, daemon: Some(daemon), segment });
-    }
-    sites
+fn start_cluster(scratch: &Scratch, certs: &Path, extra: &str) -> Vec<ClusterSite> {
+    start_sites(&scratch.0, &Setup { certs, extra, tso: ["", "", ""] }, |_, address| address)
 }
 
 /// Waits until `check` holds for the site's status file.
-fn wait_for(site: &Site, what: &str, within: Duration, check: impl Fn(&StatusSnapshot) -> bool) -> StatusSnapshot {
+fn wait_for(
+    site: &ClusterSite,
+    what: &str,
+    within: Duration,
+    check: impl Fn(&StatusSnapshot) -> bool,
+) -> StatusSnapshot {
     let deadline = Instant::now() + within;
     loop {
         if let Ok(s) = status_file::read(&status_file::status_path(&site.segment)) {
@@ -161,7 +117,7 @@ fn three_sites_bound_true_time_through_each_other_and_survive_losing_one() {
     }
     for site in &sites {
         wait_for(site, "xa's samples aged out", Duration::from_secs(10), |s| !source(s, "xa").usable);
-        let s = site.status();
+        let s = site.status().unwrap();
         assert_eq!(s.status, ClockStatus::Synchronized, "{s:#?}");
         check_truth(&synchronized(&site.segment), Duration::from_secs(1), true);
     }

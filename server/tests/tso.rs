@@ -20,38 +20,25 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Running, Scratch, free_udp_port, realtime, synchronized, tsod_with};
-use tsod::daemon::status_file::{self, StatusSnapshot};
-use tsod::pki::{self, SiteSpec};
+use common::cluster::{ClusterSite, SITES, Setup, make_pki, start_sites};
+use common::{Running, Scratch, realtime, synchronized};
+use tsod::daemon::status_file;
 use tsod_client::tso::{Tso, TsoOptions};
 use tsod_proto::HybridTimestamp;
 use tsod_proto::observe::TsoRole;
-use tsod_testbed::sim::gpsd::GpsdSim;
 use tsod_testbed::wan::{DirectionShape, LinkShape, WanRelay};
 
-const SITES: [&str; 3] = ["bj-a", "bj-b", "xa"];
-/// Each site's simulated clock: offset (ns) and frequency error (ppb).
-const CLOCKS: [(i64, i64); 3] = [(3_000_000_000, 40_000), (-2_500_000, -25_000), (7_000_000, 0)];
-
-struct Site {
-    name: &'static str,
-    dir: PathBuf,
-    port: u16,
-    config: PathBuf,
-    segment: PathBuf,
-    daemon: Option<Running>,
-    _gps: GpsdSim,
+trait Control {
+    fn kill(&mut self);
+    fn restart(&mut self);
+    fn signal(&self, signal: libc::c_int);
 }
 
-impl Site {
-    fn status(&self) -> Option<StatusSnapshot> {
-        status_file::read(&status_file::status_path(&self.segment)).ok()
-    }
-
+impl Control for ClusterSite {
     fn kill(&mut self) {
         self.daemon = None;
         // What the dead daemon last wrote is not its state after a restart.
@@ -75,10 +62,6 @@ impl Site {
         let rc = unsafe_free_kill(pid, signal);
         assert_eq!(rc, 0, "kill -{signal} {pid}");
     }
-
-    fn addr(&self) -> std::net::SocketAddr {
-        format!("127.0.0.1:{}", self.port).parse().unwrap()
-    }
 }
 
 /// `kill(2)` through the `kill` command (the workspace denies unsafe code).
@@ -87,73 +70,40 @@ fn unsafe_free_kill(pid: u32, signal: libc::c_int) -> i32 {
     if status.success() { 0 } else { 1 }
 }
 
-fn start_cluster(scratch: &Scratch) -> Vec<Site> {
+fn start_cluster(scratch: &Scratch) -> Vec<ClusterSite> {
     start_cluster_over(scratch, None).0
 }
 
 /// The cluster; with `one_way`, every site reaches every other through a
 /// WAN relay delaying each direction by it (the relays are returned and
 /// must be kept alive).
-fn start_cluster_over(scratch: &Scratch, one_way: Option<Duration>) -> (Vec<Site>, Vec<WanRelay>) {
+fn start_cluster_over(scratch: &Scratch, one_way: Option<Duration>) -> (Vec<ClusterSite>, Vec<WanRelay>) {
     start_cluster_with(scratch, one_way, &["", "", ""])
 }
 
 /// [`start_cluster_over`], with `tso[i]` added to site `i`'s `[tso]`.
-fn start_cluster_with(scratch: &Scratch, one_way: Option<Duration>, tso: &[&str; 3]) -> (Vec<Site>, Vec<WanRelay>) {
-    let certs = scratch.join("certs");
-    let specs: Vec<SiteSpec> = SITES.iter().map(|s| SiteSpec::parse(&format!("{s}=127.0.0.1")).unwrap()).collect();
-    pki::init(&certs, &specs, 30).unwrap();
-    let ports: Vec<u16> = SITES.iter().map(|_| free_udp_port()).collect();
-    let mut sites = Vec::new();
+fn start_cluster_with(
+    scratch: &Scratch,
+    one_way: Option<Duration>,
+    tso: &[&str; 3],
+) -> (Vec<ClusterSite>, Vec<WanRelay>) {
+    let certs = make_pki(&scratch.join("certs"), &SITES);
+    let setup = Setup {
+        certs: &certs,
+        extra: "[clients]\nallow-anonymous = true\nmax-requests-per-second = 1000000\n",
+        tso: *tso,
+    };
     let mut relays = Vec::new();
-    for (i, name) in SITES.iter().enumerate() {
-        let dir = scratch.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let gps = GpsdSim::start("127.0.0.1:0".parse().unwrap()).unwrap();
-        let (offset, frequency) = CLOCKS[i];
-        let mut peers = String::new();
-        for (j, peer) in SITES.iter().enumerate() {
-            if j != i {
-                let target: std::net::SocketAddr = format!("127.0.0.1:{}", ports[j]).parse().unwrap();
-                let address = match one_way {
-                    None => target,
-                    Some(d) => {
-                        let shape = LinkShape::symmetric(DirectionShape::with_delay(d));
-                        let relay = WanRelay::start("127.0.0.1:0".parse().unwrap(), target, shape).unwrap();
-                        let a = relay.local_addr();
-                        relays.push(relay);
-                        a
-                    }
-                };
-                peers.push_str(&format!("\n[[peer]]\nname = \"{peer}\"\naddress = \"{address}\"\n"));
-            }
+    let sites = start_sites(&scratch.0, &setup, |_, target| match one_way {
+        None => target,
+        Some(d) => {
+            let shape = LinkShape::symmetric(DirectionShape::with_delay(d));
+            let relay = WanRelay::start("127.0.0.1:0".parse().unwrap(), target, shape).unwrap();
+            let address = relay.local_addr();
+            relays.push(relay);
+            address
         }
-        let config = format!(
-            "[site]\nname = \"{name}\"\nlisten = \"127.0.0.1:{}\"\ncluster-dir = \"{}\"\n\
-             probe-interval-ms = 250\ngossip-interval-ms = 250\n\
-             [clients]\nallow-anonymous = true\nmax-requests-per-second = 1000000\n\
-             [tso]\nstate-dir = \"{}\"\n{}\n\
-             [testing.simulated-clock]\noffset-ns = {offset}\nfrequency-ppb = {frequency}\n",
-            ports[i],
-            certs.display(),
-            dir.join("tso").display(),
-            tso[i]
-        );
-        let sources = format!(
-            "\n[[source]]\nkind = \"gpsd\"\nname = \"gps\"\naddress = \"{}\"\ntimescale = \"utc\"\n{peers}",
-            gps.local_addr()
-        );
-        let (daemon, segment) = tsod_with(&dir, &config, &sources);
-        sites.push(Site {
-            name,
-            config: dir.join("tsod.toml"),
-            dir,
-            port: ports[i],
-            segment,
-            daemon: Some(daemon),
-            _gps: gps,
-        });
-    }
+    });
     for site in &sites {
         synchronized(&site.segment);
     }
@@ -161,7 +111,7 @@ fn start_cluster_with(scratch: &Scratch, one_way: Option<Duration>, tso: &[&str;
 }
 
 /// The index of the site that leads with a committed lease, once one does.
-fn leader(sites: &[Site], within: Duration) -> usize {
+fn leader(sites: &[ClusterSite], within: Duration) -> usize {
     let deadline = Instant::now() + within;
     loop {
         for (i, site) in sites.iter().enumerate() {
@@ -181,7 +131,7 @@ fn leader(sites: &[Site], within: Duration) -> usize {
 
 /// The leader once it has stayed the same site for `settle` (leadership
 /// may first move to the preferred site), and its term.
-fn stable_leader(sites: &[Site], within: Duration, settle: Duration) -> (usize, u64) {
+fn stable_leader(sites: &[ClusterSite], within: Duration, settle: Duration) -> (usize, u64) {
     let deadline = Instant::now() + within;
     let mut current = (leader(sites, within), Instant::now());
     loop {
@@ -197,7 +147,7 @@ fn stable_leader(sites: &[Site], within: Duration, settle: Duration) -> (usize, 
 }
 
 /// The highest Raft term any running site reports.
-fn max_term(sites: &[Site]) -> u64 {
+fn max_term(sites: &[ClusterSite]) -> u64 {
     sites.iter().filter(|s| s.daemon.is_some()).filter_map(|s| s.status()?.tso.map(|t| t.term)).max().unwrap_or(0)
 }
 
@@ -291,7 +241,7 @@ fn check_honest(records: &[Arc<Mutex<Record>>], slack: Duration) {
 /// `before`, stops `after` later; returns the records (one per site) and
 /// the worst gap between two successful calls at any survivor.
 fn kill_leader_under_load(
-    sites: &mut [Site],
+    sites: &mut [ClusterSite],
     leader_index: usize,
     certs: &Path,
     before: Duration,

@@ -8,6 +8,8 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+pub(crate) mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

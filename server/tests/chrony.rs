@@ -2,9 +2,9 @@
 //! so they never touch the host clock). On one machine the host clock is
 //! the truth: every interval tsod publishes must contain it.
 //!
-//! Needs `chronyd` (package chrony). Without it the tests print why they
-//! skip — except under CI (`CI=true`), where `.ci/run` installs it and a
-//! missing one is a failure.
+//! Needs `chronyd` (package chrony) and root. Without them the tests are
+//! ignored with the reason (`server/build.rs`) — except under CI
+//! (`CI=true`), where `.ci/test` installs it and a missing one is a failure.
 
 #![allow(
     clippy::unwrap_used,

@@ -4,8 +4,9 @@
 //! (within gpsfake's start-up delay: the configured NMEA error covers it),
 //! and a log stamped an hour ago is a GPS that is an hour wrong.
 //!
-//! Without gpsd/gpsfake (or chronyd for the second test) the tests print why
-//! they skip; under CI (`CI=true`) a missing program is a failure.
+//! Without gpsd/gpsfake (or chronyd for the second test), or without root,
+//! the tests are ignored with the reason (`server/build.rs`); under CI
+//! (`CI=true`) a missing program is a failure.
 
 #![allow(
     clippy::unwrap_used,

@@ -1,5 +1,5 @@
 //! The daemon's view of the local clocks, behind a trait so that tests and
-//! the testbed can run the real code on a simulated clock (STYLE.md §2).
+//! the testbed can run the real code on a simulated clock (docs/STYLE.md §2).
 //!
 //! A [`ClockReading`] takes the four Linux clocks the daemon needs at (as
 //! nearly as possible) one instant:

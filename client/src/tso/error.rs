@@ -92,7 +92,7 @@ pub enum TsoError {
     Decode(DecodeError),
     /// The service went backwards: the granted range starts at or below a
     /// timestamp this client had already received when it sent the request,
-    /// which breaks real-time order (ARCHITECTURE Invariant 2). None of the
+    /// which breaks real-time order (docs/ARCHITECTURE.md, invariant 2). None of the
     /// range is used.
     #[error(
         "the TSO went backwards: granted {first} although {floor} had already been received before the request \

@@ -83,7 +83,7 @@
 //! bounds. The midpoint is T3 + δ̂/2, which is NTP's own estimate of the time
 //! at t4 (t4 + offset = t4 + ((T2 − t1) + (T3 − t4))/2 = T3 + δ/2), and the
 //! half-width is δ̂/2 + root_delay/2 + root_dispersion + p_s + p_l(1+ρ_l):
-//! ARCHITECTURE.md's "δ/2 + root_delay/2 + root_dispersion + precision terms",
+//! docs/ARCHITECTURE.md's "δ/2 + root_delay/2 + root_dispersion + precision terms",
 //! RFC 5905's root distance. The offset estimate assumes symmetric paths; the
 //! δ/2 half-width is what makes asymmetry harmless: the truth may lie
 //! anywhere from T3 (all of δ on the way back) to T3 + δ (all on the way out).

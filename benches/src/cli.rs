@@ -1,6 +1,7 @@
 //! One subcommand's options parsed on their own, by the subcommand's own
 //! definition: how `tsbench compare` builds each step (exactly `tsbench
-//! NAME WORDS…`), and how each subcommand's tests check its options.
+//! NAME WORDS…`), and how each subcommand's tests check its options
+//! ([`FromWords`]).
 
 use std::ffi::OsString;
 
@@ -22,3 +23,15 @@ where
 {
     Invocation::<T>::try_parse_from(words).map(|i| i.args)
 }
+
+/// For the subcommands' tests: `NowArgs::from_words(&["--count", "5"])`.
+#[cfg(test)]
+pub(crate) trait FromWords: clap::Args + Sized {
+    /// `words` (without a program name) parsed as these options.
+    fn from_words(words: &[&str]) -> Result<Self, clap::Error> {
+        parse(words.iter().copied())
+    }
+}
+
+#[cfg(test)]
+impl<T: clap::Args> FromWords for T {}

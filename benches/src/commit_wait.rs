@@ -18,7 +18,9 @@
 //! the interval that ended it; a wait lasts about twice the half-width. A
 //! failed transaction is counted by kind and the run goes on; the run fails
 //! after printing its report if more than 1 % failed. The JSON fields are
-//! documented in `report/commit_wait.rs`.
+//! documented in `commit_wait/report.rs`.
+
+mod report;
 
 use std::time::{Duration, Instant};
 
@@ -26,12 +28,11 @@ use anyhow::Context as _;
 use tsod_client::LocalClock;
 use tsod_client::hlc::{CommitWait, HybridClock, RemoteSource};
 
-use crate::output;
 use crate::plan::{self, Plan};
 use crate::progress::Progress;
-use crate::report::commit_wait::CommitWaitReport;
-use crate::report::{self, ErrorTally, Mode, Series};
+use crate::report::{ErrorTally, Mode, RunHeader, Series, round_to};
 use crate::site::{self, ClockArgs, ClockTarget, RemoteTarget};
+pub(crate) use report::CommitWaitReport;
 
 /// Transactions when neither `--count` nor `--duration` is given.
 const DEFAULT_COUNT: u64 = 1_000;
@@ -53,7 +54,7 @@ pub(crate) struct CommitWaitArgs {
     #[arg(long, value_name = "D", value_parser = plan::parse_duration)]
     duration: Option<Duration>,
     /// Print one JSON object (fields documented in tsbench's
-    /// report/commit_wait.rs) instead of a table; no progress bar.
+    /// commit_wait/report.rs) instead of a table; no progress bar.
     #[arg(long)]
     json: bool,
 }
@@ -62,18 +63,14 @@ pub(crate) struct CommitWaitArgs {
 /// cannot be opened, or after printing if more than 1 % of the
 /// transactions failed.
 pub(crate) fn run(args: &CommitWaitArgs) -> anyhow::Result<()> {
-    let report = report(args)?;
-    if args.json {
-        output::write_stdout(&format!("{}\n", report.to_json()?))?;
-    } else {
-        output::write_stdout(&report.to_human())?;
-    }
-    if report.errors.saturating_mul(100) > report.count {
+    let report = measure(args)?;
+    crate::report::print(&report, args.json)?;
+    if report.errors.over_one_percent_of(report.count) {
         anyhow::bail!(
             "{} of {} transactions failed, more than 1% ({}); the figures above are not trustworthy",
-            report.errors,
+            report.errors.total,
             report.count,
-            report::error_kinds_text(&report.error_kinds)
+            report.errors.kinds_text()
         );
     }
     Ok(())
@@ -82,7 +79,7 @@ pub(crate) fn run(args: &CommitWaitArgs) -> anyhow::Result<()> {
 /// Runs the transactions as `run` does and returns the report without
 /// printing it (for `tsbench compare`); fails only if the clock cannot be
 /// opened.
-pub(crate) fn report(args: &CommitWaitArgs) -> anyhow::Result<CommitWaitReport> {
+pub(crate) fn measure(args: &CommitWaitArgs) -> anyhow::Result<CommitWaitReport> {
     let plan = Plan::new(args.count, args.duration, DEFAULT_COUNT);
     let mut progress = Progress::new(plan, !args.json).counting("waits");
     let report = match args.clock.target()? {
@@ -136,9 +133,9 @@ impl Waits {
         match outcome {
             Ok(wait) => {
                 self.reads = self.reads.saturating_add(u64::from(wait.reads));
-                self.waited.record(nanos(wait.waited));
-                self.overshoot.record(nanos(wait.overshoot()));
-                self.half_width.record(nanos(wait.interval.half_width()));
+                self.waited.record_duration(wait.waited);
+                self.overshoot.record_duration(wait.overshoot());
+                self.half_width.record_duration(wait.interval.half_width());
             }
             Err(kind) => self.errors.add(&kind),
         }
@@ -147,15 +144,11 @@ impl Waits {
 
     fn report(self, mode: Mode, target: String, address: Option<String>) -> CommitWaitReport {
         CommitWaitReport {
-            command: "commit-wait",
-            mode,
-            target,
-            address,
-            elapsed_s: report::round_to(self.started.elapsed().as_secs_f64(), 3),
+            run: RunHeader { command: "commit-wait", mode: Some(mode), target, address },
+            elapsed_s: round_to(self.started.elapsed().as_secs_f64(), 3),
             count: self.count,
             waits: self.waited.samples(),
-            errors: self.errors.total,
-            error_kinds: self.errors.by_kind,
+            errors: self.errors,
             reads: self.reads,
             waited: self.waited.summary(),
             overshoot: self.overshoot.summary(),
@@ -199,32 +192,26 @@ async fn remote(target: &RemoteTarget, plan: Plan, progress: &mut Progress) -> a
     Ok(waits.report(Mode::Remote, target.address.to_string(), Some(address)))
 }
 
-/// A duration in whole nanoseconds, saturating (the histograms clamp anyway).
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
     use super::*;
-    fn parse(args: &[&str]) -> Result<CommitWaitArgs, clap::Error> {
-        crate::cli::parse(args.iter().copied())
-    }
+    use crate::cli::FromWords as _;
 
     #[test]
-    fn command_line_combinations() {
-        let local = parse(&["--local", "--segment", "/tmp/x", "--count", "50", "--json"]).unwrap();
+    fn options_want_one_clock_and_a_positive_count() {
+        let local = CommitWaitArgs::from_words(&["--local", "--segment", "/tmp/x", "--count", "50", "--json"]).unwrap();
         assert!(local.clock.local && local.json);
         assert_eq!(local.count, Some(50));
-        let remote = parse(&["--site", "127.0.0.1:4460", "--ca", "ca.crt", "--duration", "2s"]).unwrap();
+        let remote =
+            CommitWaitArgs::from_words(&["--site", "127.0.0.1:4460", "--ca", "ca.crt", "--duration", "2s"]).unwrap();
         assert_eq!(remote.duration, Some(Duration::from_secs(2)));
-        assert!(parse(&[]).is_err(), "--local or --site is required");
-        assert!(parse(&["--local", "--site", "127.0.0.1:4460", "--ca", "c"]).is_err(), "not both");
-        assert!(parse(&["--site", "127.0.0.1:4460"]).is_err(), "--site needs --ca");
-        assert!(parse(&["--segment", "/tmp/x"]).is_err(), "--segment needs --local");
-        assert!(parse(&["--local", "--count", "0"]).is_err());
+        assert!(CommitWaitArgs::from_words(&[]).is_err(), "--local or --site is required");
+        assert!(CommitWaitArgs::from_words(&["--local", "--site", "127.0.0.1:4460", "--ca", "c"]).is_err(), "not both");
+        assert!(CommitWaitArgs::from_words(&["--site", "127.0.0.1:4460"]).is_err(), "--site needs --ca");
+        assert!(CommitWaitArgs::from_words(&["--segment", "/tmp/x"]).is_err(), "--segment needs --local");
+        assert!(CommitWaitArgs::from_words(&["--local", "--count", "0"]).is_err());
     }
 
     #[test]
@@ -237,6 +224,6 @@ mod tests {
         assert!(!waits.more(Plan::new(Some(2), None, 0)));
         assert!(!waits.more(Plan::new(None, Some(Duration::from_nanos(1)), 0)));
         let report = waits.report(Mode::Local, "x".to_owned(), None);
-        assert_eq!((report.count, report.waits, report.errors), (2, 0, 2));
+        assert_eq!((report.count, report.waits, report.errors.total), (2, 0, 2));
     }
 }

@@ -240,31 +240,34 @@ fn measure_all(args: &CompareArgs, bed: &mut Testbed, stop: &AtomicBool) -> anyh
         let mut words = words!["--local", "--segment", &each.segment, "--interval", HALF_WIDTH_INTERVAL];
         words.extend(words!["--duration", &duration]);
         words.extend(quiet.iter().map(OsString::from));
-        let report = crate::uncertainty::report(&invocation(words)?)?;
+        let report = crate::uncertainty::measure(&invocation(words)?)?;
         check_stop(stop)?;
         half_width.push(HalfWidthFigures {
             site: each.name.clone(),
             half_width: percentiles(&report.half_width),
-            errors: report.errors,
+            errors: report.errors.total,
         });
     }
 
     steps.begin(&format!("commit-wait at {} for {:?} (tsbench commit-wait --local)", first.name, args.duration))?;
     let mut words = words!["--local", "--segment", &first.segment, "--duration", &duration];
     words.extend(quiet.iter().map(OsString::from));
-    let report = crate::commit_wait::report(&invocation(words)?)?;
-    let commit_wait =
-        CommitWaitFigures { site: first.name.clone(), waited: percentiles(&report.waited), errors: report.errors };
+    let report = crate::commit_wait::measure(&invocation(words)?)?;
+    let commit_wait = CommitWaitFigures {
+        site: first.name.clone(),
+        waited: percentiles(&report.waited),
+        errors: report.errors.total,
+    };
 
     steps.begin(&format!("LocalClock::now() at {} for {NOW_DURATION} (tsbench now)", first.name))?;
     let mut words = words!["--segment", &first.segment, "--duration", NOW_DURATION];
     words.extend(quiet.iter().map(OsString::from));
-    let report = crate::now::report(&invocation(words)?)?;
+    let report = crate::now::measure(&invocation(words)?)?;
     let local_now = LocalNowFigures {
         site: first.name.clone(),
         now: percentiles(&report.series.now),
         clock_gettime_realtime: percentiles(&report.series.clock_gettime_realtime),
-        errors: report.errors,
+        errors: report.errors.total,
     };
 
     let mut tso = Vec::new();
@@ -287,7 +290,7 @@ fn measure_all(args: &CompareArgs, bed: &mut Testbed, stop: &AtomicBool) -> anyh
             words.extend(words![count_per_call.to_string(), "--in-flight", in_flight.to_string()]);
             words.extend(words!["--duration", &duration]);
             words.extend(quiet.iter().map(OsString::from));
-            let report = crate::tso::report(&invocation(words)?)?;
+            let report = crate::tso::measure(&invocation(words)?)?;
             tso.push(TsoFigures {
                 from,
                 site: at.name.clone(),
@@ -298,7 +301,7 @@ fn measure_all(args: &CompareArgs, bed: &mut Testbed, stop: &AtomicBool) -> anyh
                 calls_per_s: report.calls_per_s,
                 timestamps_per_s: report.timestamps_per_s,
                 latency: percentiles(&report.latency),
-                errors: report.errors,
+                errors: report.errors.total,
                 violations: report.violations.total,
             });
         }
@@ -336,12 +339,13 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
     use super::*;
+    use crate::cli::FromWords as _;
 
     #[test]
     fn command_line_defaults() {
-        let args = crate::cli::parse::<CompareArgs, _, &str>([]).unwrap();
+        let args = CompareArgs::from_words(&[]).unwrap();
         assert_eq!((args.topology.as_str(), args.duration, args.json), ("dr", Duration::from_secs(5), false));
-        assert!(crate::cli::parse::<CompareArgs, _, _>(["--duration", "5"]).is_err(), "a unit is required");
+        assert!(CompareArgs::from_words(&["--duration", "5"]).is_err(), "a unit is required");
     }
 
     #[test]

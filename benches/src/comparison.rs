@@ -43,6 +43,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::text::format_ns;
+
 /// Percentiles of one measurement, in nanoseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -391,17 +393,6 @@ fn table_row(out: &mut String, what: &str, site: &str, p: Percentiles, throughpu
     let (p50, p99) =
         if p.samples == 0 { ("–".to_owned(), "–".to_owned()) } else { (format_ns(p.p50_ns), format_ns(p.p99_ns)) };
     let _ = writeln!(out, "| {what} | {site} | {p50} | {p99} | {throughput} | {reference} |");
-}
-
-/// Nanoseconds for people: `45 ns`, `12.3 µs`, `4.56 ms`, `1.20 s`.
-pub fn format_ns(ns: u64) -> String {
-    let value = ns as f64;
-    match ns {
-        0..10_000 => format!("{ns} ns"),
-        10_000..1_000_000 => format!("{:.1} µs", value / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.2} ms", value / 1e6),
-        _ => format!("{:.2} s", value / 1e9),
-    }
 }
 
 /// Timestamps per second for people: `950 ts/s`, `12.3 k ts/s`, `2.87 M ts/s`.

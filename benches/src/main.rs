@@ -1,8 +1,9 @@
 //! # tsbench
 //!
 //! Measures tsod deployments, with hdrhistogram summaries and `--json`
-//! output whose fields are documented in `report.rs` (and, for
-//! `uncertainty`, `report/uncertainty.rs`). Today: `tsbench now`, the
+//! output whose fields are documented beside each subcommand
+//! (`now/report.rs`, `uncertainty/report.rs`, `tso/report.rs`,
+//! `commit_wait/report.rs`; what they share in `report.rs`). Today: `tsbench now`, the
 //! latency of `now()` beside `clock_gettime`, locally (shared memory) or
 //! against a remote site (QUIC); `tsbench uncertainty`, a site's
 //! half-width and status over time, with an optional plot; `tsbench tso`,
@@ -12,11 +13,13 @@
 //! starts a local testbed cluster, runs the others on it and prints tsod's
 //! figures beside the published figures of reference systems.
 //!
-//! Modules: `now`, `uncertainty`, `tso` and `commit_wait` run the measurements, `site` reaches the
-//! local segment or a remote site (`IP:PORT` or `HOST:PORT`), `report`
-//! summarizes and formats, `output` prints (a closed pipe is a clean exit),
+//! Modules: `now`, `uncertainty`, `tso` and `commit_wait` run the
+//! measurements, each with its report; `site` reaches the local segment or
+//! a remote site (`IP:PORT` or `HOST:PORT`), `report` holds what every
+//! report shares (summaries, errors, the run header, JSON or text),
+//! `output` prints (a closed pipe is a clean exit),
 //! `plot` draws, `plan` decides when a run stops, `progress` draws the bar,
-//! `clock` holds the bare clock reads (the only `unsafe`), `compare` runs
+//! `clock` wraps the bare clock reads (tsod-shm holds their `unsafe`), `compare` runs
 //! the testbed comparison, whose pure core (figures, table, JSON, finding
 //! the testbed's sites) is the `tsod_bench` library (`lib.rs`).
 

@@ -6,7 +6,7 @@
 //! * **Local** (`local.rs`): one `CLOCK_MONOTONIC_RAW` read before and one
 //!   after a batch of [`BATCH`] calls give one sample, since a single call
 //!   (≈ 30–40 ns) is shorter than the timer's resolution and cost; the
-//!   summary divides by [`BATCH`] (report.rs, `Series`), so percentiles are
+//!   summary divides by [`BATCH`] (`crate::report::Series`), so percentiles are
 //!   of per-call averages over a batch. One batch of `LocalClock::now()`, one of
 //!   `clock_gettime(CLOCK_REALTIME)` and one of `clock_gettime(CLOCK_MONOTONIC)`
 //!   make one round, in an order that rotates every round, so a change of
@@ -21,9 +21,11 @@
 //!
 //! A run stops after `--count` calls or `--duration`, whichever comes first,
 //! and fails (after printing its report) if more than 1 % of the calls failed.
+//! The report and its JSON fields: `now/report.rs`.
 
 mod local;
 mod remote;
+mod report;
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -32,10 +34,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::clock::{clock_gettime, timer_nanos};
-use crate::output;
 use crate::plan::{self, Plan};
 use crate::report::Series;
 use crate::site::{RemoteTarget, SiteAddress};
+pub(crate) use report::NowReport;
 
 /// Calls per timed sample in local mode (and per baseline sample in both).
 pub(crate) const BATCH: u64 = 64;
@@ -94,7 +96,7 @@ pub(crate) struct NowArgs {
     /// Remote mode: the client certificate's private key (PEM); needs --cert.
     #[arg(long, value_name = "FILE", requires_all = ["remote", "cert"])]
     key: Option<PathBuf>,
-    /// Print one JSON object (fields documented in tsbench's report.rs)
+    /// Print one JSON object (fields documented in tsbench's now/report.rs)
     /// instead of a table; no progress bar.
     #[arg(long)]
     json: bool,
@@ -102,7 +104,7 @@ pub(crate) struct NowArgs {
 
 /// Measures as `run` does and returns the report without printing or
 /// judging it (for `tsbench compare`); fails if the clock cannot be used.
-pub(crate) fn report(args: &NowArgs) -> anyhow::Result<crate::report::NowReport> {
+pub(crate) fn measure(args: &NowArgs) -> anyhow::Result<NowReport> {
     let show_progress = !args.json;
     Ok(match (&args.remote, &args.ca) {
         (Some(address), Some(ca)) => {
@@ -126,14 +128,10 @@ pub(crate) fn report(args: &NowArgs) -> anyhow::Result<crate::report::NowReport>
 /// Runs `tsbench now` and prints its report; fails if the clock cannot be
 /// used at all, or after printing if more than 1 % of the calls failed.
 pub(crate) fn run(args: &NowArgs) -> anyhow::Result<()> {
-    let report = report(args)?;
-    if args.json {
-        output::write_stdout(&format!("{}\n", report.to_json()?))?;
-    } else {
-        output::write_stdout(&report.to_human())?;
-    }
+    let report = measure(args)?;
+    crate::report::print(&report, args.json)?;
     if report.too_many_errors() {
-        let hint = if report.error_kinds.contains_key("rate-limited") {
+        let hint = if report.errors.by_kind.contains_key("rate-limited") {
             "; the server limits requests per connection ([clients] max-requests-per-second, default 1000): \
              pass --rate below its limit"
         } else {
@@ -141,9 +139,9 @@ pub(crate) fn run(args: &NowArgs) -> anyhow::Result<()> {
         };
         anyhow::bail!(
             "{} of {} now() calls failed, more than 1% ({}); the figures above are not trustworthy{hint}",
-            report.errors,
+            report.errors.total,
             report.count,
-            report.error_kinds_text()
+            report.errors.kinds_text()
         );
     }
     Ok(())
@@ -222,34 +220,37 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
     use super::*;
-    fn parse(args: &[&str]) -> Result<NowArgs, clap::Error> {
-        crate::cli::parse(args.iter().copied())
-    }
+    use crate::cli::FromWords as _;
 
     #[test]
-    fn command_line_combinations() {
-        let local = parse(&["--segment", "/tmp/x", "--count", "20_000", "--threads", "2", "--json"]).unwrap();
+    fn options_keep_local_and_remote_apart() {
+        let local =
+            NowArgs::from_words(&["--segment", "/tmp/x", "--count", "20_000", "--threads", "2", "--json"]).unwrap();
         assert_eq!(local.count, Some(20_000));
         assert_eq!(local.threads, 2);
         assert!(local.json);
-        let remote = parse(&["--remote", "127.0.0.1:4460", "--ca", "ca.crt", "--duration", "10s"]).unwrap();
+        let remote =
+            NowArgs::from_words(&["--remote", "127.0.0.1:4460", "--ca", "ca.crt", "--duration", "10s"]).unwrap();
         assert_eq!(remote.duration, Some(Duration::from_secs(10)));
         assert_eq!(remote.rate, None);
-        let paced = parse(&["--remote", "127.0.0.1:4460", "--ca", "ca.crt", "--rate", "900"]).unwrap();
+        let paced = NowArgs::from_words(&["--remote", "127.0.0.1:4460", "--ca", "ca.crt", "--rate", "900"]).unwrap();
         assert_eq!(paced.rate, Some(900));
-        assert!(parse(&["--rate", "900"]).is_err(), "--rate needs --remote");
-        assert!(parse(&["--remote", "127.0.0.1:1", "--ca", "c", "--rate", "0"]).is_err());
-        assert!(parse(&["--remote", "127.0.0.1:4460"]).is_err(), "--remote needs --ca");
-        assert!(parse(&["--ca", "ca.crt"]).is_err(), "--ca needs --remote");
-        assert!(parse(&["--remote", "127.0.0.1:1", "--ca", "c", "--threads", "2"]).is_err());
-        assert!(parse(&["--remote", "127.0.0.1:1", "--ca", "c", "--segment", "s"]).is_err());
-        assert!(parse(&["--remote", "127.0.0.1:1", "--ca", "c", "--cert", "c.pem"]).is_err(), "--cert needs --key");
-        assert!(parse(&["--threads", "0"]).is_err());
-        assert!(parse(&["--count", "0"]).is_err());
-        assert!(parse(&["--duration", "10"]).is_err());
-        let named = parse(&["--remote", "site-a.example:4460", "--ca", "ca.crt"]).unwrap();
+        assert!(NowArgs::from_words(&["--rate", "900"]).is_err(), "--rate needs --remote");
+        assert!(NowArgs::from_words(&["--remote", "127.0.0.1:1", "--ca", "c", "--rate", "0"]).is_err());
+        assert!(NowArgs::from_words(&["--remote", "127.0.0.1:4460"]).is_err(), "--remote needs --ca");
+        assert!(NowArgs::from_words(&["--ca", "ca.crt"]).is_err(), "--ca needs --remote");
+        assert!(NowArgs::from_words(&["--remote", "127.0.0.1:1", "--ca", "c", "--threads", "2"]).is_err());
+        assert!(NowArgs::from_words(&["--remote", "127.0.0.1:1", "--ca", "c", "--segment", "s"]).is_err());
+        assert!(
+            NowArgs::from_words(&["--remote", "127.0.0.1:1", "--ca", "c", "--cert", "c.pem"]).is_err(),
+            "--cert needs --key"
+        );
+        assert!(NowArgs::from_words(&["--threads", "0"]).is_err());
+        assert!(NowArgs::from_words(&["--count", "0"]).is_err());
+        assert!(NowArgs::from_words(&["--duration", "10"]).is_err());
+        let named = NowArgs::from_words(&["--remote", "site-a.example:4460", "--ca", "ca.crt"]).unwrap();
         assert_eq!(named.remote.map(|a| a.to_string()), Some("site-a.example:4460".to_owned()));
-        assert!(parse(&["--remote", "site-a.example", "--ca", "ca.crt"]).is_err(), "no port");
+        assert!(NowArgs::from_words(&["--remote", "site-a.example", "--ca", "ca.crt"]).is_err(), "no port");
     }
 
     #[test]

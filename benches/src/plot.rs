@@ -39,7 +39,6 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use tsod_proto::ClockStatus;
 use tsod_testbed::plot::axis::{draw_mesh, shorten};
 
-use crate::report::uncertainty::StatusChange;
 use layout::{YAxis, coloured_runs, elide_middle, statuses_seen, time_range, unbounded_stretches, y_axis};
 use text_bitmap::TextBitmap;
 
@@ -119,6 +118,15 @@ pub(crate) struct Point {
     pub(crate) status: Option<ClockStatus>,
 }
 
+/// A change of status, marked by a vertical line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Change {
+    /// Seconds since the first sample.
+    pub(crate) at_s: f64,
+    /// The status from then on.
+    pub(crate) to: ClockStatus,
+}
+
 /// Everything drawn.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Picture {
@@ -129,7 +137,7 @@ pub(crate) struct Picture {
     /// The samples, in time order.
     pub(crate) points: Vec<Point>,
     /// The status changes.
-    pub(crate) changes: Vec<StatusChange>,
+    pub(crate) changes: Vec<Change>,
     /// The sampling interval, seconds: how far the last sample's shading reaches.
     pub(crate) interval_s: f64,
     /// Summary lines for the legend strip.
@@ -320,8 +328,8 @@ mod tests {
         points.extend((10..20).map(|s| point(f64::from(s), Some(f64::from(s) * 30.0), ClockStatus::Degraded)));
         points.extend((20..25).map(|s| point(f64::from(s), None, ClockStatus::Unsynchronized)));
         let changes = vec![
-            StatusChange { at_s: 10.0, from: ClockStatus::Synchronized, to: ClockStatus::Degraded },
-            StatusChange { at_s: 20.0, from: ClockStatus::Degraded, to: ClockStatus::Unsynchronized },
+            Change { at_s: 10.0, to: ClockStatus::Degraded },
+            Change { at_s: 20.0, to: ClockStatus::Unsynchronized },
         ];
         Picture {
             title: "Half-width of the bound: tsod on a&b".to_owned(),
@@ -388,7 +396,7 @@ mod tests {
                 Point { at_s: 2.0, half_width_us: Some(-3.0), status: Some(ClockStatus::Synchronized) },
                 Point { at_s: f64::INFINITY, half_width_us: None, status: None },
             ],
-            changes: vec![StatusChange { at_s: f64::NAN, from: ClockStatus::Degraded, to: ClockStatus::Disrupted }],
+            changes: vec![Change { at_s: f64::NAN, to: ClockStatus::Disrupted }],
             interval_s: f64::NAN,
             notes: Vec::new(),
         };

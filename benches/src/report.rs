@@ -1,6 +1,9 @@
-//! What tsbench reports: percentile summaries of hdrhistograms, the JSON
-//! objects `--json` prints, and their human-readable tables. Shared by every
-//! subcommand; each subcommand's JSON object is documented here.
+//! What every tsbench report shares: percentile summaries of
+//! hdrhistograms, the tally of errors, the run header that opens every
+//! JSON object, the table of series, and printing a report as JSON or as
+//! text ([`print`]). Each subcommand's report, with its JSON fields
+//! documented, sits beside the subcommand: `now/report.rs`,
+//! `uncertainty/report.rs`, `tso/report.rs`, `commit_wait/report.rs`.
 //!
 //! Every JSON object is printed on one line, with kebab-case field names
 //! that are stable: fields may be added, never renamed or removed.
@@ -19,56 +22,37 @@
 //! times a batch of calls is divided by the batch size, then rounded to
 //! whole nanoseconds. An empty series has every field 0.
 //!
-//! # `tsbench now --json`
-//!
-//! ```text
-//! {"command":"now","mode":"local","target":"/dev/shm/tsod","threads":1,"batch":64,
-//!  "elapsed-s":0.412,"count":1000000,"errors":0,"error-kinds":{},
-//!  "series":{"now":{…},"clock-gettime-realtime":{…},"clock-gettime-monotonic":{…}},
-//!  "ratio-now-to-realtime":1.21}
-//! ```
+//! # The run header and the errors (every report)
 //!
 //! | field | meaning |
 //! |---|---|
-//! | `command` | `"now"` |
-//! | `mode` | `"local"` (`LocalClock::now()`, shared memory) or `"remote"` (`RemoteClock::now_at()`, QUIC) |
-//! | `target` | the segment path (local) or the server's address as given, `IP:PORT` or `HOST:PORT` (remote) |
-//! | `threads` | measuring threads (always 1 remote) |
-//! | `batch` | calls of `now()` timed together as one sample, whose per-call average the `now` series holds: 64 local, 1 remote (the baselines are always timed in batches of 64; see each series' `count / samples`) |
-//! | `rate` | remote only, with `--rate`: the most calls per second made |
-//! | `elapsed-s` | wall time of the measurement, in seconds (local: first timed batch to last, warm-up left out) |
-//! | `count` | `now()` calls made (local: rounded up to whole batches) |
-//! | `errors` | `now()` calls that returned an error |
-//! | `error-kinds` | errors by kind, e.g. `{"stale":3}`. Local: the names of `BoundError` and `ShmError` (`unsynchronized`, `disrupted`, `stale`, `out-of-range`, `busy`, `corrupt`, …) or `clock`. Remote: `timeout`, `connection-lost`, `stream-aborted`, `handshake`, `unsynchronized`, `disrupted`, `rate-limited`, `refused-<code>`, `round-trip-too-long`, `decode`, … (one per `RemoteError` variant). `other` for anything else |
-//! | `series.now` | latency of `now()` that succeeded (local: batches with an error are left out) |
-//! | `series.clock-gettime-realtime` | latency of a bare `clock_gettime(CLOCK_REALTIME)`, measured interleaved with `now()` |
-//! | `series.clock-gettime-monotonic` | latency of a bare `clock_gettime(CLOCK_MONOTONIC)`, likewise |
-//! | `ratio-now-to-realtime` | median of `now()` over median of `clock_gettime(CLOCK_REALTIME)`, per call, computed before the medians are rounded to whole nanoseconds (so it may differ slightly from the ratio of the two `p50-ns`); `null` if either series is empty |
-//! | `half-width` | remote only: half the width of each returned interval, in nanoseconds |
-//! | `round-trip` | remote only: the round trip the client measured and widened by (`RemoteNow::round_trip`) |
-//!
-//! # `tsbench uncertainty --json`, `tsbench tso --json`, `tsbench commit-wait --json`
-//!
-//! Each documented in its own module, with its report: `report/uncertainty.rs`,
-//! `report/tso.rs`, `report/commit_wait.rs`.
-
-pub(crate) mod commit_wait;
-pub(crate) mod tso;
-pub(crate) mod uncertainty;
+//! | `command` | the subcommand: `"now"`, `"uncertainty"`, `"tso"`, `"commit-wait"` |
+//! | `mode` | `"local"` (shared memory) or `"remote"` (QUIC); absent from `tso`, which is remote only |
+//! | `target` | the segment path (local) or the address as given, `IP:PORT` or `HOST:PORT` (remote) |
+//! | `address` | remote `uncertainty`, `commit-wait` and `tso` only: the `IP:PORT` connected to |
+//! | `errors` | calls (or reads) that failed |
+//! | `error-kinds` | failures by kind, e.g. `{"stale":3}`; each report says which kinds it counts |
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use tsod_bench::text::format_ns;
 
-/// Failed calls (or reads), by kind.
-#[derive(Debug, Default)]
+use crate::output;
+
+/// Failed calls (or reads), by kind; in a report's JSON, `errors` and
+/// `error-kinds`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub(crate) struct ErrorTally {
     /// All failures.
+    #[serde(rename = "errors")]
     pub(crate) total: u64,
     /// Failures per kebab-case kind.
+    #[serde(rename = "error-kinds")]
     pub(crate) by_kind: BTreeMap<String, u64>,
 }
 
@@ -88,14 +72,19 @@ impl ErrorTally {
             *mine = mine.saturating_add(n);
         }
     }
-}
 
-/// `kind: n, kind: n` for error kinds, or `none`.
-pub(crate) fn error_kinds_text(kinds: &BTreeMap<String, u64>) -> String {
-    if kinds.is_empty() {
-        return "none".to_owned();
+    /// `kind: n, kind: n`, or `none`.
+    pub(crate) fn kinds_text(&self) -> String {
+        if self.by_kind.is_empty() {
+            return "none".to_owned();
+        }
+        self.by_kind.iter().map(|(kind, n)| format!("{kind}: {n}")).collect::<Vec<_>>().join(", ")
     }
-    kinds.iter().map(|(kind, n)| format!("{kind}: {n}")).collect::<Vec<_>>().join(", ")
+
+    /// Whether more than 1 % of `attempts` failed (a run then fails).
+    pub(crate) fn over_one_percent_of(&self, attempts: u64) -> bool {
+        self.total.saturating_mul(100) > attempts
+    }
 }
 
 /// Significant figures every histogram keeps (values within 0.1 %).
@@ -128,6 +117,12 @@ impl Series {
     /// being lost.
     pub(crate) fn record(&mut self, total_ns: u64) {
         self.histogram.saturating_record(total_ns);
+    }
+
+    /// Records one sample of a whole batch as [`Series::record`] does, in
+    /// whole nanoseconds (saturating: the histogram clamps anyway).
+    pub(crate) fn record_duration(&mut self, total: Duration) {
+        self.record(u64::try_from(total.as_nanos()).unwrap_or(u64::MAX));
     }
 
     /// Samples recorded so far.
@@ -198,17 +193,6 @@ pub(crate) fn round_to(value: f64, decimals: i32) -> f64 {
     (value * scale).round() / scale
 }
 
-/// Nanoseconds for people: `45 ns`, `12.3 µs`, `4.56 ms`, `1.20 s`.
-pub(crate) fn format_ns(ns: u64) -> String {
-    let value = ns as f64;
-    match ns {
-        0..10_000 => format!("{ns} ns"),
-        10_000..1_000_000 => format!("{:.1} µs", value / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.2} ms", value / 1e6),
-        _ => format!("{:.2} s", value / 1e9),
-    }
-}
-
 /// A table of series, one row each: name, the percentiles and the calls.
 pub(crate) fn render_table(rows: &[(&str, &Summary)]) -> String {
     let name_width = rows.iter().map(|(name, _)| name.chars().count()).max().unwrap_or(0).max("series".len());
@@ -242,111 +226,48 @@ pub(crate) enum Mode {
     Remote,
 }
 
-/// The three latency series of `tsbench now`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+/// What every report opens with: which subcommand measured what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) struct NowSeries {
-    /// `now()` (successful calls only).
-    pub(crate) now: Summary,
-    /// Bare `clock_gettime(CLOCK_REALTIME)`.
-    pub(crate) clock_gettime_realtime: Summary,
-    /// Bare `clock_gettime(CLOCK_MONOTONIC)`.
-    pub(crate) clock_gettime_monotonic: Summary,
-}
-
-/// The result of `tsbench now`; the module doc describes each JSON field.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) struct NowReport {
-    /// Always `"now"`.
+pub(crate) struct RunHeader {
+    /// The subcommand.
     pub(crate) command: &'static str,
-    /// Local or remote.
-    pub(crate) mode: Mode,
-    /// Segment path or server address.
+    /// Local or remote; `None` for `tso`, which is remote only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) mode: Option<Mode>,
+    /// Segment path, or the address as given.
     pub(crate) target: String,
-    /// Measuring threads.
-    pub(crate) threads: u32,
-    /// Calls per sample.
-    pub(crate) batch: u64,
-    /// Remote only: the pacing asked for, in calls per second.
+    /// The address connected to, where the report gives it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) rate: Option<u32>,
-    /// Wall time of the measurement, in seconds.
-    pub(crate) elapsed_s: f64,
-    /// `now()` calls made.
-    pub(crate) count: u64,
-    /// `now()` calls that failed.
-    pub(crate) errors: u64,
-    /// Failures by kind.
-    pub(crate) error_kinds: BTreeMap<String, u64>,
-    /// The latency series.
-    pub(crate) series: NowSeries,
-    /// Median of `now()` over median of `clock_gettime(CLOCK_REALTIME)`.
-    pub(crate) ratio_now_to_realtime: Option<f64>,
-    /// Remote only: half-widths of the returned intervals.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) half_width: Option<Summary>,
-    /// Remote only: measured round trips.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) round_trip: Option<Summary>,
+    pub(crate) address: Option<String>,
 }
 
-impl NowReport {
+impl RunHeader {
+    /// Whether it measured a remote site (`tso` always does).
+    pub(crate) fn is_remote(&self) -> bool {
+        self.mode != Some(Mode::Local)
+    }
+}
+
+/// A subcommand's report: its JSON object, and its text for people.
+pub(crate) trait Report: Serialize {
+    /// The report for people: a header line, the tables, the errors.
+    fn to_human(&self) -> String;
+
     /// The JSON object, on one line.
-    pub(crate) fn to_json(&self) -> anyhow::Result<String> {
+    fn to_json(&self) -> anyhow::Result<String> {
         serde_json::to_string(self).context("cannot encode the report as JSON")
     }
-
-    /// Whether more than 1 % of the calls failed (the run then fails).
-    pub(crate) fn too_many_errors(&self) -> bool {
-        self.errors.saturating_mul(100) > self.count
-    }
-
-    /// `kind: n, kind: n` for the error kinds, or `none`.
-    pub(crate) fn error_kinds_text(&self) -> String {
-        error_kinds_text(&self.error_kinds)
-    }
-
-    /// The report for people: a header line, the table, the ratio, the errors.
-    pub(crate) fn to_human(&self) -> String {
-        let (now_name, threads) = match self.mode {
-            Mode::Local => ("LocalClock::now()", format!(", {} thread{}", self.threads, plural(self.threads))),
-            Mode::Remote => ("RemoteClock::now_at()", String::new()),
-        };
-        let (what, timing) = match self.mode {
-            Mode::Local => ("segment", format!("timed in batches of {}", self.batch)),
-            Mode::Remote => ("remote", "each timed alone".to_owned()),
-        };
-        let mut out = format!(
-            "tsbench now: {what} {}{threads}, {} calls, {timing}, {:.2} s\n\n",
-            self.target, self.count, self.elapsed_s
-        );
-        let mut rows = vec![
-            (now_name, &self.series.now),
-            ("clock_gettime(CLOCK_REALTIME)", &self.series.clock_gettime_realtime),
-            ("clock_gettime(CLOCK_MONOTONIC)", &self.series.clock_gettime_monotonic),
-        ];
-        if let Some(half_width) = &self.half_width {
-            rows.push(("half-width of the interval", half_width));
-        }
-        if let Some(round_trip) = &self.round_trip {
-            rows.push(("round trip", round_trip));
-        }
-        out.push_str(&render_table(&rows));
-        out.push('\n');
-        match self.ratio_now_to_realtime {
-            Some(ratio) => {
-                let _ = writeln!(out, "now / clock_gettime(CLOCK_REALTIME), medians: {ratio:.2}×");
-            }
-            None => out.push_str("now / clock_gettime(CLOCK_REALTIME), medians: n/a (no successful calls)\n"),
-        }
-        let _ = writeln!(out, "errors: {} of {} calls ({})", self.errors, self.count, self.error_kinds_text());
-        out
-    }
 }
 
-fn plural(n: u32) -> &'static str {
-    if n == 1 { "" } else { "s" }
+/// Prints `report` on standard output: its JSON object on one line if
+/// `json`, else its text.
+pub(crate) fn print(report: &impl Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        output::write_stdout(&format!("{}\n", report.to_json()?))
+    } else {
+        output::write_stdout(&report.to_human())
+    }
 }
 
 #[cfg(test)]
@@ -374,8 +295,9 @@ mod tests {
         a.merge(b);
         assert_eq!(a.total, 4);
         assert_eq!(a.by_kind, BTreeMap::from([("busy".to_owned(), 1), ("stale".to_owned(), 3)]));
-        assert_eq!(error_kinds_text(&a.by_kind), "busy: 1, stale: 3");
-        assert_eq!(error_kinds_text(&BTreeMap::new()), "none");
+        assert_eq!(a.kinds_text(), "busy: 1, stale: 3");
+        assert_eq!(ErrorTally::default().kinds_text(), "none");
+        assert!(!a.over_one_percent_of(400) && a.over_one_percent_of(399));
     }
 
     #[test]
@@ -422,6 +344,15 @@ mod tests {
     }
 
     #[test]
+    fn durations_are_recorded_in_nanoseconds_saturating() {
+        let mut series = Series::new(1_000_000, 1).unwrap();
+        series.record_duration(Duration::from_micros(3));
+        assert!(series.summary().p50_ns.abs_diff(3_000) <= 3, "{:?}", series.summary());
+        series.record_duration(Duration::MAX);
+        assert!(series.summary().max_ns >= 1_000_000, "clamped to the top: {:?}", series.summary());
+    }
+
+    #[test]
     fn series_merge() {
         let mut a = series_of([64 * 10; 3], 64);
         a.merge(&series_of([64 * 20; 1], 64)).unwrap();
@@ -442,98 +373,5 @@ mod tests {
         assert_eq!(median_ratio(&now, &series_of([], 64)), None);
         assert_eq!(median_ratio(&series_of([], 64), &realtime), None);
         assert_eq!(median_ratio(&now, &series_of([0], 64)), None);
-    }
-
-    #[test]
-    fn nanoseconds_read_well() {
-        assert_eq!(format_ns(45), "45 ns");
-        assert_eq!(format_ns(9_999), "9999 ns");
-        assert_eq!(format_ns(12_345), "12.3 µs");
-        assert_eq!(format_ns(999_949), "999.9 µs");
-        assert_eq!(format_ns(4_560_000), "4.56 ms");
-        assert_eq!(format_ns(45_600_000), "45.60 ms");
-        assert_eq!(format_ns(12_000_000_000), "12.00 s");
-    }
-
-    fn sample_report(mode: Mode) -> NowReport {
-        let s = Summary { p50_ns: 45, p90_ns: 47, p99_ns: 60, p999_ns: 120, max_ns: 9_000, count: 640, samples: 10 };
-        let remote = mode == Mode::Remote;
-        NowReport {
-            command: "now",
-            mode,
-            target: "/dev/shm/tsod".to_owned(),
-            threads: 1,
-            batch: 64,
-            rate: remote.then_some(900),
-            elapsed_s: 0.5,
-            count: 640,
-            errors: 0,
-            error_kinds: BTreeMap::new(),
-            series: NowSeries { now: s, clock_gettime_realtime: s, clock_gettime_monotonic: s },
-            ratio_now_to_realtime: Some(1.0),
-            half_width: remote.then_some(s),
-            round_trip: remote.then_some(s),
-        }
-    }
-
-    #[test]
-    fn json_shape_is_stable() {
-        let local: serde_json::Value = serde_json::from_str(&sample_report(Mode::Local).to_json().unwrap()).unwrap();
-        let keys: Vec<&str> = local.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            [
-                "batch",
-                "command",
-                "count",
-                "elapsed-s",
-                "error-kinds",
-                "errors",
-                "mode",
-                "ratio-now-to-realtime",
-                "series",
-                "target",
-                "threads"
-            ]
-        );
-        assert_eq!(local["command"], "now");
-        assert_eq!(local["mode"], "local");
-        let series: Vec<&str> = local["series"].as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(series, ["clock-gettime-monotonic", "clock-gettime-realtime", "now"]);
-        let now: Vec<&str> = local["series"]["now"].as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(now, ["count", "max-ns", "p50-ns", "p90-ns", "p99-ns", "p999-ns", "samples"]);
-        assert_eq!(local["series"]["now"]["p999-ns"], 120);
-
-        let remote: serde_json::Value = serde_json::from_str(&sample_report(Mode::Remote).to_json().unwrap()).unwrap();
-        assert_eq!(remote["mode"], "remote");
-        assert_eq!(remote["half-width"]["p50-ns"], 45);
-        assert_eq!(remote["round-trip"]["max-ns"], 9_000);
-        assert_eq!(remote["rate"], 900);
-
-        let mut unmeasured = sample_report(Mode::Local);
-        unmeasured.ratio_now_to_realtime = None;
-        let json: serde_json::Value = serde_json::from_str(&unmeasured.to_json().unwrap()).unwrap();
-        assert!(json["ratio-now-to-realtime"].is_null());
-    }
-
-    #[test]
-    fn more_than_one_percent_of_errors_fails_the_run() {
-        let mut report = sample_report(Mode::Remote);
-        report.count = 1_000;
-        report.errors = 10;
-        assert!(!report.too_many_errors());
-        report.errors = 11;
-        assert!(report.too_many_errors());
-        report.error_kinds = BTreeMap::from([("timeout".to_owned(), 10), ("disrupted".to_owned(), 1)]);
-        assert_eq!(report.error_kinds_text(), "disrupted: 1, timeout: 10");
-    }
-
-    #[test]
-    fn human_output_names_every_series() {
-        let text = sample_report(Mode::Remote).to_human();
-        for needle in ["RemoteClock::now_at()", "CLOCK_REALTIME", "CLOCK_MONOTONIC", "half-width", "round trip"] {
-            assert!(text.contains(needle), "{needle} missing from:\n{text}");
-        }
-        assert!(sample_report(Mode::Local).to_human().contains("LocalClock::now()"));
     }
 }

@@ -15,8 +15,9 @@
 //! share no timestamp with any range received before by any task. A failed
 //! call is counted by kind and the task goes on. The run fails, after
 //! printing its report, if any promise was broken or no call succeeded. The
-//! JSON fields are documented in `report/tso.rs`.
+//! JSON fields are documented in `tso/report.rs`.
 
+mod report;
 pub(crate) mod uniqueness;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,12 +30,11 @@ use tokio::time::Instant;
 use tsod_client::tso::{Tso, TsoError, TsoOptions, TsoRange};
 use tsod_proto::wire::MAX_TSO_COUNT;
 
-use crate::output;
 use crate::plan::{self, Plan};
 use crate::progress::Progress;
-use crate::report::tso::TsoReport;
-use crate::report::{self, ErrorTally, Series};
+use crate::report::{ErrorTally, RunHeader, Series, round_to};
 use crate::site::{RemoteTarget, SiteAddress, tso_error_kind};
+pub(crate) use report::TsoReport;
 use uniqueness::{FLUSH_EVERY, GrantedSet, TaskOrder};
 
 /// Calls made when neither `--count` nor `--duration` is given.
@@ -89,7 +89,7 @@ pub(crate) struct TsoArgs {
     /// calls, whichever comes first.
     #[arg(long, value_name = "D", value_parser = plan::parse_duration)]
     duration: Option<Duration>,
-    /// Print one JSON object (fields documented in tsbench's report/tso.rs)
+    /// Print one JSON object (fields documented in tsbench's tso/report.rs)
     /// instead of a table; no progress bar.
     #[arg(long)]
     json: bool,
@@ -103,12 +103,8 @@ fn parse_batch_wait(text: &str) -> Result<Duration, String> {
 /// Runs `tsbench tso` and prints its report; fails after printing if a
 /// promise was broken or no call succeeded.
 pub(crate) fn run(args: &TsoArgs) -> anyhow::Result<()> {
-    let report = report(args)?;
-    if args.json {
-        output::write_stdout(&format!("{}\n", report.to_json()?))?;
-    } else {
-        output::write_stdout(&report.to_human())?;
-    }
+    let report = measure(args)?;
+    crate::report::print(&report, args.json)?;
     if report.violations.total > 0 {
         anyhow::bail!(
             "the TSO broke its promises: {} ranges not increasing within a task, {} ranges handed out more than once",
@@ -116,11 +112,11 @@ pub(crate) fn run(args: &TsoArgs) -> anyhow::Result<()> {
             report.violations.duplicate_ranges
         );
     }
-    if report.calls > 0 && report.errors == report.calls {
+    if report.calls > 0 && report.errors.total == report.calls {
         anyhow::bail!(
             "every one of the {} calls failed ({}): nothing was measured",
             report.calls,
-            report::error_kinds_text(&report.error_kinds)
+            report.errors.kinds_text()
         );
     }
     Ok(())
@@ -128,14 +124,14 @@ pub(crate) fn run(args: &TsoArgs) -> anyhow::Result<()> {
 
 /// Measures as `run` does and returns the report without printing or
 /// judging it (for `tsbench compare`); fails only if no client connects.
-pub(crate) fn report(args: &TsoArgs) -> anyhow::Result<TsoReport> {
+pub(crate) fn measure(args: &TsoArgs) -> anyhow::Result<TsoReport> {
     let plan = Plan::new(args.count, args.duration, DEFAULT_COUNT);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start a tokio runtime")?;
-    runtime.block_on(measure(args, plan))
+    runtime.block_on(call_until_done(args, plan))
 }
 
 /// What the tasks share: when to stop, the calls claimed and done, and
@@ -177,7 +173,7 @@ struct TaskResult {
     not_increasing: u64,
 }
 
-async fn measure(args: &TsoArgs, plan: Plan) -> anyhow::Result<TsoReport> {
+async fn call_until_done(args: &TsoArgs, plan: Plan) -> anyhow::Result<TsoReport> {
     let target = RemoteTarget {
         address: args.site.clone(),
         ca: args.ca.clone(),
@@ -237,23 +233,25 @@ async fn measure(args: &TsoArgs, plan: Plan) -> anyhow::Result<TsoReport> {
     }
     let granted = shared.granted.lock().unwrap_or_else(PoisonError::into_inner);
     let seconds = elapsed.as_secs_f64();
-    let per_second = |n: u64| if seconds > 0.0 { report::round_to(n as f64 / seconds, 1) } else { 0.0 };
+    let per_second = |n: u64| if seconds > 0.0 { round_to(n as f64 / seconds, 1) } else { 0.0 };
     Ok(TsoReport {
-        command: "tso",
-        target: args.site.to_string(),
-        address: tso.addr().to_string(),
+        run: RunHeader {
+            command: "tso",
+            mode: None,
+            target: args.site.to_string(),
+            address: Some(tso.addr().to_string()),
+        },
         concurrency: args.concurrency,
         count_per_call: args.count_per_call,
         in_flight: args.in_flight,
         batch_wait_s: args.batch_wait.as_secs_f64(),
-        elapsed_s: report::round_to(seconds, 3),
+        elapsed_s: round_to(seconds, 3),
         calls,
         timestamps,
         calls_per_s: per_second(calls),
         timestamps_per_s: per_second(timestamps),
         latency: latency.summary(),
-        errors: errors.total,
-        error_kinds: errors.by_kind,
+        errors,
         violations: granted.violations(not_increasing),
         ranges_forgotten: granted.forgotten(),
         tso_stats: tso.stats(),
@@ -307,17 +305,15 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
     use super::*;
-    fn parse(args: &[&str]) -> Result<TsoArgs, clap::Error> {
-        crate::cli::parse(args.iter().copied())
-    }
+    use crate::cli::FromWords as _;
 
     #[test]
-    fn command_line_combinations() {
-        let defaults = parse(&["--site", "127.0.0.1:4460", "--ca", "ca.crt"]).unwrap();
+    fn options_default_sensibly_and_refuse_out_of_range_values() {
+        let defaults = TsoArgs::from_words(&["--site", "127.0.0.1:4460", "--ca", "ca.crt"]).unwrap();
         assert_eq!((defaults.concurrency, defaults.in_flight, defaults.count_per_call), (8, 64, 1));
         assert_eq!(defaults.batch_wait, Duration::ZERO);
         assert_eq!((defaults.count, defaults.duration), (None, None));
-        let tuned = parse(&[
+        let tuned = TsoArgs::from_words(&[
             "--site",
             "site-a.example:4460",
             "--ca",
@@ -338,8 +334,8 @@ mod tests {
         assert_eq!((tuned.concurrency, tuned.in_flight, tuned.count_per_call), (64, 4, 65_536));
         assert_eq!(tuned.batch_wait, Duration::from_micros(200));
         assert!(tuned.json);
-        assert!(parse(&["--ca", "ca.crt"]).is_err(), "--site is required");
-        assert!(parse(&["--site", "127.0.0.1:4460"]).is_err(), "--ca is required");
+        assert!(TsoArgs::from_words(&["--ca", "ca.crt"]).is_err(), "--site is required");
+        assert!(TsoArgs::from_words(&["--site", "127.0.0.1:4460"]).is_err(), "--ca is required");
         let base = ["--site", "127.0.0.1:4460", "--ca", "ca.crt"];
         for bad in [
             &["--count-per-call", "0"][..],
@@ -350,7 +346,7 @@ mod tests {
             &["--batch-wait", "5"],
         ] {
             let args: Vec<&str> = base.iter().chain(bad).copied().collect();
-            assert!(parse(&args).is_err(), "{bad:?} should be refused");
+            assert!(TsoArgs::from_words(&args).is_err(), "{bad:?} should be refused");
         }
     }
 

@@ -24,8 +24,9 @@
 //! sample starts at or after it), or at Ctrl-C, which still reports the
 //! samples taken. It fails, after printing its report, only if not a single
 //! read succeeded. The report's JSON fields are documented in
-//! `report/uncertainty.rs`; `--plot` draws the timeline (`plot.rs`).
+//! `uncertainty/report.rs`; `--plot` draws the timeline (`plot.rs`).
 
+mod report;
 mod source;
 mod timeline;
 
@@ -36,13 +37,14 @@ use anyhow::Context as _;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::Instant;
 
-use crate::output;
+use tsod_bench::text::{format_ns, plural};
+
 use crate::plan::{self, Plan};
 use crate::plot::{self, Picture};
 use crate::progress::Progress;
-use crate::report::uncertainty::UncertaintyReport;
-use crate::report::{self, Mode, format_ns};
+use crate::report::{Mode, RunHeader, round_to};
 use crate::site::{self, ClockArgs, ClockTarget};
+pub(crate) use report::UncertaintyReport;
 use source::Source;
 use timeline::{Sample, Timeline};
 
@@ -76,7 +78,7 @@ pub(crate) struct UncertaintyArgs {
     #[arg(long, value_name = "FILE", value_parser = plot::parse_plot_path)]
     plot: Option<PathBuf>,
     /// Print one JSON object (fields documented in tsbench's
-    /// report/uncertainty.rs) instead of a table; no progress bar.
+    /// uncertainty/report.rs) instead of a table; no progress bar.
     #[arg(long)]
     json: bool,
 }
@@ -105,19 +107,15 @@ pub(crate) fn run(args: &UncertaintyArgs) -> anyhow::Result<()> {
         }
         Err(error) => Some(error),
     });
-    if args.json {
-        output::write_stdout(&format!("{}\n", report.to_json()?))?;
-    } else {
-        output::write_stdout(&report.to_human())?;
-    }
+    crate::report::print(&report, args.json)?;
     if let Some(error) = plot_failure {
         return Err(error);
     }
-    if report.reads > 0 && report.errors == report.reads {
+    if report.reads > 0 && report.errors.total == report.reads {
         anyhow::bail!(
             "every one of the {} reads failed ({}): nothing was measured",
             report.reads,
-            report::error_kinds_text(&report.error_kinds)
+            report.errors.kinds_text()
         );
     }
     Ok(())
@@ -125,7 +123,7 @@ pub(crate) fn run(args: &UncertaintyArgs) -> anyhow::Result<()> {
 
 /// Samples as `run` does and returns the report without printing it or
 /// plotting (for `tsbench compare`).
-pub(crate) fn report(args: &UncertaintyArgs) -> anyhow::Result<UncertaintyReport> {
+pub(crate) fn measure(args: &UncertaintyArgs) -> anyhow::Result<UncertaintyReport> {
     Ok(sampled(args)?.0)
 }
 
@@ -134,11 +132,11 @@ fn sampled(args: &UncertaintyArgs) -> anyhow::Result<(UncertaintyReport, Timelin
     let plan = Plan::new(args.count, args.duration, DEFAULT_COUNT);
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start a tokio runtime")?;
-    runtime.block_on(measure(args, plan))
+    runtime.block_on(open_and_sample(args, plan))
 }
 
 /// Opens the clock, samples it until the plan ends or Ctrl-C, and sums up.
-async fn measure(args: &UncertaintyArgs, plan: Plan) -> anyhow::Result<(UncertaintyReport, Timeline)> {
+async fn open_and_sample(args: &UncertaintyArgs, plan: Plan) -> anyhow::Result<(UncertaintyReport, Timeline)> {
     // Watched from the start, so a Ctrl-C while connecting ends the run with a report too.
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C (SIGINT)")?;
     let (mut source, mode, target, address) = match args.clock.target()? {
@@ -157,15 +155,11 @@ async fn measure(args: &UncertaintyArgs, plan: Plan) -> anyhow::Result<(Uncertai
     let (timeline, interrupted) = sample(&mut source, plan, args.interval, &mut progress, &mut interrupt).await?;
     progress.finish();
 
-    let errors = timeline.errors();
     let report = UncertaintyReport {
-        command: "uncertainty",
-        mode,
-        target,
-        address,
+        run: RunHeader { command: "uncertainty", mode: Some(mode), target, address },
         site: source.site().map(str::to_owned),
         interval_s: args.interval.as_secs_f64(),
-        elapsed_s: report::round_to(timeline.elapsed().as_secs_f64(), 3),
+        elapsed_s: round_to(timeline.elapsed().as_secs_f64(), 3),
         samples: timeline.len(),
         bounded: timeline.bounded(),
         half_width: timeline.half_width(),
@@ -173,8 +167,7 @@ async fn measure(args: &UncertaintyArgs, plan: Plan) -> anyhow::Result<(Uncertai
         status_changes: u64::try_from(timeline.changes().len()).unwrap_or(u64::MAX),
         changes: timeline.changes().to_vec(),
         reads: timeline.reads(),
-        errors: errors.total,
-        error_kinds: errors.by_kind.clone(),
+        errors: timeline.errors().clone(),
         interrupted,
         plot: None,
     };
@@ -248,13 +241,13 @@ fn next_slot(slot: u64, elapsed: Duration, interval: Duration) -> u64 {
 
 /// The plot of a run: its title names the site, its notes sum the run up.
 fn picture(report: &UncertaintyReport, timeline: &Timeline) -> Picture {
-    let title = match (report.mode, &report.site) {
-        (Mode::Local, _) => match host_name() {
+    let title = match (report.run.is_remote(), &report.site) {
+        (false, _) => match host_name() {
             Some(host) => format!("Half-width of the bound: tsod on {host}"),
             None => "Half-width of the bound: local tsod".to_owned(),
         },
-        (Mode::Remote, Some(site)) => format!("Half-width of the bound: site {site}"),
-        (Mode::Remote, None) => format!("Half-width of the bound: site at {}", report.target),
+        (true, Some(site)) => format!("Half-width of the bound: site {site}"),
+        (true, None) => format!("Half-width of the bound: site at {}", report.run.target),
     };
     let half_width = &report.half_width;
     let mut notes = vec![
@@ -272,19 +265,15 @@ fn picture(report: &UncertaintyReport, timeline: &Timeline) -> Picture {
         notes.push(format!("max {}", format_ns(half_width.max_ns)));
     }
     notes.push(format!("{} status change{}", report.status_changes, plural(report.status_changes)));
-    notes.push(format!("errors: {} of {} reads", report.errors, report.reads));
+    notes.push(format!("errors: {} of {} reads", report.errors.total, report.reads));
     Picture {
         title,
         subtitle: report.subject(),
         points: timeline.points(),
-        changes: report.changes.clone(),
+        changes: report.changes.iter().map(|c| plot::Change { at_s: c.at_s, to: c.to }).collect(),
         interval_s: report.interval_s,
         notes,
     }
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 /// This host's name, for a local plot's title.
@@ -299,35 +288,49 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
     use super::*;
-    fn parse(args: &[&str]) -> Result<UncertaintyArgs, clap::Error> {
-        crate::cli::parse(args.iter().copied())
-    }
+    use crate::cli::FromWords as _;
 
     #[test]
-    fn command_line_combinations() {
-        let local = parse(&["--local", "--segment", "/tmp/x", "--duration", "1s", "--json"]).unwrap();
+    fn options_want_one_clock_one_limit_and_a_plot_file() {
+        let local =
+            UncertaintyArgs::from_words(&["--local", "--segment", "/tmp/x", "--duration", "1s", "--json"]).unwrap();
         assert!(local.clock.local && local.json);
         assert_eq!(local.interval, Duration::from_secs(1), "the default interval");
         assert_eq!(local.duration, Some(Duration::from_secs(1)));
-        let remote =
-            parse(&["--site", "site-a.example:4460", "--ca", "ca.crt", "--interval", "100ms", "--count", "5"]).unwrap();
+        let remote = UncertaintyArgs::from_words(&[
+            "--site",
+            "site-a.example:4460",
+            "--ca",
+            "ca.crt",
+            "--interval",
+            "100ms",
+            "--count",
+            "5",
+        ])
+        .unwrap();
         assert_eq!(remote.clock.site.map(|a| a.to_string()), Some("site-a.example:4460".to_owned()));
         assert_eq!((remote.interval, remote.count), (Duration::from_millis(100), Some(5)));
-        assert!(parse(&["--local", "--plot", "run.png"]).unwrap().plot.is_some());
+        assert!(UncertaintyArgs::from_words(&["--local", "--plot", "run.png"]).unwrap().plot.is_some());
 
-        assert!(parse(&[]).is_err(), "--local or --site is required");
-        assert!(parse(&["--local", "--site", "127.0.0.1:4460", "--ca", "c"]).is_err(), "not both");
-        assert!(parse(&["--site", "127.0.0.1:4460"]).is_err(), "--site needs --ca");
-        assert!(parse(&["--local", "--ca", "c"]).is_err(), "--ca needs --site");
-        assert!(parse(&["--local", "--server-name", "a"]).is_err(), "--server-name needs --site");
-        assert!(parse(&["--local", "--cert", "c", "--key", "k"]).is_err(), "--cert needs --site");
-        assert!(parse(&["--segment", "/tmp/x"]).is_err(), "--segment needs --local");
-        assert!(parse(&["--site", "127.0.0.1:1", "--ca", "c", "--segment", "s"]).is_err());
-        assert!(parse(&["--site", "127.0.0.1:1", "--ca", "c", "--cert", "c.pem"]).is_err(), "--cert needs --key");
-        assert!(parse(&["--local", "--duration", "1s", "--count", "5"]).is_err(), "one limit");
-        assert!(parse(&["--local", "--interval", "100us"]).is_err(), "below 1ms");
-        assert!(parse(&["--local", "--plot", "run.jpg"]).is_err());
-        assert!(parse(&["--site", "no-port", "--ca", "c"]).is_err());
+        assert!(UncertaintyArgs::from_words(&[]).is_err(), "--local or --site is required");
+        assert!(
+            UncertaintyArgs::from_words(&["--local", "--site", "127.0.0.1:4460", "--ca", "c"]).is_err(),
+            "not both"
+        );
+        assert!(UncertaintyArgs::from_words(&["--site", "127.0.0.1:4460"]).is_err(), "--site needs --ca");
+        assert!(UncertaintyArgs::from_words(&["--local", "--ca", "c"]).is_err(), "--ca needs --site");
+        assert!(UncertaintyArgs::from_words(&["--local", "--server-name", "a"]).is_err(), "--server-name needs --site");
+        assert!(UncertaintyArgs::from_words(&["--local", "--cert", "c", "--key", "k"]).is_err(), "--cert needs --site");
+        assert!(UncertaintyArgs::from_words(&["--segment", "/tmp/x"]).is_err(), "--segment needs --local");
+        assert!(UncertaintyArgs::from_words(&["--site", "127.0.0.1:1", "--ca", "c", "--segment", "s"]).is_err());
+        assert!(
+            UncertaintyArgs::from_words(&["--site", "127.0.0.1:1", "--ca", "c", "--cert", "c.pem"]).is_err(),
+            "--cert needs --key"
+        );
+        assert!(UncertaintyArgs::from_words(&["--local", "--duration", "1s", "--count", "5"]).is_err(), "one limit");
+        assert!(UncertaintyArgs::from_words(&["--local", "--interval", "100us"]).is_err(), "below 1ms");
+        assert!(UncertaintyArgs::from_words(&["--local", "--plot", "run.jpg"]).is_err());
+        assert!(UncertaintyArgs::from_words(&["--site", "no-port", "--ca", "c"]).is_err());
     }
 
     #[test]
@@ -354,10 +357,12 @@ mod tests {
             status: Ok(tsod_proto::ClockStatus::Synchronized),
         });
         let report = UncertaintyReport {
-            command: "uncertainty",
-            mode: Mode::Remote,
-            target: "127.0.0.1:4460".to_owned(),
-            address: Some("127.0.0.1:4460".to_owned()),
+            run: RunHeader {
+                command: "uncertainty",
+                mode: Some(Mode::Remote),
+                target: "127.0.0.1:4460".to_owned(),
+                address: Some("127.0.0.1:4460".to_owned()),
+            },
             site: Some("site-a".to_owned()),
             interval_s: 0.5,
             elapsed_s: 0.001,
@@ -368,8 +373,7 @@ mod tests {
             status_changes: 0,
             changes: Vec::new(),
             reads: 2,
-            errors: 0,
-            error_kinds: std::collections::BTreeMap::new(),
+            errors: crate::report::ErrorTally::default(),
             interrupted: false,
             plot: None,
         };

@@ -11,11 +11,12 @@ use anyhow::{Context as _, anyhow};
 use tsod_client::LocalClock;
 use tsod_proto::shm::SHM_PATH_ENV;
 
+use super::report::{NowReport, NowSeries};
 use super::{BATCH, BATCH_MAX_NS_PER_CALL, Baseline, BaselineSamples};
 use crate::clock::timer_nanos;
 use crate::plan::{Plan, batches_per_thread};
 use crate::progress::Progress;
-use crate::report::{self, ErrorTally, Mode, NowReport, NowSeries, Series};
+use crate::report::{self, ErrorTally, Mode, RunHeader, Series};
 use crate::site::{self, clock_error_kind};
 
 /// Untimed rounds each thread runs first, to fault in the mapping and warm
@@ -78,16 +79,13 @@ pub(super) fn run(
         clock_gettime_monotonic: total.baselines.monotonic.summary(),
     };
     Ok(NowReport {
-        command: "now",
-        mode: Mode::Local,
-        target: path.display().to_string(),
+        run: RunHeader { command: "now", mode: Some(Mode::Local), target: path.display().to_string(), address: None },
         threads,
         batch: BATCH,
         rate: None,
         elapsed_s: total.elapsed().map_or(0.0, |d| report::round_to(d.as_secs_f64(), 3)),
         count: total.calls,
-        errors: total.errors.total,
-        error_kinds: total.errors.by_kind,
+        errors: total.errors,
         ratio_now_to_realtime: report::median_ratio(&total.now, &total.baselines.realtime),
         series,
         half_width: None,

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use super::report::{NowReport, NowSeries};
 use super::{Baseline, BaselineSamples, REMOTE_MAX_NS, deadline};
 use crate::clock::timer_nanos;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::report::{self, ErrorTally, Mode, NowReport, NowSeries, Series};
+use crate::report::{self, ErrorTally, Mode, RunHeader, Series};
 use crate::site::{RemoteTarget, remote_error_kind};
 
 /// Measures `RemoteClock::now_at()` against `target` until `plan` ends, at
@@ -75,8 +76,8 @@ async fn measure(
         match answer {
             Ok(now) => {
                 samples.now.record(end.saturating_sub(start));
-                samples.half_width.record(nanos(now.interval.half_width()));
-                samples.round_trip.record(nanos(now.round_trip));
+                samples.half_width.record_duration(now.interval.half_width());
+                samples.round_trip.record_duration(now.round_trip);
             }
             Err(error) => samples.errors.add(&remote_error_kind(&error)),
         }
@@ -96,16 +97,13 @@ async fn measure(
         clock_gettime_monotonic: samples.baselines.monotonic.summary(),
     };
     Ok(NowReport {
-        command: "now",
-        mode: Mode::Remote,
-        target: target.address.to_string(),
+        run: RunHeader { command: "now", mode: Some(Mode::Remote), target: target.address.to_string(), address: None },
         threads: 1,
         batch: 1,
         rate,
         elapsed_s: report::round_to(elapsed.as_secs_f64(), 3),
         count: samples.calls,
-        errors: samples.errors.total,
-        error_kinds: samples.errors.by_kind,
+        errors: samples.errors,
         ratio_now_to_realtime: report::median_ratio(&samples.now, &samples.baselines.realtime),
         series,
         half_width: Some(samples.half_width.summary()),
@@ -126,11 +124,6 @@ async fn wait_until(at: tokio::time::Instant) {
     while tokio::time::Instant::now() < at {
         tokio::task::yield_now().await;
     }
-}
-
-/// A duration in whole nanoseconds, saturating (the histogram clamps anyway).
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -154,12 +147,6 @@ mod tests {
         assert!(elapsed >= Duration::from_millis(5), "{elapsed:?}");
         // Loose: the machine is shared; a tick per wait would take 20 ms or more.
         assert!(elapsed < Duration::from_millis(19), "a millisecond timer tick per wait would take 20 ms: {elapsed:?}");
-    }
-
-    #[test]
-    fn nanos_saturate() {
-        assert_eq!(nanos(Duration::from_micros(3)), 3_000);
-        assert_eq!(nanos(Duration::MAX), u64::MAX);
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use tsod_proto::ClockStatus;
 
 use super::MAX_HALF_WIDTH_NS;
+use super::report::{StatusChange, StatusCounts};
 use crate::plot::Point;
-use crate::report::uncertainty::{StatusChange, StatusCounts};
 use crate::report::{ErrorTally, Series, Summary, round_to};
 
 /// One sample: a `now` read and a status read, back to back.

@@ -4,7 +4,8 @@
 //! # `tsbench uncertainty --json`
 //!
 //! One object on one line; kebab-case fields that may be added to, never
-//! renamed or removed.
+//! renamed or removed (the run header, the errors and the summary as in
+//! `report.rs`).
 //!
 //! ```text
 //! {"command":"uncertainty","mode":"local","target":"/dev/shm/tsod","interval-s":1.0,
@@ -35,15 +36,52 @@
 //! | `interrupted` | whether Ctrl-C (SIGINT) ended the run before its `--count` or `--duration` |
 //! | `plot` | with `--plot`: the file written |
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use serde::Serialize;
+use tsod_bench::text::plural;
 use tsod_proto::ClockStatus;
 
-use super::{Mode, Summary, error_kinds_text, render_table};
+use crate::report::{ErrorTally, Report, RunHeader, Summary, render_table};
+
+/// The result of `tsbench uncertainty`; the module doc describes each JSON field.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct UncertaintyReport {
+    /// `"uncertainty"`, local or remote, what it read (remote: the address connected to).
+    #[serde(flatten)]
+    pub(crate) run: RunHeader,
+    /// Remote only: the site's name, once it reported one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) site: Option<String>,
+    /// Time between samples, seconds.
+    pub(crate) interval_s: f64,
+    /// First sample to the end of the last, seconds.
+    pub(crate) elapsed_s: f64,
+    /// Samples taken.
+    pub(crate) samples: u64,
+    /// Samples with a half-width.
+    pub(crate) bounded: u64,
+    /// The half-widths.
+    pub(crate) half_width: Summary,
+    /// Samples by status.
+    pub(crate) statuses: StatusCounts,
+    /// Changes of status.
+    pub(crate) status_changes: u64,
+    /// Each change.
+    pub(crate) changes: Vec<StatusChange>,
+    /// Reads made.
+    pub(crate) reads: u64,
+    /// Reads that failed, by kind.
+    #[serde(flatten)]
+    pub(crate) errors: ErrorTally,
+    /// Ended by Ctrl-C.
+    pub(crate) interrupted: bool,
+    /// The plot written, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) plot: Option<String>,
+}
 
 /// Samples by status; every status always present, for scripts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -103,79 +141,30 @@ pub(crate) struct StatusChange {
     pub(crate) to: ClockStatus,
 }
 
-/// The result of `tsbench uncertainty`; the module doc describes each JSON field.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) struct UncertaintyReport {
-    /// Always `"uncertainty"`.
-    pub(crate) command: &'static str,
-    /// Local or remote.
-    pub(crate) mode: Mode,
-    /// Segment path, or the address as given.
-    pub(crate) target: String,
-    /// Remote only: the address connected to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) address: Option<String>,
-    /// Remote only: the site's name, once it reported one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) site: Option<String>,
-    /// Time between samples, seconds.
-    pub(crate) interval_s: f64,
-    /// First sample to the end of the last, seconds.
-    pub(crate) elapsed_s: f64,
-    /// Samples taken.
-    pub(crate) samples: u64,
-    /// Samples with a half-width.
-    pub(crate) bounded: u64,
-    /// The half-widths.
-    pub(crate) half_width: Summary,
-    /// Samples by status.
-    pub(crate) statuses: StatusCounts,
-    /// Changes of status.
-    pub(crate) status_changes: u64,
-    /// Each change.
-    pub(crate) changes: Vec<StatusChange>,
-    /// Reads made.
-    pub(crate) reads: u64,
-    /// Reads that failed.
-    pub(crate) errors: u64,
-    /// Failed reads by kind.
-    pub(crate) error_kinds: BTreeMap<String, u64>,
-    /// Ended by Ctrl-C.
-    pub(crate) interrupted: bool,
-    /// The plot written, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) plot: Option<String>,
-}
-
 /// Changes listed in the text report; the rest are counted.
 const CHANGES_LISTED: usize = 10;
 
 impl UncertaintyReport {
-    /// The JSON object, on one line.
-    pub(crate) fn to_json(&self) -> anyhow::Result<String> {
-        serde_json::to_string(self).context("cannot encode the report as JSON")
-    }
-
     /// What the run looked at, for the text report and the plot's title:
     /// `segment /dev/shm/tsod` or `site site-a at 127.0.0.1:4460`.
     pub(crate) fn subject(&self) -> String {
-        match (self.mode, &self.site, &self.address) {
-            (Mode::Local, _, _) => format!("segment {}", self.target),
-            (Mode::Remote, Some(site), Some(address)) if *address == self.target => {
-                format!("site {site} at {address}")
-            }
-            (Mode::Remote, Some(site), Some(address)) => format!("site {site} at {} ({address})", self.target),
-            (Mode::Remote, None, Some(address)) if *address != self.target => {
-                format!("site at {} ({address})", self.target)
-            }
-            (Mode::Remote, _, _) => format!("site at {}", self.target),
+        let target = &self.run.target;
+        if !self.run.is_remote() {
+            return format!("segment {target}");
+        }
+        match (&self.site, &self.run.address) {
+            (Some(site), Some(address)) if address == target => format!("site {site} at {address}"),
+            (Some(site), Some(address)) => format!("site {site} at {target} ({address})"),
+            (None, Some(address)) if address != target => format!("site at {target} ({address})"),
+            _ => format!("site at {target}"),
         }
     }
+}
 
+impl Report for UncertaintyReport {
     /// The report for people: a header line, the half-width table, the
     /// statuses, their changes and the errors.
-    pub(crate) fn to_human(&self) -> String {
+    fn to_human(&self) -> String {
         let mut out = format!(
             "tsbench uncertainty: {}, {} samples every {}, {:.2} s{}\n\n",
             self.subject(),
@@ -196,8 +185,7 @@ impl UncertaintyReport {
         if self.changes.len() > CHANGES_LISTED {
             let _ = writeln!(out, "  … and {} more (all in --json)", self.changes.len() - CHANGES_LISTED);
         }
-        let _ =
-            writeln!(out, "errors: {} of {} reads ({})", self.errors, self.reads, error_kinds_text(&self.error_kinds));
+        let _ = writeln!(out, "errors: {} of {} reads ({})", self.errors.total, self.reads, self.errors.kinds_text());
         if let Some(plot) = &self.plot {
             let _ = writeln!(out, "plot: {plot}");
         }
@@ -210,15 +198,14 @@ fn format_seconds(seconds: f64) -> String {
     format!("{:?}", Duration::try_from_secs_f64(seconds).unwrap_or_default())
 }
 
-fn plural(n: u64) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::report::Mode;
 
     fn sample_report(mode: Mode) -> UncertaintyReport {
         let half_width = Summary {
@@ -237,10 +224,12 @@ mod tests {
         statuses.add(Some(ClockStatus::Unsynchronized));
         let remote = mode == Mode::Remote;
         UncertaintyReport {
-            command: "uncertainty",
-            mode,
-            target: if remote { "localhost:4460".to_owned() } else { "/dev/shm/tsod".to_owned() },
-            address: remote.then(|| "127.0.0.1:4460".to_owned()),
+            run: RunHeader {
+                command: "uncertainty",
+                mode: Some(mode),
+                target: if remote { "localhost:4460".to_owned() } else { "/dev/shm/tsod".to_owned() },
+                address: remote.then(|| "127.0.0.1:4460".to_owned()),
+            },
             site: remote.then(|| "site-a".to_owned()),
             interval_s: 0.25,
             elapsed_s: 0.75,
@@ -254,8 +243,7 @@ mod tests {
                 StatusChange { at_s: 0.75, from: ClockStatus::Degraded, to: ClockStatus::Unsynchronized },
             ],
             reads: 8,
-            errors: 1,
-            error_kinds: BTreeMap::from([("unsynchronized".to_owned(), 1)]),
+            errors: ErrorTally { total: 1, by_kind: BTreeMap::from([("unsynchronized".to_owned(), 1)]) },
             interrupted: false,
             plot: None,
         }
@@ -326,7 +314,8 @@ mod tests {
         }
         let remote = sample_report(Mode::Remote);
         assert_eq!(remote.subject(), "site site-a at localhost:4460 (127.0.0.1:4460)");
-        let unnamed = UncertaintyReport { site: None, target: "127.0.0.1:4460".to_owned(), ..remote };
+        let mut unnamed = UncertaintyReport { site: None, ..remote };
+        unnamed.run.target = "127.0.0.1:4460".to_owned();
         assert_eq!(unnamed.subject(), "site at 127.0.0.1:4460");
         assert_eq!(format_seconds(1.0), "1s");
         assert_eq!(format_seconds(0.01), "10ms");

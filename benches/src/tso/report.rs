@@ -4,7 +4,8 @@
 //! # `tsbench tso --json`
 //!
 //! One object on one line; kebab-case fields that may be added to, never
-//! renamed or removed.
+//! renamed or removed (the run header, without `mode`, the errors and the
+//! summary as in `report.rs`).
 //!
 //! ```text
 //! {"command":"tso","target":"127.0.0.1:4460","address":"127.0.0.1:4460","concurrency":8,
@@ -37,26 +38,22 @@
 //! | `ranges-forgotten` | intervals the duplicate check dropped to bound its memory (see `tso/uniqueness.rs`); 0 unless the received timestamps leave over a million gaps |
 //! | `tso-stats` | the client's own counters (`Tso::stats()`, `TsoStats`): `calls`, `requests-sent`, `timestamps-received`, `retries`, and `errors` by kind (`unavailable`, `rate-limited`, `overloaded`, `connection`, `timeout`, `mismatch`, `refused`, `went-backwards`, `deadline-exceeded`), counting failed requests rather than calls |
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use anyhow::Context as _;
 use serde::Serialize;
+use tsod_bench::text::plural;
 use tsod_client::tso::TsoStats;
 
-use super::{Summary, error_kinds_text, render_table};
-use crate::tso::uniqueness::Violations;
+use super::uniqueness::Violations;
+use crate::report::{ErrorTally, Report, RunHeader, Summary, render_table};
 
 /// The result of `tsbench tso`; the module doc describes each JSON field.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) struct TsoReport {
-    /// Always `"tso"`.
-    pub(crate) command: &'static str,
-    /// The address as given.
-    pub(crate) target: String,
-    /// The address connected to.
-    pub(crate) address: String,
+    /// `"tso"`, no mode (remote only), the address as given and the one connected to.
+    #[serde(flatten)]
+    pub(crate) run: RunHeader,
     /// Tasks calling at once.
     pub(crate) concurrency: u32,
     /// Timestamps per call.
@@ -77,10 +74,9 @@ pub(crate) struct TsoReport {
     pub(crate) timestamps_per_s: f64,
     /// Latency of successful calls.
     pub(crate) latency: Summary,
-    /// Calls that failed.
-    pub(crate) errors: u64,
-    /// Failures by kind.
-    pub(crate) error_kinds: BTreeMap<String, u64>,
+    /// Calls that failed, by kind.
+    #[serde(flatten)]
+    pub(crate) errors: ErrorTally,
     /// Broken promises.
     pub(crate) violations: Violations,
     /// Intervals the duplicate check forgot.
@@ -89,22 +85,16 @@ pub(crate) struct TsoReport {
     pub(crate) tso_stats: TsoStats,
 }
 
-impl TsoReport {
-    /// The JSON object, on one line.
-    pub(crate) fn to_json(&self) -> anyhow::Result<String> {
-        serde_json::to_string(self).context("cannot encode the report as JSON")
-    }
-
-    /// The report for people.
-    pub(crate) fn to_human(&self) -> String {
+impl Report for TsoReport {
+    fn to_human(&self) -> String {
         let call =
             if self.count_per_call == 1 { "next()".to_owned() } else { format!("reserve({})", self.count_per_call) };
         let mut out = format!(
             "tsbench tso: {} ({}), Tso::{call}, {} task{}, {} in flight, batch wait {:?}, {:.2} s\n\n",
-            self.target,
-            self.address,
+            self.run.target,
+            self.run.address.as_deref().unwrap_or("?"),
             self.concurrency,
-            if self.concurrency == 1 { "" } else { "s" },
+            plural(self.concurrency.into()),
             self.in_flight,
             std::time::Duration::try_from_secs_f64(self.batch_wait_s).unwrap_or_default(),
             self.elapsed_s
@@ -133,8 +123,7 @@ impl TsoReport {
         if self.ranges_forgotten > 0 {
             let _ = writeln!(out, "duplicate check: {} intervals forgotten (memory bound)", self.ranges_forgotten);
         }
-        let _ =
-            writeln!(out, "errors: {} of {} calls ({})", self.errors, self.calls, error_kinds_text(&self.error_kinds));
+        let _ = writeln!(out, "errors: {} of {} calls ({})", self.errors.total, self.calls, self.errors.kinds_text());
         out
     }
 }
@@ -147,9 +136,12 @@ mod tests {
 
     fn sample() -> TsoReport {
         TsoReport {
-            command: "tso",
-            target: "127.0.0.1:4460".to_owned(),
-            address: "127.0.0.1:4460".to_owned(),
+            run: RunHeader {
+                command: "tso",
+                mode: None,
+                target: "127.0.0.1:4460".to_owned(),
+                address: Some("127.0.0.1:4460".to_owned()),
+            },
             concurrency: 8,
             count_per_call: 1,
             in_flight: 2,
@@ -160,8 +152,7 @@ mod tests {
             calls_per_s: 1_000.0,
             timestamps_per_s: 1_000.0,
             latency: Summary::default(),
-            errors: 0,
-            error_kinds: BTreeMap::new(),
+            errors: ErrorTally::default(),
             violations: Violations::default(),
             ranges_forgotten: 0,
             tso_stats: TsoStats::default(),

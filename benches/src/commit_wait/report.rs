@@ -4,7 +4,8 @@
 //! # `tsbench commit-wait --json`
 //!
 //! One object on one line; kebab-case fields that may be added to, never
-//! renamed or removed.
+//! renamed or removed (the run header, the errors and each summary as in
+//! `report.rs`).
 //!
 //! ```text
 //! {"command":"commit-wait","mode":"local","target":"/dev/shm/tsod","elapsed-s":0.061,"count":1000,
@@ -27,37 +28,28 @@
 //! | `overshoot` | summary of `CommitWait::overshoot()`: how far `earliest` had passed the target at the read that ended the wait, in nanoseconds |
 //! | `half-width` | summary of the half-width of the interval that ended each wait, in nanoseconds |
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use anyhow::Context as _;
 use serde::Serialize;
 
-use super::{Mode, Summary, error_kinds_text, render_table};
+use crate::report::{ErrorTally, Report, RunHeader, Summary, render_table};
 
 /// The result of `tsbench commit-wait`; the module doc describes each JSON field.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) struct CommitWaitReport {
-    /// Always `"commit-wait"`.
-    pub(crate) command: &'static str,
-    /// Local or remote.
-    pub(crate) mode: Mode,
-    /// Segment path or address as given.
-    pub(crate) target: String,
-    /// Remote only: the address connected to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) address: Option<String>,
+    /// `"commit-wait"`, local or remote, what it waited on (remote: the address connected to).
+    #[serde(flatten)]
+    pub(crate) run: RunHeader,
     /// Wall time of the run, in seconds.
     pub(crate) elapsed_s: f64,
     /// Transactions tried.
     pub(crate) count: u64,
     /// Waits that ended.
     pub(crate) waits: u64,
-    /// Transactions that failed.
-    pub(crate) errors: u64,
-    /// Failures by kind.
-    pub(crate) error_kinds: BTreeMap<String, u64>,
+    /// Transactions that failed, by kind.
+    #[serde(flatten)]
+    pub(crate) errors: ErrorTally,
     /// Intervals read by the waits.
     pub(crate) reads: u64,
     /// How long each wait took.
@@ -68,21 +60,16 @@ pub(crate) struct CommitWaitReport {
     pub(crate) half_width: Summary,
 }
 
-impl CommitWaitReport {
-    /// The JSON object, on one line.
-    pub(crate) fn to_json(&self) -> anyhow::Result<String> {
-        serde_json::to_string(self).context("cannot encode the report as JSON")
-    }
-
-    /// The report for people.
-    pub(crate) fn to_human(&self) -> String {
-        let (what, how) = match self.mode {
-            Mode::Local => ("segment", "HybridClock::commit_wait_blocking()"),
-            Mode::Remote => ("remote", "HybridClock::commit_wait(), refreshed before each"),
+impl Report for CommitWaitReport {
+    fn to_human(&self) -> String {
+        let (what, how) = if self.run.is_remote() {
+            ("remote", "HybridClock::commit_wait(), refreshed before each")
+        } else {
+            ("segment", "HybridClock::commit_wait_blocking()")
         };
         let mut out = format!(
             "tsbench commit-wait: {what} {}, {} transactions, {how}, {:.2} s\n\n",
-            self.target, self.count, self.elapsed_s
+            self.run.target, self.count, self.elapsed_s
         );
         out.push_str(&render_table(&[
             ("waited", &self.waited),
@@ -94,9 +81,9 @@ impl CommitWaitReport {
         let _ = writeln!(
             out,
             "errors: {} of {} transactions ({})",
-            self.errors,
+            self.errors.total,
             self.count,
-            error_kinds_text(&self.error_kinds)
+            self.errors.kinds_text()
         );
         out
     }
@@ -107,18 +94,20 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
     use super::*;
+    use crate::report::Mode;
 
     fn sample(mode: Mode) -> CommitWaitReport {
         CommitWaitReport {
-            command: "commit-wait",
-            mode,
-            target: "/dev/shm/tsod".to_owned(),
-            address: (mode == Mode::Remote).then(|| "127.0.0.1:4460".to_owned()),
+            run: RunHeader {
+                command: "commit-wait",
+                mode: Some(mode),
+                target: "/dev/shm/tsod".to_owned(),
+                address: (mode == Mode::Remote).then(|| "127.0.0.1:4460".to_owned()),
+            },
             elapsed_s: 0.1,
             count: 10,
             waits: 10,
-            errors: 0,
-            error_kinds: BTreeMap::new(),
+            errors: ErrorTally::default(),
             reads: 40,
             waited: Summary::default(),
             overshoot: Summary::default(),

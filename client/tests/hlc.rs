@@ -12,19 +12,18 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod common;
+
 use std::collections::HashSet;
 use std::fs::OpenOptions;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::future::Future;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quinn::crypto::rustls::QuicServerConfig;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use common::pki::Pki;
+use common::server::{Stop, TestServer};
 use tsod_client::hlc::{
     CommitWait, DEFAULT_MAX_OFFSET, HlcError, HybridClock, IntervalSource, RemoteSource, RemoteSourceError,
 };
@@ -33,7 +32,7 @@ use tsod_client::{
     TimeInterval, Timescale, Timestamp, sys,
 };
 use tsod_proto::shm::{Anchor, PublishedState, SHM_FILE_SIZE, ShmHeader};
-use tsod_proto::wire::{self, ALPN_CLIENT, MAX_MESSAGE_LEN, Message, NowResponse};
+use tsod_proto::wire::{self, MAX_MESSAGE_LEN, Message, NowResponse};
 use tsod_shm::WriteMapping;
 
 // ---------------------------------------------------------------------------
@@ -410,83 +409,38 @@ async fn async_commit_wait_gives_external_consistency_between_two_clocks() {
 // ---------------------------------------------------------------------------
 // RemoteSource against an in-test tsod-client/1 server.
 
-/// A cluster CA (PEM file) and a server configuration for 127.0.0.1.
-fn pki(name: &str) -> (PathBuf, quinn::ServerConfig) {
-    let dir = std::env::temp_dir().join(format!("tsod-client-hlc-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.distinguished_name.push(DnType::CommonName, "test cluster CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["site-a".to_owned()]).unwrap();
-    params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    let cert = params.signed_by(&key, &ca).unwrap();
-    let ca_path = dir.join("ca.crt");
-    std::fs::write(&ca_path, ca.pem()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.der().clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
-        .unwrap();
-    tls.alpn_protocols = vec![ALPN_CLIENT.to_vec()];
-    (ca_path, quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).unwrap())))
-}
-
-/// Serves now-requests with `[now − 50 µs, now + 50 µs]` (the system clock)
-/// and the status in `status`, on `endpoint`, until the runtime stops.
-async fn serve(endpoint: quinn::Endpoint, status: Arc<Mutex<ClockStatus>>) {
-    while let Some(incoming) = endpoint.accept().await {
-        let status = Arc::clone(&status);
-        tokio::spawn(async move {
-            let Ok(connection) = incoming.await else { return };
-            while let Ok((mut send, mut recv)) = connection.accept_bi().await {
-                let status = *status.lock().unwrap();
-                tokio::spawn(async move {
-                    let Ok(request) = recv.read_to_end(MAX_MESSAGE_LEN).await else { return };
-                    let Ok(Message::NowRequest(r)) = wire::decode(&request) else { return };
-                    let now = sys::realtime_now().unwrap();
-                    let response = Message::NowResponse(NowResponse {
-                        request_id: r.request_id,
-                        interval: TimeInterval::around(now, Duration::from_micros(50)),
-                        status,
-                        timescale: Timescale::UtcSmear24h,
-                        drift_bound: Ppb::from_ppm(15),
-                    });
-                    if send.write_all(&response.to_vec().unwrap()).await.is_ok() && send.finish().is_ok() {
-                        let _ = send.stopped().await;
-                    }
-                });
-            }
+/// Answers a now-request with `[now − 50 µs, now + 50 µs]` (the system
+/// clock) and the status in `status` when the request came.
+fn answer_now(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    status: Arc<Mutex<ClockStatus>>,
+) -> impl Future<Output = ()> {
+    let status = *status.lock().unwrap();
+    async move {
+        let Ok(request) = recv.read_to_end(MAX_MESSAGE_LEN).await else { return };
+        let Ok(Message::NowRequest(r)) = wire::decode(&request) else { return };
+        let now = sys::realtime_now().unwrap();
+        let response = Message::NowResponse(NowResponse {
+            request_id: r.request_id,
+            interval: TimeInterval::around(now, Duration::from_micros(50)),
+            status,
+            timescale: Timescale::UtcSmear24h,
+            drift_bound: Ppb::from_ppm(15),
         });
+        if send.write_all(&response.to_vec().unwrap()).await.is_ok() && send.finish().is_ok() {
+            let _ = send.stopped().await;
+        }
     }
 }
 
 #[tokio::test]
 async fn remote_source_projects_the_last_answer_and_drives_the_hlc() {
-    let (ca_path, config) = pki("remote");
+    let pki = Pki::new("hlc-remote");
     let status = Arc::new(Mutex::new(ClockStatus::Synchronized));
-    let shared = Arc::clone(&status);
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let endpoint = quinn::Endpoint::server(config, (Ipv4Addr::LOCALHOST, 0).into()).unwrap();
-            addr_tx.send(endpoint.local_addr().unwrap()).unwrap();
-            tokio::select! {
-                _ = stop_rx => {}
-                () = serve(endpoint, shared) => {}
-            }
-        });
-    });
-    let addr = addr_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-    let clock = RemoteClock::connect(addr, &ca_path).await.unwrap();
+    let server =
+        TestServer::spawn((Ipv4Addr::LOCALHOST, 0).into(), pki.server_config(false), Arc::clone(&status), answer_now);
+    let clock = RemoteClock::connect(server.addr, &pki.ca_path).await.unwrap();
     let max_age = Duration::from_millis(300);
     let source = RemoteSource::with_max_age(clock, max_age);
     let hlc = HybridClock::new(&source);
@@ -529,7 +483,5 @@ async fn remote_source_projects_the_last_answer_and_drives_the_hlc() {
     source.refresh().await.unwrap();
     assert!(hlc.now().unwrap() > ts);
 
-    let _ = stop_tx.send(());
-    server.join().unwrap();
-    let _ = std::fs::remove_dir_all(ca_path.parent().unwrap());
+    server.stop(Stop::Graceful);
 }

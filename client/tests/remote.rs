@@ -10,25 +10,20 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quinn::crypto::rustls::QuicServerConfig;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::server::WebPkiClientVerifier;
+use common::pki::Pki;
+use common::server::{Stop, TestServer};
 use tsod_client::{
     ClockStatus, ErrorCode, Offset, Ppb, RemoteClock, RemoteError, RemoteOptions, SourceKind, TimeInterval, Timescale,
     Timestamp,
 };
 use tsod_proto::wire::{
-    self, ALPN_CLIENT, ErrorResponse, MAX_MESSAGE_LEN, Message, NowResponse, SiteReport, SourceReport, StatusResponse,
+    self, ErrorResponse, MAX_MESSAGE_LEN, Message, NowResponse, SiteReport, SourceReport, StatusResponse,
 };
 
 /// The interval the test server always answers with.
@@ -38,100 +33,6 @@ fn server_interval() -> TimeInterval {
         Timestamp::from_nanos(1_700_000_000_000_050_000),
     )
     .unwrap()
-}
-
-/// A directory removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tsod-client-remote-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A cluster CA with a server certificate for 127.0.0.1 and a client
-/// certificate; the CA and the client identity are written as PEM files.
-struct Pki {
-    dir: Scratch,
-    ca_path: PathBuf,
-    ca_der: CertificateDer<'static>,
-    server_chain: Vec<CertificateDer<'static>>,
-    server_key: PrivatePkcs8KeyDer<'static>,
-    client_cert: PathBuf,
-    client_key: PathBuf,
-}
-
-impl Pki {
-    fn new(name: &str) -> Self {
-        let dir = Scratch::new(name);
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.distinguished_name.push(DnType::CommonName, "test cluster CA");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let leaf = |name: &str| {
-            let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
-            params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-            params.distinguished_name.push(DnType::CommonName, name);
-            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-            (params.signed_by(&key, &ca).unwrap(), key)
-        };
-        let (server_cert, server_key) = leaf("site-a");
-        let (client_cert, client_key) = leaf("client-1");
-        let ca_path = dir.0.join("ca.crt");
-        std::fs::write(&ca_path, ca.pem()).unwrap();
-        let client_cert_path = dir.0.join("client-1.crt");
-        let client_key_path = dir.0.join("client-1.key");
-        std::fs::write(&client_cert_path, client_cert.pem()).unwrap();
-        std::fs::write(&client_key_path, client_key.serialize_pem()).unwrap();
-        Self {
-            ca_path,
-            ca_der: ca.der().clone(),
-            server_chain: vec![server_cert.der().clone()],
-            server_key: PrivatePkcs8KeyDer::from(server_key.serialize_der()),
-            client_cert: client_cert_path,
-            client_key: client_key_path,
-            dir,
-        }
-    }
-
-    /// The server's QUIC configuration, optionally requiring a client
-    /// certificate from this CA.
-    fn server_config(&self, require_client_cert: bool) -> quinn::ServerConfig {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap();
-        let builder = if require_client_cert {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(self.ca_der.clone()).unwrap();
-            builder.with_client_cert_verifier(
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap(),
-            )
-        } else {
-            builder.with_no_client_auth()
-        };
-        let mut tls = builder
-            .with_single_cert(self.server_chain.clone(), PrivateKeyDer::Pkcs8(self.server_key.clone_key()))
-            .unwrap();
-        tls.alpn_protocols = vec![ALPN_CLIENT.to_vec()];
-        quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).unwrap()))
-    }
-
-    fn options(&self) -> RemoteOptions {
-        RemoteOptions::new(&self.ca_path)
-    }
 }
 
 /// What the test server does with a now-request.
@@ -159,97 +60,20 @@ impl Behavior {
     }
 }
 
-enum Stop {
-    /// Close every connection (the clients are told) and the endpoint.
-    Graceful,
-    /// Drop the runtime: no connection close is sent, as when the process dies.
-    Crash,
-}
-
-/// A `tsod-client/1` server on its own thread and runtime, so it can be
-/// stopped like a process.
-struct TestServer {
-    addr: SocketAddr,
-    behavior: Arc<Mutex<Behavior>>,
-    /// Connections accepted so far.
-    connections: Arc<AtomicUsize>,
-    stop: Option<tokio::sync::oneshot::Sender<Stop>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TestServer {
+impl TestServer<Mutex<Behavior>> {
     fn start(config: quinn::ServerConfig, behavior: Behavior) -> Self {
         Self::start_on((Ipv4Addr::LOCALHOST, 0).into(), config, behavior)
     }
 
     fn start_on(bind: SocketAddr, config: quinn::ServerConfig, behavior: Behavior) -> Self {
-        let behavior = Arc::new(Mutex::new(behavior));
-        let shared = Arc::clone(&behavior);
-        let connections = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&connections);
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let endpoint = quinn::Endpoint::server(config, bind).unwrap();
-                addr_tx.send(endpoint.local_addr().unwrap()).unwrap();
-                let stop = tokio::select! {
-                    stop = stop_rx => stop.unwrap_or(Stop::Crash),
-                    () = serve(endpoint.clone(), shared, counter) => Stop::Crash,
-                };
-                if let Stop::Graceful = stop {
-                    endpoint.close(0u32.into(), b"restart");
-                    endpoint.wait_idle().await;
-                }
-            });
-            // Dropping the runtime cancels every connection task unsent.
-            drop(runtime);
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        Self { addr, behavior, connections, stop: Some(stop_tx), thread: Some(thread) }
+        Self::spawn(bind, config, Arc::new(Mutex::new(behavior)), |send, recv, behavior| {
+            let behavior = behavior.lock().unwrap().clone();
+            answer(send, recv, behavior)
+        })
     }
 
     fn set(&self, reply: Reply, delay: Duration) {
-        *self.behavior.lock().unwrap() = Behavior { reply, delay };
-    }
-
-    fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
-    }
-
-    fn stop(mut self, how: Stop) {
-        self.halt(how);
-    }
-
-    fn halt(&mut self, how: Stop) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(how);
-        }
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.halt(Stop::Crash);
-    }
-}
-
-async fn serve(endpoint: quinn::Endpoint, behavior: Arc<Mutex<Behavior>>, connections: Arc<AtomicUsize>) {
-    while let Some(incoming) = endpoint.accept().await {
-        let behavior = Arc::clone(&behavior);
-        let connections = Arc::clone(&connections);
-        tokio::spawn(async move {
-            let Ok(connection) = incoming.await else { return };
-            connections.fetch_add(1, Ordering::SeqCst);
-            while let Ok((send, recv)) = connection.accept_bi().await {
-                let behavior = behavior.lock().unwrap().clone();
-                tokio::spawn(answer(send, recv, behavior));
-            }
-        });
+        *self.state.lock().unwrap() = Behavior { reply, delay };
     }
 }
 
@@ -437,11 +261,11 @@ async fn a_server_whose_certificate_is_not_from_the_ca_or_not_for_the_name_is_re
     assert!(e.to_string().contains("cluster CA"), "{e}");
 
     // The right CA, but the certificate does not name the expected server.
-    let options = RemoteOptions { server_name: Some("site-b".to_owned()), ..theirs.options() };
+    let options = RemoteOptions { server_name: Some("site-b".to_owned()), ..theirs.remote_options() };
     let e = RemoteClock::connect_with(server.addr, options).await.unwrap_err();
     assert!(matches!(e, RemoteError::Handshake { .. }), "{e:?}");
     // By DNS name instead of the IP SAN: accepted.
-    let options = RemoteOptions { server_name: Some("site-a".to_owned()), ..theirs.options() };
+    let options = RemoteOptions { server_name: Some("site-a".to_owned()), ..theirs.remote_options() };
     let clock = RemoteClock::connect_with(server.addr, options).await.unwrap();
     assert!(clock.now().await.is_ok());
 }
@@ -453,7 +277,7 @@ async fn a_silent_server_times_out_and_a_slow_one_exceeds_the_round_trip_limit()
     let options = RemoteOptions {
         request_timeout: Duration::from_millis(300),
         max_round_trip: Duration::from_millis(100),
-        ..pki.options()
+        ..pki.remote_options()
     };
     let clock = RemoteClock::connect_with(server.addr, options).await.unwrap();
 
@@ -484,7 +308,7 @@ async fn reconnects_after_the_server_restarts_on_the_same_port() {
     let pki = Pki::new("restart");
     let server = TestServer::start(pki.server_config(false), Behavior::answer());
     let addr = server.addr;
-    let options = RemoteOptions { request_timeout: Duration::from_millis(500), ..pki.options() };
+    let options = RemoteOptions { request_timeout: Duration::from_millis(500), ..pki.remote_options() };
     let clock = RemoteClock::connect_with(addr, options).await.unwrap();
     assert!(clock.now().await.is_ok());
 
@@ -549,14 +373,14 @@ async fn mutual_tls_with_a_client_certificate_from_the_cluster_ca() {
     let options = RemoteOptions {
         client_identity: Some((pki.client_cert.clone(), pki.client_key.clone())),
         request_timeout: Duration::from_millis(500),
-        ..pki.options()
+        ..pki.remote_options()
     };
     let clock = RemoteClock::connect_with(server.addr, options).await.unwrap();
     assert!(clock.now().await.is_ok());
 
     // Without a certificate the server refuses: at the handshake, or (TLS 1.3
     // client auth finishing after the client's side) on the first request.
-    let options = RemoteOptions { request_timeout: Duration::from_millis(500), ..pki.options() };
+    let options = RemoteOptions { request_timeout: Duration::from_millis(500), ..pki.remote_options() };
     match RemoteClock::connect_with(server.addr, options).await {
         Err(e) => assert!(matches!(e, RemoteError::Handshake { .. }), "{e:?}"),
         Ok(clock) => {
@@ -576,22 +400,24 @@ async fn bad_options_and_files_are_typed_errors_before_any_traffic() {
     std::fs::write(pki.dir.0.join("garbage.crt"), "not a certificate").unwrap();
     let e = RemoteClock::connect_with(addr, RemoteOptions::new(pki.dir.0.join("garbage.crt"))).await.unwrap_err();
     assert!(matches!(e, RemoteError::Pem { .. }), "{e:?}");
-    let e = RemoteClock::connect_with(addr, RemoteOptions { drift_bound: Ppb::new(1_000_001), ..pki.options() })
+    let e = RemoteClock::connect_with(addr, RemoteOptions { drift_bound: Ppb::new(1_000_001), ..pki.remote_options() })
         .await
         .unwrap_err();
     assert!(matches!(e, RemoteError::InvalidOptions(_)), "{e:?}");
-    let e = RemoteClock::connect_with(addr, RemoteOptions { request_timeout: Duration::ZERO, ..pki.options() })
+    let e = RemoteClock::connect_with(addr, RemoteOptions { request_timeout: Duration::ZERO, ..pki.remote_options() })
         .await
         .unwrap_err();
     assert!(matches!(e, RemoteError::InvalidOptions(_)), "{e:?}");
     // A key that is not the certificate's.
-    let options =
-        RemoteOptions { client_identity: Some((pki.client_cert.clone(), pki.dir.0.join("nope.key"))), ..pki.options() };
+    let options = RemoteOptions {
+        client_identity: Some((pki.client_cert.clone(), pki.dir.0.join("nope.key"))),
+        ..pki.remote_options()
+    };
     let e = RemoteClock::connect_with(addr, options).await.unwrap_err();
     assert!(matches!(e, RemoteError::Pem { .. }), "{e:?}");
     // Nobody listening: the dial times out (or is refused), boundedly.
     let started = Instant::now();
-    let options = RemoteOptions { request_timeout: Duration::from_millis(300), ..pki.options() };
+    let options = RemoteOptions { request_timeout: Duration::from_millis(300), ..pki.remote_options() };
     let e = RemoteClock::connect_with(addr, options).await.unwrap_err();
     assert!(matches!(e, RemoteError::Timeout { .. } | RemoteError::Handshake { .. }), "{e:?}");
     assert!(started.elapsed() < Duration::from_secs(2));

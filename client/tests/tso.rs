@@ -10,93 +10,18 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod common;
+
 use std::collections::{HashSet, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quinn::crypto::rustls::QuicServerConfig;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use common::pki::Pki;
+use common::server::{Stop, TestServer};
 use tsod_client::tso::{Tso, TsoError, TsoOptions, TsoRange};
 use tsod_client::{ErrorCode, HybridTimestamp, RemoteError};
-use tsod_proto::wire::{self, ALPN_CLIENT, ErrorResponse, MAX_MESSAGE_LEN, MAX_TSO_COUNT, Message, TsoResponse};
-
-/// A directory removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tsod-client-tso-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A cluster CA (written as a PEM file) and a server certificate for 127.0.0.1.
-struct Pki {
-    _dir: Scratch,
-    ca_path: PathBuf,
-    server_chain: Vec<CertificateDer<'static>>,
-    server_key: PrivatePkcs8KeyDer<'static>,
-}
-
-impl Pki {
-    fn new(name: &str) -> Self {
-        let dir = Scratch::new(name);
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.distinguished_name.push(DnType::CommonName, "test cluster CA");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["site-a".to_owned()]).unwrap();
-        params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        params.distinguished_name.push(DnType::CommonName, "site-a");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let cert = params.signed_by(&key, &ca).unwrap();
-        let ca_path = dir.0.join("ca.crt");
-        std::fs::write(&ca_path, ca.pem()).unwrap();
-        Self {
-            _dir: dir,
-            ca_path,
-            server_chain: vec![cert.der().clone()],
-            server_key: PrivatePkcs8KeyDer::from(key.serialize_der()),
-        }
-    }
-
-    fn server_config(&self) -> quinn::ServerConfig {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(self.server_chain.clone(), PrivateKeyDer::Pkcs8(self.server_key.clone_key()))
-            .unwrap();
-        tls.alpn_protocols = vec![ALPN_CLIENT.to_vec()];
-        let mut config = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).unwrap()));
-        // Hundreds of concurrent requests, each on its own stream.
-        Arc::get_mut(&mut config.transport).unwrap().max_concurrent_bidi_streams(1024u32.into());
-        config
-    }
-
-    fn options(&self) -> TsoOptions {
-        TsoOptions::new(&self.ca_path)
-    }
-}
+use tsod_proto::wire::{self, ErrorResponse, MAX_MESSAGE_LEN, MAX_TSO_COUNT, Message, TsoResponse};
 
 /// What the test server does with one tso-request.
 #[derive(Clone, Copy, Debug)]
@@ -129,6 +54,9 @@ struct ServerState {
     granted: u64,
     max_count: u32,
     counts: Vec<u32>,
+    /// Requests being answered now, and the most at once.
+    busy: usize,
+    max_busy: usize,
 }
 
 type State = Arc<Mutex<ServerState>>;
@@ -143,69 +71,18 @@ fn state() -> State {
         granted: 0,
         max_count: 0,
         counts: Vec::new(),
+        busy: 0,
+        max_busy: 0,
     }))
 }
 
-enum Stop {
-    /// Close every connection (the clients are told) and the endpoint.
-    Graceful,
-    /// Drop the runtime: nothing is sent, as when the process dies.
-    Crash,
-}
-
-/// A TSO server on its own thread and runtime, so it can be stopped like a process.
-struct TestServer {
-    addr: SocketAddr,
-    state: State,
-    /// Requests being answered now, and the most at once.
-    busy: Arc<AtomicUsize>,
-    max_busy: Arc<AtomicUsize>,
-    stop: Option<tokio::sync::oneshot::Sender<Stop>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TestServer {
+impl TestServer<Mutex<ServerState>> {
     fn start(pki: &Pki, state: &State) -> Self {
         Self::start_on((Ipv4Addr::LOCALHOST, 0).into(), pki, state)
     }
 
     fn start_on(bind: SocketAddr, pki: &Pki, state: &State) -> Self {
-        let config = pki.server_config();
-        let shared = Arc::clone(state);
-        let busy = Arc::new(AtomicUsize::new(0));
-        let max_busy = Arc::new(AtomicUsize::new(0));
-        let gauges = (Arc::clone(&busy), Arc::clone(&max_busy));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            runtime.block_on(async move {
-                // A restart binds the old server's port: its socket may
-                // take a moment to be released by the stopped runtime.
-                let deadline = Instant::now() + Duration::from_secs(5);
-                let endpoint = loop {
-                    match quinn::Endpoint::server(config.clone(), bind) {
-                        Ok(endpoint) => break endpoint,
-                        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                        Err(e) => panic!("binding the test server to {bind}: {e}"),
-                    }
-                };
-                addr_tx.send(endpoint.local_addr().unwrap()).unwrap();
-                let stop = tokio::select! {
-                    stop = stop_rx => stop.unwrap_or(Stop::Crash),
-                    () = serve(endpoint.clone(), shared, gauges) => Stop::Crash,
-                };
-                if let Stop::Graceful = stop {
-                    endpoint.close(0u32.into(), b"restart");
-                    endpoint.wait_idle().await;
-                }
-            });
-            runtime.shutdown_background();
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        Self { addr, state: Arc::clone(state), busy, max_busy, stop: Some(stop_tx), thread: Some(thread) }
+        Self::spawn(bind, pki.server_config(false), Arc::clone(state), answer)
     }
 
     fn script(&self, replies: &[Reply], default: Reply) {
@@ -218,51 +95,20 @@ impl TestServer {
         self.state.lock().unwrap().requests
     }
 
-    fn stop(mut self, how: Stop) {
-        self.halt(how);
-    }
-
-    fn halt(&mut self, how: Stop) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(how);
-        }
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
+    /// Requests being answered now, and the most at once so far.
+    fn busy(&self) -> (usize, usize) {
+        let state = self.state.lock().unwrap();
+        (state.busy, state.max_busy)
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.halt(Stop::Crash);
-    }
-}
-
-async fn serve(endpoint: quinn::Endpoint, state: State, gauges: (Arc<AtomicUsize>, Arc<AtomicUsize>)) {
-    while let Some(incoming) = endpoint.accept().await {
-        let state = Arc::clone(&state);
-        let gauges = gauges.clone();
-        tokio::spawn(async move {
-            let Ok(connection) = incoming.await else { return };
-            while let Ok((send, recv)) = connection.accept_bi().await {
-                tokio::spawn(answer(send, recv, Arc::clone(&state), gauges.clone()));
-            }
-        });
-    }
-}
-
-async fn answer(
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-    state: State,
-    (busy, max_busy): (Arc<AtomicUsize>, Arc<AtomicUsize>),
-) {
+async fn answer(mut send: quinn::SendStream, mut recv: quinn::RecvStream, state: State) {
     let Ok(request) = recv.read_to_end(MAX_MESSAGE_LEN).await else { return };
     let Ok(Message::TsoRequest(request)) = wire::decode(&request) else { panic!("not a tso-request") };
-    let now_busy = busy.fetch_add(1, Ordering::SeqCst) + 1;
-    max_busy.fetch_max(now_busy, Ordering::SeqCst);
     let (reply, delay, first) = {
         let mut state = state.lock().unwrap();
+        state.busy += 1;
+        state.max_busy = state.max_busy.max(state.busy);
         state.requests += 1;
         state.max_count = state.max_count.max(request.count);
         state.counts.push(request.count);
@@ -290,12 +136,12 @@ async fn answer(
             Message::Error(ErrorResponse { request_id, code, retry_after, message: "test server says no" })
         }
         Reply::Silent => {
-            busy.fetch_sub(1, Ordering::SeqCst);
+            state.lock().unwrap().busy -= 1;
             tokio::time::sleep(Duration::from_secs(60)).await;
             return;
         }
     };
-    busy.fetch_sub(1, Ordering::SeqCst);
+    state.lock().unwrap().busy -= 1;
     if send.write_all(&response.to_vec().unwrap()).await.is_ok() && send.finish().is_ok() {
         let _ = send.stopped().await;
     }
@@ -310,7 +156,7 @@ async fn concurrent_callers_get_unique_increasing_timestamps_from_few_requests()
     let pki = Pki::new("concurrent");
     let state = state();
     let server = TestServer::start(&pki, &state);
-    let tso = Tso::connect(server.addr, pki.options()).await.unwrap();
+    let tso = Tso::connect(server.addr, pki.tso_options()).await.unwrap();
     const TASKS: u32 = 200;
     const CALLS: u32 = 50;
     let tasks: Vec<_> = (0..TASKS)
@@ -353,8 +199,9 @@ async fn concurrent_callers_get_unique_increasing_timestamps_from_few_requests()
     assert_eq!(state.lock().unwrap().granted, timestamps, "every granted timestamp reached a caller");
     assert!(stats.requests_sent < calls / 4, "batching: {} requests for {calls} calls", stats.requests_sent);
     assert_eq!((stats.retries, stats.errors), (0, Default::default()));
-    assert!(server.max_busy.load(Ordering::SeqCst) <= TsoOptions::DEFAULT_MAX_IN_FLIGHT);
-    assert_eq!(server.busy.load(Ordering::SeqCst), 0);
+    let (busy, max_busy) = server.busy();
+    assert!(max_busy <= TsoOptions::DEFAULT_MAX_IN_FLIGHT);
+    assert_eq!(busy, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,7 +210,7 @@ async fn batches_overlap_up_to_max_in_flight_and_never_exceed_max_batch() {
     let state = state();
     state.lock().unwrap().delay = ms(30);
     let server = TestServer::start(&pki, &state);
-    let options = TsoOptions { max_in_flight: 2, max_batch: 10, ..pki.options() };
+    let options = TsoOptions { max_in_flight: 2, max_batch: 10, ..pki.tso_options() };
     let tso = Tso::connect(server.addr, options).await.unwrap();
     // Callers arriving over a few milliseconds: the first request is in
     // flight when the next ones come, so a second one overlaps it.
@@ -380,7 +227,7 @@ async fn batches_overlap_up_to_max_in_flight_and_never_exceed_max_batch() {
     for call in calls {
         assert!(got.insert(call.await.unwrap()));
     }
-    assert_eq!(server.max_busy.load(Ordering::SeqCst), 2, "two requests in flight at most, and two were");
+    assert_eq!(server.busy().1, 2, "two requests in flight at most, and two were");
     let state = state.lock().unwrap();
     assert!(state.max_count <= 10, "a request asked for {}", state.max_count);
     assert!(state.requests >= 6 && state.requests < 60, "{} requests for 60 calls", state.requests);
@@ -391,7 +238,7 @@ async fn large_reservations_go_in_separate_requests_of_whole_calls() {
     let pki = Pki::new("large");
     let state = state();
     let server = TestServer::start(&pki, &state);
-    let tso = Tso::connect(server.addr, pki.options()).await.unwrap();
+    let tso = Tso::connect(server.addr, pki.tso_options()).await.unwrap();
     let (a, b, c, d) = tokio::join!(tso.reserve(40_000), tso.reserve(40_000), tso.reserve(40_000), tso.next());
     let ranges = [a.unwrap(), b.unwrap(), c.unwrap(), TsoRange::new(d.unwrap(), 1).unwrap()];
     for (i, x) in ranges.iter().enumerate() {
@@ -415,7 +262,7 @@ async fn unavailable_and_rate_limited_are_retried_after_their_advice() {
     let pki = Pki::new("retry");
     let state = state();
     let server = TestServer::start(&pki, &state);
-    let tso = Tso::connect(server.addr, pki.options()).await.unwrap();
+    let tso = Tso::connect(server.addr, pki.tso_options()).await.unwrap();
     server.script(
         &[Reply::Error(ErrorCode::TsoUnavailable, Some(ms(60))), Reply::Error(ErrorCode::RateLimited, Some(ms(60)))],
         Reply::Grant,
@@ -432,7 +279,7 @@ async fn unavailable_and_rate_limited_are_retried_after_their_advice() {
 
     // The advice is capped by max_retry_after.
     drop(tso);
-    let options = TsoOptions { max_retry_after: ms(20), ..pki.options() };
+    let options = TsoOptions { max_retry_after: ms(20), ..pki.tso_options() };
     let tso = Tso::connect(server.addr, options).await.unwrap();
     server.script(&[Reply::Error(ErrorCode::TsoUnavailable, Some(Duration::from_secs(30)))], Reply::Grant);
     let started = Instant::now();
@@ -445,7 +292,7 @@ async fn an_always_unavailable_service_fails_at_the_deadline_with_the_last_error
     let pki = Pki::new("deadline");
     let state = state();
     let server = TestServer::start(&pki, &state);
-    let options = TsoOptions { deadline: ms(600), ..pki.options() };
+    let options = TsoOptions { deadline: ms(600), ..pki.tso_options() };
     let tso = Tso::connect(server.addr, options).await.unwrap();
     server.script(&[], Reply::Error(ErrorCode::TsoUnavailable, Some(ms(100))));
     let started = Instant::now();
@@ -470,8 +317,8 @@ async fn an_always_unavailable_service_fails_at_the_deadline_with_the_last_error
     // A silent server: attempts time out, then the call gives up.
     let options = TsoOptions {
         deadline: ms(700),
-        remote: tsod_client::RemoteOptions { request_timeout: ms(200), ..pki.options().remote },
-        ..pki.options()
+        remote: tsod_client::RemoteOptions { request_timeout: ms(200), ..pki.tso_options().remote },
+        ..pki.tso_options()
     };
     let tso = Tso::connect(server.addr, options).await.unwrap();
     server.script(&[], Reply::Silent);
@@ -493,7 +340,7 @@ async fn other_errors_are_returned_at_once() {
     let pki = Pki::new("refused");
     let state = state();
     let server = TestServer::start(&pki, &state);
-    let tso = Tso::connect(server.addr, pki.options()).await.unwrap();
+    let tso = Tso::connect(server.addr, pki.tso_options()).await.unwrap();
     server.script(&[Reply::Error(ErrorCode::Unauthorized, None)], Reply::Grant);
     let e = tso.next().await.unwrap_err();
     assert!(matches!(e, TsoError::Refused { code: ErrorCode::Unauthorized, .. }), "{e:?}");
@@ -507,7 +354,7 @@ async fn a_response_with_another_count_or_request_id_is_a_failed_request() {
     let pki = Pki::new("mismatch");
     let state = state();
     let server = TestServer::start(&pki, &state);
-    let tso = Tso::connect(server.addr, pki.options()).await.unwrap();
+    let tso = Tso::connect(server.addr, pki.tso_options()).await.unwrap();
     server.script(&[Reply::WrongCount, Reply::WrongId], Reply::Grant);
     let e = tso.reserve(5).await.unwrap_err();
     assert!(matches!(e, TsoError::CountMismatch { asked: 5, granted: 6 }), "{e:?}");
@@ -526,7 +373,7 @@ async fn a_service_that_goes_backwards_is_refused_and_never_yields_a_smaller_tim
     let pki = Pki::new("backwards");
     let state = state();
     let server = TestServer::start(&pki, &state);
-    let tso = Tso::connect(server.addr, pki.options()).await.unwrap();
+    let tso = Tso::connect(server.addr, pki.tso_options()).await.unwrap();
     let mut largest = tso.next().await.unwrap();
     for _ in 0..3 {
         largest = largest.max(tso.next().await.unwrap());
@@ -560,8 +407,8 @@ async fn redials_after_the_server_restarts_during_a_call() {
     let server = TestServer::start(&pki, &state);
     let addr = server.addr;
     let options = TsoOptions {
-        remote: tsod_client::RemoteOptions { request_timeout: ms(300), ..pki.options().remote },
-        ..pki.options()
+        remote: tsod_client::RemoteOptions { request_timeout: ms(300), ..pki.tso_options().remote },
+        ..pki.tso_options()
     };
     let tso = Tso::connect(addr, options).await.unwrap();
     let before = tso.next().await.unwrap();
@@ -601,11 +448,11 @@ async fn bad_options_are_refused_before_any_traffic() {
     let pki = Pki::new("options");
     let addr: SocketAddr = (Ipv4Addr::LOCALHOST, 9).into();
     for options in [
-        TsoOptions { max_in_flight: 0, ..pki.options() },
-        TsoOptions { max_batch: 0, ..pki.options() },
-        TsoOptions { max_batch: MAX_TSO_COUNT + 1, ..pki.options() },
-        TsoOptions { deadline: Duration::ZERO, ..pki.options() },
-        TsoOptions { max_retry_after: Duration::ZERO, ..pki.options() },
+        TsoOptions { max_in_flight: 0, ..pki.tso_options() },
+        TsoOptions { max_batch: 0, ..pki.tso_options() },
+        TsoOptions { max_batch: MAX_TSO_COUNT + 1, ..pki.tso_options() },
+        TsoOptions { deadline: Duration::ZERO, ..pki.tso_options() },
+        TsoOptions { max_retry_after: Duration::ZERO, ..pki.tso_options() },
     ] {
         let e = Tso::connect(addr, options).await.unwrap_err();
         assert!(matches!(e, TsoError::InvalidOptions(_)), "{e:?}");
@@ -622,7 +469,7 @@ async fn throughput_with_hundreds_of_callers() {
     let state = state();
     let server = TestServer::start(&pki, &state);
     for (callers, in_flight) in [(1u32, 1usize), (300, 1), (300, 2), (300, 4), (50, 4)] {
-        let options = TsoOptions { max_in_flight: in_flight, ..pki.options() };
+        let options = TsoOptions { max_in_flight: in_flight, ..pki.tso_options() };
         let tso = Tso::connect(server.addr, options).await.unwrap();
         let run = Duration::from_secs(2);
         let started = Instant::now();

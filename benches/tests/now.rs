@@ -11,11 +11,9 @@
 
 mod common;
 
-use std::io::Read as _;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use common::{Scratch, publish_segment, u64_at, wait_at_most};
+use common::{Scratch, assert_a_closed_stdout_is_a_clean_exit, publish_segment, u64_at};
 use serde_json::Value;
 use tsod_proto::ClockStatus;
 
@@ -104,25 +102,13 @@ fn local_human_report_and_unusable_segments() {
     assert!(stderr.contains("unsynchronized") && stderr.contains("tsod status"), "{stderr}");
 }
 
-/// A reader that closes the pipe before the report is written (as `| head
-/// -c1` may) ends tsbench cleanly: success, and no panic on stderr.
 #[test]
 fn a_closed_stdout_is_a_clean_exit() {
     let dir = Scratch::new("broken-pipe");
     let segment = publish_segment(&dir, "segment", ClockStatus::Synchronized);
-    for json in [true, false] {
+    assert_a_closed_stdout_is_a_clean_exit(|| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tsbench"));
-        // Long enough that the pipe is closed well before the report is written.
         command.args(["now", "--segment"]).arg(&segment).args(["--duration", "300ms"]);
-        if json {
-            command.arg("--json");
-        }
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        drop(child.stdout.take());
-        let status = wait_at_most(&mut child, Duration::from_secs(30));
-        let mut stderr = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "json {json}: {stderr}");
-        assert!(status.success(), "json {json}: {status}, stderr: {stderr}");
-    }
+        command
+    });
 }

@@ -14,9 +14,10 @@
 pub mod tso_server;
 
 use std::fs::{OpenOptions, Permissions};
+use std::io::Read as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::PathBuf;
-use std::process::{Child, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -124,6 +125,26 @@ pub fn wait_until_mapped(pid: u32, path: &std::path::Path, limit: Duration) {
         }
         assert!(Instant::now() < deadline, "process {pid} did not map {needle} within {limit:?}");
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A reader that closes the pipe before the report is written (as `| head
+/// -c1` may) ends tsbench cleanly: success, and no panic on stderr, with
+/// `--json` and without. `command` is a tsbench run that lasts long enough
+/// (a few hundred ms) for the pipe to be closed well before it reports.
+pub fn assert_a_closed_stdout_is_a_clean_exit(command: impl Fn() -> Command) {
+    for json in [true, false] {
+        let mut command = command();
+        if json {
+            command.arg("--json");
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        let status = wait_at_most(&mut child, Duration::from_secs(30));
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "json {json}: {stderr}");
+        assert!(status.success(), "json {json}: {status}, stderr: {stderr}");
     }
 }
 

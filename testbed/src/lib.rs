@@ -22,6 +22,7 @@ pub mod plot;
 pub mod ports;
 pub mod sim;
 pub mod spec;
+pub mod status_file;
 pub mod timeline;
 pub mod tso;
 pub mod view;

@@ -62,8 +62,8 @@ use tsod_testbed::cluster::{Cluster, ClusterPlan};
 use tsod_testbed::spec::{Scenario, Topology};
 use tsod_testbed::timeline::{self, TsoReport};
 use tsod_testbed::tso::load::TsoLoad;
-use tsod_testbed::tso::status::TsoRole;
 use tsod_testbed::view;
+use tsod_testbed::{status_file, tso};
 
 /// Multi-region tsod cluster on one machine, with faults and a truth checker.
 #[derive(Parser)]
@@ -244,7 +244,7 @@ impl TsoRates {
         };
         self.last = Some((now, timestamps, errors));
         let leader = timeline::current_leader(cluster).and_then(|i| cluster.sites().get(i));
-        let role = leader.and_then(|s| TsoRole::read(&s.status));
+        let role = leader.and_then(|s| tso::status::read(&s.status));
         view::TsoLine {
             leader: leader.map(|s| s.plan.name.clone()),
             term: role.as_ref().map(|r| r.term),
@@ -272,12 +272,9 @@ fn live_view(
         .zip(&checker.sites)
         .map(|(site, record)| {
             let up = site.is_up();
-            let json = std::fs::read(&site.status)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .unwrap_or(serde_json::Value::Null);
+            let status = status_file::read(&site.status);
             let violations = u64::try_from(record.violations.len()).unwrap_or(u64::MAX);
-            let mut row = view::SiteRow::from_status_json(&site.plan.name, up, &json, violations);
+            let mut row = view::SiteRow::from_status(&site.plan.name, up, status.as_ref(), violations);
             row.clock_offset = Some(site.plan.clock_offset);
             row.paused = site.is_paused();
             row

@@ -25,6 +25,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use tsod_proto::ClockStatus;
+
 use crate::checker::{Checker, Reading};
 use crate::cluster::{Cluster, ClusterError, ClusterPlan};
 use crate::plot::Series;
@@ -32,8 +34,9 @@ use crate::sim::gpsd::GpsFault;
 use crate::sim::ntp::NtpFault;
 use crate::spec::scenario::Action;
 use crate::spec::{LEADER, Scenario};
+use crate::status_file;
 use crate::tso::load::{LoadOptions, TsoLoad, TsoTarget};
-use crate::tso::status::{SiteView, TsoRole, agreed_leader, leader_of};
+use crate::tso::status::{self, SiteView, agreed_leader, leader_of};
 
 pub mod report;
 
@@ -50,25 +53,16 @@ const POLL_EVERY: Duration = Duration::from_millis(250);
 /// What a status poll looks at: a change in it is a detection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Gist {
-    status: String,
+    status: ClockStatus,
     falsetickers: BTreeSet<String>,
     peers_up: usize,
 }
 
 fn gist(path: &Path) -> Option<Gist> {
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    let status = json.get("status")?.as_str()?.to_owned();
-    let falsetickers = json
-        .get("sources")?
-        .as_array()?
-        .iter()
-        .filter(|s| s.get("falseticker").and_then(serde_json::Value::as_bool) == Some(true))
-        .filter_map(|s| s.get("name").and_then(serde_json::Value::as_str).map(str::to_owned))
-        .collect();
-    let peers_up = json.get("peers").and_then(serde_json::Value::as_array).map_or(0, |p| {
-        p.iter().filter(|p| p.get("connected").and_then(serde_json::Value::as_bool) == Some(true)).count()
-    });
-    Some(Gist { status, falsetickers, peers_up })
+    let snapshot = status_file::read(path)?;
+    let falsetickers = snapshot.sources.iter().filter(|s| s.falseticker).map(|s| s.name.clone()).collect();
+    let peers_up = snapshot.peers.iter().filter(|p| p.connected).count();
+    Some(Gist { status: snapshot.status, falsetickers, peers_up })
 }
 
 fn healthy(gists: &[Option<Gist>], up: &[bool]) -> bool {
@@ -76,7 +70,7 @@ fn healthy(gists: &[Option<Gist>], up: &[bool]) -> bool {
         .iter()
         .zip(up)
         .filter(|(_, up)| **up)
-        .all(|(g, _)| g.as_ref().is_some_and(|g| g.status == "synchronized" && g.falsetickers.is_empty()))
+        .all(|(g, _)| g.as_ref().is_some_and(|g| g.status == ClockStatus::Synchronized && g.falsetickers.is_empty()))
 }
 
 /// What the live view gets about once a second.
@@ -103,10 +97,10 @@ pub fn tso_load(cluster: &Cluster, zero: Instant) -> Result<TsoLoad, ClusterErro
 /// The site that leads the TSO now, by the status files of the sites that
 /// run, are not paused and are not partitioned.
 pub fn current_leader(cluster: &mut Cluster) -> Option<usize> {
-    let sites: Vec<(bool, Option<TsoRole>)> = cluster
+    let sites: Vec<_> = cluster
         .sites_mut()
         .iter_mut()
-        .map(|s| (s.is_up() && !s.is_paused() && !s.is_partitioned(), TsoRole::read(&s.status)))
+        .map(|s| (s.is_up() && !s.is_paused() && !s.is_partitioned(), status::read(&s.status)))
         .collect();
     leader_of(&sites)
 }
@@ -129,8 +123,8 @@ pub fn leadership(cluster: &mut Cluster, expected: &str) -> Result<u64, String> 
                 None
             };
             let fresh = absent.is_none() && site.status_is_fresh();
-            let role = if fresh { TsoRole::read(&site.status) } else { None };
-            SiteView { name: site.plan.name.clone(), absent, role }
+            let tso = if fresh { status::read(&site.status) } else { None };
+            SiteView { name: site.plan.name.clone(), absent, tso }
         })
         .collect();
     agreed_leader(&sites, expected)
@@ -289,13 +283,13 @@ pub fn run(
                 let (old, new) = (old.as_ref().map(|g| &g.status), new.as_ref().map(|g| &g.status));
                 if let (Some(new), true) = (new, old != new) {
                     if let Some(changes) = status_changes.get_mut(i) {
-                        changes.push((at, new.clone()));
+                        changes.push((at, new.name().to_owned()));
                     }
                 }
             }
             gists = fresh;
             let leader = current_leader(&mut cluster).and_then(|i| cluster.sites().get(i));
-            let role = leader.and_then(|s| TsoRole::read(&s.status));
+            let role = leader.and_then(|s| status::read(&s.status));
             let term = role.as_ref().map(|r| r.term);
             let site = leader.map(|s| s.plan.name.clone());
             if leaders.last().is_none_or(|l| (&l.site, l.term) != (&site, term)) {

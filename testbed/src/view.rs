@@ -8,8 +8,8 @@
 //! few scenario events.
 //!
 //! This module only formats. It reads nothing and writes nothing: the caller
-//! collects a [`SiteRow`] per site (usually with
-//! [`SiteRow::from_status_json`] on the daemon's status file), calls
+//! collects a [`SiteRow`] per site (usually with [`SiteRow::from_status`]
+//! on the daemon's status file), calls
 //! [`render`], and prints the string, preceded by [`clear_screen`] when
 //! stdout is a terminal.
 //!
@@ -27,8 +27,8 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use tsod_proto::Offset;
+use tsod_proto::observe::StatusSnapshot;
 
 /// Columns a rendered line may use at most.
 pub const WIDTH: usize = 80;
@@ -64,8 +64,8 @@ pub struct SiteRow {
     pub falsetickers: Vec<String>,
     /// The signed offset of the site's clock from true time, as the caller
     /// knows it (in the testbed: the offset its simulated clock was given).
-    /// [`SiteRow::from_status_json`] leaves it `None`: the status file does
-    /// not know true time.
+    /// [`SiteRow::from_status`] leaves it `None`: the status file does not
+    /// know true time.
     pub clock_offset: Option<Offset>,
     /// Peers its connection to is up.
     pub peers_up: usize,
@@ -76,35 +76,23 @@ pub struct SiteRow {
 }
 
 impl SiteRow {
-    /// The row for site `name` from its status file (the JSON of the
-    /// server's `status_file::StatusSnapshot`), parsed field by field so that
-    /// a missing or mistyped field leaves only that cell empty.
+    /// The row for site `name` from its status file (`None`: none yet, or
+    /// unreadable: every cell but the name is empty).
     ///
-    /// Reads `status`, `half_width_ns`, `local_status`, `sources[].name` with
-    /// `sources[].falseticker == true`, and `peers[].connected`.
+    /// Shows `status`, `half_width_ns`, `local_status`, the sources that
+    /// are falsetickers, and how many peers are connected.
     /// [`SiteRow::clock_offset`] is left `None`.
-    pub fn from_status_json(name: &str, up: bool, status: &Value, violations: u64) -> Self {
-        let text = |key: &str| status.get(key).and_then(Value::as_str).map(str::to_owned);
-        let array = |key: &str| status.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        let falsetickers = array("sources")
-            .iter()
-            .filter(|s| s.get("falseticker").and_then(Value::as_bool) == Some(true))
-            .map(|s| s.get("name").and_then(Value::as_str).unwrap_or("?").to_owned())
-            .collect();
-        let peers = array("peers");
-        Self {
-            name: name.to_owned(),
-            up,
-            paused: false,
-            status: text("status"),
-            half_width: status.get("half_width_ns").and_then(Value::as_u64).map(Duration::from_nanos),
-            local_status: text("local_status"),
-            falsetickers,
-            clock_offset: None,
-            peers_up: peers.iter().filter(|p| p.get("connected").and_then(Value::as_bool) == Some(true)).count(),
-            peers: peers.len(),
-            violations,
+    pub fn from_status(name: &str, up: bool, status: Option<&StatusSnapshot>, violations: u64) -> Self {
+        let mut row = Self { name: name.to_owned(), up, violations, ..Self::default() };
+        if let Some(status) = status {
+            row.status = Some(status.status.name().to_owned());
+            row.half_width = status.half_width_ns.map(Duration::from_nanos);
+            row.local_status = status.local_status.map(|s| s.name().to_owned());
+            row.falsetickers = status.sources.iter().filter(|s| s.falseticker).map(|s| s.name.clone()).collect();
+            row.peers_up = status.peers.iter().filter(|p| p.connected).count();
+            row.peers = status.peers.len();
         }
+        row
     }
 }
 
@@ -493,7 +481,7 @@ mod tests {
 
     #[test]
     fn row_from_a_status_file() {
-        // Field names as in server/src/status_file.rs (`StatusSnapshot`).
+        // As the daemon writes it (`tsod_proto::observe::StatusSnapshot`).
         let status = json!({
             "status": "degraded",
             "half_width_ns": 250_000,
@@ -514,9 +502,7 @@ mod tests {
             "peers": [
                 {"name": "xb", "address": "127.0.0.1:4001", "connected": true, "last_round_trip_ns": 40_000_000,
                  "probes_sent": 5, "replies_used": 5, "replies_refused": 0, "connects": 1,
-                 "dial_failures": 0, "last_dial_error": null,
-                 "report": {"site": "xb", "generation": 3, "status": "synchronized", "local_status": "synchronized",
-                            "half_width_ns": 20_000, "drift_bound_ppb": 500, "sources": []}},
+                 "dial_failures": 0, "last_dial_error": null, "report": null},
                 {"name": "xc", "address": "127.0.0.1:4002", "connected": false, "last_round_trip_ns": null,
                  "probes_sent": 5, "replies_used": 0, "replies_refused": 0, "connects": 0, "report": null}
             ],
@@ -524,7 +510,8 @@ mod tests {
                          "bad_datagrams": 0, "bad_messages": 0, "gossip_refused": 0, "rate_limited": 0,
                          "client_requests": 7}
         });
-        let row = SiteRow::from_status_json("xa", true, &status, 2);
+        let status = StatusSnapshot::from_json(status.to_string().as_bytes()).unwrap();
+        let row = SiteRow::from_status("xa", true, Some(&status), 2);
         assert_eq!(
             row,
             SiteRow {
@@ -556,19 +543,10 @@ mod tests {
             json!({"status": 3, "half_width_ns": -5, "local_status": [], "sources": {"name": "x"}, "peers": 7}),
             json!({"sources": [1, null, {"falseticker": true}], "peers": [null, {"connected": "yes"}]}),
         ] {
-            let row = SiteRow::from_status_json("xa", false, &garbage, 0);
-            assert_eq!(row.status, None, "{garbage}");
-            assert_eq!(row.half_width, None, "{garbage}");
-            assert_eq!(row.local_status, None, "{garbage}");
-            assert_eq!(row.peers_up, 0, "{garbage}");
-            assert_fits(&render("g", Duration::ZERO, &[row], None, &[]));
+            assert!(StatusSnapshot::from_json(garbage.to_string().as_bytes()).is_err(), "{garbage}");
         }
-        let row = SiteRow::from_status_json(
-            "xa",
-            true,
-            &json!({"sources": [1, {"falseticker": true}], "peers": [null, {"connected": true}]}),
-            0,
-        );
-        assert_eq!((row.falsetickers, row.peers_up, row.peers), (vec!["?".to_owned()], 1, 2));
+        let row = SiteRow::from_status("xa", false, None, 0);
+        assert_eq!(row, SiteRow { name: "xa".to_owned(), ..SiteRow::default() });
+        assert_fits(&render("g", Duration::ZERO, &[row], None, &[]));
     }
 }

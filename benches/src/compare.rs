@@ -42,7 +42,9 @@ use tsod_bench::comparison::{
     CommitWaitFigures, Comparison, HalfWidthFigures, LocalNowFigures, PUBLISHED, Percentiles, SiteEntry, TsoCall,
     TsoFigures, TsoFrom,
 };
-use tsod_bench::testbed_sites::{self, Readiness, SiteStatus, TestbedCluster};
+use tsod_bench::testbed_sites::{self, Readiness};
+use tsod_proto::observe::StatusSnapshot;
+use tsod_testbed::description::{ClusterDescription, SiteDescription};
 
 use crate::output;
 use crate::plan;
@@ -138,7 +140,7 @@ fn check_stop(stop: &AtomicBool) -> anyhow::Result<()> {
 /// round trip to the leader.
 #[derive(Debug)]
 struct Ready {
-    cluster: TestbedCluster,
+    cluster: ClusterDescription,
     leader: String,
     far: String,
     far_round_trip_ns: Option<u64>,
@@ -155,7 +157,7 @@ fn wait_until_ready(bed: &mut Testbed, stop: &AtomicBool) -> anyhow::Result<Read
         check_stop(stop)?;
         bed.check_running()?;
         if let Ok(cluster) = testbed_sites::discover(&scratch) {
-            let statuses: Vec<(String, Option<SiteStatus>)> = cluster
+            let statuses: Vec<(String, Option<StatusSnapshot>)> = cluster
                 .sites
                 .iter()
                 .map(|site| (site.name.clone(), testbed_sites::read_status(&site.status).ok()))
@@ -285,7 +287,7 @@ fn measure_all(args: &CompareArgs, bed: &mut Testbed, stop: &AtomicBool) -> anyh
                 "TSO {what} × {TSO_CONCURRENCY} callers at {} ({role}) for {:?} (tsbench tso)",
                 at.name, args.duration
             ))?;
-            let mut words = words!["--site", &at.address, "--server-name", &at.name, "--ca", &cluster.ca];
+            let mut words = words!["--site", at.address.to_string(), "--server-name", &at.name, "--ca", &cluster.ca];
             words.extend(words!["--concurrency", TSO_CONCURRENCY.to_string(), "--count-per-call"]);
             words.extend(words![count_per_call.to_string(), "--in-flight", in_flight.to_string()]);
             words.extend(words!["--duration", &duration]);
@@ -312,7 +314,11 @@ fn measure_all(args: &CompareArgs, bed: &mut Testbed, stop: &AtomicBool) -> anyh
         topology: args.topology.clone(),
         duration_s: args.duration.as_secs_f64(),
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
-        sites: cluster.sites.iter().map(|s| SiteEntry { name: s.name.clone(), address: s.address.clone() }).collect(),
+        sites: cluster
+            .sites
+            .iter()
+            .map(|s| SiteEntry { name: s.name.clone(), address: s.address.to_string() })
+            .collect(),
         leader: ready.leader.clone(),
         far_site: ready.far.clone(),
         far_round_trip_ns: ready.far_round_trip_ns,
@@ -325,7 +331,7 @@ fn measure_all(args: &CompareArgs, bed: &mut Testbed, stop: &AtomicBool) -> anyh
 }
 
 /// The site named `name`.
-fn site<'a>(cluster: &'a TestbedCluster, name: &str) -> anyhow::Result<&'a testbed_sites::TestbedSite> {
+fn site<'a>(cluster: &'a ClusterDescription, name: &str) -> anyhow::Result<&'a SiteDescription> {
     cluster.sites.iter().find(|s| s.name == name).with_context(|| format!("no site {name} in the testbed"))
 }
 

@@ -21,9 +21,10 @@ use tsod_bench::comparison::{
     CommitWaitFigures, Comparison, HalfWidthFigures, LocalNowFigures, PUBLISHED, Percentiles, SiteEntry, TsoCall,
     TsoFigures, TsoFrom,
 };
-use tsod_bench::testbed_sites::{
-    self, PeerState, Readiness, SiteStatus, TestbedCluster, TestbedSite, TsoState, far_site, readiness,
-};
+use tsod_bench::testbed_sites::{self, Readiness, far_site, readiness};
+use tsod_proto::ClockStatus;
+use tsod_proto::observe::{PeerSnapshot, StatusSnapshot, TsoRole, TsoStatus};
+use tsod_testbed::description::{ClusterDescription, SiteDescription};
 
 fn p(p50_ns: u64, p99_ns: u64) -> Percentiles {
     Percentiles { p50_ns, p99_ns, max_ns: p99_ns * 2, samples: 50 }
@@ -229,7 +230,7 @@ fn sites_are_found_from_the_tsod_configurations() {
     let names: Vec<&str> = cluster.sites.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["bj-a", "bj-b", "xa"], "sorted by name");
     let xa = &cluster.sites[2];
-    assert_eq!(xa.address, "127.0.0.1:40003");
+    assert_eq!(xa.address.to_string(), "127.0.0.1:40003");
     assert_eq!(xa.segment, scratch.join("xa/segment"));
     assert_eq!(xa.status, scratch.join("xa/segment.status.json"));
 }
@@ -250,18 +251,19 @@ fn cluster_json_is_preferred_when_the_testbed_writes_it() {
     });
     write(&scratch, "cluster.json", &description.to_string());
     let cluster = testbed_sites::discover(&scratch).unwrap();
-    let expected = TestbedCluster {
+    let expected = ClusterDescription {
+        dir: scratch.clone(),
         ca: PathBuf::from("/elsewhere/ca.crt"),
         sites: vec![
-            TestbedSite {
+            SiteDescription {
                 name: "bj-a".to_owned(),
-                address: "127.0.0.1:50001".to_owned(),
+                address: "127.0.0.1:50001".parse().unwrap(),
                 segment: PathBuf::from("/s/bj-a/segment"),
                 status: PathBuf::from("/s/bj-a/segment.status.json"),
             },
-            TestbedSite {
+            SiteDescription {
                 name: "xa".to_owned(),
-                address: "127.0.0.1:50003".to_owned(),
+                address: "127.0.0.1:50003".parse().unwrap(),
                 segment: PathBuf::from("/s/xa/segment"),
                 status: PathBuf::from("/s/xa/segment.status.json"),
             },
@@ -281,6 +283,9 @@ fn broken_or_missing_layouts_are_explained() {
     write(&dir.0, "bad/a/tsod.toml", "[site]\nname = \"a\"\n");
     let bad = testbed_sites::discover(&dir.0.join("bad")).unwrap_err().to_string();
     assert!(bad.contains("no `listen` in [site]") && bad.contains("tsod.toml"), "{bad}");
+    write(&dir.0, "port/a/tsod.toml", "[site]\nlisten = \"localhost\"\n[publish]\npath = \"/s\"\n");
+    let port = testbed_sites::discover(&dir.0.join("port")).unwrap_err().to_string();
+    assert!(port.contains("not an IP:PORT") && port.contains("tsod.toml"), "{port}");
     write(&dir.0, "json/cluster.json", "{\"ca\": 3}");
     let json = testbed_sites::discover(&dir.0.join("json")).unwrap_err().to_string();
     assert!(json.contains("cannot parse") && json.contains("cluster.json"), "{json}");
@@ -293,49 +298,66 @@ fn status_files_parse_as_tsod_writes_them() {
         "disruption_count":0,"pid":7,"sources":[],"site":"bj-a","local_status":"synchronized",
         "peers":[{"name":"bj-b","address":"127.0.0.1:1","connected":true,"last_round_trip_ns":1000000,
                   "probes_sent":3,"replies_used":3,"replies_refused":0,"connects":1,"report":null}],
-        "endpoint":{},"tso":{"role":"leader","leader":"bj-a","term":2,"applied_index":9,"fence_ns":5,
+        "endpoint":{"handshakes_refused":0,"unknown_peers":0,"connections_over_limit":0,"bad_datagrams":0,
+                    "bad_messages":0,"gossip_refused":0,"rate_limited":0,"client_requests":4},
+        "tso":{"role":"leader","leader":"bj-a","term":2,"applied_index":9,"fence_ns":5,
                    "lease_end_ns":99,"last_issued":null,"issued":0,"refused":0,"forwarded_batches":0}}"#;
     let path = write(&dir.0, "segment.status.json", text);
     let status = testbed_sites::read_status(&path).unwrap();
-    assert_eq!(status.status, "synchronized");
+    assert_eq!(status.status, ClockStatus::Synchronized);
     assert_eq!(status.half_width_ns, Some(12_345));
     let tso = status.tso.unwrap();
-    assert_eq!((tso.role.as_str(), tso.leader.as_deref(), tso.lease_end_ns), ("leader", Some("bj-a"), Some(99)));
-    assert_eq!(status.peers, [PeerState { name: "bj-b".to_owned(), last_round_trip_ns: Some(1_000_000) }]);
-    let unsynchronized = write(&dir.0, "other.status.json", r#"{"status":"unsynchronized","half_width_ns":null}"#);
+    assert_eq!((tso.role, tso.leader.as_deref(), tso.lease_end_ns), (TsoRole::Leader, Some("bj-a"), Some(99)));
+    assert_eq!(
+        status.peers.iter().map(|p| (p.name.as_str(), p.last_round_trip_ns)).collect::<Vec<_>>(),
+        [("bj-b", Some(1_000_000))]
+    );
+    let older = r#"{"status":"unsynchronized","half_width_ns":null,"frequency_ppb":null,"drift_bound_ppb":null,
+        "disruption_count":0,"pid":7,"sources":[]}"#;
+    let unsynchronized = write(&dir.0, "other.status.json", older);
     assert_eq!(testbed_sites::read_status(&unsynchronized).unwrap().tso, None);
+    let partial = write(&dir.0, "partial.status.json", r#"{"status":"unsynchronized","half_width_ns":null}"#);
+    let error = testbed_sites::read_status(&partial).unwrap_err().to_string();
+    assert!(error.contains("cannot parse") && error.contains("partial.status.json"), "{error}");
 }
 
-fn status(state: &str, role: Option<(&str, u64)>, peers: &[(&str, u64)]) -> Option<SiteStatus> {
-    Some(SiteStatus {
-        status: state.to_owned(),
-        half_width_ns: Some(1_000),
-        tso: role.map(|(role, lease)| TsoState {
-            role: role.to_owned(),
-            leader: None,
-            lease_end_ns: (lease > 0).then_some(lease),
-        }),
-        peers: peers
-            .iter()
-            .map(|(name, rtt)| PeerState { name: (*name).to_owned(), last_round_trip_ns: Some(*rtt) })
-            .collect(),
-    })
+fn status(state: ClockStatus, role: Option<(TsoRole, u64)>, peers: &[(&str, u64)]) -> Option<StatusSnapshot> {
+    let mut status = StatusSnapshot::from_json(
+        br#"{"status":"synchronized","half_width_ns":1000,"frequency_ppb":null,"drift_bound_ppb":null,
+            "disruption_count":0,"pid":7,"sources":[]}"#,
+    )
+    .unwrap();
+    status.status = state;
+    status.tso = role.map(|(role, lease)| TsoStatus {
+        role,
+        lease_end_ns: (lease > 0).then_some(lease),
+        ..TsoStatus::default()
+    });
+    status.peers = peers
+        .iter()
+        .map(|(name, rtt)| PeerSnapshot {
+            name: (*name).to_owned(),
+            last_round_trip_ns: Some(*rtt),
+            ..PeerSnapshot::default()
+        })
+        .collect();
+    Some(status)
 }
 
 #[test]
 fn ready_once_all_synchronized_and_a_leader_holds_a_lease() {
     let peers = [("bj-b", 1_000_000), ("xa", 25_000_000)];
     let mut sites = vec![
-        ("bj-a".to_owned(), status("synchronized", Some(("leader", 0)), &peers)),
-        ("bj-b".to_owned(), status("synchronized", Some(("follower", 0)), &[])),
+        ("bj-a".to_owned(), status(ClockStatus::Synchronized, Some((TsoRole::Leader, 0)), &peers)),
+        ("bj-b".to_owned(), status(ClockStatus::Synchronized, Some((TsoRole::Follower, 0)), &[])),
         ("xa".to_owned(), None),
     ];
     let Readiness::Waiting(why) = readiness(&sites) else { panic!("not ready yet") };
     assert_eq!(why, "xa: no status yet; no TSO leader with a lease");
-    sites[2].1 = status("unsynchronized", Some(("follower", 0)), &[]);
-    sites[0].1 = status("synchronized", Some(("leader", 77)), &peers);
+    sites[2].1 = status(ClockStatus::Unsynchronized, Some((TsoRole::Follower, 0)), &[]);
+    sites[0].1 = status(ClockStatus::Synchronized, Some((TsoRole::Leader, 77)), &peers);
     assert_eq!(readiness(&sites), Readiness::Waiting("xa: unsynchronized".to_owned()));
-    sites[2].1 = status("synchronized", Some(("follower", 0)), &[]);
+    sites[2].1 = status(ClockStatus::Synchronized, Some((TsoRole::Follower, 0)), &[]);
     assert_eq!(readiness(&sites), Readiness::Ready { leader: "bj-a".to_owned() });
     assert_eq!(far_site("bj-a", &sites), Some(("xa".to_owned(), Some(25_000_000))), "the longest round trip");
     assert_eq!(readiness(&[]), Readiness::Waiting("no TSO leader with a lease; no sites".to_owned()));
@@ -343,8 +365,10 @@ fn ready_once_all_synchronized_and_a_leader_holds_a_lease() {
 
 #[test]
 fn without_round_trips_the_far_site_is_xa_unless_it_leads() {
-    let sites: Vec<(String, Option<SiteStatus>)> =
-        ["bj-a", "bj-b", "xa"].iter().map(|n| ((*n).to_owned(), status("synchronized", None, &[]))).collect();
+    let sites: Vec<(String, Option<StatusSnapshot>)> = ["bj-a", "bj-b", "xa"]
+        .iter()
+        .map(|n| ((*n).to_owned(), status(ClockStatus::Synchronized, None, &[])))
+        .collect();
     assert_eq!(far_site("bj-b", &sites), Some(("xa".to_owned(), None)));
     assert_eq!(far_site("xa", &sites), Some(("bj-b".to_owned(), None)), "the last other site");
     assert_eq!(far_site("solo", &sites[..0]), None);

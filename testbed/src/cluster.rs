@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
 use tsod_proto::{Offset, Ppb};
 
+use crate::description::{ClusterDescription, SiteDescription};
 use crate::sim::gpsd::{GpsFault, GpsdSim};
 use crate::sim::ntp::{NtpFault, NtpSim};
 use crate::spec::Topology;
@@ -163,34 +163,6 @@ impl Site {
     pub fn status_is_fresh(&self) -> bool {
         std::fs::metadata(&self.status).and_then(|m| m.modified()).is_ok_and(|written| written >= self.back_at)
     }
-}
-
-/// Where a running cluster's sites can be reached: what `tsod-testbed up`
-/// writes to `<scratch dir>/cluster.json` (kebab-case keys).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct ClusterDescription {
-    /// The scratch directory (removed when the testbed stops).
-    pub dir: PathBuf,
-    /// PEM file of the cluster CA, for clients' `--ca`.
-    pub ca: PathBuf,
-    /// Every site.
-    pub sites: Vec<SiteDescription>,
-}
-
-/// One site in a [`ClusterDescription`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct SiteDescription {
-    /// Its name, which is also the server name its certificate carries.
-    pub name: String,
-    /// Its client address (QUIC, ALPN `tsod-client/1`: now, status, TSO);
-    /// anonymous clients are allowed.
-    pub address: SocketAddr,
-    /// Its shared-memory segment.
-    pub segment: PathBuf,
-    /// Its status file (JSON).
-    pub status: PathBuf,
 }
 
 /// A running cluster; dropping it stops everything and removes its files.

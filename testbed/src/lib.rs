@@ -18,6 +18,7 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod description;
 pub mod plot;
 pub mod ports;
 pub mod sim;

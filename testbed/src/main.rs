@@ -23,31 +23,8 @@
 //! report per-phase TSO figures (timestamps, errors, latency, the longest
 //! span without a timestamp per site).
 //!
-//! # `cluster.json`
-//!
-//! `up` writes `<scratch dir>/cluster.json` (the scratch directory is
-//! `<--work>/tsod-testbed-<pid>`, removed when `up` ends) and prints its
-//! path, so that other tools (`tsbench`, `tsod-client` programs) can find
-//! the sites:
-//!
-//! ```json
-//! {
-//!   "dir": "/tmp/tsod-testbed-4242",
-//!   "ca": "/tmp/tsod-testbed-4242/certs/ca.crt",
-//!   "sites": [
-//!     { "name": "bj-a", "address": "127.0.0.1:40123",
-//!       "segment": "/tmp/tsod-testbed-4242/bj-a/segment",
-//!       "status": "/tmp/tsod-testbed-4242/bj-a/segment.status.json" }
-//!   ]
-//! }
-//! ```
-//!
-//! `address` is the site's client address (QUIC, ALPN `tsod-client/1`:
-//! now, status, TSO); anonymous clients are allowed, the server name to
-//! verify is the site's `name`, the CA is `ca`. `segment` is the site's
-//! shared-memory segment (a local client on "that site" opens it), `status`
-//! its status file. For example
-//! `tsbench tso --site "$(jq -r '.sites[0].address' cluster.json)" --ca "$(jq -r .ca cluster.json)"`.
+//! `up` writes `cluster.json` in its scratch directory, so that other tools
+//! can find the sites: see [`tsod_testbed::description`].
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -63,7 +40,7 @@ use tsod_testbed::spec::{Scenario, Topology};
 use tsod_testbed::timeline::{self, TsoReport};
 use tsod_testbed::tso::load::TsoLoad;
 use tsod_testbed::view;
-use tsod_testbed::{status_file, tso};
+use tsod_testbed::{description, status_file, tso};
 
 /// Multi-region tsod cluster on one machine, with faults and a truth checker.
 #[derive(Parser)]
@@ -175,8 +152,8 @@ fn up(topology: &str, run_for: Option<Duration>, common: &Common) -> anyhow::Res
     let stop = stop_flag()?;
     let plan = ClusterPlan::from_topology(&topology, |_| Vec::new());
     let mut cluster = Cluster::start(&plan, &tsod, &common.work).context("starting the cluster")?;
-    let description = cluster.dir().join("cluster.json");
-    std::fs::write(&description, serde_json::to_string_pretty(&cluster.description())? + "\n")
+    let description = cluster.dir().join(description::FILE_NAME);
+    std::fs::write(&description, cluster.description().to_json()?)
         .with_context(|| format!("writing {}", description.display()))?;
     println!("cluster description (sites, addresses, CA): {}", description.display());
     let notes = [format!("cluster.json: {}", description.display())];

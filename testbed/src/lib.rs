@@ -14,7 +14,15 @@
 //! while it runs, judges the timestamps (no duplicate, real-time order,
 //! honest physical parts) and reads which site leads.
 //! [`ports`] picks loopback ports for daemons where port-0 sockets cannot
-//! take them first.
+//! take them first. [`status_file`] reads a site's status file as the
+//! daemon's own schema (`tsod_proto::observe`), [`description`] is
+//! `cluster.json` (where a running cluster's sites are, read back by
+//! `tsbench`), and [`plot::axis`] the axis code `tsbench`'s plot shares.
+//!
+//! Who uses whom, one way only: [`spec`] (formats) depends on [`wan`]
+//! (shapes); [`cluster`] runs a topology with [`sim`] and [`wan`];
+//! [`timeline`] runs a scenario on a cluster with [`checker`], [`tso`] and
+//! [`status_file`]; the binary adds [`view`].
 
 pub mod checker;
 pub mod cluster;

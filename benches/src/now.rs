@@ -33,6 +33,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use tsod_shm::ClockId;
+
 use crate::clock::{clock_gettime, timer_nanos};
 use crate::plan::{self, Plan};
 use crate::report::Series;
@@ -155,10 +157,10 @@ enum Baseline {
 }
 
 impl Baseline {
-    fn clock_id(self) -> libc::clockid_t {
+    fn clock_id(self) -> ClockId {
         match self {
-            Self::Realtime => libc::CLOCK_REALTIME,
-            Self::Monotonic => libc::CLOCK_MONOTONIC,
+            Self::Realtime => ClockId::Realtime,
+            Self::Monotonic => ClockId::Monotonic,
         }
     }
 }
@@ -199,7 +201,7 @@ impl BaselineSamples {
 /// [`BATCH`] bare `clock_gettime(clock)` calls between two timer reads:
 /// the elapsed nanoseconds and the timer at the end.
 #[inline(never)]
-fn time_baseline_batch(clock: libc::clockid_t) -> anyhow::Result<(u64, u64)> {
+fn time_baseline_batch(clock: ClockId) -> anyhow::Result<(u64, u64)> {
     let start = timer_nanos().context("cannot read the timer (CLOCK_MONOTONIC_RAW)")?;
     for _ in 0..BATCH {
         black_box(clock_gettime(black_box(clock)));

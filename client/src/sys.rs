@@ -10,7 +10,14 @@ pub use tsod_shm::{parse_boot_id, this_boot_id};
 /// The reader clock, `CLOCK_MONOTONIC_RAW` (SPEC.md §5.2).
 #[inline]
 pub fn reader_clock_now() -> io::Result<MonoInstant> {
-    Ok(tsod_shm::reader_clock_now()?)
+    tsod_shm::reader_clock_now().map_err(to_io)
+}
+
+/// The conversion, out of line: `now()` reads this clock on its hot path.
+#[cold]
+#[inline(never)]
+fn to_io(error: tsod_shm::ClockReadError) -> io::Error {
+    error.into()
 }
 
 /// `CLOCK_MONOTONIC` (slewed by the discipline, stopped during suspend).

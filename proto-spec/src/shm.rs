@@ -68,6 +68,9 @@ pub const SHM_LAYOUT_LEN: usize = 192;
 /// cannot switch `stale` off for good. The daemon's `clock.horizon-ms` is
 /// at most this.
 pub const SHM_MAX_HORIZON: Duration = Duration::from_secs(3600);
+/// [`SHM_MAX_HORIZON`] in ns, for the reader's hot path.
+const MAX_HORIZON_NS: u64 = 3_600_000_000_000;
+const _: () = assert!(SHM_MAX_HORIZON.as_nanos() == MAX_HORIZON_NS as u128);
 
 /// The segment, as mapped from the file. See the module doc for the protocol.
 #[repr(C)]
@@ -494,7 +497,7 @@ impl RawAnchor {
         let rates = RateBounds::new(self.rate_low, self.rate_high).map_err(|_| ShmError::Corrupt("rates"))?;
         // A horizon beyond the cap would keep a dead daemon's bound usable
         // (SPEC.md §5.3); `valid_until` before `reference` is merely stale.
-        if u128::from(self.valid_until.saturating_sub(self.reference)) > SHM_MAX_HORIZON.as_nanos() {
+        if self.valid_until.saturating_sub(self.reference) > MAX_HORIZON_NS {
             return Err(ShmError::Corrupt("valid-until"));
         }
         Ok(Anchor {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use tsod_client::LocalClock;
 use tsod_proto::shm::SHM_PATH_ENV;
+use tsod_shm::ClockId;
 
 use super::report::{NowReport, NowSeries};
 use super::{BATCH, BATCH_MAX_NS_PER_CALL, Baseline, BaselineSamples};
@@ -192,8 +193,8 @@ fn warm_up(clock: &LocalClock) {
     for _ in 0..WARM_UP_ROUNDS {
         let mut ignored = ErrorTally::default();
         let _ = time_now_batch(clock, &mut ignored);
-        let _ = super::time_baseline_batch(libc::CLOCK_REALTIME);
-        let _ = super::time_baseline_batch(libc::CLOCK_MONOTONIC);
+        let _ = super::time_baseline_batch(ClockId::Realtime);
+        let _ = super::time_baseline_batch(ClockId::Monotonic);
     }
 }
 

@@ -135,16 +135,33 @@ pub fn clock_gettime(clock: ClockId) -> Result<Timespec, ClockReadError> {
     // call; clock_gettime writes nothing else and keeps no pointer to it.
     let rc = unsafe { libc::clock_gettime(clock.raw(), &mut ts) };
     if rc != 0 {
-        return Err(ClockReadError::Os { clock, source: io::Error::last_os_error() });
+        return Err(os_error(clock));
     }
     Ok(Timespec { seconds: ts.tv_sec, nanoseconds: ts.tv_nsec })
+}
+
+/// The error of a failed `clock_gettime`: out of line, so the read that
+/// every `now()` makes stays as small as the bare call.
+#[cold]
+#[inline(never)]
+fn os_error(clock: ClockId) -> ClockReadError {
+    ClockReadError::Os { clock, source: io::Error::last_os_error() }
 }
 
 /// `clock` as nanoseconds since its epoch.
 #[inline]
 fn read_nanos(clock: ClockId) -> Result<u64, ClockReadError> {
     let reading = clock_gettime(clock)?;
-    reading.nanos().ok_or(ClockReadError::OutOfRange { clock, reading })
+    match reading.nanos() {
+        Some(nanos) => Ok(nanos),
+        None => Err(out_of_range(clock, reading)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn out_of_range(clock: ClockId, reading: Timespec) -> ClockReadError {
+    ClockReadError::OutOfRange { clock, reading }
 }
 
 /// The reader clock, `CLOCK_MONOTONIC_RAW` (SPEC.md §5.2).

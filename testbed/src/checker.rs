@@ -1,7 +1,7 @@
 //! The truth checker: reads every site's bound through `tsod-client`'s
 //! [`LocalClock`], the way an application on that site would, and compares
 //! it with the host clock, which is true time on this machine by definition
-//! (ARCHITECTURE.md, "The testbed's truth").
+//! (docs/ARCHITECTURE.md, "The testbed's truth").
 //!
 //! A **violation** is an interval `now()` returned (so the site's status was
 //! bounded and the anchor fresh) that excludes every instant between the

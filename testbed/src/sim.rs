@@ -5,7 +5,7 @@
 //! # Where truth comes from
 //!
 //! On the testbed machine the host's `CLOCK_REALTIME` is true time by
-//! definition (ARCHITECTURE.md, "The testbed's truth"). A simulator reads it
+//! definition (docs/ARCHITECTURE.md, "The testbed's truth"). A simulator reads it
 //! ([`host_realtime`]) at each event it reports and adds the error its
 //! current fault asks for:
 //!

@@ -72,7 +72,7 @@ pub struct GapCheck {
     pub site: Option<String>,
 }
 
-/// What the run loop saw of the timeline, for [`build`]: who led, the
+/// What the run loop saw of the timeline, for `build`: who led, the
 /// events applied, the `expect-leader` checks (judged already) and the
 /// `max-gap-ms` ones (to judge from the TSO record).
 #[derive(Clone, Debug, Default)]

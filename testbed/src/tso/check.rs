@@ -1,6 +1,6 @@
 //! The TSO checker's judgement (pure: no runtime, no sockets): what the
-//! load generator ([`crate::tso::load`]) recorded, checked against ARCHITECTURE
-//! Invariant 2 and the host clock, which is true time on this machine.
+//! load generator ([`crate::tso::load`]) recorded, checked against invariant
+//! 2 of docs/ARCHITECTURE.md (SPEC.md §4.13) and the host clock, which is true time on this machine.
 //!
 //! Every successful call is a [`Success`]: the site asked, the host
 //! `CLOCK_REALTIME` read just before the call (`sent_ns`) and just after it

@@ -78,16 +78,6 @@ impl StatusSnapshot {
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec_pretty(self)
     }
-
-    /// The peer named `name`, if this site has it.
-    pub fn peer(&self, name: &str) -> Option<&PeerSnapshot> {
-        self.peers.iter().find(|p| p.name == name)
-    }
-
-    /// The TSO's role, `None` when this site runs no TSO.
-    pub fn tso_role(&self) -> Option<TsoRole> {
-        self.tso.as_ref().map(|t| t.role)
-    }
 }
 
 /// `<segment>.status.json`: where the daemon publishing `segment` writes

@@ -279,6 +279,12 @@ impl Config {
             if f >= n {
                 return Err(format!("clock.max-faulty = {f} must be below the number of sources and peers ({n})"));
             }
+            if f == 0 && n >= 2 {
+                return Err(format!(
+                    "clock.max-faulty = 0 with {n} sources and peers would intersect their intervals, letting any \
+                     one of them narrow the bound below what the others back; use at least 1 (the default)"
+                ));
+            }
         }
         if let Some(m) = c.min_agreeing {
             if m == 0 || m > n {
@@ -320,6 +326,42 @@ impl Config {
     /// Local sources plus peers: what selection counts.
     pub fn source_count(&self) -> usize {
         self.sources.len().saturating_add(self.peers.len())
+    }
+
+    /// The sources that may lie at once: `clock.max-faulty`, or the default
+    /// of [`crate::selection::default_max_faulty`].
+    pub fn max_faulty(&self) -> usize {
+        self.clock.max_faulty.unwrap_or_else(|| crate::selection::default_max_faulty(self.source_count()))
+    }
+
+    /// What this configuration cannot do against lying sources (SPEC.md
+    /// §2.1, the voting rule): `tsod check-config` prints these, the daemon
+    /// logs them at start. Empty when one liar is out-voted.
+    pub fn voting_warnings(&self) -> Vec<String> {
+        let n = self.source_count();
+        let f = self.max_faulty();
+        let mut out = Vec::new();
+        match n {
+            0 => {}
+            1 => out.push(
+                "one source: it is trusted alone, so a lying or broken source is published as the bound; \
+                 configure at least three sources and peers to out-vote one liar"
+                    .to_owned(),
+            ),
+            2 => out.push(
+                "two sources and peers cannot out-vote one liar: the bound is the hull of both (a liar widens it \
+                 but is never believed alone), and with one of them silent the site holds over, then gives up; \
+                 configure at least three"
+                    .to_owned(),
+            ),
+            _ if n.saturating_sub(f).saturating_mul(2) <= n => out.push(format!(
+                "clock.max-faulty = {f} of {n}: {m} agreeing sources are no majority, so two camps can each \
+                 carry the vote and the bound spans both",
+                m = n.saturating_sub(f)
+            )),
+            _ => {}
+        }
+        out
     }
 
     /// The frequency measurement's parameters.
@@ -445,6 +487,42 @@ timescale = "utc"
         let bad_poll = format!("{MINIMAL}poll-interval-ms = 10\n");
         assert!(parse(&bad_poll).unwrap_err().to_string().contains("poll-interval-ms"));
         assert!(parse("").unwrap_err().to_string().contains("source"));
+    }
+
+    fn ntp_sources(n: usize) -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "[[source]]\nkind = \"ntp\"\nname = \"s{i}\"\naddress = \"127.0.0.1:{}\"\ntimescale = \"utc\"\n",
+                    123 + i
+                )
+            })
+            .collect()
+    }
+
+    /// Issue 15, path 4: no configuration lets one source narrow the bound
+    /// below what the others back.
+    #[test]
+    fn max_faulty_zero_is_refused_with_two_or_more_sources() {
+        let err = parse(&format!("[clock]\nmax-faulty = 0\n{}", ntp_sources(2))).unwrap_err().to_string();
+        assert!(err.contains("max-faulty = 0") && err.contains("narrow"), "{err}");
+        let one = parse(&format!("[clock]\nmax-faulty = 0\n{}", ntp_sources(1))).unwrap();
+        assert_eq!(one.max_faulty(), 0);
+        assert_eq!(parse(&ntp_sources(2)).unwrap().max_faulty(), 1, "two sources: the hull");
+    }
+
+    #[test]
+    fn configurations_that_cannot_outvote_one_liar_are_warned_about() {
+        for n in [1, 2] {
+            let w = parse(&ntp_sources(n)).unwrap().voting_warnings();
+            assert_eq!(w.len(), 1, "{n}: {w:?}");
+            assert!(w[0].contains("liar"), "{w:?}");
+        }
+        for n in [3, 4, 5] {
+            assert_eq!(parse(&ntp_sources(n)).unwrap().voting_warnings(), Vec::<String>::new(), "{n}");
+        }
+        let w = parse(&format!("[clock]\nmax-faulty = 2\n{}", ntp_sources(4))).unwrap().voting_warnings();
+        assert!(w.len() == 1 && w[0].contains("no majority"), "{w:?}");
     }
 
     #[test]

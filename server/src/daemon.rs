@@ -170,6 +170,9 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(DaemonError::Signal)?;
     info!(sources = config.sources.len(), peers = config.peers.len(), path = %config.publish.path.display(), "tsod running");
+    for warning in config.voting_warnings() {
+        warn!("{warning}");
+    }
     let mut last: Option<Tick> = None;
     let mut peers_open = net.is_some();
     loop {

@@ -248,7 +248,11 @@ impl Engine {
                 self.frequency.observe(sample);
                 self.holdover_from = Some(sample);
                 self.disrupted = false;
-                let status = if agreeing >= self.config.min_agreeing {
+                // Sources that do not all overlap, none of them out-voted: a
+                // liar is certainly present and unidentified (two sources
+                // give their hull). The bound holds; the status says so.
+                let unresolved = agreeing == projected.len() && !all_overlap(&intervals);
+                let status = if agreeing >= self.config.min_agreeing && !unresolved {
                     ClockStatus::Synchronized
                 } else {
                     ClockStatus::Degraded
@@ -408,6 +412,13 @@ fn adoptable(previous: &PublishedState, now: &ClockReading) -> Option<Sample> {
         return None;
     }
     Some(Sample { at: anchor.reference, interval: anchor.interval })
+}
+
+/// Whether one instant lies in every interval.
+fn all_overlap(intervals: &[TimeInterval]) -> bool {
+    let latest_start = intervals.iter().map(TimeInterval::earliest).max();
+    let earliest_end = intervals.iter().map(TimeInterval::latest).min();
+    latest_start.zip(earliest_end).is_none_or(|(start, end)| start <= end)
 }
 
 /// `model` with its bound widened by `extra` (`None` beyond what a model can be).

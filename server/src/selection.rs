@@ -115,13 +115,24 @@ pub enum Verdict {
     Falseticker,
 }
 
-/// The default number of sources that may lie at once: ⌊(n − 1)/2⌋.
+/// The default number of sources that may lie at once: ⌊(n − 1)/2⌋, but at
+/// least 1 once there are two sources.
 ///
-/// The most for which the `n − f` agreeing sources are still a strict
-/// majority. 0 for `n ≤ 2`: two sources must agree, one is trusted alone.
+/// ⌊(n − 1)/2⌋ is the most for which the `n − f` agreeing sources are still
+/// a strict majority. Two sources cannot form a majority against a liar, and
+/// with `f = 0` their *intersection* would let either one narrow the bound
+/// below what the other backs: a liar that only partly overlaps the truthful
+/// source moves the bound off true time. So two sources get `f = 1`, whose
+/// bound is the hull of both (a liar widens it, never misleads it), and one
+/// of two heard alone carries no bound (the caller holds over). A single
+/// configured source is trusted alone: there is nothing to vote with.
 #[must_use]
 pub const fn default_max_faulty(n: usize) -> usize {
-    n.saturating_sub(1) / 2
+    match n {
+        0 | 1 => 0,
+        2 => 1,
+        _ => (n - 1) / 2,
+    }
 }
 
 /// Bounds the instants that at least `n − max_faulty` of `intervals` cover.
@@ -247,12 +258,15 @@ mod tests {
     }
 
     #[test]
-    fn default_max_faulty_keeps_a_strict_majority() {
-        let expected = [(0, 0), (1, 0), (2, 0), (3, 1), (4, 1), (5, 2), (6, 2), (7, 3), (64, 31)];
+    fn default_max_faulty_keeps_a_strict_majority_and_never_intersects_two() {
+        let expected = [(0, 0), (1, 0), (2, 1), (3, 1), (4, 1), (5, 2), (6, 2), (7, 3), (64, 31)];
         for (n, f) in expected {
             assert_eq!(default_max_faulty(n), f, "n = {n}");
-            if n > 0 {
+            if n > 2 {
                 assert!(2 * (n - f) > n, "n − f must be a strict majority of n = {n}");
+            }
+            if n >= 2 {
+                assert!(f >= 1, "n = {n}: no source may be trusted to narrow the others");
             }
         }
         assert_eq!(default_max_faulty(usize::MAX), (usize::MAX - 1) / 2);
@@ -273,15 +287,20 @@ mod tests {
     }
 
     #[test]
-    fn two_agreeing_sources_give_their_intersection() {
-        assert_eq!(select_default(&[iv(10, 30), iv(20, 40)]), agreed(iv(20, 30), &[T, T]));
-        assert_eq!(select_default(&[iv(20, 40), iv(10, 30)]), agreed(iv(20, 30), &[T, T]));
+    fn two_sources_give_their_hull_so_neither_narrows_the_other() {
+        // Default f for n = 2 is 1: the truthful source [10, 30] with true
+        // time 12 and a liar [20, 40] would intersect in [20, 30], off truth.
+        assert_eq!(select_default(&[iv(10, 30), iv(20, 40)]), agreed(iv(10, 40), &[T, T]));
+        assert_eq!(select_default(&[iv(20, 40), iv(10, 30)]), agreed(iv(10, 40), &[T, T]));
+        // Told both are right (f = 0), the intersection.
+        assert_eq!(select(&[iv(10, 30), iv(20, 40)], 0), agreed(iv(20, 30), &[T, T]));
     }
 
     #[test]
-    fn two_disagreeing_sources_give_no_bound() {
-        // Default f for n = 2 is 0: both must agree.
-        assert_eq!(select_default(&[iv(10, 20), iv(30, 40)]), Selection::NoMajority { required: 2, deepest: 1 });
+    fn two_disagreeing_sources_span_both_claims() {
+        assert_eq!(select_default(&[iv(10, 20), iv(30, 40)]), agreed(iv(10, 40), &[T, T]));
+        // Told both are right, no instant satisfies them.
+        assert_eq!(select(&[iv(10, 20), iv(30, 40)], 0), Selection::NoMajority { required: 2, deepest: 1 });
         // Told one may lie, the bound spans both claims.
         assert_eq!(select(&[iv(10, 20), iv(30, 40)], 1), agreed(iv(10, 40), &[T, T]));
     }

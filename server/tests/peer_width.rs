@@ -47,6 +47,7 @@ fn measure(name: &str, out: Duration, back: Duration) -> (u64, u64, u64) {
     let shape = LinkShape { forward: DirectionShape::with_delay(out), reverse: DirectionShape::with_delay(back) };
     let relay = WanRelay::start("127.0.0.1:0".parse().unwrap(), a_addr, shape).unwrap();
     let gps = GpsdSim::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let gps2 = GpsdSim::start("127.0.0.1:0".parse().unwrap()).unwrap();
     let site = |me: &str, port: u16| {
         format!(
             "[tso]\nenabled = false\n[site]\nname = \"{me}\"\nlisten = \"127.0.0.1:{port}\"\ncluster-dir = \"{}\"\nprobe-interval-ms = 250\n",
@@ -59,13 +60,15 @@ fn measure(name: &str, out: Duration, back: Duration) -> (u64, u64, u64) {
     std::fs::create_dir_all(&dir_b).unwrap();
     let a_sources = format!(
         "\n[[source]]\nkind = \"gpsd\"\nname = \"gps\"\naddress = \"{}\"\ntimescale = \"utc\"\n\
+         \n[[source]]\nkind = \"gpsd\"\nname = \"gps2\"\naddress = \"{}\"\ntimescale = \"utc\"\n\
          \n[[peer]]\nname = \"b\"\naddress = \"127.0.0.1:{port_b}\"\n",
-        gps.local_addr()
+        gps.local_addr(),
+        gps2.local_addr()
     );
     let b_sources = format!("\n[[peer]]\nname = \"a\"\naddress = \"{}\"\n", relay.local_addr());
-    // A keeps its own GPS as the only source it needs (B has no local basis).
-    let (_a, seg_a) =
-        tsod_with(&dir_a, &format!("[clock]\nmax-faulty = 0\nmin-agreeing = 1\n{}", site("a", port_a)), &a_sources);
+    // A's two GPS receivers are the two sources it needs (B has no local
+    // basis to offer): of three, f = 1, two must agree.
+    let (_a, seg_a) = tsod_with(&dir_a, &format!("[clock]\nmin-agreeing = 2\n{}", site("a", port_a)), &a_sources);
     let (_b, seg_b) = tsod_with(&dir_b, &site("b", port_b), &b_sources);
     let clock_a = synchronized(&seg_a);
     let clock_b = synchronized(&seg_b);

@@ -39,5 +39,9 @@ pub(crate) fn run(path: &Path, syntax_only: bool) -> anyhow::Result<()> {
             .with_context(|| format!("{}: the TLS files of site {}", path.display(), site.name))?;
         line.push_str(&format!("; site {}'s certificate verifies under {}", site.name, site.cluster_dir.display()));
     }
-    super::print_line(&line)
+    super::print_line(&line)?;
+    for warning in config.voting_warnings() {
+        super::print_line(&format!("{}: warning: {warning}", path.display()))?;
+    }
+    Ok(())
 }

@@ -88,14 +88,40 @@ fn a_lying_source_is_a_falseticker_and_the_site_degraded() {
     assert!(!e.sources().next().unwrap().falseticker);
 }
 
+/// Two disjoint sources, one of them lying: the bound spans both (true
+/// whichever lies), and the status says a liar is present but unidentified.
 #[test]
-fn two_disagreeing_sources_are_unsynchronized() {
+fn two_disagreeing_sources_give_a_degraded_hull() {
     let mut e = engine(2, 2);
     e.on_sample(SourceId(0), sample(SEC, 10_000, 0));
     e.on_sample(SourceId(1), sample(SEC, 10_000, 1_000_000));
     let t = e.tick(reading(SEC));
-    assert_eq!(t.state.anchor.status, ClockStatus::Unsynchronized);
-    assert!(t.state.anchor.interval_at(MonoInstant::from_nanos(SEC)).is_err());
+    assert_eq!(t.state.anchor.status, ClockStatus::Degraded);
+    assert_true(&t, SEC);
+    assert!(t.state.anchor.interval.width() >= Duration::from_micros(1_020));
+}
+
+/// Issue 15, path 4: an NTP server and one peer (n = 2). The peer lies by
+/// an interval that only partly overlaps the truthful one; with f = 0 their
+/// intersection missed true time. Now neither narrows the other.
+#[test]
+fn a_partly_overlapping_liar_of_two_cannot_move_the_bound_off_truth() {
+    let sources = vec![("ntp".to_owned(), SourceKind::Ntp), ("peer".to_owned(), SourceKind::Peer)];
+    let mut e = Engine::new(config(2), sources, 1, None, reading(0));
+    e.on_sample(SourceId(0), sample(SEC, 10_000, 0));
+    e.on_sample(SourceId(1), sample(SEC, 10_000, 15_000)); // overlaps [+5 µs, +10 µs]: not the truth
+    let t = e.tick(reading(SEC));
+    assert_true(&t, SEC);
+    // One of the two heard alone carries no bound of its own.
+    let mut e = Engine::new(
+        config(2),
+        vec![("a".into(), SourceKind::Ntp), ("b".into(), SourceKind::Peer)],
+        1,
+        None,
+        reading(0),
+    );
+    e.on_sample(SourceId(1), sample(SEC, 10_000, 15_000));
+    assert!(!e.tick(reading(SEC)).state.anchor.status.is_bounded());
 }
 
 #[test]

@@ -18,9 +18,10 @@
 //! * realtime elapsed `gap = reading.realtime − clock` (rejected if negative
 //!   or above `max_gap`, default 2 s);
 //! * if realtime's rate against true time is within `1 ± s` (`slew_bound`,
-//!   default 1000 ppm: the kernel's 500 ppm `MAXFREQ` plus a disciplined
-//!   frequency error), `elapsed ≤ (gap + 1 ns) / (1 − s)`, rounded up (the
-//!   nanosecond covers the truncation of the two realtime readings).
+//!   default [`MAX_REALTIME_SLEW`], 102 000 ppm: the fastest Linux lets any
+//!   discipline run `CLOCK_REALTIME`, see there), `elapsed ≤ (gap + 1 ns) /
+//!   (1 − s)`, rounded up (the nanosecond covers the truncation of the two
+//!   realtime readings).
 //!
 //! With `err` the event's labelling error (`pps_error`, default 1 µs, plus
 //! gpsd's `precision` term `2^precision` s; `nmea_error` for `TOFF`):
@@ -34,10 +35,12 @@
 //! bound. So a realtime *step forward* between event and reading only
 //! widens the interval; a step backward, or a slew faster than `s`, can
 //! break the upper side. chronyd slews up to 83 333 ppm (`maxslewrate`) while
-//! correcting a large offset, and a rate error `r > s` can leave truth up to
-//! `(r − s) · gap` above the interval (167 ms at 83 333 ppm over 2 s), so a
-//! site relying on PPS should keep the gap small (read promptly, lower
-//! `max_gap`) or raise `slew_bound`. `reading.realtime` must be the very
+//! correcting a large offset, and a rate error `r > s` would leave truth up
+//! to `(r − s) · gap` above the interval, so the default `s` covers every
+//! rate the kernel can be told to run at, chronyd's fastest slew included;
+//! the cost is about 11 % of the gap in width (a PPS line read 1 ms after
+//! its edge: 1.11 ms). A step of realtime beyond that rate is a disruption
+//! the engine detects (12.5 % per tick). `reading.realtime` must be the very
 //! `CLOCK_REALTIME` gpsd stamps `clock` with (not a simulated clock). The tighter
 //! symmetric form `[real − err + gap/(1+s), …]` is not used: it would put
 //! the lower side at the mercy of the same assumption for a gain of `gap`.
@@ -175,6 +178,15 @@ pub struct Pps {
 /// A `TOFF` report has the same fields as a `PPS` one.
 pub type Toff = Pps;
 
+/// The fastest `CLOCK_REALTIME` can run against true time on Linux, as a
+/// rate error: 102 000 ppm. `adjtimex` lets a discipline set the tick
+/// length within ±10 % of nominal (`ADJ_TICK`, what chronyd uses for its
+/// fast slews of up to 83 333 ppm), the frequency within ±500 ppm
+/// (`MAXFREQ`), and the phase slew (`ADJ_OFFSET`, `adjtime`) adds at most
+/// 500 ppm more; the oscillator under it all is off true time by at most
+/// 1000 ppm (`max-drift-ppm`'s upper limit). 100 000 + 500 + 500 + 1 000.
+pub const MAX_REALTIME_SLEW: Ppb = Ppb::from_ppm(102_000);
+
 /// Error model of the gpsd source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GpsdParams {
@@ -185,7 +197,7 @@ pub struct GpsdParams {
     /// Longest realtime gap between an event and reading its line (default 2 s).
     pub max_gap: Duration,
     /// Bound on realtime's rate error against true time over the gap
-    /// (default 1000 ppm; see the module doc about chronyd's faster slews).
+    /// (default [`MAX_REALTIME_SLEW`]).
     pub slew_bound: Ppb,
     /// Longest delay from a TPV's fix second to reading its line (default 1 s).
     pub nmea_latency: Duration,
@@ -197,7 +209,7 @@ impl Default for GpsdParams {
             pps_error: Duration::from_micros(1),
             nmea_error: Duration::from_millis(500),
             max_gap: Duration::from_secs(2),
-            slew_bound: Ppb::from_ppm(1000),
+            slew_bound: MAX_REALTIME_SLEW,
             nmea_latency: Duration::from_secs(1),
         }
     }
@@ -563,10 +575,10 @@ mod tests {
         let s = pps_sample(&pps_at(T, T, None), &reading(5_000, T + 1_000_000), &p).unwrap();
         assert_eq!(s.at, MonoInstant::from_nanos(5_000));
         assert_eq!(s.interval.earliest(), ts(T - 1_000));
-        // ⌈(1 ms + 1 ns) / 0.999⌉ = 1_001_003 ns.
-        assert_eq!(s.interval.latest(), ts(T + 1_000 + 1_001_003));
+        // ⌈(1 ms + 1 ns) / 0.898⌉ = 1_113_587 ns.
+        assert_eq!(s.interval.latest(), ts(T + 1_000 + 1_113_587));
         // precision −20 adds ⌈1e9 / 2^20⌉ = 954 ns each side (and a zero
-        // gap still allows ⌈1 ns / 0.999⌉ = 2 ns of truncation).
+        // gap still allows ⌈1 ns / 0.898⌉ = 2 ns of truncation).
         let s = pps_sample(&pps_at(T, T, Some(-20)), &reading(5_000, T), &p).unwrap();
         assert_eq!(s.interval, TimeInterval::new(ts(T - 1_954), ts(T + 1_954 + 2)).unwrap());
         // TOFF: serial accuracy.
@@ -605,25 +617,38 @@ mod tests {
         let e = 1_000; // pps_error
         // Slow realtime at the slew bound, maximal gap, label early by the full error:
         // the upper side is tight.
-        let elapsed = 2_002_002_002; // ⌊2 s / 0.999⌋: gap stays ≤ 2 s.
-        let (s, truth) = world(elapsed, -1_000_000, -e, false);
+        let elapsed = 2_227_171_492; // ⌊2 s / 0.898⌋: gap stays ≤ 2 s.
+        let (s, truth) = world(elapsed, -102_000_000, -e, false);
         assert!(s.interval.contains(ts(truth)), "{} vs {truth}", s.interval);
         assert!(s.interval.latest().as_nanos() - truth <= 3, "tight upper side");
         // Label late by the full error, read immediately: the lower side is tight.
-        let (s, truth) = world(0, 1_000_000, e, false);
+        let (s, truth) = world(0, 102_000_000, e, false);
         assert_eq!(s.interval.earliest().as_nanos(), truth);
         // Fast realtime at the bound, maximal gap.
-        let (s, truth) = world(1_998_001_998, 1_000_000, e, false);
+        let (s, truth) = world(1_814_882_032, 102_000_000, e, false);
         assert!(s.interval.contains(ts(truth)));
         // TOFF with its 500 ms error, both extremes.
-        let (s, truth) = world(elapsed, -1_000_000, -500_000_000, true);
+        let (s, truth) = world(elapsed, -102_000_000, -500_000_000, true);
         assert!(s.interval.contains(ts(truth)));
         let (s, truth) = world(0, 0, 500_000_000, true);
         assert!(s.interval.contains(ts(truth)));
         // Beyond the assumed slew bound the upper side fails: the bound is
         // exactly as strong as its assumption.
-        let (s, truth) = world(2_010_000_000, -5_000_000, -e, false);
+        let (s, truth) = world(2_300_000_000, -150_000_000, -e, false);
         assert!(!s.interval.contains(ts(truth)));
+    }
+
+    /// Issue 15, path 3: chronyd slewing realtime 83 333 ppm slow (its
+    /// `maxslewrate`) while a PPS line waits 2 s: the upper side held only
+    /// to 1000 ppm, missing truth by about 165 ms.
+    #[test]
+    fn a_chronyd_fast_slew_keeps_pps_true() {
+        for elapsed in [1_000_000, 100_000_000, 2_180_000_000] {
+            let (s, truth) = world(elapsed, -83_333_000, -1_000, false);
+            assert!(s.interval.contains(ts(truth)), "{elapsed}: {} vs {truth}", s.interval);
+            let (s, truth) = world(elapsed.min(1_840_000_000), 83_333_000, 1_000, false);
+            assert!(s.interval.contains(ts(truth)), "{elapsed}: {} vs {truth}", s.interval);
+        }
     }
 
     fn tpv(mode: u8, time: Option<u64>, ept: Option<Duration>) -> Tpv {

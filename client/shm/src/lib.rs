@@ -22,6 +22,9 @@
 //!   the segment's one writer.
 //! * `adjtimex` (the daemon only): [`kernel_clock_state`], the read-only
 //!   query of the kernel's clock discipline state.
+//! * `vmclock` (the daemon only): [`VmClock`], the hypervisor's VMClock
+//!   page (`/dev/vmclock0`) mapped read-only, and [`DisruptionWatch`], which
+//!   tells live migrations and snapshot restores from its markers.
 //!
 //! `tsod-client` re-exports items of this crate one by one, never the crate
 //! or a glob: cargo unifies features across a build, so a workspace build in
@@ -59,6 +62,8 @@ mod kernel;
 mod lock;
 mod mapping;
 mod user;
+#[cfg(feature = "vmclock")]
+mod vmclock;
 
 pub use boot::{parse_boot_id, this_boot_id};
 pub use clock::{
@@ -72,3 +77,5 @@ pub use lock::{ExclusiveLock, LockError};
 pub use mapping::WriteMapping;
 pub use mapping::{MapError, ReadMapping};
 pub use user::effective_uid;
+#[cfg(feature = "vmclock")]
+pub use vmclock::{Disruption, DisruptionWatch, VmClock, VmClockError, VmClockSnapshot, VmClockStatus};

@@ -9,7 +9,12 @@
 //! * `monotonic` and `boottime` — their difference grows only across a
 //!   suspend, which is how the daemon notices one;
 //! * `realtime` — `CLOCK_REALTIME`, which only the kernel source and gpsd's
-//!   timestamps are expressed in.
+//!   timestamps are expressed in;
+//! * `hypervisor_epoch` — how many disruptions the hypervisor has announced
+//!   through its VMClock page (live migration, snapshot restore) since the
+//!   daemon started watching ([`VmClockWatched`]); 0 without a VMClock. A
+//!   VM pause and a migration freeze all four clocks together, so nothing
+//!   else in a reading shows them.
 //!
 //! [`SimulatedClock`] gives a site a wrong clock for the testbed: its
 //! realtime runs with an offset, a frequency error and scripted steps. Its
@@ -36,6 +41,8 @@ pub struct ClockReading {
     pub boottime: MonoInstant,
     /// `CLOCK_REALTIME`, on the local (possibly wrong) system clock.
     pub realtime: Timestamp,
+    /// Hypervisor-announced disruptions so far (0 without a VMClock device).
+    pub hypervisor_epoch: u64,
 }
 
 /// Something that reads the local clocks.
@@ -65,10 +72,60 @@ impl Clock for SystemClock {
             let realtime = sys::realtime_now()?;
             let raw_after = sys::reader_clock_now()?;
             if raw_after.as_nanos().saturating_sub(raw.as_nanos()) <= READING_MAX_SPAN {
-                return Ok(ClockReading { raw, monotonic, boottime, realtime });
+                return Ok(ClockReading { raw, monotonic, boottime, realtime, hypervisor_epoch: 0 });
             }
         }
         Err(io::Error::other("clock reads keep being preempted; no consistent reading"))
+    }
+}
+
+/// A clock whose readings also carry the hypervisor's disruption signal:
+/// the VMClock page's `disruption_marker` and VM generation counter
+/// (`tsod_shm::VmClock`), read with every reading. Each change of either
+/// since the previous reading adds one to `hypervisor_epoch`, which
+/// [`crate::engine::detect_disruption`] turns into a disruption in every
+/// task that compares two readings. A page that cannot be read (busy
+/// beyond the seqlock's retries) counts as a disruption too: the signal
+/// cannot be trusted to be unchanged.
+pub struct VmClockWatched<C> {
+    inner: C,
+    vmclock: tsod_shm::VmClock,
+    watch: Mutex<(tsod_shm::DisruptionWatch, u64)>,
+}
+
+impl<C> std::fmt::Debug for VmClockWatched<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VmClockWatched").finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock> VmClockWatched<C> {
+    /// Watches `vmclock` alongside `inner`; the first reading sets the baseline.
+    pub fn new(inner: C, vmclock: tsod_shm::VmClock) -> Self {
+        Self { inner, vmclock, watch: Mutex::new((tsod_shm::DisruptionWatch::new(), 0)) }
+    }
+}
+
+impl<C: Clock> Clock for VmClockWatched<C> {
+    fn read(&self) -> io::Result<ClockReading> {
+        let reading = self.inner.read()?;
+        let snapshot = self.vmclock.read();
+        let mut guard = self.watch.lock().map_err(|_| io::Error::other("vmclock watch lock poisoned"))?;
+        let (watch, epoch) = &mut *guard;
+        let disrupted = match &snapshot {
+            Ok(s) => watch.observe(s).is_some(),
+            Err(_) => true,
+        };
+        if disrupted {
+            *epoch = epoch.saturating_add(1);
+        }
+        Ok(ClockReading { hypervisor_epoch: *epoch, ..reading })
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn read(&self) -> io::Result<ClockReading> {
+        (**self).read()
     }
 }
 

@@ -77,6 +77,21 @@ pub struct ClockConfig {
     pub max_sample_age_ms: u64,
     /// How long the last bound is carried forward with no usable source (ms).
     pub holdover_ms: u64,
+    /// The hypervisor's VMClock device, watched for migrations and snapshot
+    /// restores when present (default `/dev/vmclock0`; `""` to not watch).
+    #[serde(deserialize_with = "optional_path")]
+    pub vmclock: Option<PathBuf>,
+    /// The leap-second schedule (IERS `leap-seconds.list` as tzdata ships
+    /// it; default `/usr/share/zoneinfo/leap-seconds.list`; `""`: none, so
+    /// every month end is a possible leap of either sign).
+    #[serde(deserialize_with = "optional_path")]
+    pub leap_seconds_list: Option<PathBuf>,
+}
+
+/// A path where `""` means none.
+fn optional_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok((!s.is_empty()).then(|| PathBuf::from(s)))
 }
 
 impl Default for ClockConfig {
@@ -90,6 +105,8 @@ impl Default for ClockConfig {
             horizon_ms: 1_000,
             max_sample_age_ms: 64_000,
             holdover_ms: 3_600_000,
+            vmclock: Some(PathBuf::from(tsod_shm::VmClock::DEFAULT_PATH)),
+            leap_seconds_list: Some(PathBuf::from(crate::leap_list::SYSTEM_PATH)),
         }
     }
 }

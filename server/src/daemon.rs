@@ -32,7 +32,7 @@ use tsod_proto::wire::SourceKind;
 use tsod_proto::{DriftModel, Offset, Ppb, Timescale};
 
 pub use self::event::SourceEvent;
-use crate::clock::{Clock, SimulatedClock, SystemClock};
+use crate::clock::{Clock, SimulatedClock, SystemClock, VmClockWatched};
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, SourceId, Tick};
 use crate::net::endpoint::{EndpointError, NetSetup};
@@ -99,6 +99,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         }
         None => Arc::new(SystemClock),
     };
+    let clock = watch_hypervisor(clock, config.clock.vmclock.as_deref());
     let (publisher, previous) = Publisher::open(&config.publish.path, Timescale::UtcSmear24h)?;
     let status_path = status_file::status_path(&config.publish.path);
     let mut instance = [0u8; 8];
@@ -254,6 +255,34 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     }
     info!("tsod stopping; the segment stays valid until its horizon");
     Ok(())
+}
+
+/// `clock`, with the hypervisor's VMClock disruption signal in its readings
+/// when the device at `path` can be read (`None`: not configured).
+fn watch_hypervisor(clock: Arc<dyn Clock>, path: Option<&std::path::Path>) -> Arc<dyn Clock> {
+    let Some(path) = path else { return clock };
+    match tsod_shm::VmClock::open(path) {
+        Ok(vmclock) => {
+            info!(path = %path.display(), "watching the hypervisor's VMClock for migrations and snapshot restores");
+            Arc::new(VmClockWatched::new(clock, vmclock))
+        }
+        Err(tsod_shm::VmClockError::Absent(_)) => {
+            info!(
+                path = %path.display(),
+                "no VMClock device: VM pauses and migrations are caught only when the sources contradict the bound"
+            );
+            clock
+        }
+        Err(e) => {
+            warn!(
+                error = %e,
+                path = %path.display(),
+                "cannot use the VMClock device: VM pauses and migrations are caught only when the sources \
+                 contradict the bound"
+            );
+            clock
+        }
+    }
 }
 
 /// Starts the TSO in the background once round trips to a majority are

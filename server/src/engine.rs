@@ -97,6 +97,14 @@ pub enum Disruption {
     Suspend,
     /// The system clock stepped against the reader clock.
     RealtimeStep,
+    /// The hypervisor announced one (VMClock: live migration, snapshot
+    /// restore; [`crate::clock::VmClockWatched`]).
+    Hypervisor,
+    /// More than `max-faulty` sources each gave a fresh sample disjoint from
+    /// the published bound carried to its instant: the bound itself failed,
+    /// as after a VM pause (every clock of the guest froze, so no reading
+    /// shows it) or a migration the hypervisor did not announce.
+    SourcesContradict,
 }
 
 /// What a tick produced.
@@ -131,6 +139,9 @@ pub struct Engine {
 struct Slot {
     state: SourceState,
     sample: Option<Sample>,
+    /// The sample's instant when it was last compared with the published
+    /// bound, and whether it was disjoint from it.
+    checked: Option<(MonoInstant, bool)>,
 }
 
 /// Gap beyond which `CLOCK_BOOTTIME − CLOCK_MONOTONIC` growth is a suspend.
@@ -139,6 +150,9 @@ const SUSPEND_THRESHOLD: Duration = Duration::from_millis(1);
 /// `maxslewrate` is 83 333 ppm): realtime moving faster against the reader
 /// clock than this, plus a millisecond, is a step.
 const MAX_SLEW_DIVISOR: u64 = 8;
+/// The least drift bound at which a sample and the published bound are
+/// compared for contradictions ([`Engine::tick`]): 1000 ppm.
+const CONTRADICTION_RATE: Ppb = Ppb::from_ppm(1_000);
 
 impl Engine {
     /// An engine for `sources` (name and kind, in [`SourceId`] order).
@@ -167,6 +181,7 @@ impl Engine {
                     rejects: 0,
                 },
                 sample: None,
+                checked: None,
             })
             .collect();
         let holdover_from = previous.and_then(|p| adoptable(&p, &now));
@@ -221,14 +236,18 @@ impl Engine {
         let Some(model) = self.frequency.model().and_then(|m| widen(m, allowance)) else {
             return self.unbounded(now, ClockStatus::Unsynchronized, None, disruption);
         };
-        let projected = self.project(now.raw, model);
-        if projected.is_empty() {
-            return self.holdover(now, model, disruption);
-        }
         // f counts against the configured sources, not the ones heard from:
         // with f = 1 a lone reporting source may be the liar, so it cannot
         // carry a bound on its own (the site free-runs instead).
         let max_faulty = self.config.max_faulty.unwrap_or_else(|| selection::default_max_faulty(self.sources.len()));
+        let disruption = match disruption {
+            Some(d) => Some(d),
+            None => self.check_contradictions(now.raw, model, max_faulty),
+        };
+        let projected = self.project(now.raw, model);
+        if projected.is_empty() {
+            return self.holdover(now, model, disruption);
+        }
         if projected.len() <= max_faulty {
             return self.holdover(now, model, disruption);
         }
@@ -319,10 +338,51 @@ impl Engine {
         }
     }
 
+    /// Compares every sample not yet compared with the last published bound
+    /// (both carried to the later of their instants). A correct sample and
+    /// a correct bound both contain true time, so they meet: a disjoint pair
+    /// means one of them is wrong. More than `max_faulty` sources disjoint
+    /// at once cannot all be liars, so the bound is: a disruption no clock
+    /// reading showed (a VM pause, an unannounced migration). The disjoint
+    /// samples are the evidence and are kept; everything older is dropped.
+    fn check_contradictions(&mut self, now: MonoInstant, model: DriftModel, max_faulty: usize) -> Option<Disruption> {
+        let bound = self.holdover_from?;
+        // Carried at no less than the widest rate any configuration allows
+        // (`max-drift-ppm` ≤ 1000): a clock that merely runs beyond its
+        // datasheet is the frequency estimator's to measure, not a
+        // disruption; what is caught is a jump.
+        let check = DriftModel::new(model.frequency(), Ppb::new(model.bound().get().max(CONTRADICTION_RATE.get())))
+            .unwrap_or(model);
+        let mut evidence = 0usize;
+        for slot in &mut self.sources {
+            let Some(sample) = slot.sample else {
+                slot.checked = None;
+                continue;
+            };
+            if slot.checked.is_none_or(|(at, _)| at != sample.at) {
+                slot.checked = Some((sample.at, disjoint(&bound, &sample, check)));
+            }
+            evidence = evidence.saturating_add(usize::from(slot.checked.is_some_and(|(_, d)| d)));
+        }
+        if evidence <= max_faulty {
+            return None;
+        }
+        let kept: Vec<Option<Sample>> =
+            self.sources.iter().map(|slot| slot.sample.filter(|_| slot.checked.is_some_and(|(_, d)| d))).collect();
+        let earliest = kept.iter().flatten().map(|s| s.at).min();
+        self.disrupt(now);
+        self.not_before = earliest.and_then(|at| at.as_nanos().checked_sub(1)).map(MonoInstant::from_nanos);
+        for (slot, sample) in self.sources.iter_mut().zip(kept) {
+            slot.sample = sample;
+        }
+        Some(Disruption::SourcesContradict)
+    }
+
     fn disrupt(&mut self, detected_at: MonoInstant) {
         self.not_before = Some(detected_at);
         for slot in &mut self.sources {
             slot.sample = None;
+            slot.checked = None;
             slot.state.usable = false;
             slot.state.falseticker = false;
             slot.state.offset = None;
@@ -390,6 +450,9 @@ pub fn detect_disruption(last: &ClockReading, now: &ClockReading) -> Option<Disr
     if sleep_now.saturating_sub(sleep_before) > nanos(SUSPEND_THRESHOLD) {
         return Some(Disruption::Suspend);
     }
+    if now.hypervisor_epoch != last.hypervisor_epoch {
+        return Some(Disruption::Hypervisor);
+    }
     let d_real = i128::from(now.realtime.as_nanos()) - i128::from(last.realtime.as_nanos());
     let allowed = i128::from(nanos(Duration::from_millis(1)).saturating_add(d_raw / MAX_SLEW_DIVISOR));
     if (d_real - i128::from(d_raw)).abs() > allowed {
@@ -412,6 +475,16 @@ fn adoptable(previous: &PublishedState, now: &ClockReading) -> Option<Sample> {
         return None;
     }
     Some(Sample { at: anchor.reference, interval: anchor.interval })
+}
+
+/// Whether `sample` and `bound` share no instant once the earlier of the
+/// two is carried to the later's instant with `model`. `false` when one
+/// cannot be carried (no evidence either way).
+fn disjoint(bound: &Sample, sample: &Sample, model: DriftModel) -> bool {
+    let (early, late) = if sample.at <= bound.at { (sample, bound) } else { (bound, sample) };
+    model.extrapolate(early.interval, early.at, late.at).is_some_and(|carried| {
+        carried.latest() < late.interval.earliest() || late.interval.latest() < carried.earliest()
+    })
 }
 
 /// Whether one instant lies in every interval.

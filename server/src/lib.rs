@@ -14,7 +14,8 @@
 //! * [`frequency`]: the reader clock's measured rate and its bound ρ.
 //! * [`engine`]: samples in, a published state (anchor, status) out;
 //!   disruption detection.
-//! * [`timescale`]: the smeared timescale and the leap guard.
+//! * [`timescale`]: the smeared timescale and the leap guard; [`leap_list`]: the
+//!   IERS leap-second schedule tzdata ships.
 //! * [`clock`]: the `Clock` trait, the system clock and the simulated one.
 //!
 //! **The shell (I/O):**
@@ -40,6 +41,7 @@ pub mod daemon;
 pub mod decode;
 pub mod engine;
 pub mod frequency;
+pub mod leap_list;
 pub mod net;
 pub mod peer;
 pub mod pki;

@@ -28,6 +28,7 @@ fn reading(raw: u64) -> ClockReading {
         monotonic: MonoInstant::from_nanos(raw),
         boottime: MonoInstant::from_nanos(raw + 5 * SEC),
         realtime: Timestamp::from_nanos(T0 + raw),
+        hypervisor_epoch: 0,
     }
 }
 
@@ -334,4 +335,88 @@ fn a_smear_starting_is_covered_by_the_drift_bound() {
     let at = |raw: u64| ClockReading { realtime: Timestamp::from_nanos(truth(raw)), ..reading(raw) };
     let a = e.tick(at(230 * SEC)).state.anchor;
     assert!(a.status.is_bounded() && a.interval.contains(Timestamp::from_nanos(truth(230 * SEC))), "{}", a.interval);
+}
+
+/// A host whose VM is paused for `pause` ns at raw `at`: every guest clock
+/// (RAW, MONOTONIC, BOOTTIME, REALTIME) freezes and resumes where it
+/// stopped, so the readings look like a quiet host's while true time has
+/// moved on by `pause`.
+fn paused_truth(raw: u64, at: u64, pause: u64) -> Timestamp {
+    truth(raw).checked_add(Duration::from_nanos(if raw > at { pause } else { 0 })).unwrap()
+}
+
+/// A ±20 µs sample of the paused host's truth at `raw`.
+fn paused_sample(raw: u64, at: u64, pause: u64) -> Sample {
+    Sample {
+        at: MonoInstant::from_nanos(raw),
+        interval: TimeInterval::around(paused_truth(raw, at, pause), Duration::from_micros(20)),
+    }
+}
+
+/// Issue 15, path 2: a 30 s VM pause, seen by nothing but the sources.
+/// Three sources (f = 1) sampling once a second at staggered instants; the
+/// engine ticks every 100 ms. Before any fresh sample nothing can tell
+/// (SPEC.md §2.6); once more than f sources' fresh samples miss the bound,
+/// it is dropped as disrupted, and from then on every bounded publication
+/// contains true time.
+#[test]
+fn a_vm_pause_freezing_all_four_clocks_is_caught_by_contradicting_sources() {
+    const PAUSE_AT: u64 = 20 * SEC;
+    const PAUSE: u64 = 30 * SEC;
+    let mut e = engine(3, 3);
+    let mut fresh_after_pause = [false; 3];
+    let mut disruptions = 0;
+    for step in 1..=400u64 {
+        let raw = step * SEC / 10;
+        for (i, fresh) in fresh_after_pause.iter_mut().enumerate() {
+            // Source i samples at x.{3 i + 1} s.
+            if step % 10 == 3 * i as u64 + 1 {
+                e.on_sample(SourceId(i), paused_sample(raw, PAUSE_AT, PAUSE));
+                *fresh |= raw > PAUSE_AT;
+            }
+        }
+        let t = e.tick(reading(raw));
+        disruptions += usize::from(t.disruption == Some(Disruption::SourcesContradict));
+        let a = &t.state.anchor;
+        let covered = fresh_after_pause.iter().filter(|f| **f).count();
+        if (raw <= PAUSE_AT || covered >= 2) && a.status.is_bounded() {
+            let i = a.interval_at(MonoInstant::from_nanos(raw)).unwrap();
+            assert!(i.contains(paused_truth(raw, PAUSE_AT, PAUSE)), "at {raw}: {:?} {i}", a.status);
+        }
+    }
+    assert_eq!(disruptions, 1, "one pause, one disruption");
+    assert_eq!(e.tick(reading(41 * SEC)).state.anchor.status, ClockStatus::Synchronized, "re-established");
+}
+
+/// A lone liar disjoint from the bound is a falseticker, not a disruption.
+#[test]
+fn one_contradicting_source_of_three_is_no_disruption() {
+    let mut e = engine(3, 3);
+    for k in 1..=5u64 {
+        for i in 0..3 {
+            e.on_sample(SourceId(i), sample(k * SEC, 20_000, if i == 2 && k > 2 { 5_000_000 } else { 0 }));
+        }
+        let t = e.tick(reading(k * SEC));
+        assert_eq!(t.disruption, None, "{k}");
+        assert_true(&t, k * SEC);
+    }
+    assert!(e.sources().nth(2).unwrap().falseticker);
+}
+
+/// Issue 15, path 2: the hypervisor announces a migration through VMClock
+/// (the reading's `hypervisor_epoch` moves on): disrupted at once, before
+/// any source could tell, and no bound until the sources agree again.
+#[test]
+fn a_hypervisor_announced_disruption_drops_the_bound_at_once() {
+    let mut e = engine(1, 1);
+    e.on_sample(SourceId(0), sample(SEC, 10_000, 0));
+    assert_eq!(e.tick(reading(SEC)).state.anchor.status, ClockStatus::Synchronized);
+    let migrated = ClockReading { hypervisor_epoch: 1, ..reading(2 * SEC) };
+    let t = e.tick(migrated);
+    assert_eq!(t.disruption, Some(Disruption::Hypervisor));
+    assert_eq!(t.state.anchor.status, ClockStatus::Disrupted);
+    assert_eq!(t.state.disruption_count, 1);
+    let later = ClockReading { hypervisor_epoch: 1, ..reading(3 * SEC) };
+    e.on_sample(SourceId(0), sample(3 * SEC, 10_000, 0));
+    assert_eq!(e.tick(later).state.anchor.status, ClockStatus::Synchronized);
 }

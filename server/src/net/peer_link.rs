@@ -435,6 +435,7 @@ mod tests {
             monotonic: mono(raw),
             boottime: mono(boot),
             realtime: Timestamp::from_nanos(raw),
+            hypervisor_epoch: 0,
         }
     }
 

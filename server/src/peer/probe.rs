@@ -266,7 +266,9 @@ pub fn drift_bound_of(rates: RateBounds) -> Ppb {
 /// wins (usually the shortest round trip); ties go to the newest. The
 /// winner is returned as measured, at its own instant, so the engine's
 /// age and disruption checks apply to the real measurement. Clear it on a
-/// clock disruption: samples cannot be carried across one.
+/// clock disruption: samples cannot be carried across one. A new sample
+/// disjoint from a kept one (carried to its instant) evicts it: that is how
+/// a VM pause, which no clock reading shows, looks from here.
 #[derive(Clone, Debug)]
 pub struct BestOf {
     samples: VecDeque<Sample>,
@@ -287,6 +289,14 @@ impl BestOf {
         let max_age = self.max_age;
         self.samples.retain(|s| {
             now.as_nanos().checked_sub(s.at.as_nanos()).is_some_and(|age| Duration::from_nanos(age) <= max_age)
+        });
+        // A kept sample that, carried to now, misses the new one entirely is
+        // from before a disruption no reading showed (a VM pause: every
+        // guest clock froze) or is the liar; either way the newest decides.
+        self.samples.retain(|s| {
+            model
+                .extrapolate(s.interval, s.at, now)
+                .is_none_or(|c| !(c.latest() < sample.interval.earliest() || sample.interval.latest() < c.earliest()))
         });
         if self.samples.len() >= self.capacity {
             self.samples.pop_front();

@@ -476,6 +476,7 @@ mod tests {
             monotonic: MonoInstant::from_nanos(raw),
             boottime: MonoInstant::from_nanos(raw),
             realtime: ts(realtime),
+            hypervisor_epoch: 0,
         }
     }
 

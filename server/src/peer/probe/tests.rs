@@ -9,7 +9,13 @@ fn published(anchor: Anchor, boot: u64) -> PublishedState {
 
 /// A clock reading at raw `raw` with BOOTTIME `boot`.
 fn reading(raw: u64, boot: u64) -> ClockReading {
-    ClockReading { raw: mono(raw), monotonic: mono(raw), boottime: mono(boot), realtime: Timestamp::from_nanos(raw) }
+    ClockReading {
+        raw: mono(raw),
+        monotonic: mono(raw),
+        boottime: mono(boot),
+        realtime: Timestamp::from_nanos(raw),
+        hypervisor_epoch: 0,
+    }
 }
 
 const T0: u64 = 1_795_462_647_000_000_000;
@@ -213,4 +219,21 @@ fn best_of_keeps_the_narrowest_projection() {
     assert_eq!(best.push(wide, m), narrow);
     best.clear();
     assert_eq!(best.push(wide, m), wide);
+}
+
+/// Issue 15, path 2: a VM paused for 30 s freezes every guest clock, so
+/// the narrow pre-pause sample carried along the reader clock is 30 s
+/// early. The first sample after the resume misses it entirely and wins.
+#[test]
+fn best_of_drops_samples_a_vm_pause_left_behind() {
+    let m = model_20ppm();
+    let mut best = BestOf::new(4, Duration::from_secs(60));
+    let narrow = Sample { at: mono(1_000_000_000), interval: iv(T0 - 10, T0 + 10) };
+    assert_eq!(best.push(narrow, m), narrow);
+    // Reader clock +1 s, true time +31 s.
+    let resumed =
+        Sample { at: mono(2_000_000_000), interval: iv(T0 + 31_000_000_000 - 1_000_000, T0 + 31_001_000_000) };
+    assert_eq!(best.push(resumed, m), resumed);
+    let later = Sample { at: mono(3_000_000_000), interval: iv(T0 + 32_000_000_000 - 2_000_000, T0 + 32_002_000_000) };
+    assert_eq!(best.push(later, m), resumed, "the pre-pause sample is gone for good");
 }

@@ -8,6 +8,13 @@
 //! unless it is old enough for drift to have widened it past a fresher one.
 //! Ties go to the newest sample.
 //!
+//! A kept sample that, carried to `now`, shares no instant with the newest
+//! one carried there is not used: one of the two is wrong, and the older
+//! one is what a VM pause or migration leaves behind (every clock of the
+//! guest froze, so the reader clock carries pre-pause samples along as if
+//! nothing happened, and they look narrowest). The newest sample wins; if
+//! it is the liar, the next one overrules it.
+//!
 //! Memory is bounded: at most `capacity` samples are kept (the oldest go
 //! first), and samples older than `max_age` are neither used nor kept.
 //!
@@ -115,6 +122,11 @@ impl SampleFilter {
     /// `drift` (ties: the newest), with its metadata; `None` if no sample is
     /// young enough or can be carried. The returned `sample.at` is `now`.
     pub fn best(&self, now: MonoInstant, drift: &DriftModel) -> Option<NtpSample> {
+        let newest = self
+            .samples
+            .back()
+            .filter(|s| !expired(s.sample.at, now, self.config.max_age))
+            .and_then(|s| drift.extrapolate(s.sample.interval, s.sample.at, now));
         let mut best: Option<(MonoInstant, NtpSample)> = None;
         for kept in &self.samples {
             if expired(kept.sample.at, now, self.config.max_age) {
@@ -124,6 +136,9 @@ impl SampleFilter {
                 continue;
             };
             if reaches_leap_second(kept, &interval) {
+                continue;
+            }
+            if newest.is_some_and(|n| n.latest() < interval.earliest() || interval.latest() < n.earliest()) {
                 continue;
             }
             let better = best.as_ref().is_none_or(|(taken, current)| {
@@ -191,6 +206,27 @@ mod tests {
 
     fn drift_ppm(ppm: i32) -> DriftModel {
         DriftModel::symmetric(Ppb::from_ppm(ppm)).unwrap()
+    }
+
+    /// Issue 15, path 2: a VM paused for 30 s. Every guest clock froze, so
+    /// the narrow pre-pause samples, carried along the reader clock, are
+    /// 30 s early; the first sample after the resume is disjoint from them
+    /// and wins, though wider.
+    #[test]
+    fn samples_from_before_a_vm_pause_are_overruled_by_the_newest() {
+        let mut f = SampleFilter::new(FilterConfig::default());
+        for at in 1..=5 {
+            f.push(sample(at, 20_000));
+        }
+        let mut resumed = sample(6, 500_000);
+        resumed.sample.interval = TimeInterval::around(
+            Timestamp::from_nanos(DAY_START + 3_600 * SEC + 36 * SEC),
+            Duration::from_nanos(500_000),
+        );
+        f.push(resumed);
+        let best = f.best(mono_s(7), &drift_ppm(15)).unwrap();
+        let truth = Timestamp::from_nanos(DAY_START + 3_600 * SEC + 37 * SEC);
+        assert!(best.sample.interval.contains(truth), "{} misses {truth}", best.sample.interval);
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //!
 //! * **Local** (`local.rs`): one `CLOCK_MONOTONIC_RAW` read before and one
 //!   after a batch of [`BATCH`] calls give one sample, since a single call
-//!   (≈ 30–40 ns) is shorter than the timer's resolution and cost; the
+//!   (≈ 30–100 ns) is shorter than the timer's resolution and cost; the
 //!   summary divides by [`BATCH`] (`crate::report::Series`), so percentiles are
-//!   of per-call averages over a batch. One batch of `LocalClock::now()`, one of
+//!   of per-call averages over a batch. One batch of `LocalClock::now()` (the
+//!   default read, with the SPEC.md §5.6 suspend check), one of
 //!   `clock_gettime(CLOCK_REALTIME)` and one of `clock_gettime(CLOCK_MONOTONIC)`
 //!   make one round, in an order that rotates every round, so a change of
 //!   machine speed (another process, frequency scaling) hits all three

@@ -7,7 +7,7 @@
 //! Every `--interval` (default 1 s) one sample reads the bound and the
 //! status, back to back (`source.rs`):
 //!
-//! * **local** (`--local`): `LocalClock::now_checked()` (with the suspend
+//! * **local** (`--local`): `LocalClock::now()` (with the suspend
 //!   check) and `LocalClock::status()` on the daemon's segment;
 //! * **remote** (`--site`): `RemoteClock::now_at()`, whose interval is the
 //!   server's widened by the measured round trip, as an application gets

@@ -1,4 +1,6 @@
-//! `LocalClock::now()` beside the bare clock reads it is measured against.
+//! `LocalClock::now()` (with the SPEC.md §5.6 suspend check) and
+//! `LocalClock::now_unchecked()` beside the bare clock reads they are
+//! measured against.
 //!
 //! `cargo bench -p tsod-client --bench now`. The segment is written by the
 //! bench itself (`common::BenchSegment`), so no daemon is needed.
@@ -23,6 +25,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(clock_gettime(ClockId::MonotonicRaw)))
     });
     group.bench_function("LocalClock::now", |b| b.iter(|| black_box(clock.now().unwrap())));
+    group.bench_function("LocalClock::now_unchecked", |b| b.iter(|| black_box(clock.now_unchecked().unwrap())));
     group.finish();
 }
 

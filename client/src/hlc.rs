@@ -115,7 +115,7 @@ pub trait IntervalSource {
 }
 
 /// The local daemon's bound, with the SPEC.md §5.6 suspend check
-/// ([`LocalClock::now_checked`]).
+/// ([`LocalClock::now`]).
 ///
 /// A `disrupted` answer is read once more before it is returned: the
 /// suspend check compares `CLOCK_MONOTONIC_RAW` with `CLOCK_BOOTTIME` read
@@ -128,8 +128,8 @@ impl IntervalSource for LocalClock {
 
     #[inline]
     fn interval(&self) -> Result<TimeInterval, ClockError> {
-        match self.now_checked() {
-            Err(ClockError::Bound(BoundError::Disrupted)) => self.now_checked(),
+        match self.now() {
+            Err(ClockError::Bound(BoundError::Disrupted)) => self.now(),
             result => result,
         }
     }

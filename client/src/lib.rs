@@ -1,8 +1,10 @@
 //! # tsod-client
 //!
 //! The library applications link. Today: [`LocalClock`], which reads the
-//! local daemon's shared-memory segment (SPEC.md §5) with one clock read per
-//! [`LocalClock::now`]; and [`RemoteClock`], which asks a tsod site over QUIC
+//! local daemon's shared-memory segment (SPEC.md §5) with no system call into
+//! the daemon ([`LocalClock::now`] checks for a suspend the daemon has not
+//! seen yet, SPEC.md §5.6; [`LocalClock::now_unchecked`] is the single-read
+//! opt-out); and [`RemoteClock`], which asks a tsod site over QUIC
 //! `tsod-client/1` and widens its answer by the measured round trip at this
 //! host's drift bound (SPEC.md §4.7). [`hlc::HybridClock`] gives hybrid
 //! timestamps and commit-wait over either; [`tso::Tso`] asks the cluster's

@@ -1,5 +1,8 @@
 //! [`LocalClock`]: the bounded clock of the tsod daemon on this host, read
-//! from its shared-memory segment with one clock read and no system call.
+//! from its shared-memory segment with no system call into the daemon:
+//! [`LocalClock::now`] reads the reader clock and `CLOCK_BOOTTIME` (the
+//! suspend check of SPEC.md §5.6), [`LocalClock::now_unchecked`] the reader
+//! clock alone.
 
 use std::fs::File;
 use std::io;
@@ -49,8 +52,9 @@ pub enum ClockError {
     /// The segment is fine but holds no valid bound now.
     #[error(transparent)]
     Bound(#[from] BoundError),
-    /// The reader clock could not be read.
-    #[error("cannot read CLOCK_MONOTONIC_RAW: {0}")]
+    /// The reader clock (or, for the suspend check, `CLOCK_BOOTTIME`) could
+    /// not be read.
+    #[error("cannot read CLOCK_MONOTONIC_RAW or CLOCK_BOOTTIME: {0}")]
     Clock(io::Error),
     /// [`LocalClock::wait_until_synchronized`] ran out of time.
     #[error("not synchronized after {0:?}; last error: {1}")]
@@ -120,25 +124,84 @@ impl LocalClock {
         self.mapped().map(|m| &m.mapping)
     }
 
-    /// An interval that contains true time now, or why there is none.
-    /// One `CLOCK_MONOTONIC_RAW` read (vDSO), a lock-free seqlock copy, and
-    /// integer arithmetic; callable from any number of threads at once.
+    /// An interval that contains true time now, or why there is none;
+    /// callable from any number of threads at once.
+    ///
+    /// The reader clock (`CLOCK_MONOTONIC_RAW`, vDSO) is read together with
+    /// `CLOCK_BOOTTIME`, a lock-free seqlock copy of the published state is
+    /// taken, and the interval is extrapolated with integer arithmetic. The
+    /// second clock read is the suspend check of SPEC.md §5.6: the reader
+    /// clock stands still while the host is suspended, BOOTTIME does not, so
+    /// a suspend between the daemon's last publication and this read (which
+    /// the daemon has not seen yet) is refused with
+    /// [`BoundError::Disrupted`] instead of extrapolating the pre-suspend
+    /// anchor. [`LocalClock::now_unchecked`] is the single-read opt-out.
+    ///
+    /// The two clocks are read as a bracketed pair (reader, BOOTTIME,
+    /// reader): a thread preempted between them for more than the 1 ms
+    /// allowance would otherwise look like a suspend, so a pair whose
+    /// bracket exceeds 100 µs is retaken (a few times at most). Only a
+    /// thread preempted for over 1 ms on every try can still get a false
+    /// `Disrupted`; reading again tells it from a real one (the HLC does).
+    ///
+    /// A segment file replaced by the daemon is followed (see
+    /// [`LocalClock`]).
     pub fn now(&self) -> Result<TimeInterval, ClockError> {
         match self.now_once() {
             Ok(interval) => Ok(interval),
-            Err(e) => self.now_after(e),
+            Err(e) => self.now_after(e, Self::now_once),
         }
     }
 
-    /// The error path of [`LocalClock::now`]: follow a replaced file, once.
-    #[cold]
-    #[inline(never)]
-    fn now_after(&self, error: ClockError) -> Result<TimeInterval, ClockError> {
-        if error.may_mean_replaced() && self.reopen_if_replaced() { self.now_once() } else { Err(error) }
+    /// Like [`LocalClock::now`] without the suspend check: one
+    /// `CLOCK_MONOTONIC_RAW` read instead of three clock reads, about half
+    /// the cost (benches/BENCHMARKS.md).
+    ///
+    /// **It can return an interval that excludes true time** for up to one
+    /// daemon tick after the host resumes from a suspend: the reader clock
+    /// did not advance while the host slept, so the pre-suspend anchor is
+    /// extrapolated as if no time had passed, until the daemon sees the
+    /// suspend and publishes `disrupted`. It is fine on a host that never
+    /// suspends (a server with suspend disabled), and in a hot loop that
+    /// checks for suspends separately, at its own pace: for example a
+    /// checked [`LocalClock::now`] before and after each batch of unchecked
+    /// reads, or [`LocalClock::status`] and
+    /// [`PublishedState::disruption_count`] plus its own `CLOCK_BOOTTIME`
+    /// check ([`slept_between`]), discarding the batch if either fires.
+    /// Follows a replaced segment file as [`LocalClock::now`] does.
+    pub fn now_unchecked(&self) -> Result<TimeInterval, ClockError> {
+        match self.now_unchecked_once() {
+            Ok(interval) => Ok(interval),
+            Err(e) => self.now_after(e, Self::now_unchecked_once),
+        }
     }
 
+    /// The error path of both reads: follow a replaced file, once, and read
+    /// again with `read`.
+    #[cold]
+    #[inline(never)]
+    fn now_after(
+        &self,
+        error: ClockError,
+        read: fn(&Self) -> Result<TimeInterval, ClockError>,
+    ) -> Result<TimeInterval, ClockError> {
+        if error.may_mean_replaced() && self.reopen_if_replaced() { read(self) } else { Err(error) }
+    }
+
+    /// One checked read (SPEC.md §5.6) on the current mapping.
     #[inline]
     fn now_once(&self) -> Result<TimeInterval, ClockError> {
+        let (raw, boot) = read_pair()?;
+        let state = self.mapping().ok_or(ClockError::Segment(ShmError::Busy))?.read()?;
+        if suspended_since(&state, raw, boot) {
+            return Err(ClockError::Bound(BoundError::Disrupted));
+        }
+        Ok(state.anchor.interval_at(raw)?)
+    }
+
+    /// One unchecked read on the current mapping.
+    #[inline]
+    fn now_unchecked_once(&self) -> Result<TimeInterval, ClockError> {
         let now = sys::reader_clock_now().map_err(ClockError::Clock)?;
         let mapping = self.mapping().ok_or(ClockError::Segment(ShmError::Busy))?;
         Ok(mapping.read_anchor()?.interval_at(now)?)
@@ -172,24 +235,6 @@ impl LocalClock {
             }
             _ => false,
         }
-    }
-
-    /// Like [`LocalClock::now`], plus the suspend check of SPEC.md §5.6: a
-    /// second clock read (`CLOCK_BOOTTIME`) catches a suspend between the
-    /// daemon's last publication and this read, which the reader clock alone
-    /// cannot see (it stops during suspend). Use it on hosts that may suspend.
-    ///
-    /// The two clocks are read as a bracketed pair (reader, BOOTTIME,
-    /// reader): a thread preempted between them for more than the 1 ms
-    /// allowance would otherwise look like a suspend, so a pair whose
-    /// bracket exceeds 100 µs is retaken (a few times at most).
-    pub fn now_checked(&self) -> Result<TimeInterval, ClockError> {
-        let (raw, boot) = read_pair()?;
-        let state = self.mapping().ok_or(ClockError::Segment(ShmError::Busy))?.read()?;
-        if suspended_since(&state, raw, boot) {
-            return Err(ClockError::Bound(BoundError::Disrupted));
-        }
-        Ok(state.anchor.interval_at(raw)?)
     }
 
     /// The daemon's status as published (no interval computed).
@@ -230,9 +275,16 @@ impl LocalClock {
 }
 
 impl ClockError {
-    /// Errors a replaced segment file produces on the old mapping.
+    /// Errors a replaced segment file produces on the old mapping: its last
+    /// anchor goes stale, or, if the host suspended since, fails the
+    /// suspend check first (a `Disrupted` the daemon would otherwise clear
+    /// by publishing, which it no longer does in the old file).
     fn may_mean_replaced(&self) -> bool {
-        matches!(self, Self::Bound(BoundError::Stale) | Self::Segment(ShmError::Busy | ShmError::Corrupt(_)))
+        matches!(
+            self,
+            Self::Bound(BoundError::Stale | BoundError::Disrupted)
+                | Self::Segment(ShmError::Busy | ShmError::Corrupt(_))
+        )
     }
 }
 

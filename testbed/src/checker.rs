@@ -105,7 +105,7 @@ impl SiteRecord {
         }
         let Some(clock) = &self.clock else { return Reading::NoBound };
         let before = host_now();
-        let result = clock.now_checked();
+        let result = clock.now();
         let after = host_now();
         let Ok(interval) = result else { return Reading::NoBound };
         let half_width = interval.half_width();

@@ -18,7 +18,7 @@
 //! | field | meaning |
 //! |---|---|
 //! | `command` | `"uncertainty"` |
-//! | `mode` | `"local"` (`LocalClock::now_checked()` and `status()`, shared memory) or `"remote"` (`RemoteClock::now_at()` and its status report, QUIC) |
+//! | `mode` | `"local"` (`LocalClock::now()`, with the suspend check, and `status()`, shared memory) or `"remote"` (`RemoteClock::now_at()` and its status report, QUIC) |
 //! | `target` | the segment path (local) or the address as given, `IP:PORT` or `HOST:PORT` (remote) |
 //! | `address` | remote only: the `IP:PORT` connected to |
 //! | `site` | remote only: the site's name from its status report; absent if it never answered one |

@@ -17,7 +17,7 @@ pub(super) type Reading = (Result<Duration, String>, Result<ClockStatus, String>
 /// The clock sampled.
 #[derive(Debug)]
 pub(super) enum Source {
-    /// `LocalClock::now_checked()` and `LocalClock::status()`.
+    /// `LocalClock::now()` (with the suspend check) and `LocalClock::status()`.
     Local(LocalClock),
     /// `RemoteClock::now_at()` and the site's status report (what
     /// `RemoteClock::status()` returns, with the site's name).
@@ -37,8 +37,7 @@ impl Source {
     pub(super) async fn read(&mut self) -> Reading {
         match self {
             Self::Local(clock) => {
-                let half_width =
-                    clock.now_checked().map(|i| i.half_width()).map_err(|e| clock_error_kind(&e).to_owned());
+                let half_width = clock.now().map(|i| i.half_width()).map_err(|e| clock_error_kind(&e).to_owned());
                 let status = clock.status().map_err(|e| clock_error_kind(&e).to_owned());
                 (half_width, status)
             }

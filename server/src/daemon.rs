@@ -39,6 +39,7 @@ use crate::net::endpoint::{EndpointError, NetSetup};
 use crate::net::{PeerEvent, PeerTable};
 use crate::publish::{PublishError, Publisher};
 use crate::site::SiteView;
+use crate::timescale::LeapSchedule;
 use crate::tso::network::PeerConns;
 use crate::tso::node::{StartError, TsoNode};
 
@@ -123,16 +124,26 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let local_config = EngineConfig { max_faulty: None, min_agreeing: n_local.max(1), ..engine_config };
     let first = clock.read().map_err(DaemonError::Clock)?;
     let writer = u64::from_ne_bytes(instance);
-    let mut engine = Engine::new(engine_config, site_sources, writer, previous, first);
-    let mut local = Engine::new(local_config, local_sources, writer, None, first);
+    let leaps = Arc::new(leap_schedule(config.clock.leap_seconds_list.as_deref(), first.realtime));
+    let mut engine =
+        Engine::new(engine_config, site_sources, writer, previous, first).with_leap_schedule(Arc::clone(&leaps));
+    let mut local =
+        Engine::new(local_config, local_sources, writer, None, first).with_leap_schedule(Arc::clone(&leaps));
     if previous.is_some() {
         info!(path = %config.publish.path.display(), "reusing the segment of a previous daemon");
     }
 
     let (tx, mut rx) = mpsc::channel::<SourceEvent>(256);
     for (index, source) in config.sources.iter().enumerate() {
-        sources::spawn(SourceId(index), source.clone(), config.frequency().max_drift, Arc::clone(&clock), tx.clone())
-            .map_err(DaemonError::SourceThread)?;
+        sources::spawn(
+            SourceId(index),
+            source.clone(),
+            config.frequency().max_drift,
+            Arc::clone(&clock),
+            &leaps,
+            tx.clone(),
+        )
+        .map_err(DaemonError::SourceThread)?;
     }
     drop(tx);
     let (peer_tx, mut peer_rx) = mpsc::channel::<PeerEvent>(256);
@@ -255,6 +266,38 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     }
     info!("tsod stopping; the segment stays valid until its horizon");
     Ok(())
+}
+
+/// The leap schedule from the list at `path` (`None`: not configured). A
+/// list that cannot be used, or none, leaves every month end unknown: `utc`
+/// sources then widen by up to half a second around each (SPEC.md §2.5).
+fn leap_schedule(path: Option<&std::path::Path>, now: tsod_proto::Timestamp) -> LeapSchedule {
+    let Some(path) = path else {
+        warn!("no leap-second list configured: utc sources widen by up to 0.5 s around every month end");
+        return LeapSchedule::default();
+    };
+    match crate::leap_list::LeapList::load(path) {
+        Ok(list) if list.is_expired(now) => {
+            warn!(
+                path = %path.display(),
+                expired = %list.expires(),
+                "the leap-second list has expired (update tzdata): utc sources widen by up to 0.5 s around \
+                 every month end after its expiry"
+            );
+            LeapSchedule::new(Some(list))
+        }
+        Ok(list) => {
+            info!(path = %path.display(), expires = %list.expires(), "leap-second schedule loaded");
+            LeapSchedule::new(Some(list))
+        }
+        Err(e) => {
+            warn!(
+                error = %e,
+                "no usable leap-second list: utc sources widen by up to 0.5 s around every month end"
+            );
+            LeapSchedule::default()
+        }
+    }
 }
 
 /// `clock`, with the hypervisor's VMClock disruption signal in its readings

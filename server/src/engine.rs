@@ -23,9 +23,12 @@
 //!    `holdover`; the datasheet bound rather than the measured one, because
 //!    the wander allowance covers seconds, not an hour.
 //!
-//! Near the end of June and December the drift bound also carries the leap
-//! smear's rate change (1/86400), which a smeared source's time may start
-//! or stop at any such boundary ([`crate::timescale::smear_allowance`]).
+//! Near a month end where a leap is scheduled or cannot be ruled out, the
+//! drift bound also carries the leap smear's rate change (1/86400)
+//! ([`crate::timescale::smear_allowance`]). The kernel's own ±1 s step of
+//! `CLOCK_REALTIME` at a leap is not a disruption
+//! ([`crate::timescale::is_leap_step`]): every sample is on the reader
+//! clock, which does not step.
 //!
 //! Invariant: whenever the returned status is bounded, the returned interval
 //! contains true time, provided the sources' samples did, at most
@@ -42,7 +45,7 @@ use crate::clock::ClockReading;
 use crate::frequency::{FrequencyConfig, FrequencyEstimator};
 use crate::sample::Sample;
 use crate::selection::{self, Selection, Verdict};
-use crate::timescale::smear_allowance;
+use crate::timescale::{LeapSchedule, is_leap_step, smear_allowance};
 
 /// What the engine needs from the configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +136,7 @@ pub struct Engine {
     disruption_count: u64,
     last_reading: Option<ClockReading>,
     writer_instance: u64,
+    leaps: std::sync::Arc<LeapSchedule>,
 }
 
 #[derive(Clone, Debug)]
@@ -195,7 +199,16 @@ impl Engine {
             disruption_count: previous.map_or(0, |p| p.disruption_count),
             last_reading: Some(now),
             writer_instance,
+            leaps: std::sync::Arc::new(LeapSchedule::default()),
         }
+    }
+
+    /// The leap schedule the smear allowance follows (default: none known,
+    /// so every month end may have a smear).
+    #[must_use]
+    pub fn with_leap_schedule(mut self, leaps: std::sync::Arc<LeapSchedule>) -> Self {
+        self.leaps = leaps;
+        self
     }
 
     /// A sample from source `id`. One measured at or before the last
@@ -232,7 +245,7 @@ impl Engine {
         if disruption.is_some() {
             self.disrupt(now.raw);
         }
-        let allowance = smear_allowance(now.realtime);
+        let allowance = smear_allowance(&self.leaps, now.realtime);
         let Some(model) = self.frequency.model().and_then(|m| widen(m, allowance)) else {
             return self.unbounded(now, ClockStatus::Unsynchronized, None, disruption);
         };
@@ -319,7 +332,8 @@ impl Engine {
     /// holdover model: the datasheet tolerance widened to the measured
     /// frequency (so a clock beyond its datasheet stays covered).
     fn holdover(&mut self, now: ClockReading, model: DriftModel, disruption: Option<Disruption>) -> Tick {
-        let datasheet = self.frequency.holdover_model().and_then(|m| widen(m, smear_allowance(now.realtime)));
+        let datasheet =
+            self.frequency.holdover_model().and_then(|m| widen(m, smear_allowance(&self.leaps, now.realtime)));
         let carried = self.holdover_from.zip(datasheet).and_then(|(from, datasheet)| {
             let age = Duration::from_nanos(now.raw.as_nanos().checked_sub(from.at.as_nanos())?);
             if age > self.config.holdover || self.disrupted {
@@ -455,7 +469,8 @@ pub fn detect_disruption(last: &ClockReading, now: &ClockReading) -> Option<Disr
     }
     let d_real = i128::from(now.realtime.as_nanos()) - i128::from(last.realtime.as_nanos());
     let allowed = i128::from(nanos(Duration::from_millis(1)).saturating_add(d_raw / MAX_SLEW_DIVISOR));
-    if (d_real - i128::from(d_raw)).abs() > allowed {
+    let step = d_real - i128::from(d_raw);
+    if step.abs() > allowed && !is_leap_step(step, now.realtime, allowed) {
         return Some(Disruption::RealtimeStep);
     }
     None

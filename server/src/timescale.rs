@@ -2,25 +2,35 @@
 //! UTC with a 24-hour noon-to-noon linear leap smear).
 //!
 //! A source configured as `utc-smear-24h` already serves the service
-//! timescale. A source configured as `utc` serves UTC with leap seconds
-//! inserted; outside the 24 hours around a leap second the two timescales are
-//! identical. Inside them they differ by up to one second, so a `utc`
-//! sample is *not used* there: [`LeapGuard`] refuses `utc` samples within
-//! 12 hours (plus two minutes, for samples carried into the window) of a
-//! month's end whenever the source announced a leap second in the preceding
-//! 36 hours — and, since a guard that starts inside such a window cannot
-//! know whether a leap just happened, a guard whose first sample falls
-//! within the window of a June or December end (where IERS schedules leap
-//! seconds) refuses `utc` samples until that window is over. The site then carries on with its smeared
-//! sources, its peers, or holdover; a source never contributes a bound it
-//! cannot back. (Converting exactly through the smear, instead of refusing,
-//! is a later refinement; it needs the leap's direction and instant, which
-//! a source can lie about, so refusing is also the safer default.)
+//! timescale. A source configured as `utc` serves UTC as POSIX numbers it:
+//! an inserted second repeats `[L − 1 s, L)` (the kernel's convention; a
+//! server that freezes instead gives values inside the same range), a
+//! deleted one skips it. Outside the 24 hours around a leap the two
+//! timescales are identical; inside, they differ by up to half a second.
+//! [`ToService`] converts every `utc` sample *exactly* through the smear:
+//! each end of the interval goes to the earliest (resp. latest) true
+//! instant its UTC value can name, and that instant to its smeared time.
+//! Which leap happens at a month end comes from the [`LeapSchedule`]:
+//!
+//! * the IERS list tzdata ships ([`crate::leap_list`]), for every month end
+//!   it covers (up to its expiry): the list is the authority, and a source
+//!   announcing otherwise is converted by the list (its time is then off,
+//!   and selection out-votes it);
+//! * beyond the list (missing, expired), the leap is **unknown**, and the
+//!   conversion is the hull over "none", "inserted" and "deleted": true,
+//!   about half a second wider at the boundary, shrinking to nothing 12 h
+//!   away. A source that announces a leap there (NTP LI, the kernel's
+//!   `STA_INS`/`STA_DEL`) narrows this to its announcement or none; a
+//!   source that cannot announce (gpsd) or announces nothing gets the
+//!   full hull, because "no announcement" is not evidence of no leap.
+//!
+//! [`smear_allowance`] widens the drift bound around every month end where
+//! a smear may happen (a known leap, or an unknown month end).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use tsod_proto::{Ppb, Timestamp};
+use tsod_proto::{Ppb, TimeInterval, Timestamp};
 
 /// The timescale a source serves (SPEC.md §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -45,49 +55,164 @@ pub enum LeapAnnouncement {
     Delete,
 }
 
-/// Half the smear window: a leap's smear runs from 12 h before to 12 h after
-/// it; two minutes more cover samples carried into the window.
-const HALF_SMEAR: Duration = Duration::from_secs(12 * 3600 + 120);
-/// How long an announcement keeps the guard closed around month ends.
-const ANNOUNCEMENT_MEMORY: Duration = Duration::from_secs(36 * 3600);
+/// Half the smear window, 12 h, in nanoseconds.
+const HALF_WINDOW_NS: i128 = 43_200 * NS_PER_SEC;
+const NS_PER_SEC: i128 = 1_000_000_000;
+/// How long before a month end a source's announcement is taken to be
+/// about it (NTP servers announce up to a month ahead).
+const ANNOUNCEMENT_REACH: Duration = Duration::from_secs(32 * 86_400);
 
-/// Per-source state deciding whether a sample may be used as service time.
-#[derive(Clone, Debug)]
-pub struct LeapGuard {
-    timescale: SourceTimescale,
-    last_announcement: Option<Timestamp>,
-    /// Set when the guard's first sample fell inside a June/December
-    /// window: it has not been watching, so it refuses until the window ends.
-    blind_until_outside: Option<bool>,
+/// The leaps the daemon knows of, shared by every source and the engine.
+#[derive(Clone, Debug, Default)]
+pub struct LeapSchedule {
+    list: Option<crate::leap_list::LeapList>,
 }
 
-impl LeapGuard {
-    /// A guard for a source serving `timescale`.
-    pub fn new(timescale: SourceTimescale) -> Self {
-        Self { timescale, last_announcement: None, blind_until_outside: None }
+impl LeapSchedule {
+    /// From the IERS list (`None`: no list, every month end unknown).
+    pub fn new(list: Option<crate::leap_list::LeapList>) -> Self {
+        Self { list }
     }
 
-    /// Whether a sample whose source time is `at` (with the source's current
-    /// announcement) is on the service timescale and may be used.
-    pub fn admit(&mut self, at: Timestamp, announcement: LeapAnnouncement) -> bool {
+    /// The leap at month boundary `boundary` (00:00:00 UTC on the 1st):
+    /// `Some` when the list covers it, `None` when unknown.
+    pub fn known(&self, boundary: Timestamp) -> Option<LeapAnnouncement> {
+        self.list.as_ref().and_then(|l| l.leap_at(boundary))
+    }
+
+    /// The list's expiry, if there is a list.
+    pub fn expires(&self) -> Option<Timestamp> {
+        self.list.as_ref().map(crate::leap_list::LeapList::expires)
+    }
+
+    /// The leaps possible at the month boundary nearest `at`, and that boundary.
+    fn possible(&self, at: Timestamp, announced: Option<LeapAnnouncement>) -> (Timestamp, Possible) {
+        let boundary = nearest_month_start(at);
+        let possible = match (self.known(boundary), announced) {
+            (Some(known), _) => Possible::only(known),
+            (None, Some(a @ (LeapAnnouncement::Insert | LeapAnnouncement::Delete))) => {
+                Possible { none: true, ..Possible::only(a) }
+            }
+            (None, _) => Possible { none: true, insert: true, delete: true },
+        };
+        (boundary, possible)
+    }
+}
+
+/// Which of the three cases may hold at a boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Possible {
+    none: bool,
+    insert: bool,
+    delete: bool,
+}
+
+impl Possible {
+    const fn only(a: LeapAnnouncement) -> Self {
+        Self {
+            none: matches!(a, LeapAnnouncement::None),
+            insert: matches!(a, LeapAnnouncement::Insert),
+            delete: matches!(a, LeapAnnouncement::Delete),
+        }
+    }
+
+    fn signs(self) -> impl Iterator<Item = i128> {
+        [(self.none, 0), (self.insert, 1), (self.delete, -1)].into_iter().filter(|(p, _)| *p).map(|(_, d)| d)
+    }
+
+    const fn any_leap(self) -> bool {
+        self.insert || self.delete
+    }
+}
+
+/// Per-source conversion of sample intervals onto the service timescale.
+#[derive(Clone, Debug)]
+pub struct ToService {
+    timescale: SourceTimescale,
+    schedule: std::sync::Arc<LeapSchedule>,
+    /// The last leap this source announced, and the boundary it was for.
+    announced: Option<(Timestamp, LeapAnnouncement)>,
+}
+
+impl ToService {
+    /// Conversion for a source serving `timescale`.
+    pub fn new(timescale: SourceTimescale, schedule: std::sync::Arc<LeapSchedule>) -> Self {
+        Self { timescale, schedule, announced: None }
+    }
+
+    /// `interval`, read from the source, as an interval of the service
+    /// timescale containing the same true instants. `announcement`: what
+    /// the source said with it (`None` for a source that cannot announce).
+    pub fn convert(&mut self, interval: TimeInterval, announcement: Option<LeapAnnouncement>) -> TimeInterval {
         if self.timescale == SourceTimescale::UtcSmear24h {
-            return true;
+            return interval;
         }
-        let near = near_month_end(at);
-        let blind = self.blind_until_outside.get_or_insert_with(|| near && near_june_or_december_end(at));
-        if !near {
-            *blind = false;
+        let at = interval.midpoint();
+        if let Some(a @ (LeapAnnouncement::Insert | LeapAnnouncement::Delete)) = announcement {
+            // About the first month end not more than 12 h behind.
+            let back = Timestamp::from_nanos(at.as_nanos().saturating_sub(43_200 * 1_000_000_000));
+            self.announced = Some((first_month_start_after(back), a));
         }
-        if *blind {
-            return false;
-        }
-        if announcement != LeapAnnouncement::None {
-            self.last_announcement = Some(at);
-        }
-        let recently_announced = self
-            .last_announcement
-            .is_some_and(|t| at.checked_duration_since(t).is_none_or(|d| d <= ANNOUNCEMENT_MEMORY));
-        !(recently_announced && near)
+        let boundary = nearest_month_start(at);
+        let remembered = self
+            .announced
+            .filter(|(b, _)| *b == boundary)
+            .map(|(_, a)| a)
+            .filter(|_| boundary.checked_duration_since(at).is_none_or(|ahead| ahead <= ANNOUNCEMENT_REACH));
+        let (boundary, possible) = self.schedule.possible(at, remembered);
+        to_service(interval, boundary, possible)
+    }
+}
+
+/// The service-timescale interval of UTC interval `[a, b]` near `boundary`.
+fn to_service(interval: TimeInterval, boundary: Timestamp, possible: Possible) -> TimeInterval {
+    let l = i128::from(boundary.as_nanos());
+    let (a, b) = (i128::from(interval.earliest().as_nanos()), i128::from(interval.latest().as_nanos()));
+    let mut lo = i128::MAX;
+    let mut hi = i128::MIN;
+    for d in possible.signs() {
+        lo = lo.min(smeared(tau_earliest(a, l, d), l, d, false));
+        hi = hi.max(smeared(tau_latest(b, l, d), l, d, true));
+    }
+    let clamp = |x: i128| Timestamp::from_nanos(u64::try_from(x.max(0)).unwrap_or(u64::MAX));
+    TimeInterval::new(clamp(lo), clamp(hi)).unwrap_or(interval)
+}
+
+/// The earliest true time (ns since the window's start, W0 = L − 12 h)
+/// that POSIX value `p` can name with a leap of sign `d` at `l`.
+fn tau_earliest(p: i128, l: i128, d: i128) -> i128 {
+    let r = p - (l - HALF_WINDOW_NS);
+    match d {
+        1 if p >= l => r + NS_PER_SEC,
+        -1 if p >= l - NS_PER_SEC => r - NS_PER_SEC,
+        _ => r,
+    }
+}
+
+/// The latest true time (as [`tau_earliest`]) POSIX value `p` can name.
+fn tau_latest(p: i128, l: i128, d: i128) -> i128 {
+    let r = p - (l - HALF_WINDOW_NS);
+    match d {
+        1 if p >= l - NS_PER_SEC => r + NS_PER_SEC,
+        -1 if p >= l => r - NS_PER_SEC,
+        _ => r,
+    }
+}
+
+/// The service time at true time `tau` (ns since W0) around a leap of
+/// sign `d` at `l`: linear over the window's 86 400 + d true seconds.
+fn smeared(tau: i128, l: i128, d: i128, round_up: bool) -> i128 {
+    let w0 = l - HALF_WINDOW_NS;
+    let len = (86_400 + d) * NS_PER_SEC;
+    if tau <= 0 {
+        w0 + tau
+    } else if tau >= len {
+        w0 + tau - d * NS_PER_SEC
+    } else {
+        let num = tau * 86_400;
+        let den = 86_400 + d;
+        let q = num.div_euclid(den);
+        w0 + if round_up && num.rem_euclid(den) != 0 { q + 1 } else { q }
     }
 }
 
@@ -95,103 +220,71 @@ impl LeapGuard {
 /// (11 574.07 ppb), rounded up.
 pub const SMEAR_RATE: Ppb = Ppb::new(11_575);
 
-/// How much to widen the drift bound at `at` for the timescale itself: near
-/// the end of June or December a smear may start or stop (its rate changes
-/// by [`SMEAR_RATE`]), which neither the measured frequency nor the wander
+/// How much to widen the drift bound at `at` for the timescale itself:
+/// within 13 hours of a month end where a smear may start or stop (a
+/// scheduled leap, or one `schedule` cannot rule out), its rate changes by
+/// [`SMEAR_RATE`], which neither the measured frequency nor the wander
 /// allowance covers. Zero elsewhere. The window is an hour wider than the
 /// smear's on each side, so samples and frequency baselines that straddle
 /// an edge are covered too.
-pub fn smear_allowance(at: Timestamp) -> Ppb {
-    let t = DateTime::<Utc>::from(at);
-    let candidates = [(t.year(), 7), (t.year(), 1), (t.year().saturating_add(1), 1)];
-    let near = candidates.into_iter().any(|(year, month)| {
-        NaiveDate::from_ymd_opt(year, month, 1)
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .is_some_and(|b| (t - b.and_utc()).abs().to_std().is_ok_and(|gap| gap < SMEAR_ALLOWANCE_WINDOW))
-    });
-    if near { SMEAR_RATE } else { Ppb::ZERO }
+pub fn smear_allowance(schedule: &LeapSchedule, at: Timestamp) -> Ppb {
+    let boundary = nearest_month_start(at);
+    let near = i128::from(at.as_nanos()).abs_diff(i128::from(boundary.as_nanos())) < SMEAR_ALLOWANCE_WINDOW.as_nanos();
+    if near && schedule.possible(at, None).1.any_leap() { SMEAR_RATE } else { Ppb::ZERO }
 }
 
 /// Half-width of the window in which [`smear_allowance`] applies: 13 hours.
 const SMEAR_ALLOWANCE_WINDOW: Duration = Duration::from_secs(13 * 3600);
 
-/// Whether `at` lies within the window of the end of June or December.
-fn near_june_or_december_end(at: Timestamp) -> bool {
-    let t = DateTime::<Utc>::from(at);
-    near_month_end(at) && matches!((t.month(), t.day() > 15), (6, true) | (7, false) | (12, true) | (1, false))
+/// Whether a realtime step of `step` ns, seen between two readings the later
+/// of which read `realtime`, is the kernel applying a leap second: ±1 s
+/// (within `slack` ns) within two seconds of a month boundary where such a
+/// leap is possible. Applied whatever the schedule says: the kernel was
+/// told by its discipline, which may know better than an old list, and the
+/// reader clock, which every sample is on, does not step with it.
+pub fn is_leap_step(step_ns: i128, realtime: Timestamp, slack_ns: i128) -> bool {
+    let boundary = i128::from(nearest_month_start(realtime).as_nanos());
+    let near = (i128::from(realtime.as_nanos()) - boundary).abs() <= 2 * NS_PER_SEC;
+    near && ((step_ns + NS_PER_SEC).abs() <= slack_ns || (step_ns - NS_PER_SEC).abs() <= slack_ns)
 }
 
-/// Whether `at` lies within 12 hours (and two minutes) of the end of a
-/// month (where IERS may place a leap second).
-pub fn near_month_end(at: Timestamp) -> bool {
+/// Whether the realtime span `[from, to]` passes within a second of a month
+/// boundary, where the kernel may step realtime for a leap second.
+pub fn spans_possible_leap_step(from: Timestamp, to: Timestamp) -> bool {
+    let near =
+        |t: Timestamp| (i128::from(t.as_nanos()) - i128::from(nearest_month_start(t).as_nanos())).abs() <= NS_PER_SEC;
+    let (from_b, to_b) = (nearest_month_start(from), nearest_month_start(to));
+    near(from) || near(to) || (from < from_b && to >= from_b) || (from < to_b && to >= to_b)
+}
+
+/// 00:00:00 UTC on the 1st of the month nearest `at` (the start of its
+/// month or of the next).
+pub fn nearest_month_start(at: Timestamp) -> Timestamp {
     let t = DateTime::<Utc>::from(at);
-    let this_month = NaiveDate::from_ymd_opt(t.year(), t.month(), 1);
-    let next_month = if t.month() == 12 {
-        NaiveDate::from_ymd_opt(t.year().saturating_add(1), 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(t.year(), t.month().saturating_add(1), 1)
-    };
-    [this_month, next_month].into_iter().flatten().any(|d| {
-        let boundary = d.and_hms_opt(0, 0, 0).map(|n| n.and_utc());
-        boundary.is_some_and(|b| (t - b).abs().to_std().is_ok_and(|gap| gap < HALF_SMEAR))
-    })
+    let this =
+        NaiveDate::from_ymd_opt(t.year(), t.month(), 1).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|n| n.and_utc());
+    let next = this.and_then(|d| d.checked_add_months(chrono::Months::new(1)));
+    let this = this.and_then(|d| Timestamp::try_from(d).ok());
+    let next = next.and_then(|d| Timestamp::try_from(d).ok());
+    match (this, next) {
+        (Some(a), Some(b)) => {
+            if at.as_nanos().saturating_sub(a.as_nanos()) <= b.as_nanos().saturating_sub(at.as_nanos()) { a } else { b }
+        }
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => at,
+    }
+}
+
+/// The first month start strictly after `at`.
+fn first_month_start_after(at: Timestamp) -> Timestamp {
+    let t = DateTime::<Utc>::from(at);
+    NaiveDate::from_ymd_opt(t.year(), t.month(), 1)
+        .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|n| Timestamp::try_from(n.and_utc()).ok())
+        .unwrap_or(Timestamp::MAX)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ts(rfc3339: &str) -> Timestamp {
-        Timestamp::try_from(DateTime::parse_from_rfc3339(rfc3339).unwrap().with_timezone(&Utc)).unwrap()
-    }
-
-    #[test]
-    fn month_ends() {
-        assert!(near_month_end(ts("2026-12-31T23:59:59Z")));
-        assert!(near_month_end(ts("2027-01-01T11:59:59Z")));
-        assert!(near_month_end(ts("2026-06-30T12:00:01Z")));
-        assert!(near_month_end(ts("2026-06-30T11:59:59Z")), "two minutes of margin");
-        assert!(!near_month_end(ts("2026-06-30T11:57:59Z")));
-        assert!(!near_month_end(ts("2026-11-23T19:37:27Z")));
-        assert!(near_month_end(ts("2026-02-28T23:00:00Z")));
-    }
-
-    #[test]
-    fn utc_sources_pause_around_an_announced_leap_only() {
-        let mut g = LeapGuard::new(SourceTimescale::Utc);
-        assert!(g.admit(ts("2026-12-30T20:00:00Z"), LeapAnnouncement::None), "watching before the window");
-        assert!(g.admit(ts("2026-12-31T20:00:00Z"), LeapAnnouncement::None), "no leap announced");
-        let mut g = LeapGuard::new(SourceTimescale::Utc);
-        assert!(g.admit(ts("2026-12-31T00:00:00Z"), LeapAnnouncement::Insert), "announced, not yet near");
-        assert!(!g.admit(ts("2026-12-31T13:00:00Z"), LeapAnnouncement::Insert));
-        // After the leap the announcement is withdrawn, but the smear goes on until noon.
-        assert!(!g.admit(ts("2027-01-01T06:00:00Z"), LeapAnnouncement::None));
-        assert!(g.admit(ts("2027-01-01T12:02:01Z"), LeapAnnouncement::None));
-    }
-
-    #[test]
-    fn a_guard_starting_inside_a_june_or_december_window_waits_it_out() {
-        let mut g = LeapGuard::new(SourceTimescale::Utc);
-        assert!(!g.admit(ts("2027-01-01T06:00:00Z"), LeapAnnouncement::None), "a leap may just have happened");
-        assert!(!g.admit(ts("2027-01-01T11:00:00Z"), LeapAnnouncement::None));
-        assert!(g.admit(ts("2027-01-01T12:03:00Z"), LeapAnnouncement::None), "window over");
-        assert!(g.admit(ts("2027-06-30T13:00:00Z"), LeapAnnouncement::None), "watching since: no announcement seen");
-        let mut other = LeapGuard::new(SourceTimescale::Utc);
-        assert!(other.admit(ts("2026-11-30T23:00:00Z"), LeapAnnouncement::None), "November: no blind start");
-    }
-
-    #[test]
-    fn smear_allowance_covers_june_and_december_ends_only() {
-        assert_eq!(smear_allowance(ts("2026-12-31T11:30:00Z")), SMEAR_RATE);
-        assert_eq!(smear_allowance(ts("2027-01-01T12:30:00Z")), SMEAR_RATE);
-        assert_eq!(smear_allowance(ts("2026-06-30T23:59:59Z")), SMEAR_RATE);
-        assert_eq!(smear_allowance(ts("2026-11-30T23:59:59Z")), Ppb::ZERO);
-        assert_eq!(smear_allowance(ts("2026-12-31T10:00:00Z")), Ppb::ZERO);
-    }
-
-    #[test]
-    fn smeared_sources_are_always_admitted() {
-        let mut g = LeapGuard::new(SourceTimescale::UtcSmear24h);
-        assert!(g.admit(ts("2026-12-31T23:59:59Z"), LeapAnnouncement::Insert));
-    }
-}
+mod tests;

@@ -13,7 +13,7 @@ use crate::clock::{Clock, ClockReading, SystemClock};
 use crate::engine::SourceId;
 use crate::sample::Sample;
 use crate::sources::gpsd::{self, GpsdMessage, GpsdParams, MAX_LINE, WATCH};
-use crate::timescale::LeapGuard;
+use crate::timescale::{ToService, spans_possible_leap_step};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -28,7 +28,7 @@ pub(super) struct GpsdTask {
     pub(super) name: String,
     pub(super) address: String,
     pub(super) params: GpsdParams,
-    pub(super) guard: LeapGuard,
+    pub(super) to_service: ToService,
     pub(super) max_drift: Ppb,
 }
 
@@ -95,19 +95,23 @@ fn handle_line(
     };
     let sample = match gpsd::parse_line(text) {
         Err(reject) => return Some(Event::Reject(task.id, format!("gpsd line refused: {}", reject.name()))),
+        // The host's realtime may step a whole second at a month boundary
+        // (the kernel applying a leap): an event read across one is refused.
+        Ok(GpsdMessage::Pps(e) | GpsdMessage::Toff(e)) if spans_possible_leap_step(e.clock, reading.realtime) => {
+            return Some(Event::Reject(task.id, "event read across a possible leap step of the host clock".into()));
+        }
         Ok(GpsdMessage::Pps(pps)) => gpsd::pps_sample(&pps, reading, &task.params).map(|s| (s, true)),
         Ok(GpsdMessage::Toff(toff)) => gpsd::toff_sample(&toff, reading, &task.params).map(|s| (s, false)),
         Ok(GpsdMessage::Tpv(tpv)) => gpsd::tpv_sample(&tpv, reading, &task.params).map(|s| (s, false)),
         Ok(GpsdMessage::Error { message }) => return Some(Event::Reject(task.id, format!("gpsd: {message}"))),
         Ok(_) => return None,
     };
-    let (sample, is_pps) = match sample {
+    let (mut sample, is_pps) = match sample {
         Ok(found) => found,
         Err(reject) => return Some(Event::Reject(task.id, format!("no sample: {}", reject.name()))),
     };
-    if !task.guard.admit(sample.interval.midpoint(), gpsd::LEAP_ANNOUNCEMENT) {
-        return Some(Event::Reject(task.id, "utc source paused around a possible leap second".into()));
-    }
+    // gpsd announces no leap: the schedule decides, or the hull of every case.
+    sample.interval = task.to_service.convert(sample.interval, gpsd::LEAP_ANNOUNCEMENT);
     if is_pps {
         recent.pps = Some(sample);
     } else {

@@ -17,7 +17,7 @@ use crate::clock::{Clock, ClockReading};
 use crate::engine::{SourceId, detect_disruption};
 use crate::sample::Sample;
 use crate::sources::ntp::{LeapSecond, NtpParams, NtpSource, NtpSourceConfig};
-use crate::timescale::{LeapAnnouncement, LeapGuard};
+use crate::timescale::{LeapAnnouncement, ToService};
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -31,7 +31,8 @@ pub(super) struct NtpTask {
     pub(super) name: String,
     pub(super) address: String,
     pub(super) poll: Duration,
-    pub(super) guard: LeapGuard,
+    /// Brings samples onto the service timescale.
+    pub(super) to_service: ToService,
     /// Bound on the reader clock's rate error (the daemon's `max-drift`).
     pub(super) max_drift: Ppb,
 }
@@ -44,10 +45,10 @@ pub(super) fn spawn_ntp(task: NtpTask, clock: Arc<dyn Clock>, tx: mpsc::Sender<E
 }
 
 /// What survives a reconnect: the poll state (kiss-o'-death, filter) and
-/// the leap guard's memory of announcements.
+/// the conversion's memory of announcements.
 struct State {
     source: NtpSource,
-    guard: LeapGuard,
+    to_service: ToService,
     /// The clocks at the last look, to notice a suspend or step between polls.
     last: Option<ClockReading>,
     /// The clocks when the outstanding request was sent (t1).
@@ -64,7 +65,7 @@ fn ntp_thread(task: NtpTask, clock: &dyn Clock, tx: &mpsc::Sender<Event>) {
             return;
         }
     };
-    let mut state = State { source, guard: task.guard.clone(), last: None, sent: None };
+    let mut state = State { source, to_service: task.to_service.clone(), last: None, sent: None };
     let mut backoff = Duration::from_secs(1);
     loop {
         match poll_server(&task, clock, tx, &mut state, &mut backoff) {
@@ -166,34 +167,35 @@ fn reply_event(task: &NtpTask, state: &mut State, reply: &[u8], t4: ClockReading
             return Event::Reject(task.id, "clock disrupted during the exchange".into());
         }
     }
-    let reply = match state.source.handle_reply(reply, t4.raw, t4.realtime) {
+    let to_service = &mut state.to_service;
+    let converted = state.source.handle_reply_with(reply, t4.raw, t4.realtime, |mut sample| {
+        let leap = match sample.leap {
+            Some(LeapSecond::Insert) => LeapAnnouncement::Insert,
+            Some(LeapSecond::Delete) => LeapAnnouncement::Delete,
+            None => LeapAnnouncement::None,
+        };
+        sample.sample.interval = to_service.convert(sample.sample.interval, Some(leap));
+        sample
+    });
+    let reply = match converted {
         Err(reject) => return Event::Reject(task.id, format!("reply refused: {}", reject.name())),
         Ok(reply) => reply,
     };
-    let leap = match reply.leap {
-        Some(LeapSecond::Insert) => LeapAnnouncement::Insert,
-        Some(LeapSecond::Delete) => LeapAnnouncement::Delete,
-        None => LeapAnnouncement::None,
-    };
-    if !state.guard.admit(reply.sample.interval.midpoint(), leap) {
-        return Event::Reject(task.id, "utc source paused around an announced leap second".into());
-    }
     debug!(source = %task.name, delay = ?reply.delay, "NTP sample");
     Event::Sample(task.id, narrowest(state, t4, choose).unwrap_or(reply.sample))
 }
 
-/// Of the recent samples, the one whose projection to now is narrowest,
+/// Of the recent usable samples ([`crate::sources::ntp::SampleFilter::usable`]:
+/// none disjoint from the newest, so a VM pause's leftovers are not
+/// chosen), the one whose projection to now is narrowest,
 /// sent as measured (its own instant): the engine projects it with its own
 /// drift model, so the choice here only has to be good, not exact.
 fn narrowest(state: &State, now: ClockReading, choose: &DriftModel) -> Option<Sample> {
     state
         .source
         .filter()
-        .iter()
-        .filter_map(|kept| {
-            let projected = choose.extrapolate(kept.sample.interval, kept.sample.at, now.raw)?;
-            Some((projected.width(), std::cmp::Reverse(kept.sample.at), kept.sample))
-        })
+        .usable(now.raw, choose)
+        .map(|(kept, projected)| (projected.width(), std::cmp::Reverse(kept.sample.at), kept.sample))
         .min_by_key(|(width, newest, _)| (*width, *newest))
         .map(|(_, _, sample)| sample)
 }

@@ -15,9 +15,10 @@ use super::ntp_task::{self, NtpTask};
 use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::engine::SourceId;
+use crate::sample::Sample;
 use crate::sources::gpsd::GpsdParams;
 use crate::sources::kernel;
-use crate::timescale::LeapGuard;
+use crate::timescale::{LeapSchedule, ToService};
 
 /// The kind of a configured source.
 pub(super) fn kind_of(source: &SourceConfig) -> SourceKind {
@@ -35,11 +36,13 @@ pub(super) fn spawn(
     source: SourceConfig,
     max_drift: Ppb,
     clock: Arc<dyn Clock>,
+    leaps: &Arc<LeapSchedule>,
     tx: mpsc::Sender<SourceEvent>,
 ) -> std::io::Result<()> {
     match source {
         SourceConfig::Kernel { timescale, poll_interval_ms, .. } => {
-            tokio::spawn(kernel_task(id, Duration::from_millis(poll_interval_ms), LeapGuard::new(timescale), tx));
+            let to_service = ToService::new(timescale, Arc::clone(leaps));
+            tokio::spawn(kernel_task(id, Duration::from_millis(poll_interval_ms), to_service, tx));
             Ok(())
         }
         SourceConfig::Ntp { name, address, timescale, poll_interval_ms } => {
@@ -48,7 +51,7 @@ pub(super) fn spawn(
                 name,
                 address,
                 poll: Duration::from_millis(poll_interval_ms),
-                guard: LeapGuard::new(timescale),
+                to_service: ToService::new(timescale, Arc::clone(leaps)),
                 max_drift,
             };
             ntp_task::spawn_ntp(task, clock, tx)
@@ -59,7 +62,8 @@ pub(super) fn spawn(
                 nmea_error: Duration::from_micros(nmea_error_us),
                 ..GpsdParams::default()
             };
-            let task = GpsdTask { id, name, address, params, guard: LeapGuard::new(timescale), max_drift };
+            let to_service = ToService::new(timescale, Arc::clone(leaps));
+            let task = GpsdTask { id, name, address, params, to_service, max_drift };
             tokio::spawn(gpsd_task::gpsd_task(task, tx));
             Ok(())
         }
@@ -69,7 +73,7 @@ pub(super) fn spawn(
 /// Reads the kernel's error bound every poll interval. This is always the
 /// host kernel's view: a simulated clock (testbed) does not reach it, so
 /// simulated sites configure simulated GPS and NTP sources instead.
-async fn kernel_task(id: SourceId, poll: Duration, mut guard: LeapGuard, tx: mpsc::Sender<SourceEvent>) {
+async fn kernel_task(id: SourceId, poll: Duration, mut to_service: ToService, tx: mpsc::Sender<SourceEvent>) {
     let mut interval = tokio::time::interval(poll);
     loop {
         interval.tick().await;
@@ -78,11 +82,8 @@ async fn kernel_task(id: SourceId, poll: Duration, mut guard: LeapGuard, tx: mps
             Ok(reading) => match kernel::kernel_sample(&reading) {
                 Err(reject) => SourceEvent::Reject(id, reject.to_string()),
                 Ok((sample, leap)) => {
-                    if guard.admit(sample.interval.midpoint(), leap) {
-                        SourceEvent::Sample(id, sample)
-                    } else {
-                        SourceEvent::Reject(id, "utc source paused around an announced leap second".into())
-                    }
+                    let interval = to_service.convert(sample.interval, Some(leap));
+                    SourceEvent::Sample(id, Sample { interval, ..sample })
                 }
             },
         };

@@ -420,3 +420,21 @@ fn a_hypervisor_announced_disruption_drops_the_bound_at_once() {
     e.on_sample(SourceId(0), sample(3 * SEC, 10_000, 0));
     assert_eq!(e.tick(later).state.anchor.status, ClockStatus::Synchronized);
 }
+
+/// Issue 15, path 1: the kernel inserting a leap second steps realtime back
+/// 1 s at 00:00:00 (chronyd's `leapsecmode system`), on every site at once.
+/// That used to be a disruption cluster-wide; it is recognised now. The
+/// same step an hour later is still a disruption.
+#[test]
+fn the_kernels_leap_step_is_not_a_disruption() {
+    const BOUNDARY: u64 = 1_798_761_600 * SEC; // 2027-01-01T00:00:00Z
+    let at = |raw: u64, realtime: u64| ClockReading { realtime: Timestamp::from_nanos(realtime), ..reading(raw) };
+    let before = at(SEC, BOUNDARY - SEC / 2);
+    let inserted = at(2 * SEC, BOUNDARY + SEC / 2 - SEC);
+    assert_eq!(detect_disruption(&before, &inserted), None);
+    let deleted = at(2 * SEC, BOUNDARY + SEC / 2 + SEC);
+    assert_eq!(detect_disruption(&before, &deleted), None);
+    let later = at(SEC, BOUNDARY + 3_600 * SEC);
+    let stepped = at(2 * SEC, BOUNDARY + 3_600 * SEC);
+    assert_eq!(detect_disruption(&later, &stepped), Some(Disruption::RealtimeStep));
+}

@@ -69,8 +69,10 @@
 //!
 //! `TPV.leapseconds` is the GPS−UTC offset the receiver knows; it is exposed
 //! in [`Tpv::leapseconds`] for the caller. No gpsd JSON field announces a
-//! *pending* leap second, so this source always announces
-//! [`LeapAnnouncement::None`] ([`LEAP_ANNOUNCEMENT`]).
+//! *pending* leap second, so this source *cannot* announce one
+//! ([`LEAP_ANNOUNCEMENT`] is `None`, "no word either way", not
+//! [`LeapAnnouncement::None`], "no leap"): its samples are converted by the
+//! daemon's leap schedule alone ([`crate::timescale::ToService`]).
 
 use std::time::Duration;
 
@@ -87,8 +89,8 @@ pub const WATCH: &str = "?WATCH={\"enable\":true,\"json\":true,\"pps\":true};\n"
 /// Longest line accepted from gpsd (its own reports stay well below).
 pub const MAX_LINE: usize = 16 * 1024;
 
-/// What gpsd says about leap seconds: nothing announces a pending one.
-pub const LEAP_ANNOUNCEMENT: LeapAnnouncement = LeapAnnouncement::None;
+/// What gpsd says about leap seconds: nothing, either way.
+pub const LEAP_ANNOUNCEMENT: Option<LeapAnnouncement> = None;
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// Longest `ept` accepted, in seconds.
@@ -592,7 +594,7 @@ mod tests {
         let bad = GpsdParams { slew_bound: Ppb::new(1_000_000_000), ..p };
         assert_eq!(pps_sample(&pps_at(T, T, None), &r, &bad), Err(GpsdReject::BadParams));
         assert_eq!(pps_sample(&pps_at(0, T, None), &r, &p), Err(GpsdReject::OutOfRange("real_sec")));
-        assert_eq!(LEAP_ANNOUNCEMENT, LeapAnnouncement::None);
+        assert_eq!(LEAP_ANNOUNCEMENT, None, "gpsd cannot announce: not the same as announcing no leap");
     }
 
     /// A world where the event happened at true time `edge` and the line was

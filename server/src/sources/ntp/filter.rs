@@ -118,29 +118,42 @@ impl SampleFilter {
         self.samples.iter()
     }
 
+    /// The kept samples that may be used at reader instant `now`, each with
+    /// its projection there under `drift`: young enough, projectable, not
+    /// carried across an announced leap second, and not disjoint from the
+    /// newest sample's projection (module doc).
+    pub fn usable<'a>(
+        &'a self,
+        now: MonoInstant,
+        drift: &'a DriftModel,
+    ) -> impl Iterator<Item = (&'a NtpSample, TimeInterval)> + 'a {
+        let max_age = self.config.max_age;
+        let newest = self
+            .samples
+            .back()
+            .filter(|s| !expired(s.sample.at, now, max_age))
+            .and_then(|s| drift.extrapolate(s.sample.interval, s.sample.at, now));
+        self.samples.iter().filter_map(move |kept| {
+            if expired(kept.sample.at, now, max_age) {
+                return None;
+            }
+            let interval = drift.extrapolate(kept.sample.interval, kept.sample.at, now)?;
+            if reaches_leap_second(kept, &interval) {
+                return None;
+            }
+            if newest.is_some_and(|n| n.latest() < interval.earliest() || interval.latest() < n.earliest()) {
+                return None;
+            }
+            Some((kept, interval))
+        })
+    }
+
     /// The narrowest of the kept samples carried to reader instant `now` with
     /// `drift` (ties: the newest), with its metadata; `None` if no sample is
     /// young enough or can be carried. The returned `sample.at` is `now`.
     pub fn best(&self, now: MonoInstant, drift: &DriftModel) -> Option<NtpSample> {
-        let newest = self
-            .samples
-            .back()
-            .filter(|s| !expired(s.sample.at, now, self.config.max_age))
-            .and_then(|s| drift.extrapolate(s.sample.interval, s.sample.at, now));
         let mut best: Option<(MonoInstant, NtpSample)> = None;
-        for kept in &self.samples {
-            if expired(kept.sample.at, now, self.config.max_age) {
-                continue;
-            }
-            let Some(interval) = drift.extrapolate(kept.sample.interval, kept.sample.at, now) else {
-                continue;
-            };
-            if reaches_leap_second(kept, &interval) {
-                continue;
-            }
-            if newest.is_some_and(|n| n.latest() < interval.earliest() || interval.latest() < n.earliest()) {
-                continue;
-            }
+        for (kept, interval) in self.usable(now, drift) {
             let better = best.as_ref().is_none_or(|(taken, current)| {
                 let (width, best_width) = (interval.width(), current.sample.interval.width());
                 width < best_width || (width == best_width && kept.sample.at >= *taken)

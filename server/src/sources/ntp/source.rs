@@ -181,7 +181,21 @@ impl NtpSource {
     /// (read after receiving), resolving the NTP era with `pivot` (any
     /// clock within 68 years). An accepted sample is kept in the filter.
     pub fn handle_reply(&mut self, reply: &[u8], t4: MonoInstant, pivot: Timestamp) -> Result<NtpSample, NtpReject> {
-        let verdict = self.judge(reply, t4, pivot);
+        self.handle_reply_with(reply, t4, pivot, |sample| sample)
+    }
+
+    /// [`NtpSource::handle_reply`], with `convert` applied to an accepted
+    /// sample before it is kept (the daemon brings it onto the service
+    /// timescale there, so the filter carries smeared time, which has no
+    /// repeated or skipped second).
+    pub fn handle_reply_with(
+        &mut self,
+        reply: &[u8],
+        t4: MonoInstant,
+        pivot: Timestamp,
+        convert: impl FnOnce(NtpSample) -> NtpSample,
+    ) -> Result<NtpSample, NtpReject> {
+        let verdict = self.judge(reply, t4, pivot).map(convert);
         match &verdict {
             Ok(sample) => {
                 self.counters.accepted = self.counters.accepted.saturating_add(1);

@@ -137,12 +137,13 @@ impl LocalClock {
     /// [`BoundError::Disrupted`] instead of extrapolating the pre-suspend
     /// anchor. [`LocalClock::now_unchecked`] is the single-read opt-out.
     ///
-    /// The two clocks are read as a bracketed pair (reader, BOOTTIME,
-    /// reader): a thread preempted between them for more than the 1 ms
-    /// allowance would otherwise look like a suspend, so a pair whose
-    /// bracket exceeds 100 µs is retaken (a few times at most). Only a
-    /// thread preempted for over 1 ms on every try can still get a false
-    /// `Disrupted`; reading again tells it from a real one (the HLC does).
+    /// A thread preempted between the two reads for more than the 1 ms
+    /// allowance looks suspended, so a failed check is retried with a
+    /// bracketed pair (reader, BOOTTIME, reader; a pair whose bracket
+    /// exceeds 100 µs is retaken, a few times at most) before `Disrupted`
+    /// is returned. Only a thread preempted for over 1 ms on every try can
+    /// still get a false `Disrupted`; reading again tells it from a real
+    /// one (the HLC does).
     ///
     /// A segment file replaced by the daemon is followed (see
     /// [`LocalClock`]).
@@ -154,8 +155,8 @@ impl LocalClock {
     }
 
     /// Like [`LocalClock::now`] without the suspend check: one
-    /// `CLOCK_MONOTONIC_RAW` read instead of three clock reads, about half
-    /// the cost (benches/BENCHMARKS.md).
+    /// `CLOCK_MONOTONIC_RAW` read instead of two (three after a failed
+    /// check) (benches/BENCHMARKS.md).
     ///
     /// **It can return an interval that excludes true time** for up to one
     /// daemon tick after the host resumes from a suspend: the reader clock
@@ -189,8 +190,26 @@ impl LocalClock {
     }
 
     /// One checked read (SPEC.md §5.6) on the current mapping.
+    ///
+    /// Fast path: two clock reads (reader, then BOOTTIME). Preemption
+    /// between them can only make BOOTTIME look later, i.e. raise a false
+    /// suspend, never hide a real one; so only a failed check pays for the
+    /// bracketed pair ([`read_pair`]) that tells the two apart.
     #[inline]
     fn now_once(&self) -> Result<TimeInterval, ClockError> {
+        let raw = sys::reader_clock_now().map_err(ClockError::Clock)?;
+        let boot = sys::boottime_now().map_err(ClockError::Clock)?;
+        let state = self.mapping().ok_or(ClockError::Segment(ShmError::Busy))?.read()?;
+        if !suspended_since(&state, raw, boot) {
+            return Ok(state.anchor.interval_at(raw)?);
+        }
+        self.now_bracketed()
+    }
+
+    /// The checked read with a bracketed clock pair, after a failed check.
+    #[cold]
+    #[inline(never)]
+    fn now_bracketed(&self) -> Result<TimeInterval, ClockError> {
         let (raw, boot) = read_pair()?;
         let state = self.mapping().ok_or(ClockError::Segment(ShmError::Busy))?.read()?;
         if suspended_since(&state, raw, boot) {

@@ -6,7 +6,7 @@
 # be applied, or a check the scenario states that did not hold (an
 # expect-leader, a max-gap-ms). Closes with "scenarios: N passed, N failed".
 #
-#   testbed/run-scenarios.sh                      # the full set (about 25 minutes)
+#   testbed/run-scenarios.sh                      # the full set (about 33 minutes)
 #   testbed/run-scenarios.sh --short              # the ones marked short (CI-sized)
 #   testbed/run-scenarios.sh gps-spoof clock-step # some of them
 #   PROFILE=release testbed/run-scenarios.sh      # with release binaries
@@ -16,7 +16,8 @@ profile=${PROFILE:-debug}
 flag=()
 [ "$profile" = release ] && flag=(--release)
 cargo build -q --locked "${flag[@]}" -p tsod -p tsod-testbed
-bin=target/$profile/tsod-testbed
+# The binaries just built (tsod-testbed runs the tsod beside it).
+bin=${CARGO_TARGET_DIR:-target}/$profile/tsod-testbed
 if [ "$#" -eq 0 ]; then
     mapfile -t names < <("$bin" scenarios | cut -d' ' -f1)
 elif [ "$1" = --short ]; then

@@ -129,17 +129,64 @@ impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     }
 }
 
-/// A step of the simulated realtime clock: at raw instant `at`, add `by`.
+/// When a scripted change of the simulated realtime begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepTrigger {
+    /// This long after the clock's first reading, on the host's raw clock.
+    After(Duration),
+    /// Once the host's realtime reaches this instant (the testbed's true
+    /// time, so that every site and simulator agrees on when).
+    AtHostRealtime(Timestamp),
+    /// Once the simulated realtime itself, before this change, reaches this
+    /// instant: how the kernel applies a leap second, at 00:00:00 of its own
+    /// clock. Only for steps (a slew's `over` is ignored).
+    AtRealtime(Timestamp),
+}
+
+/// A scripted change of the simulated realtime: a step of `by` when
+/// `when` says, or, with a non-zero `over`, a slew that adds `by` evenly
+/// over `over` from then on (realtime runs at `1 + by/over`, as chronyd's
+/// slew runs it at up to 1 + 83 333 ppm).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScriptedStep {
-    /// When, on the host's raw clock, relative to the clock's creation.
-    pub after: Duration,
-    /// How much the simulated realtime jumps (may be negative).
+    /// When it begins.
+    pub when: StepTrigger,
+    /// How much the simulated realtime moves in all (may be negative).
     pub by: Offset,
+    /// Zero for a step; else how long the slew takes.
+    pub over: Duration,
+}
+
+impl ScriptedStep {
+    /// A step of `by`, `after` the clock's first reading.
+    pub fn after(after: Duration, by: Offset) -> Self {
+        Self { when: StepTrigger::After(after), by, over: Duration::ZERO }
+    }
+
+    /// How much of it has happened `progress` ns after it began (negative:
+    /// not yet).
+    fn share(&self, progress: i128) -> i128 {
+        let by = i128::from(self.by.as_nanos());
+        let over = i128::try_from(self.over.as_nanos()).unwrap_or(i128::MAX);
+        if progress < 0 {
+            0
+        } else if progress >= over {
+            by
+        } else {
+            by.saturating_mul(progress) / over
+        }
+    }
 }
 
 /// A wrong local clock for simulations: realtime = host realtime + offset +
-/// frequency error × elapsed + the steps taken so far.
+/// frequency error × elapsed + the steps and slews so far.
+///
+/// Steps and slews timed by [`StepTrigger::After`] or
+/// [`StepTrigger::AtHostRealtime`] add up in any order; each
+/// [`StepTrigger::AtRealtime`] step then compares, in the order given, the
+/// clock with all of those and the earlier `AtRealtime` steps applied. For
+/// it to stay taken, that value must not fall back below its instant
+/// afterwards (a leap step: no other step backwards after it).
 #[derive(Debug)]
 pub struct SimulatedClock {
     offset: Offset,
@@ -150,19 +197,36 @@ pub struct SimulatedClock {
 
 impl SimulatedClock {
     /// A clock `offset` off the host's, running `frequency` fast (negative:
-    /// slow), stepping as `steps` say.
-    pub fn new(offset: Offset, frequency: Ppb, mut steps: Vec<ScriptedStep>) -> Self {
-        steps.sort_by_key(|s| s.after);
+    /// slow, counted from its first reading), stepping and slewing as
+    /// `steps` say.
+    pub fn new(offset: Offset, frequency: Ppb, steps: Vec<ScriptedStep>) -> Self {
         Self { offset, frequency, steps, origin: Mutex::new(None) }
     }
 
     /// The simulated realtime for a host reading, `elapsed` after creation.
     fn transform(&self, host_realtime: Timestamp, elapsed: Duration) -> Timestamp {
+        let host = i128::from(host_realtime.as_nanos());
         let elapsed_ns = i128::try_from(elapsed.as_nanos()).unwrap_or(i128::MAX);
         let drift = elapsed_ns.saturating_mul(i128::from(self.frequency.get())) / 1_000_000_000;
-        let stepped: i128 = self.steps.iter().filter(|s| s.after <= elapsed).map(|s| i128::from(s.by.as_nanos())).sum();
-        let total = i128::from(self.offset.as_nanos()).saturating_add(drift).saturating_add(stepped);
-        let t = i128::from(host_realtime.as_nanos()).saturating_add(total);
+        let mut total = i128::from(self.offset.as_nanos()).saturating_add(drift);
+        for step in &self.steps {
+            let progress = match step.when {
+                StepTrigger::After(after) => {
+                    elapsed_ns.saturating_sub(i128::try_from(after.as_nanos()).unwrap_or(i128::MAX))
+                }
+                StepTrigger::AtHostRealtime(at) => host.saturating_sub(i128::from(at.as_nanos())),
+                StepTrigger::AtRealtime(_) => continue,
+            };
+            total = total.saturating_add(step.share(progress));
+        }
+        for step in &self.steps {
+            if let StepTrigger::AtRealtime(at) = step.when {
+                if host.saturating_add(total) >= i128::from(at.as_nanos()) {
+                    total = total.saturating_add(i128::from(step.by.as_nanos()));
+                }
+            }
+        }
+        let t = host.saturating_add(total);
         Timestamp::from_nanos(u64::try_from(t.max(0)).unwrap_or(u64::MAX))
     }
 }
@@ -197,8 +261,8 @@ mod tests {
             Offset::from_nanos(5_000_000),
             Ppb::from_ppm(100),
             vec![
-                ScriptedStep { after: Duration::from_secs(20), by: Offset::from_nanos(-1_000_000) },
-                ScriptedStep { after: Duration::from_secs(10), by: Offset::from_nanos(3_000) },
+                ScriptedStep::after(Duration::from_secs(20), Offset::from_nanos(-1_000_000)),
+                ScriptedStep::after(Duration::from_secs(10), Offset::from_nanos(3_000)),
             ],
         );
         let host = Timestamp::from_nanos(1_000_000_000_000);
@@ -207,6 +271,70 @@ mod tests {
         assert_eq!(at(5), 5_000_000 + 500_000);
         assert_eq!(at(10), 5_000_000 + 1_000_000 + 3_000);
         assert_eq!(at(30), 5_000_000 + 3_000_000 + 3_000 - 1_000_000);
+    }
+
+    #[test]
+    fn a_slew_spreads_its_step_and_host_realtime_can_time_it() {
+        const S: i128 = 1_000_000_000;
+        let origin: u64 = 1_800_000_000_000_000_000;
+        // chronyd's fastest slew, backwards: -83 333 ppm for 12 s = -999.996 ms.
+        let slew = ScriptedStep {
+            when: StepTrigger::AtHostRealtime(Timestamp::from_nanos(origin + 10 * 1_000_000_000)),
+            by: Offset::from_nanos(-999_996_000),
+            over: Duration::from_secs(12),
+        };
+        let c = SimulatedClock::new(Offset::from_nanos(7), Ppb::ZERO, vec![slew]);
+        // Elapsed since the first reading plays no part in a host-timed change.
+        let at = |ns: i128| {
+            let host = Timestamp::from_nanos(u64::try_from(i128::from(origin) + ns).unwrap());
+            i128::from(c.transform(host, Duration::from_secs(999)).as_nanos()) - i128::from(host.as_nanos())
+        };
+        assert_eq!(at(10 * S - 1), 7);
+        assert_eq!(at(10 * S), 7);
+        assert_eq!(at(16 * S), 7 - 499_998_000, "half-way");
+        assert_eq!(at(22 * S), 7 - 999_996_000);
+        assert_eq!(at(100 * S), 7 - 999_996_000, "then it stays");
+        // Realtime ran at 1 - 83 333 ppm during it.
+        let rate = (at(13 * S) - at(12 * S)) as f64 / 1e9;
+        assert!((rate + 0.083_333).abs() < 1e-6, "{rate}");
+    }
+
+    #[test]
+    fn a_leap_step_fires_when_the_clock_itself_reaches_its_instant() {
+        const S: u64 = 1_000_000_000;
+        let leap = 1_814_400_000 * S; // an arbitrary whole second
+        // The kernel inserts: at its own 00:00:00 it goes back to 23:59:59.
+        let insert = ScriptedStep {
+            when: StepTrigger::AtRealtime(Timestamp::from_nanos(leap)),
+            by: Offset::from_nanos(-1_000_000_000),
+            over: Duration::ZERO,
+        };
+        // 40 ms ahead of the host, and stepped 2 ms further at 5 s.
+        let c = SimulatedClock::new(
+            Offset::from_nanos(40_000_000),
+            Ppb::ZERO,
+            vec![insert, ScriptedStep::after(Duration::from_secs(5), Offset::from_nanos(2_000_000))],
+        );
+        let read = |host: u64, elapsed: u64| c.transform(Timestamp::from_nanos(host), Duration::from_secs(elapsed));
+        // Before 5 s: 40 ms ahead, so it reaches the leap 40 ms before the host.
+        assert_eq!(read(leap - 40_000_001, 1).as_nanos(), leap - 1);
+        assert_eq!(read(leap - 40_000_000, 1).as_nanos(), leap - S);
+        // After 5 s, the 2 ms step counts before the leap's comparison.
+        assert_eq!(read(leap - 42_000_001, 6).as_nanos(), leap - 1);
+        assert_eq!(read(leap - 42_000_000, 6).as_nanos(), leap - S);
+        // It stays taken: the second [leap - 1 s, leap) repeats, then on.
+        assert_eq!(read(leap - 42_000_000 + S, 7).as_nanos(), leap);
+        assert_eq!(read(leap + 100 * S, 200).as_nanos(), leap + 100 * S + 42_000_000 - S);
+        // A deleted second: at 23:59:59 it jumps to 00:00:00.
+        let delete = ScriptedStep {
+            when: StepTrigger::AtRealtime(Timestamp::from_nanos(leap - S)),
+            by: Offset::from_nanos(1_000_000_000),
+            over: Duration::ZERO,
+        };
+        let c = SimulatedClock::new(Offset::default(), Ppb::ZERO, vec![delete]);
+        let read = |host: u64| c.transform(Timestamp::from_nanos(host), Duration::ZERO).as_nanos();
+        assert_eq!(read(leap - S - 1), leap - S - 1);
+        assert_eq!(read(leap - S), leap);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use tsod_proto::shm::SHM_DEFAULT_PATH;
 use tsod_proto::{Offset, Ppb};
 
-use crate::clock::ScriptedStep;
+use crate::clock::{ScriptedStep, StepTrigger};
 use crate::frequency::FrequencyConfig;
 
 mod site;
@@ -210,20 +210,69 @@ pub struct TestingConfig {
 pub struct SimulatedClockConfig {
     /// Offset of the simulated realtime from the host's (ns).
     pub offset_ns: i64,
-    /// Frequency error of the simulated realtime (ppb, positive = fast).
+    /// Frequency error of the simulated realtime (ppb, positive = fast),
+    /// counted from the clock's first reading.
     pub frequency_ppb: i64,
-    /// Steps of the simulated realtime.
+    /// The host realtime (ns since the Unix epoch) that every step's
+    /// `after-ms` counts from; without it, `after-ms` counts from the
+    /// clock's first reading. With it, a restarted daemon given the same
+    /// configuration sees the same steps at the same true instants (the
+    /// testbed's scenarios).
+    pub origin_unix_ns: Option<u64>,
+    /// Steps and slews of the simulated realtime.
     pub steps: Vec<StepConfig>,
 }
 
-/// One scripted step.
+/// One scripted step or slew: `{ after-ms, by-ns }` steps by `by-ns`
+/// `after-ms` after the origin; `over-ms` > 0 makes it a slew that adds
+/// `by-ns` evenly over that long (its rate, `by-ns / over-ms`, below 1 in
+/// size: realtime never stops or runs back); `{ at-realtime-ns, by-ns }`
+/// steps once the simulated realtime itself reaches that instant, as the
+/// kernel applies a leap second at its own 00:00:00.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(try_from = "StepFile")]
 pub struct StepConfig {
-    /// When, after the daemon starts (ms).
-    pub after_ms: u64,
-    /// By how much (ns, may be negative).
+    /// When, after the origin (ms); `None` with `at_realtime_ns`.
+    pub after_ms: Option<u64>,
+    /// When the simulated realtime reaches this (ns since the Unix epoch).
+    pub at_realtime_ns: Option<u64>,
+    /// By how much in all (ns, may be negative).
     pub by_ns: i64,
+    /// Zero for a step; else the slew's length (ms).
+    pub over_ms: u64,
+}
+
+/// A step as written, checked into a [`StepConfig`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct StepFile {
+    after_ms: Option<u64>,
+    at_realtime_ns: Option<u64>,
+    by_ns: i64,
+    #[serde(default)]
+    over_ms: u64,
+}
+
+impl TryFrom<StepFile> for StepConfig {
+    type Error = String;
+
+    fn try_from(f: StepFile) -> Result<Self, String> {
+        match (f.after_ms, f.at_realtime_ns, f.over_ms) {
+            (Some(_), Some(_), _) | (None, None, _) => {
+                return Err("a step needs exactly one of after-ms and at-realtime-ns".to_owned());
+            }
+            (None, Some(_), 1..) => return Err("at-realtime-ns is for steps only (no over-ms)".to_owned()),
+            (Some(_), None, 1..) if u128::from(f.by_ns.unsigned_abs()) >= u128::from(f.over_ms) * 1_000_000 => {
+                return Err(format!(
+                    "a slew of by-ns = {} over-ms = {} runs realtime at a rate of 1 or more the other way \
+                     (|by-ns| must be below over-ms x 10^6)",
+                    f.by_ns, f.over_ms
+                ));
+            }
+            _ => {}
+        }
+        Ok(Self { after_ms: f.after_ms, at_realtime_ns: f.at_realtime_ns, by_ns: f.by_ns, over_ms: f.over_ms })
+    }
 }
 
 /// A configuration that cannot run.
@@ -325,8 +374,14 @@ impl Config {
                     check_address(address).map_err(|e| format!("{at}: address {address:?}: {e}"))?;
                     check_poll(*poll_interval_ms).map_err(|e| format!("{at}: {e}"))?;
                 }
-                SourceConfig::Gpsd { address, pps_error_us, nmea_error_us, .. } => {
+                SourceConfig::Gpsd { address, pps_error_us, nmea_error_us, timescale, .. } => {
                     check_address(address).map_err(|e| format!("{at}: address {address:?}: {e}"))?;
+                    if *timescale != SourceTimescale::Utc {
+                        return Err(format!(
+                            "{at}: gpsd serves UTC derived from GPS time (no receiver smears leap seconds): \
+                             timescale must be \"utc\""
+                        ));
+                    }
                     if *pps_error_us == 0 || *nmea_error_us < *pps_error_us {
                         return Err(format!("{at}: need 0 < pps-error-us <= nmea-error-us"));
                     }
@@ -414,11 +469,22 @@ impl ClockConfig {
 }
 
 impl SimulatedClockConfig {
-    /// The scripted steps.
+    /// The scripted steps and slews, timed from `origin-unix-ns` on the
+    /// host's realtime when it is given.
     pub fn steps(&self) -> Vec<ScriptedStep> {
         self.steps
             .iter()
-            .map(|s| ScriptedStep { after: Duration::from_millis(s.after_ms), by: Offset::from_nanos(s.by_ns) })
+            .map(|s| {
+                let after = Duration::from_millis(s.after_ms.unwrap_or(0));
+                let when = match (s.at_realtime_ns, self.origin_unix_ns) {
+                    (Some(at), _) => StepTrigger::AtRealtime(tsod_proto::Timestamp::from_nanos(at)),
+                    (None, Some(origin)) => StepTrigger::AtHostRealtime(tsod_proto::Timestamp::from_nanos(
+                        origin.saturating_add(u64::try_from(after.as_nanos()).unwrap_or(u64::MAX)),
+                    )),
+                    (None, None) => StepTrigger::After(after),
+                };
+                ScriptedStep { when, by: Offset::from_nanos(s.by_ns), over: Duration::from_millis(s.over_ms) }
+            })
             .collect()
     }
 }
@@ -528,6 +594,17 @@ timescale = "utc"
         assert_eq!(parse(&ntp_sources(2)).unwrap().max_faulty(), 1, "two sources: the hull");
     }
 
+    /// Issue 15, path 1: a gpsd source declared smeared would pass GPS's
+    /// UTC off as service time, up to 0.5 s off around a leap.
+    #[test]
+    fn a_smeared_gpsd_source_is_refused() {
+        let text =
+            "[[source]]\nkind = \"gpsd\"\nname = \"g\"\naddress = \"127.0.0.1:2947\"\ntimescale = \"utc-smear-24h\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("gpsd serves UTC"), "{err}");
+        assert!(parse(&text.replace("utc-smear-24h", "utc")).is_ok());
+    }
+
     #[test]
     fn configurations_that_cannot_outvote_one_liar_are_warned_about() {
         for n in [1, 2] {
@@ -575,9 +652,45 @@ steps = [{ after-ms = 10000, by-ns = -3000000 }]
         let c = parse(text).unwrap();
         assert_eq!(c.sources.len(), 3);
         let sim = c.testing.simulated_clock.unwrap();
+        assert_eq!(sim.steps(), vec![ScriptedStep::after(Duration::from_secs(10), Offset::from_nanos(-3_000_000))]);
+    }
+
+    #[test]
+    fn simulated_clock_steps_slews_origin_and_leap_steps() {
+        let sim = |body: &str| {
+            parse(&format!("{}\n[testing.simulated-clock]\n{body}\n", ntp_sources(1)))
+                .map(|c| c.testing.simulated_clock.unwrap())
+        };
+        let c = sim(
+            "origin-unix-ns = 1800000000000000000\nsteps = [{ after-ms = 60000, by-ns = 2500000000, over-ms = 30000 }, \
+                     { at-realtime-ns = 1814400000000000000, by-ns = -1000000000 }]",
+        )
+        .unwrap();
         assert_eq!(
-            sim.steps(),
-            vec![ScriptedStep { after: Duration::from_secs(10), by: Offset::from_nanos(-3_000_000) }]
+            c.steps(),
+            vec![
+                ScriptedStep {
+                    when: StepTrigger::AtHostRealtime(tsod_proto::Timestamp::from_nanos(1_800_000_060_000_000_000)),
+                    by: Offset::from_nanos(2_500_000_000),
+                    over: Duration::from_secs(30),
+                },
+                ScriptedStep {
+                    when: StepTrigger::AtRealtime(tsod_proto::Timestamp::from_nanos(1_814_400_000_000_000_000)),
+                    by: Offset::from_nanos(-1_000_000_000),
+                    over: Duration::ZERO,
+                },
+            ]
         );
+        for (steps, why) in [
+            ("{ by-ns = 1 }", "exactly one of after-ms and at-realtime-ns"),
+            ("{ after-ms = 1, at-realtime-ns = 1, by-ns = 1 }", "exactly one of"),
+            ("{ at-realtime-ns = 1, by-ns = 1, over-ms = 5 }", "for steps only"),
+            ("{ after-ms = 1, by-ns = -5000000, over-ms = 5 }", "rate of 1 or more"),
+            ("{ after-ms = 1, by-ns = 1, over = 5 }", "unknown field"),
+        ] {
+            let err = sim(&format!("steps = [{steps}]")).unwrap_err().to_string();
+            assert!(err.contains(why), "{steps}: {err}");
+        }
+        assert!(sim("steps = [{ after-ms = 1, by-ns = -4999999, over-ms = 5 }]").is_ok());
     }
 }

@@ -1,11 +1,13 @@
 //! The truth checker: reads every site's bound through `tsod-client`'s
 //! [`LocalClock`], the way an application on that site would, and compares
 //! it with the host clock, which is true time on this machine by definition
-//! (docs/ARCHITECTURE.md, "The testbed's truth").
+//! (docs/ARCHITECTURE.md, "The testbed's truth"), told on the service
+//! timescale as the cluster's [`TrueTime`] says (shifted, and smeared
+//! around a scenario's leap second; the host's own time otherwise).
 //!
 //! A **violation** is an interval `now()` returned (so the site's status was
-//! bounded and the anchor fresh) that excludes every instant between the
-//! host clock read just before and just after the call. Each is recorded
+//! bounded and the anchor fresh) that excludes every instant of true time
+//! between the host clock read just before and just after the call. Each is recorded
 //! with its site, time and how far outside truth lay. Half-widths and
 //! errors are recorded per sample for the report and the plot.
 
@@ -14,6 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tsod_client::LocalClock;
 use tsod_proto::Timestamp;
+
+use crate::truth::TrueTime;
 
 /// One interval that excluded true time.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +61,7 @@ pub struct SiteRecord {
 pub struct Checker {
     /// Per site, in the cluster's order.
     pub sites: Vec<SiteRecord>,
+    time: TrueTime,
 }
 
 /// The host's `CLOCK_REALTIME`: true time here.
@@ -79,13 +84,21 @@ impl Checker {
                     violations: Vec::new(),
                 })
                 .collect(),
+            time: TrueTime::default(),
         }
+    }
+
+    /// The same, judging against `time` (a cluster's [`Cluster::time`](crate::cluster::Cluster::time)).
+    #[must_use]
+    pub fn with_time(mut self, time: TrueTime) -> Self {
+        self.time = time;
+        self
     }
 
     /// Reads every site once, `at_s` seconds into the timeline.
     pub fn sample(&mut self, at_s: f64) {
         for site in &mut self.sites {
-            let reading = site.read(at_s);
+            let reading = site.read(at_s, &self.time);
             site.readings.push((at_s, reading));
         }
     }
@@ -94,10 +107,27 @@ impl Checker {
     pub fn violations(&self) -> impl Iterator<Item = &Violation> {
         self.sites.iter().flat_map(|s| s.violations.iter())
     }
+
+    /// The widest interval (its full width, twice the half-width) any site
+    /// gave in `[from_s, to_s]`; zero without a bound there.
+    pub fn widest(&self, from_s: f64, to_s: f64) -> Duration {
+        self.sites
+            .iter()
+            .flat_map(|site| {
+                let first = site.readings.partition_point(|(t, _)| *t < from_s);
+                site.readings.get(first..).unwrap_or_default().iter().take_while(move |(t, _)| *t <= to_s)
+            })
+            .filter_map(|(_, r)| match r {
+                Reading::True(w) | Reading::False(w) => Some(w.saturating_mul(2)),
+                Reading::NoBound => None,
+            })
+            .max()
+            .unwrap_or_default()
+    }
 }
 
 impl SiteRecord {
-    fn read(&mut self, at_s: f64) -> Reading {
+    fn read(&mut self, at_s: f64, time: &TrueTime) -> Reading {
         if self.clock.is_none() {
             // The segment appears once the daemon runs; a replaced one is
             // followed by LocalClock itself.
@@ -107,6 +137,7 @@ impl SiteRecord {
         let before = host_now();
         let result = clock.now();
         let after = host_now();
+        let (before, after) = (time.truth(before), time.truth_ceil(after));
         let Ok(interval) = result else { return Reading::NoBound };
         let half_width = interval.half_width();
         let below = before.as_nanos().saturating_sub(interval.latest().as_nanos());
@@ -177,5 +208,8 @@ mod tests {
         assert!((site.unbounded_fraction(0.0, 1000.0) - 1.0 / 101.0).abs() < 1e-9);
         assert_eq!(site.half_width_percentiles(500.0, 600.0), None);
         assert_eq!(c.violations().count(), 0);
+        assert_eq!(c.widest(10.0, 20.0), Duration::from_micros(40));
+        assert_eq!(c.widest(0.0, 0.5), Duration::ZERO, "no bound then");
+        assert_eq!(c.widest(99.5, 1_000.0), Duration::from_micros(200));
     }
 }

@@ -6,8 +6,18 @@
 //! X → Y.
 //!
 //! Everything lives in one scratch directory (certificates, configs,
-//! segments, status files, logs) that is removed, with every process,
+//! segments, status files, logs, the `leap-seconds.list` every daemon
+//! reads: [`crate::leap_list`]) that is removed, with every process,
 //! simulator and relay, when the [`Cluster`] is dropped.
+//!
+//! The whole cluster tells time the way its plan's
+//! [`TrueTime`](crate::truth::TrueTime) says: shifted by whole seconds for
+//! a scenario's leap second, which every site's simulated clock (its
+//! offset), NTP server and gpsd apply. A site's scripted clock steps and
+//! slews count from the plan's `origin` on the host's realtime, so a
+//! restarted daemon, given the same configuration, sees its clock where
+//! it was; the kernel's leap step (an announced leap) fires when the
+//! site's own realtime reaches the end of the day.
 //! [`Cluster::description`] says where each site can be reached (what
 //! `tsod-testbed up` writes to `cluster.json` for other tools).
 //!
@@ -24,25 +34,43 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use tsod_proto::{Offset, Ppb};
+use tsod_proto::{Offset, Ppb, Timestamp};
 
 use crate::description::{ClusterDescription, SiteDescription};
-use crate::sim::gpsd::{GpsFault, GpsdSim};
-use crate::sim::ntp::{NtpFault, NtpSim};
+use crate::sim::gpsd::{GpsFault, GpsdSim, RealtimeSlew};
+use crate::sim::host_realtime;
+use crate::sim::ntp::{NtpFault, NtpSim, NtpSimConfig};
 use crate::spec::Topology;
+use crate::truth::{LeapKind, TrueTime};
 use crate::wan::{LinkShape, WanRelay};
+
+/// The file every site's daemon reads its leap-second schedule from, in
+/// the cluster's directory.
+pub const LEAP_LIST_FILE: &str = "leap-seconds.list";
+
+/// A scripted change of a site's clock: a step, or a slew (`over` > 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockChange {
+    /// When, after the plan's origin.
+    pub after: Duration,
+    /// How far the clock moves in all (positive: ahead).
+    pub by: Offset,
+    /// Zero for a step; else how long the slew takes.
+    pub over: Duration,
+}
 
 /// One site as the cluster starts it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SitePlan {
     /// Site name (a DNS label).
     pub name: String,
-    /// Offset of the site's simulated clock from the host's.
+    /// Offset of the site's simulated clock from true time (the shift of
+    /// the plan's [`TrueTime`] comes on top).
     pub clock_offset: Offset,
     /// Its frequency error.
     pub clock_drift: Ppb,
-    /// Steps of its clock: (after the daemon starts, by how much).
-    pub clock_steps: Vec<(Duration, Offset)>,
+    /// Steps and slews of its clock.
+    pub clock_changes: Vec<ClockChange>,
     /// It has a simulated GPS receiver.
     pub gps: bool,
     /// It has a simulated NTP server.
@@ -59,13 +87,17 @@ pub struct ClusterPlan {
     /// The link from site `.0` to site `.1` (indices into `sites`): forward
     /// is `.0` → `.1`. Every ordered pair needs one.
     pub links: Vec<(usize, usize, LinkShape)>,
+    /// How the cluster tells time (shifted for a leap second, or not).
+    pub time: TrueTime,
+    /// The host realtime the sites' clock changes count from.
+    pub origin: Timestamp,
 }
 
 impl ClusterPlan {
-    /// The plan for `topology`: each site with its clock and inputs, and for
-    /// each ordered pair of sites the link's shape seen from the dialler.
-    /// `steps` gives each site's scripted clock steps (by site name).
-    pub fn from_topology(topology: &Topology, steps: impl Fn(&str) -> Vec<(Duration, Offset)>) -> Self {
+    /// The plan for `topology`: each site with its clock and inputs (no
+    /// scripted clock changes), for each ordered pair of sites the link's
+    /// shape seen from the dialler; the host's own time, counted from now.
+    pub fn from_topology(topology: &Topology) -> Self {
         let sites: Vec<SitePlan> = topology
             .sites()
             .iter()
@@ -73,7 +105,7 @@ impl ClusterPlan {
                 name: s.name().to_owned(),
                 clock_offset: s.clock_offset(),
                 clock_drift: s.clock_drift(),
-                clock_steps: steps(s.name()),
+                clock_changes: Vec::new(),
                 gps: s.gps(),
                 ntp: s.ntp(),
                 leader_priority: s.leader_priority(),
@@ -88,7 +120,7 @@ impl ClusterPlan {
                 }
             }
         }
-        Self { sites, links }
+        Self { sites, links, time: TrueTime::default(), origin: host_realtime() }
     }
 }
 
@@ -170,6 +202,8 @@ impl Site {
 pub struct Cluster {
     dir: PathBuf,
     tsod: PathBuf,
+    time: TrueTime,
+    origin: Timestamp,
     sites: Vec<Site>,
     /// (from, to) → the relay `from` dials `to` through.
     relays: HashMap<(usize, usize), WanRelay>,
@@ -194,8 +228,18 @@ impl Cluster {
         let dir = work.join(format!("tsod-testbed-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-        let mut cluster = Self { dir, tsod: tsod.to_path_buf(), sites: Vec::new(), relays: HashMap::new() };
+        let mut cluster = Self {
+            dir,
+            tsod: tsod.to_path_buf(),
+            time: plan.time,
+            origin: plan.origin,
+            sites: Vec::new(),
+            relays: HashMap::new(),
+        };
         cluster.certificates(plan)?;
+        let list = cluster.dir.join(LEAP_LIST_FILE);
+        let text = crate::leap_list::for_run(&plan.time, host_realtime()).render();
+        std::fs::write(&list, text).map_err(io(format!("writing {}", list.display())))?;
         let ports = (0..n).map(|_| free_udp_port()).collect::<Result<Vec<_>, _>>()?;
         for &(from, to, shape) in &plan.links {
             let target = SocketAddr::from(([127, 0, 0, 1], *ports.get(to).unwrap_or(&0)));
@@ -205,10 +249,17 @@ impl Cluster {
         }
         for (index, site) in plan.sites.iter().enumerate() {
             let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-            let gps =
-                if site.gps { Some(GpsdSim::start(loopback).map_err(io("starting a GPS simulator"))?) } else { None };
-            let ntp =
-                if site.ntp { Some(NtpSim::start(loopback).map_err(io("starting an NTP simulator"))?) } else { None };
+            let gps = if site.gps {
+                Some(GpsdSim::start_with(loopback, plan.time).map_err(io("starting a GPS simulator"))?)
+            } else {
+                None
+            };
+            let ntp = if site.ntp {
+                let config = NtpSimConfig { time: plan.time, ..NtpSimConfig::default() };
+                Some(NtpSim::start_with(loopback, config).map_err(io("starting an NTP simulator"))?)
+            } else {
+                None
+            };
             let site_dir = cluster.dir.join(&site.name);
             std::fs::create_dir_all(&site_dir).map_err(io("creating a site directory"))?;
             let addr = SocketAddr::from(([127, 0, 0, 1], *ports.get(index).unwrap_or(&0)));
@@ -256,16 +307,29 @@ impl Cluster {
     }
 
     /// The configuration of site `index`: its simulated sources, every other
-    /// site as a peer through the relay `index` → peer, its wrong clock.
+    /// site as a peer through the relay `index` → peer, the cluster's leap
+    /// list, its wrong clock (shifted with the cluster's time, its steps
+    /// and slews from the origin, the kernel's step of an announced leap).
     fn config_for(&self, index: usize) -> String {
         let Some(site) = self.sites.get(index) else { return String::new() };
         let plan = &site.plan;
         let mut c = String::new();
         let local = usize::from(plan.gps) + usize::from(plan.ntp);
         let peers = self.sites.len().saturating_sub(1);
-        // One liar among the sources is out-voted; all but one agreeing is
-        // `synchronized`.
-        let _ = writeln!(c, "[clock]\nmax-faulty = 1\nmin-agreeing = {}\n", (local + peers).saturating_sub(1).max(1));
+        // One liar among three or more sources is out-voted; all but one
+        // agreeing is `synchronized`. Two sources cannot out-vote a liar: a
+        // site with two is left to the daemon's own rule for them (their
+        // hull), which a topology with too few sources exists to exercise.
+        let _ = writeln!(c, "[clock]");
+        if local + peers >= 3 {
+            let _ = writeln!(c, "max-faulty = 1");
+        }
+        let _ = writeln!(
+            c,
+            "min-agreeing = {}\nleap-seconds-list = \"{}\"\n",
+            (local + peers).saturating_sub(1).max(1),
+            self.dir.join(LEAP_LIST_FILE).display()
+        );
         let _ = writeln!(c, "[publish]\npath = \"{}\"\n", site.segment.display());
         let _ = writeln!(
             c,
@@ -301,17 +365,33 @@ impl Cluster {
                 let _ = writeln!(c, "[[peer]]\nname = \"{}\"\naddress = \"{}\"\n", peer.plan.name, relay.local_addr());
             }
         }
+        let offset = i128::from(plan.clock_offset.as_nanos()) + i128::from(self.time.shift_s()) * 1_000_000_000;
         let _ = writeln!(
             c,
-            "[testing.simulated-clock]\noffset-ns = {}\nfrequency-ppb = {}",
-            plan.clock_offset.as_nanos(),
-            plan.clock_drift.get()
+            "[testing.simulated-clock]\noffset-ns = {offset}\nfrequency-ppb = {}\norigin-unix-ns = {}",
+            plan.clock_drift.get(),
+            self.origin.as_nanos()
         );
-        let steps: Vec<String> = plan
-            .clock_steps
+        let mut steps: Vec<String> = plan
+            .clock_changes
             .iter()
-            .map(|(after, by)| format!("{{ after-ms = {}, by-ns = {} }}", after.as_millis(), by.as_nanos()))
+            .map(|change| {
+                let over = match change.over.as_millis() {
+                    0 => String::new(),
+                    ms => format!(", over-ms = {ms}"),
+                };
+                format!("{{ after-ms = {}, by-ns = {}{over} }}", change.after.as_millis(), change.by.as_nanos())
+            })
             .collect();
+        if let Some(leap) = self.time.leap().filter(|l| l.announced) {
+            // The kernel ends the day at its own 00:00:00 (an insert: back
+            // to 23:59:59) or 23:59:59 (a delete: on to 00:00:00).
+            let (at, by) = match leap.kind {
+                LeapKind::Insert => (leap.boundary_s, -1_000_000_000_i64),
+                LeapKind::Delete => (leap.boundary_s.saturating_sub(1), 1_000_000_000),
+            };
+            steps.push(format!("{{ at-realtime-ns = {}, by-ns = {by} }}", at.saturating_mul(1_000_000_000)));
+        }
         let _ = writeln!(c, "steps = [{}]", steps.join(", "));
         c
     }
@@ -407,13 +487,13 @@ impl Cluster {
         Ok(())
     }
 
-    /// Restarts site `index`'s daemon with `steps` as its clock's scripted
-    /// steps from now on (killing it first if it runs).
-    pub fn restart(&mut self, index: usize, steps: Vec<(Duration, Offset)>) -> Result<(), ClusterError> {
+    /// Restarts site `index`'s daemon (killing it first if it runs), with
+    /// its configuration rewritten the same: its clock's steps and slews
+    /// count from the plan's origin, so the new daemon finds the clock where
+    /// the old one left it (but for the frequency error, which counts from
+    /// each daemon's start).
+    pub fn restart(&mut self, index: usize) -> Result<(), ClusterError> {
         self.kill(index);
-        if let Some(site) = self.sites.get_mut(index) {
-            site.plan.clock_steps = steps;
-        }
         let config = self.config_for(index);
         if let Some(site) = self.sites.get(index) {
             std::fs::write(&site.config, config).map_err(io(format!("writing {}", site.config.display())))?;
@@ -459,6 +539,19 @@ impl Cluster {
         if let Some(ntp) = self.sites.get(index).and_then(|s| s.ntp.as_ref()) {
             ntp.set_fault(fault);
         }
+    }
+
+    /// Has site `index`'s gpsd report PPS edges as a realtime slewing as
+    /// `slew` says would stamp them (`None`: as the host's does).
+    pub fn realtime_slew(&mut self, index: usize, slew: Option<RealtimeSlew>) {
+        if let Some(gps) = self.sites.get(index).and_then(|s| s.gps.as_ref()) {
+            gps.set_realtime_slew(slew);
+        }
+    }
+
+    /// How the cluster tells time: what the truth checker must compare with.
+    pub fn time(&self) -> TrueTime {
+        self.time
     }
 
     /// The scratch directory (logs are at `<dir>/<site>/tsod.log`).

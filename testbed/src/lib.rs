@@ -18,21 +18,29 @@
 //! daemon's own schema (`tsod_proto::observe`), [`description`] is
 //! `cluster.json` (where a running cluster's sites are, read back by
 //! `tsbench`), and [`plot::axis`] the axis code `tsbench`'s plot shares.
+//! [`truth`] is true time on the service timescale (the host's realtime,
+//! shifted and smeared for a scenario's leap second: the testbed's own
+//! arithmetic, never the daemon's), and [`leap_list`] the
+//! `leap-seconds.list` every daemon of a cluster reads.
 //!
-//! Who uses whom, one way only: [`spec`] (formats) depends on [`wan`]
-//! (shapes); [`cluster`] runs a topology with [`sim`] and [`wan`];
-//! [`timeline`] runs a scenario on a cluster with [`checker`], [`tso`] and
-//! [`status_file`]; the binary adds [`view`].
+//! Who uses whom, one way only: [`truth`] depends on nothing here;
+//! [`spec`] (formats) depends on [`wan`] (shapes) and [`truth`] (a leap's
+//! sign); [`sim`] and [`leap_list`] on [`truth`]; [`cluster`] runs a
+//! topology with [`sim`], [`wan`] and [`leap_list`]; [`timeline`] runs a
+//! scenario on a cluster with [`checker`], [`tso`] and [`status_file`];
+//! the binary adds [`view`].
 
 pub mod checker;
 pub mod cluster;
 pub mod description;
+pub mod leap_list;
 pub mod plot;
 pub mod ports;
 pub mod sim;
 pub mod spec;
 pub mod status_file;
 pub mod timeline;
+pub mod truth;
 pub mod tso;
 pub mod view;
 pub mod wan;

@@ -150,14 +150,15 @@ fn up(topology: &str, run_for: Option<Duration>, common: &Common) -> anyhow::Res
     let topology = Topology::load(topology)?;
     let tsod = tsod_binary(common.tsod.as_deref())?;
     let stop = stop_flag()?;
-    let plan = ClusterPlan::from_topology(&topology, |_| Vec::new());
+    let plan = ClusterPlan::from_topology(&topology);
     let mut cluster = Cluster::start(&plan, &tsod, &common.work).context("starting the cluster")?;
     let description = cluster.dir().join(description::FILE_NAME);
     std::fs::write(&description, cluster.description().to_json()?)
         .with_context(|| format!("writing {}", description.display()))?;
     println!("cluster description (sites, addresses, CA): {}", description.display());
     let notes = [format!("cluster.json: {}", description.display())];
-    let mut checker = Checker::new(cluster.sites().iter().map(|s| (s.plan.name.clone(), s.segment.clone())));
+    let mut checker = Checker::new(cluster.sites().iter().map(|s| (s.plan.name.clone(), s.segment.clone())))
+        .with_time(cluster.time());
     let started = Instant::now();
     let load = timeline::tso_load(&cluster, started).context("starting the TSO load")?;
     let mut rates = TsoRates::default();
@@ -180,7 +181,7 @@ fn up(topology: &str, run_for: Option<Duration>, common: &Common) -> anyhow::Res
         std::thread::sleep(Duration::from_millis(50));
     }
     // The load stops before the cluster does: no error from the teardown.
-    let tso = TsoReport::from_record(&load.finish());
+    let tso = TsoReport::from_record(&load.finish(), &checker);
     let violations: Vec<_> = checker.violations().collect();
     println!("stopping: {} violation(s) of true time", violations.len());
     for v in &violations {

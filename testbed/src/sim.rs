@@ -6,8 +6,10 @@
 //!
 //! On the testbed machine the host's `CLOCK_REALTIME` is true time by
 //! definition (docs/ARCHITECTURE.md, "The testbed's truth"). A simulator reads it
-//! ([`host_realtime`]) at each event it reports and adds the error its
-//! current fault asks for:
+//! ([`host_realtime`]) at each event it reports, tells it as POSIX UTC the
+//! way its cluster's [`TrueTime`](crate::truth::TrueTime) says (shifted,
+//! and repeating or skipping a second at a scenario's leap; the host's own
+//! time by default), and adds the error its current fault asks for:
 //!
 //! ```text
 //! lie(t) = offset + drift · max(0, t − set_at)

@@ -15,6 +15,15 @@
 //! `max-gap-ms` from the TSO record at the end ([`report`]). Either one
 //! failing fails the scenario.
 //!
+//! The cluster's clock starts at a whole second of the host's realtime
+//! (its origin, the timeline's t = −warm-up): every site's scripted clock
+//! steps and slews count from it, and a scenario's `leap` (whole seconds
+//! of `at-s` and `warmup-s`) ends the day at exactly `origin + warm-up +
+//! at-s`, true time being shifted for it ([`crate::truth`]). A `clock-slew`
+//! slews the site's simulated realtime (from its configuration) and has
+//! its gpsd emulate the slew in PPS reports for as long, each edge's lines
+//! sent [`PPS_LATENCY_WHILE_SLEWING`] after it.
+//!
 //! An event on `site = "leader"` is resolved when it fires
 //! ([`crate::tso::status::leader_of`] over the status files of the sites
 //! that run, are not paused and not partitioned); the `restart`, `resume`
@@ -25,16 +34,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tsod_proto::ClockStatus;
+use tsod_proto::{ClockStatus, Timestamp};
 
 use crate::checker::{Checker, Reading};
-use crate::cluster::{Cluster, ClusterError, ClusterPlan};
+use crate::cluster::{ClockChange, Cluster, ClusterError, ClusterPlan};
 use crate::plot::Series;
-use crate::sim::gpsd::GpsFault;
+use crate::sim::gpsd::{GpsFault, RealtimeSlew};
+use crate::sim::host_realtime;
 use crate::sim::ntp::NtpFault;
 use crate::spec::scenario::Action;
+use crate::spec::scenario::Event;
 use crate::spec::{LEADER, Scenario};
 use crate::status_file;
+use crate::truth::{Leap, TrueTime, leap_boundary_after};
 use crate::tso::load::{LoadOptions, TsoLoad, TsoTarget};
 use crate::tso::status::{self, SiteView, agreed_leader, leader_of};
 
@@ -49,6 +61,12 @@ pub use report::{
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// How often the status files are polled.
 const POLL_EVERY: Duration = Duration::from_millis(250);
+/// How long after each PPS edge a slewing site's gpsd sends its lines
+/// (about what a loaded host takes), so that the slew shows in the gap.
+pub const PPS_LATENCY_WHILE_SLEWING: Duration = Duration::from_millis(2);
+/// How far ahead of now the cluster's origin is set: about the time the
+/// cluster takes to start (certificates, simulators, relays).
+const START_MARGIN: Duration = Duration::from_secs(1);
 
 /// What a status poll looks at: a change in it is a detection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +108,7 @@ pub struct Progress<'a> {
 pub fn tso_load(cluster: &Cluster, zero: Instant) -> Result<TsoLoad, ClusterError> {
     let targets: Vec<TsoTarget> =
         cluster.sites().iter().map(|s| TsoTarget { name: s.plan.name.clone(), addr: s.addr }).collect();
-    TsoLoad::start(&targets, &cluster.ca_path(), zero, LoadOptions::default())
+    TsoLoad::start(&targets, &cluster.ca_path(), zero, LoadOptions { time: cluster.time(), ..LoadOptions::default() })
         .map_err(|source| ClusterError::Io { what: "starting the TSO load's runtime".to_owned(), source })
 }
 
@@ -185,18 +203,24 @@ pub fn run(
     mut on_second: impl FnMut(&mut Cluster, &Progress<'_>),
 ) -> Result<(Report, Vec<Series>), ClusterError> {
     let warmup = scenario.warmup();
-    let plan = ClusterPlan::from_topology(scenario.topology(), |site| {
-        scenario.clock_steps(site).into_iter().map(|(at, by)| (at.saturating_add(warmup), by)).collect()
-    });
+    let plan = plan(scenario, host_realtime());
+    let zero_host = Timestamp::from_nanos(plan.origin.as_nanos().saturating_add(nanos(warmup)));
     let mut cluster = Cluster::start(&plan, tsod, work)?;
     let names: Vec<String> = plan.sites.iter().map(|s| s.name.clone()).collect();
-    let mut checker = Checker::new(cluster.sites().iter().map(|s| (s.plan.name.clone(), s.segment.clone())));
+    let mut checker = Checker::new(cluster.sites().iter().map(|s| (s.plan.name.clone(), s.segment.clone())))
+        .with_time(cluster.time());
     let mut faults = Faults {
         gps: vec![GpsFault::default(); names.len()],
         ntp: vec![NtpFault::default(); names.len()],
         leader_hits: BTreeMap::new(),
+        zero_host,
     };
-    let started = Instant::now();
+    // The timeline's clock starts at the origin: wait for it, or count
+    // from it if starting the cluster took longer.
+    let now = host_realtime();
+    std::thread::sleep(Duration::from_nanos(plan.origin.as_nanos().saturating_sub(now.as_nanos())));
+    let late = Duration::from_nanos(host_realtime().as_nanos().saturating_sub(plan.origin.as_nanos()));
+    let started = Instant::now().checked_sub(late).unwrap_or_else(Instant::now);
     let tso = tso_load(&cluster, started + warmup)?;
     let t = |now: Instant| now.duration_since(started).as_secs_f64() - warmup.as_secs_f64();
     let end = scenario.duration().as_secs_f64();
@@ -241,8 +265,7 @@ pub fn run(
                 continue;
             }
             baselines.push(gists.clone());
-            let elapsed = started.elapsed();
-            let outcome = faults.apply(&mut cluster, &names, event.action(), elapsed, scenario, warmup)?;
+            let outcome = faults.apply(&mut cluster, &names, event)?;
             let mut report = EventReport {
                 at_s: event.at().as_secs_f64(),
                 event: event.to_string(),
@@ -251,6 +274,7 @@ pub fn run(
                 detected_after_s: None,
                 recovered_after_s: None,
                 tso_unavailable_s: BTreeMap::new(),
+                widening: Vec::new(),
             };
             let acted_on = match outcome {
                 Ok(site) => {
@@ -371,6 +395,39 @@ pub fn run(
     Ok((report, series))
 }
 
+/// The cluster to start for `scenario`, `host_now` being the host's
+/// realtime: its origin the whole second after `host_now` plus
+/// [`START_MARGIN`], each site's clock steps and slews from its events,
+/// and true time shifted for its leap second, if any, so that the day ends
+/// at the leap's `at-s` (on the first 30 June or 31 December at least a
+/// month after `host_now`).
+pub fn plan(scenario: &Scenario, host_now: Timestamp) -> ClusterPlan {
+    let second = 1_000_000_000;
+    let origin = (host_now.as_nanos().saturating_add(nanos(START_MARGIN)) / second).saturating_add(1) * second;
+    let warmup = scenario.warmup();
+    let mut plan = ClusterPlan::from_topology(scenario.topology());
+    plan.origin = Timestamp::from_nanos(origin);
+    plan.time = match scenario.leap() {
+        None => TrueTime::default(),
+        Some((at, kind, announced)) => {
+            let day_ends = Timestamp::from_nanos(origin.saturating_add(nanos(warmup.saturating_add(at))));
+            TrueTime::for_leap(Leap { boundary_s: leap_boundary_after(host_now), kind, announced }, day_ends)
+        }
+    };
+    for site in &mut plan.sites {
+        site.clock_changes = scenario
+            .clock_changes(&site.name)
+            .into_iter()
+            .map(|(at, by, over)| ClockChange { after: at.saturating_add(warmup), by, over })
+            .collect();
+    }
+    plan
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// The faults the timeline has set, and which site each `"leader"` event hit.
 struct Faults {
     gps: Vec<GpsFault>,
@@ -378,6 +435,8 @@ struct Faults {
     /// `kill`, `pause` or `partition` of `"leader"` → the site it hit, for
     /// the `restart`, `resume` or `heal` of `"leader"` that follows.
     leader_hits: BTreeMap<&'static str, usize>,
+    /// The host realtime of the timeline's t = 0.
+    zero_host: Timestamp,
 }
 
 impl Faults {
@@ -388,11 +447,9 @@ impl Faults {
         &mut self,
         cluster: &mut Cluster,
         names: &[String],
-        action: &Action,
-        elapsed: Duration,
-        scenario: &Scenario,
-        warmup: Duration,
+        event: &Event,
     ) -> Result<Result<Option<String>, String>, ClusterError> {
+        let action = event.action();
         let (action, resolved) = match self.resolve_leader(cluster, names, action) {
             Ok(Some((action, site))) => (action, Some(site)),
             Ok(None) => (action.clone(), None),
@@ -408,13 +465,7 @@ impl Faults {
             }
             Action::Restart { site } => {
                 if let Some(i) = index(site) {
-                    // The new daemon's scripted steps are counted from its own start.
-                    let steps = scenario
-                        .clock_steps(site)
-                        .into_iter()
-                        .filter_map(|(at, by)| at.saturating_add(warmup).checked_sub(elapsed).map(|after| (after, by)))
-                        .collect();
-                    cluster.restart(i, steps)?;
+                    cluster.restart(i)?;
                 }
             }
             Action::Pause { site } => {
@@ -463,6 +514,18 @@ impl Faults {
             }
             // Applied by the daemon itself, from its configuration.
             Action::ClockStep { .. } => {}
+            // The daemon slews its clock from its configuration; its gpsd
+            // reports the edges as the slewing realtime would stamp them.
+            Action::ClockSlew { site, rate, duration } => {
+                if let Some(i) = index(site) {
+                    let ends = event.at().saturating_add(*duration);
+                    let until = Timestamp::from_nanos(self.zero_host.as_nanos().saturating_add(nanos(ends)));
+                    let slew = RealtimeSlew { rate: *rate, until, latency: PPS_LATENCY_WHILE_SLEWING };
+                    cluster.realtime_slew(i, Some(slew));
+                }
+            }
+            // In the cluster's time from the start (sources, lists, kernels).
+            Action::Leap { .. } => {}
             // A check: judged by the run loop, not applied.
             Action::ExpectLeader { .. } => {}
         }
@@ -520,5 +583,40 @@ fn set_ntp(cluster: &mut Cluster, index: Option<usize>, faults: &mut [NtpFault],
     if let Some((i, fault)) = index.and_then(|i| faults.get_mut(i).map(|f| (i, f))) {
         change(fault);
         cluster.ntp_fault(i, *fault);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::truth::LeapKind;
+
+    #[test]
+    fn the_plan_puts_the_leap_at_its_event_and_the_clock_changes_after_the_warmup() {
+        let text = "name = \"t\"\nduration-s = 60\nwarmup-s = 20\n\n[[event]]\nat-s = 30\naction = \"leap\"\n\
+                    kind = \"delete\"\n\n[[event]]\nat-s = 5\naction = \"clock-slew\"\nsite = \"xa\"\n\
+                    rate-ppm = -50000\nduration-s = 10\n";
+        let scenario = Scenario::parse(text, "t.toml").unwrap();
+        // 2026-12-05T07:57:08.25Z: the origin is the whole second after 1 s more.
+        let host_now = Timestamp::from_nanos(1_796_457_428_250_000_000);
+        let plan = plan(&scenario, host_now);
+        assert_eq!(plan.origin, Timestamp::from_nanos(1_796_457_430_000_000_000));
+        let leap = plan.time.leap().unwrap();
+        // 2027-07-01T00:00:00Z, deleted, announced.
+        assert_eq!((leap.boundary_s, leap.kind, leap.announced), (1_814_400_000, LeapKind::Delete, true));
+        assert_eq!(plan.time.day_ends(), Some(Timestamp::from_nanos(1_796_457_480_000_000_000)));
+        let xa = plan.sites.iter().find(|s| s.name == "xa").unwrap();
+        assert_eq!(
+            xa.clock_changes,
+            [ClockChange {
+                after: Duration::from_secs(25),
+                by: tsod_proto::Offset::from_nanos(-500_000_000),
+                over: Duration::from_secs(10)
+            }]
+        );
+        assert!(plan.sites.iter().filter(|s| s.name != "xa").all(|s| s.clock_changes.is_empty()));
+        // Without a leap: the host's own time.
+        let quiet = Scenario::parse("name = \"q\"\nduration-s = 60\n", "q.toml").unwrap();
+        assert_eq!(super::plan(&quiet, host_now).time, TrueTime::default());
     }
 }

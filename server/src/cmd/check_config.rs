@@ -43,5 +43,26 @@ pub(crate) fn run(path: &Path, syntax_only: bool) -> anyhow::Result<()> {
     for warning in config.voting_warnings() {
         super::print_line(&format!("{}: warning: {warning}", path.display()))?;
     }
+    if let Some(warning) = leap_list_warning(&config) {
+        super::print_line(&format!("{}: warning: {warning}", path.display()))?;
+    }
     Ok(())
+}
+
+/// Whether the leap-second list is missing, unusable or expired (SPEC.md
+/// §2.5: `utc` sources then widen around every month end after it).
+fn leap_list_warning(config: &Config) -> Option<String> {
+    let Some(path) = &config.clock.leap_seconds_list else {
+        return Some("no leap-second list (clock.leap-seconds-list = \"\"): utc sources widen by up to 0.5 s around every month end".into());
+    };
+    let now = tsod_proto::Timestamp::try_from(chrono::Utc::now()).ok()?;
+    match tsod::leap_list::LeapList::load(path) {
+        Err(e) => Some(format!("{e}: utc sources widen by up to 0.5 s around every month end")),
+        Ok(list) if list.is_expired(now) => Some(format!(
+            "the leap-second list {} expired on {} (update tzdata): utc sources widen by up to 0.5 s around every month end after it",
+            path.display(),
+            list.expires()
+        )),
+        Ok(_) => None,
+    }
 }

@@ -16,15 +16,32 @@
 //!
 //! # How truth enters the reports
 //!
-//! The PPS edge is the true second boundary `S`. The host clock is true, so
-//! `CLOCK_REALTIME` at the edge reads `S`: `clock = S` exactly, as a kernel
-//! PPS timestamp with no latency would be (the line goes out a little after
-//! `S`, so `tsod` always sees a non-negative gap). The receiver labels the
-//! edge `real = S + lie(S)` (module [`super`]): zero without a fault. The
-//! `TPV` that goes with it is a 3D fix whose `time` is the same label, in
-//! ISO 8601 UTC with milliseconds (truncated). In an outage
-//! ([`GpsFault::outage`]) there is no PPS and the `TPV` has `mode` 1 (no fix)
-//! and no `time`.
+//! The PPS edge is the true second boundary `S` of the host's realtime.
+//! The host clock is true, so `CLOCK_REALTIME` at the edge reads `S`:
+//! `clock = S` exactly, as a kernel PPS timestamp with no latency would be
+//! (the line goes out a little after `S`, so `tsod` always sees a
+//! non-negative gap). The receiver labels the edge with POSIX UTC, the way
+//! the simulator's [`TrueTime`] tells `S` (shifted by whole seconds, so
+//! still a second boundary; at an inserted second the label of the second
+//! before repeats, at a deleted one a label is skipped: gpsd announces no
+//! leap and never writes `:60`), plus the lie: `real = posix(S) + lie(S)`
+//! (module [`super`]). `clock` stays the host's own realtime, unshifted:
+//! that is the clock `tsod`'s gpsd task reads. The `TPV` that goes with it
+//! is a 3D fix whose `time` is the same label, in ISO 8601 UTC with
+//! milliseconds (truncated). In an outage ([`GpsFault::outage`]) there is
+//! no PPS and the `TPV` has `mode` 1 (no fix) and no `time`.
+//!
+//! # A slewing host realtime ([`RealtimeSlew`])
+//!
+//! `tsod` bounds the true time between a PPS edge and reading its line by
+//! `gap / (1 − s)`, `gap` measured on the host's realtime, which a
+//! discipline may slew (chronyd: up to 83 333 ppm). The testbed's host
+//! realtime does not slew, so while a [`RealtimeSlew`] is set the
+//! simulator emulates one over the part of the gap it controls: it sends
+//! the edge's lines `latency` after the edge, and reports
+//! `clock = S − rate · (sent − S)`, so that `realtime at reading − clock`
+//! is `(1 + rate)` times the true time from the edge to the send, plus the
+//! (unslewed) time the line then takes to be read.
 //!
 //! # Clients
 //!
@@ -45,6 +62,7 @@ use tracing::{debug, warn};
 use tsod_proto::{Offset, Ppb, Timestamp};
 
 use super::{FaultHandle, NANOS_PER_SEC, POLL, Worker, host_realtime, lie_nanos, require_loopback};
+use crate::truth::TrueTime;
 
 /// Most bytes of an unfinished command kept per client before it is dropped.
 pub const MAX_PENDING_INPUT: usize = 8 * 1024;
@@ -68,6 +86,18 @@ pub struct GpsFault {
     pub outage: bool,
 }
 
+/// A slew of the host's realtime to emulate in PPS reports (see the module
+/// doc), until host realtime `until`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RealtimeSlew {
+    /// Realtime runs at `1 + rate` (chronyd: at most ±83 333 ppm).
+    pub rate: Ppb,
+    /// When it ends, on the host's realtime.
+    pub until: Timestamp,
+    /// How long after each edge its lines are sent meanwhile.
+    pub latency: Duration,
+}
+
 /// What the simulator has done, for tests.
 #[derive(Debug, Default)]
 struct Counters {
@@ -82,29 +112,44 @@ struct Counters {
 pub struct GpsdSim {
     local_addr: SocketAddr,
     fault: FaultHandle<GpsFault>,
+    slew: FaultHandle<Option<RealtimeSlew>>,
     counters: Arc<Counters>,
     _worker: Worker,
 }
 
 impl GpsdSim {
     /// Listens on `addr` (loopback only; port 0 picks a free port) and starts
-    /// serving, without a fault.
+    /// serving the host's time, without a fault.
     pub fn start(addr: SocketAddr) -> io::Result<Self> {
+        Self::start_with(addr, TrueTime::default())
+    }
+
+    /// Like [`GpsdSim::start`], labelling edges as `time` tells them.
+    pub fn start_with(addr: SocketAddr, time: TrueTime) -> io::Result<Self> {
         require_loopback(addr)?;
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         let fault = FaultHandle::new(GpsFault::default());
+        let slew = FaultHandle::new(None);
         let counters = Arc::new(Counters::default());
         let server = Server {
             listener,
             clients: Vec::new(),
             fault: fault.clone(),
+            slew: slew.clone(),
+            time,
             counters: Arc::clone(&counters),
             started: host_realtime(),
         };
         let worker = Worker::spawn("gpsd-sim", move |stop| server.run(&stop))?;
-        Ok(Self { local_addr, fault, counters, _worker: worker })
+        Ok(Self { local_addr, fault, slew, counters, _worker: worker })
+    }
+
+    /// Emulates a slewing host realtime in PPS reports from the next edge
+    /// (`None`: stop now).
+    pub fn set_realtime_slew(&self, slew: Option<RealtimeSlew>) {
+        self.slew.set(slew);
     }
 
     /// The address clients connect to (with the port actually bound).
@@ -172,6 +217,8 @@ struct Server {
     listener: TcpListener,
     clients: Vec<Client>,
     fault: FaultHandle<GpsFault>,
+    slew: FaultHandle<Option<RealtimeSlew>>,
+    time: TrueTime,
     counters: Arc<Counters>,
     /// When the server started: the devices' `activated` time.
     started: Timestamp,
@@ -188,7 +235,13 @@ impl Server {
             let second = now / NANOS_PER_SEC;
             if second > last_second {
                 last_second = second;
-                self.tick(Timestamp::from_nanos(second.saturating_mul(NANOS_PER_SEC)));
+                let edge = Timestamp::from_nanos(second.saturating_mul(NANOS_PER_SEC));
+                let slew = self.slew.get().filter(|s| edge < s.until);
+                if let Some(slew) = slew {
+                    let send_at = edge.as_nanos().saturating_add(u64::try_from(slew.latency.as_nanos()).unwrap_or(0));
+                    std::thread::sleep(Duration::from_nanos(send_at.saturating_sub(host_realtime().as_nanos())));
+                }
+                self.tick(edge, slew);
             }
             self.counters.clients.store(self.clients.len(), Ordering::Relaxed);
             let to_boundary = Duration::from_nanos(NANOS_PER_SEC - host_realtime().as_nanos() % NANOS_PER_SEC);
@@ -217,16 +270,18 @@ impl Server {
         }
     }
 
-    /// The reports for the second that began at true time `edge`.
-    fn tick(&mut self, edge: Timestamp) {
+    /// The reports for the second that began at host realtime `edge`, sent
+    /// now, with realtime slewing as `slew` says.
+    fn tick(&mut self, edge: Timestamp, slew: Option<RealtimeSlew>) {
         let (fault, set_at) = self.fault.snapshot();
         let label = if fault.outage {
             None
         } else {
-            let real = i128::from(edge.as_nanos()) + lie_nanos(fault.offset, fault.drift, set_at, edge);
+            let real = self.time.posix(edge) + lie_nanos(fault.offset, fault.drift, set_at, edge);
             u64::try_from(real).ok().map(Timestamp::from_nanos)
         };
-        let pps = label.map(|real| pps_line(real, edge));
+        let clock = slew.map_or(edge, |slew| slewed_clock(edge, host_realtime(), slew.rate));
+        let pps = label.map(|real| pps_line(real, clock));
         let tpv = tpv_line(label);
         let counters = &self.counters;
         self.clients.retain_mut(|client| {
@@ -379,164 +434,18 @@ fn tpv_line(time: Option<Timestamp>) -> String {
     }
 }
 
+/// The `clock` to report for an edge at host realtime `edge` whose line is
+/// sent at `sent`, for a realtime running at `1 + rate`: `sent − clock` is
+/// `(1 + rate) · (sent − edge)`.
+fn slewed_clock(edge: Timestamp, sent: Timestamp, rate: Ppb) -> Timestamp {
+    let elapsed = i128::from(sent.as_nanos().saturating_sub(edge.as_nanos()));
+    let clock = i128::from(edge.as_nanos()) - i128::from(rate.get()) * elapsed / i128::from(NANOS_PER_SEC);
+    u64::try_from(clock).map_or(edge, Timestamp::from_nanos)
+}
+
 fn split(t: Timestamp) -> (u64, u64) {
     (t.as_nanos() / NANOS_PER_SEC, t.as_nanos() % NANOS_PER_SEC)
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::{BufRead, BufReader};
-    use std::time::Instant;
-
-    use super::*;
-
-    /// What `tsod` sends (server/src/sources/gpsd.rs `WATCH`).
-    const WATCH: &str = "?WATCH={\"enable\":true,\"json\":true,\"pps\":true};\n";
-
-    fn loopback() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 0))
-    }
-
-    fn connect(sim: &GpsdSim) -> BufReader<TcpStream> {
-        let stream = TcpStream::connect(sim.local_addr()).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        BufReader::new(stream)
-    }
-
-    fn read_json(reader: &mut BufReader<TcpStream>) -> Value {
-        let mut text = String::new();
-        assert!(reader.read_line(&mut text).unwrap() > 0, "gpsd-sim closed the connection");
-        assert!(text.ends_with("\r\n"), "{text:?}");
-        serde_json::from_str(&text).unwrap()
-    }
-
-    /// Reads lines until one of class `class`, returning it and the host
-    /// realtime just after it was read.
-    fn next_of(reader: &mut BufReader<TcpStream>, class: &str) -> (Value, Timestamp) {
-        loop {
-            let v = read_json(reader);
-            if v["class"] == class {
-                return (v, host_realtime());
-            }
-        }
-    }
-
-    fn watch(sim: &GpsdSim) -> BufReader<TcpStream> {
-        let mut reader = connect(sim);
-        assert_eq!(read_json(&mut reader)["class"], "VERSION");
-        reader.get_mut().write_all(WATCH.as_bytes()).unwrap();
-        let devices = read_json(&mut reader);
-        assert_eq!(devices["class"], "DEVICES");
-        assert_eq!(devices["devices"][1]["path"], PPS_DEVICE);
-        let echo = read_json(&mut reader);
-        assert_eq!((&echo["class"], &echo["enable"], &echo["pps"]), (&json!("WATCH"), &json!(true), &json!(true)));
-        reader
-    }
-
-    fn nanos(v: &Value, sec: &str, nsec: &str) -> i128 {
-        let nsec = v[nsec].as_u64().unwrap();
-        assert!(nsec < NANOS_PER_SEC);
-        i128::from(v[sec].as_u64().unwrap()) * 1_000_000_000 + i128::from(nsec)
-    }
-
-    #[test]
-    fn pps_follows_host_realtime_then_the_fault() {
-        let sim = GpsdSim::start(loopback()).unwrap();
-        let mut reader = watch(&sim);
-        let (pps, read_at) = next_of(&mut reader, "PPS");
-        let clock = nanos(&pps, "clock_sec", "clock_nsec");
-        let gap = i128::from(read_at.as_nanos()) - clock;
-        assert!((0..50_000_000).contains(&gap), "PPS read {gap} ns after its edge");
-        assert_eq!(clock % 1_000_000_000, 0, "the edge is a true second boundary");
-        assert_eq!(nanos(&pps, "real_sec", "real_nsec"), clock, "no fault: real = clock");
-        assert_eq!(pps["precision"], PPS_PRECISION);
-        let (tpv, _) = next_of(&mut reader, "TPV");
-        assert_eq!(tpv["mode"], 3);
-        let time = DateTime::parse_from_rfc3339(tpv["time"].as_str().unwrap()).unwrap();
-        assert_eq!(i128::from(time.timestamp_nanos_opt().unwrap()), clock);
-
-        sim.set_fault(GpsFault { offset: Offset::from_nanos(-1_250_000_000), ..GpsFault::default() });
-        let (pps, read_at) = next_of(&mut reader, "PPS");
-        let clock = nanos(&pps, "clock_sec", "clock_nsec");
-        assert!((0..50_000_000).contains(&(i128::from(read_at.as_nanos()) - clock)));
-        assert_eq!(nanos(&pps, "real_sec", "real_nsec") - clock, -1_250_000_000);
-        let (tpv, _) = next_of(&mut reader, "TPV");
-        let time = DateTime::parse_from_rfc3339(tpv["time"].as_str().unwrap()).unwrap();
-        assert_eq!(i128::from(time.timestamp_nanos_opt().unwrap()), clock - 1_250_000_000);
-        crate::sim::eventually("two PPS and TPV counted", || sim.pps_sent() >= 2 && sim.tpv_sent() >= 2);
-    }
-
-    #[test]
-    fn outage_stops_pps_and_fix() {
-        let sim = GpsdSim::start(loopback()).unwrap();
-        sim.set_fault(GpsFault { outage: true, ..GpsFault::default() });
-        let mut reader = watch(&sim);
-        // The first report after the WATCH is the no-fix TPV: no PPS before it.
-        let tpv = read_json(&mut reader);
-        assert_eq!(tpv, json!({"class": "TPV", "device": GPS_DEVICE, "mode": 1}));
-        let tpv = read_json(&mut reader);
-        assert_eq!(tpv["mode"], 1);
-        assert_eq!(sim.pps_sent(), 0);
-        // Back from the outage, PPS resumes.
-        sim.set_fault(GpsFault::default());
-        let (pps, _) = next_of(&mut reader, "PPS");
-        assert_eq!(nanos(&pps, "real_sec", "real_nsec"), nanos(&pps, "clock_sec", "clock_nsec"));
-    }
-
-    #[test]
-    fn several_clients_and_disconnects_are_forgotten() {
-        let sim = GpsdSim::start(loopback()).unwrap();
-        let mut a = watch(&sim);
-        let b = watch(&sim);
-        // A client that never watches gets only the VERSION line.
-        let mut idle = connect(&sim);
-        assert_eq!(read_json(&mut idle)["class"], "VERSION");
-        crate::sim::eventually("three clients", || sim.clients() == 3);
-        drop(b);
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while sim.clients() != 2 {
-            assert!(Instant::now() < deadline, "disconnected client not forgotten");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let (pps, _) = next_of(&mut a, "PPS");
-        assert_eq!(pps["device"], PPS_DEVICE);
-        // Unknown commands get gpsd's ERROR; a bad WATCH too.
-        idle.get_mut().write_all(b"?FOO;?WATCH={oops};?WATCH;").unwrap();
-        assert_eq!(read_json(&mut idle)["message"], "Unrecognized request 'FOO'");
-        assert_eq!(read_json(&mut idle)["class"], "ERROR");
-        let echo = read_json(&mut idle);
-        assert_eq!((&echo["class"], &echo["enable"]), (&json!("WATCH"), &json!(false)));
-    }
-
-    #[test]
-    fn shutdown_closes_connections_and_listener() {
-        let sim = GpsdSim::start(loopback()).unwrap();
-        let addr = sim.local_addr();
-        let mut reader = connect(&sim);
-        assert_eq!(read_json(&mut reader)["class"], "VERSION");
-        let started = Instant::now();
-        sim.shutdown();
-        assert!(started.elapsed() < Duration::from_secs(1));
-        let mut rest = String::new();
-        assert_eq!(reader.read_line(&mut rest).unwrap(), 0, "connection closed");
-        assert!(TcpStream::connect(addr).is_err(), "listener closed");
-        assert!(GpsdSim::start(SocketAddr::from(([0, 0, 0, 0], 0))).is_err(), "loopback only");
-    }
-
-    #[test]
-    fn commands_split_on_semicolons() {
-        let mut input = b" ?WATCH={\"enable\":true};\n?VERSION;?POL".to_vec();
-        assert_eq!(next_command(&mut input).as_deref(), Some("?WATCH={\"enable\":true}"));
-        assert_eq!(next_command(&mut input).as_deref(), Some("?VERSION"));
-        assert_eq!(next_command(&mut input), None);
-        assert_eq!(input, b"?POL");
-        let mut policy = Policy::default();
-        let started = Timestamp::from_nanos(1_795_462_647_000_000_000);
-        let lines = answer("?WATCH={\"enable\":true,\"json\":true}", &mut policy, started);
-        assert_eq!(lines.len(), 2);
-        assert_eq!(policy, Policy { enable: true, json: true, pps: false });
-        answer("?WATCH={\"pps\":true}", &mut policy, started);
-        assert_eq!(policy, Policy { enable: true, json: true, pps: true });
-        assert!(devices_line(started).contains("\"activated\":\"2026-11-23T19:37:27.000Z\""));
-    }
-}
+mod tests;

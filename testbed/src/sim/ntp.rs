@@ -7,15 +7,18 @@
 //! A mode-3 (client) request of version 1 to 4, at least 48 bytes long, is
 //! answered with a 48-byte mode-4 reply of the same version:
 //!
-//! * leap indicator 0, stratum 1, reference ID `GPS`, the request's poll,
-//!   precision [`NtpSimConfig::precision`];
+//! * leap indicator 0, or 1 (insert) / 2 (delete) while its
+//!   [`NtpSimConfig::time`] announces a leap (the day before it, until the
+//!   day ends: [`TrueTime::announcement`]); stratum 1, reference ID `GPS`,
+//!   the request's poll, precision [`NtpSimConfig::precision`];
 //! * root delay and root dispersion from [`NtpSimConfig`] (rounded up to the
 //!   16.16 format), or the dispersion the fault claims
 //!   ([`NtpFault::claimed_root_dispersion`]);
 //! * origin = the request's transmit timestamp, echoed bit for bit;
 //! * receive T2 and transmit T3 = the host's `CLOCK_REALTIME` read on
-//!   receipt and just before sending, plus `lie(t)` (module [`super`]),
-//!   rounded down to 2⁻³² s;
+//!   receipt and just before sending, as POSIX UTC ([`TrueTime::posix`]:
+//!   shifted, an inserted second repeated, a deleted one skipped), plus
+//!   `lie(t)` (module [`super`]), rounded down to 2⁻³² s;
 //! * reference = T2 rounded down to its second (a reference clock that
 //!   updates every second: never zero, never after T3).
 //!
@@ -41,6 +44,7 @@ use tracing::{debug, warn};
 use tsod_proto::{Offset, Ppb, Timestamp};
 
 use super::{FaultHandle, NANOS_PER_SEC, POLL, Worker, host_realtime, lie_nanos, require_loopback};
+use crate::truth::{LeapKind, TrueTime};
 
 /// Length of the NTP header: the whole reply, and the least a request may be.
 pub const PACKET_LEN: usize = 48;
@@ -60,11 +64,18 @@ pub struct NtpSimConfig {
     pub root_dispersion: Duration,
     /// Advertised precision, log2 seconds (default −20, about 1 µs).
     pub precision: i8,
+    /// How it tells the host's time (default: as it is, no leap).
+    pub time: TrueTime,
 }
 
 impl Default for NtpSimConfig {
     fn default() -> Self {
-        Self { root_delay: Duration::from_micros(2), root_dispersion: Duration::from_micros(5), precision: -20 }
+        Self {
+            root_delay: Duration::from_micros(2),
+            root_dispersion: Duration::from_micros(5),
+            precision: -20,
+            time: TrueTime::default(),
+        }
     }
 }
 
@@ -192,7 +203,7 @@ fn serve(
             counters.unanswered_in_outage.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        stamp_transmit(&mut reply, &fault, set_at, host_realtime());
+        stamp_transmit(&mut reply, &config.time, &fault, set_at, host_realtime());
         match socket.send_to(&reply, peer) {
             Ok(_) => {
                 counters.answered.fetch_add(1, Ordering::Relaxed);
@@ -218,11 +229,16 @@ fn reply_to(
         return None;
     }
     let origin = request.last_chunk::<8>()?;
-    let receive = server_time(fault, set_at, received_at);
+    let receive = server_time(&config.time, fault, set_at, received_at);
     let reference = receive.div_euclid(i128::from(NANOS_PER_SEC)) * i128::from(NANOS_PER_SEC);
     let dispersion = fault.claimed_root_dispersion.unwrap_or(config.root_dispersion);
-    // LI 0 (no warning), the request's version, mode 4 (server).
-    let head = [version << 3 | 4, 1, poll, u8::from_be_bytes(config.precision.to_be_bytes())];
+    // LI 0 (no warning) or the leap announced, the request's version, mode 4 (server).
+    let leap_indicator: u8 = match config.time.announcement(received_at) {
+        None => 0,
+        Some(LeapKind::Insert) => 1,
+        Some(LeapKind::Delete) => 2,
+    };
+    let head = [leap_indicator << 6 | version << 3 | 4, 1, poll, u8::from_be_bytes(config.precision.to_be_bytes())];
     let bytes = head
         .into_iter()
         .chain(ntp_short_ceil(config.root_delay).to_be_bytes())
@@ -238,16 +254,17 @@ fn reply_to(
     Some(reply)
 }
 
-/// Puts the server's time at true time `now` into the transmit timestamp.
-fn stamp_transmit(reply: &mut [u8; PACKET_LEN], fault: &NtpFault, set_at: Timestamp, now: Timestamp) {
+/// Puts the server's time at host realtime `now` into the transmit timestamp.
+fn stamp_transmit(reply: &mut [u8; PACKET_LEN], time: &TrueTime, fault: &NtpFault, set_at: Timestamp, now: Timestamp) {
     if let Some(transmit) = reply.last_chunk_mut::<8>() {
-        *transmit = ntp_timestamp(server_time(fault, set_at, now)).to_be_bytes();
+        *transmit = ntp_timestamp(server_time(time, fault, set_at, now)).to_be_bytes();
     }
 }
 
-/// The server's clock at true time `t`, in nanoseconds since the Unix epoch.
-fn server_time(fault: &NtpFault, set_at: Timestamp, t: Timestamp) -> i128 {
-    i128::from(t.as_nanos()) + lie_nanos(fault.offset, fault.drift, set_at, t)
+/// The server's clock at host realtime `t`, in nanoseconds since the Unix
+/// epoch: POSIX UTC plus the lie.
+fn server_time(time: &TrueTime, fault: &NtpFault, set_at: Timestamp, t: Timestamp) -> i128 {
+    time.posix(t) + lie_nanos(fault.offset, fault.drift, set_at, t)
 }
 
 /// Nanoseconds since the Unix epoch as an NTP timestamp (32.32 fixed-point
@@ -410,7 +427,7 @@ mod tests {
         let fault = NtpFault { drift: Ppb::from_ppm(100), ..NtpFault::default() };
         let later = Timestamp::from_nanos(set_at.as_nanos() + 10 * NANOS_PER_SEC);
         let mut reply = reply_to(&request(COOKIE), &config, &fault, set_at, later).unwrap();
-        stamp_transmit(&mut reply, &fault, set_at, later);
+        stamp_transmit(&mut reply, &config.time, &fault, set_at, later);
         // 100 ppm over 10 s: 1 ms ahead (to the nanosecond, after two roundings down).
         let expect = i128::from(later.as_nanos()) + 1_000_000;
         for at in [32, 40] {
@@ -422,5 +439,38 @@ mod tests {
         let mut v3 = request(COOKIE);
         v3[0] = 0x1B;
         assert_eq!(reply_to(&v3, &config, &fault, set_at, later).unwrap()[0], 0x1C);
+    }
+
+    #[test]
+    fn around_a_leap_it_serves_posix_utc_and_announces_only_if_told() {
+        use crate::truth::Leap;
+        const S: u64 = NANOS_PER_SEC;
+        const L: u64 = 1_814_400_000; // 2027-07-01T00:00:00Z
+        let day_ends = 1_796_000_000; // host seconds
+        let host = |s: u64, ns: u64| Timestamp::from_nanos(s * S + ns);
+        let time = |kind, announced| TrueTime::for_leap(Leap { boundary_s: L, kind, announced }, host(day_ends, 0));
+        let fault = NtpFault::default();
+        let set_at = host(day_ends - 100, 0);
+        // (LI, T2 as Unix ns) of a reply to a request received at `at`.
+        let answer = |config: &NtpSimConfig, at: Timestamp| {
+            let mut reply = reply_to(&request(COOKIE), config, &fault, set_at, at).unwrap();
+            stamp_transmit(&mut reply, &config.time, &fault, set_at, at);
+            assert_eq!(field(&reply, 32), field(&reply, 40));
+            (reply[0] >> 6, unix_nanos(field(&reply, 32)))
+        };
+        let n = |s: u64| i128::from(s) * i128::from(S);
+        let insert = NtpSimConfig { time: time(LeapKind::Insert, true), ..NtpSimConfig::default() };
+        assert_eq!(answer(&insert, host(day_ends - 10, 0)), (1, n(L - 10)));
+        assert_eq!(answer(&insert, host(day_ends - 1, 250_000_000)), (1, n(L - 1) + 250_000_000));
+        // 23:59:59 again, and the announcement is over.
+        assert_eq!(answer(&insert, host(day_ends, 250_000_000)), (0, n(L - 1) + 250_000_000));
+        assert_eq!(answer(&insert, host(day_ends + 1, 0)), (0, n(L)));
+        let delete = NtpSimConfig { time: time(LeapKind::Delete, true), ..NtpSimConfig::default() };
+        assert_eq!(answer(&delete, host(day_ends - 1, 0)), (2, n(L - 2)));
+        // 23:59:59 never happens: 23:59:58.999… then 00:00:00.
+        assert_eq!(answer(&delete, host(day_ends, 0)), (0, n(L)));
+        let quiet = NtpSimConfig { time: time(LeapKind::Insert, false), ..NtpSimConfig::default() };
+        assert_eq!(answer(&quiet, host(day_ends - 10, 0)), (0, n(L - 10)));
+        assert_eq!(answer(&quiet, host(day_ends, 0)), (0, n(L - 1)));
     }
 }

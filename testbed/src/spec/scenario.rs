@@ -35,6 +35,8 @@
 //! | `heal`          | `site` (partitioned by an earlier event)                  |
 //! | `link`          | `between`, `one-way-ms` or `forward-ms` + `reverse-ms`, optional `jitter-ms`, `loss` |
 //! | `clock-step`    | `site`, `by-ms`                                           |
+//! | `clock-slew`    | `site`, `rate-ppm` (±83 334 at most, not 0), `duration-s` |
+//! | `leap`          | `kind` (`"insert"` or `"delete"`), optional `announced` (default true) |
 //! | `expect-leader` | `site`, optional `within-s` (a check, see below)          |
 //!
 //! `kill`, `restart`, `pause`, `resume`, `partition` and `heal` may name
@@ -46,6 +48,27 @@
 //! event does nothing and the report shows an error for it (and the
 //! scenario fails). For the order checks below `"leader"` is a site of its
 //! own: `kill` of `"leader"` then `restart` of `"leader"`, not of a named site.
+//!
+//! # Leap seconds
+//!
+//! A `leap` ends the UTC day at its `at-s`: the testbed shifts the whole
+//! cluster's time by whole seconds so that the event is the end of 30 June
+//! or 31 December (the first such day at least a month after the host's
+//! date; [`crate::truth`]), and judges every bound against the smeared
+//! service time. At most one per scenario; its `at-s` must be a whole
+//! number of seconds before `duration-s`, and `warmup-s` whole seconds too
+//! (the leap then falls on a second of the host's clock).
+//!
+//! ```toml
+//! [[event]]
+//! at-s = 40
+//! action = "leap"
+//! kind = "insert"     # or "delete"
+//! announced = true    # the list, NTP's leap indicator and the kernels know (default true)
+//! ```
+//!
+//! A `clock-slew` must end within `duration-s`, and one site's slews must
+//! not overlap.
 //!
 //! What each does is documented on [`Action`]. Unknown keys, and keys of
 //! another action, are errors; the `toml` crate reports those inside an
@@ -106,6 +129,9 @@
 //!   with `ntp = true`;
 //! * `duration-s` is within 1 … [`MAX_DURATION_S`], `warmup-s` within
 //!   0 … [`MAX_WARMUP_S`], every `at-s` within 0 … `duration-s`;
+//! * at most one `leap`, at whole seconds before `duration-s`, with whole
+//!   seconds of `warmup-s`; `clock-slew`s end within `duration-s` and do
+//!   not overlap on one site;
 //! * [`Scenario::events`] are sorted by time, events at the same time
 //!   keeping their order in the file, and make sense in that order: a
 //!   `restart` follows a `kill` of the same site (and a `kill` does not
@@ -129,17 +155,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tsod_proto::Offset;
+use tsod_proto::{Offset, Ppb};
 
 use super::builtin::Builtins;
 use super::error::{SpecError, SpecKind};
 use super::fields::{LEADER, check_label, check_range, millis, seconds};
 use super::topology::{DEFAULT_TOPOLOGY, Topology};
+use crate::truth::LeapKind;
 
 mod action;
 
 use action::ActionFile;
-pub use action::{Action, MAX_CLAIMED_ERROR_US, MAX_FAULT_DRIFT_PPM};
+pub use action::{Action, MAX_CLAIMED_ERROR_US, MAX_FAULT_DRIFT_PPM, MAX_SLEW_PPM};
 
 /// Longest timeline a scenario may ask for (s): one hour.
 pub const MAX_DURATION_S: f64 = 3_600.0;
@@ -172,6 +199,11 @@ const BUILTINS: Builtins = Builtins::new(
         ("tso-global-minority-partition", include_str!("../../scenarios/tso-global-minority-partition.toml")),
         ("tso-global-returning-follower", include_str!("../../scenarios/tso-global-returning-follower.toml")),
         ("tso-global-priority", include_str!("../../scenarios/tso-global-priority.toml")),
+        ("leap-insert", include_str!("../../scenarios/leap-insert.toml")),
+        ("leap-delete", include_str!("../../scenarios/leap-delete.toml")),
+        ("leap-unannounced", include_str!("../../scenarios/leap-unannounced.toml")),
+        ("fast-slew", include_str!("../../scenarios/fast-slew.toml")),
+        ("too-few-sources", include_str!("../../scenarios/too-few-sources.toml")),
     ],
 );
 
@@ -355,18 +387,31 @@ impl Scenario {
         &self.events
     }
 
-    /// The clock steps of `site`, in order: when (after the timeline's t = 0;
-    /// add [`Scenario::warmup`] for the time after the daemons start) and by
-    /// how much. `tsod` takes its simulated clock's steps from its
+    /// The clock steps and slews of `site`, in order: when (after the
+    /// timeline's t = 0; add [`Scenario::warmup`] for the time after the
+    /// cluster starts), by how much in all, and over how long (zero for a
+    /// step). `tsod` takes its simulated clock's steps and slews from its
     /// configuration, so the testbed needs them before it starts the site.
-    pub fn clock_steps(&self, site: &str) -> Vec<(Duration, Offset)> {
+    pub fn clock_changes(&self, site: &str) -> Vec<(Duration, Offset, Duration)> {
         self.events
             .iter()
             .filter_map(|e| match &e.action {
-                Action::ClockStep { site: stepped, by } if stepped == site => Some((e.at, *by)),
+                Action::ClockStep { site: stepped, by } if stepped == site => Some((e.at, *by, Duration::ZERO)),
+                Action::ClockSlew { site: slewed, rate, duration } if slewed == site => {
+                    Some((e.at, slew_total(*rate, *duration), *duration))
+                }
                 _ => None,
             })
             .collect()
+    }
+
+    /// The leap second, if the scenario has one: when the day ends (after
+    /// the timeline's t = 0), its sign, and whether it is announced.
+    pub fn leap(&self) -> Option<(Duration, LeapKind, bool)> {
+        self.events.iter().find_map(|e| match e.action {
+            Action::Leap { kind, announced } => Some((e.at, kind, announced)),
+            _ => None,
+        })
     }
 
     fn parse_relative_to(text: &str, origin: &str, base: Option<&Path>) -> Result<Self, SpecError> {
@@ -385,6 +430,7 @@ impl Scenario {
         let duration = seconds("duration-s", file.duration_s).map_err(invalid)?;
         let warmup = seconds("warmup-s", file.warmup_s).map_err(invalid)?;
         let events = timeline(file.events, file.duration_s, &topology).map_err(invalid)?;
+        check_leap_and_slews(&events, file.warmup_s, file.duration_s).map_err(invalid)?;
         Ok(Self { name: file.name, description: file.description, topology, duration, warmup, events })
     }
 }
@@ -419,6 +465,55 @@ fn timeline(events: Vec<EventFile>, duration_s: f64, topology: &Topology) -> Res
             .map_err(|e| format!("{at}, {}: {e}", event.action.name()))?;
     }
     Ok(numbered.into_iter().map(|(_, event)| event).collect())
+}
+
+/// How far a slew at `rate` for `duration` moves the clock in all.
+fn slew_total(rate: Ppb, duration: Duration) -> Offset {
+    let ns = i128::from(rate.get()) * i128::try_from(duration.as_nanos()).unwrap_or(i128::MAX) / 1_000_000_000;
+    Offset::from_nanos(i64::try_from(ns).unwrap_or(i64::MAX))
+}
+
+/// At most one leap, on whole seconds (of `at-s` and `warmup-s`) before
+/// the end; slews that end within the run and do not overlap on a site.
+fn check_leap_and_slews(events: &[Event], warmup_s: f64, duration_s: f64) -> Result<(), String> {
+    let mut leaps = 0_usize;
+    // Per site: when its last slew ends (s).
+    let mut slewing: Vec<(&str, f64)> = Vec::new();
+    for event in events {
+        let at_s = event.at.as_secs_f64();
+        let at = format!("event at-s = {at_s}, {}", event.action.name());
+        match &event.action {
+            Action::Leap { .. } => {
+                leaps = leaps.saturating_add(1);
+                if leaps > 1 {
+                    return Err(format!("{at}: a scenario has at most one leap second"));
+                }
+                if at_s.fract() != 0.0 || warmup_s.fract() != 0.0 {
+                    return Err(format!(
+                        "{at}: a leap needs whole seconds of at-s and warmup-s (given {at_s} and {warmup_s}), so                          that it falls on a second of the host's clock"
+                    ));
+                }
+                if at_s >= duration_s {
+                    return Err(format!("{at}: a leap must fall before duration-s = {duration_s}, to be seen"));
+                }
+            }
+            Action::ClockSlew { site, duration, .. } => {
+                let ends = at_s + duration.as_secs_f64();
+                if ends > duration_s {
+                    return Err(format!("{at}: the slew ends at {ends} s, after duration-s = {duration_s}"));
+                }
+                if let Some((_, until)) = slewing.iter().find(|(s, _)| s == site) {
+                    if *until > at_s {
+                        return Err(format!("{at}: {site:?} is still slewing until {until} s (one slew at a time)"));
+                    }
+                }
+                slewing.retain(|(s, _)| s != site);
+                slewing.push((site, ends));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The event's `max-gap-ms` and `gap-sites`, checked.
@@ -522,7 +617,7 @@ fn check_in_order(action: &Action, topology: &Topology, states: &mut [SiteState]
             };
             Err(format!("{name:?} is {why}"))
         }
-        Action::ClockStep { .. } | Action::Link(_) => Ok(()),
+        Action::ClockStep { .. } | Action::ClockSlew { .. } | Action::Link(_) | Action::Leap { .. } => Ok(()),
     }
 }
 

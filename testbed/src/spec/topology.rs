@@ -87,6 +87,7 @@ const BUILTINS: Builtins = Builtins::new(
         ("dr", include_str!("../../topologies/dr.toml")),
         ("global", include_str!("../../topologies/global.toml")),
         ("global-priority", include_str!("../../topologies/global-priority.toml")),
+        ("pair", include_str!("../../topologies/pair.toml")),
     ],
 );
 

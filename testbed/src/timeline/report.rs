@@ -3,6 +3,9 @@
 //! text for people ([`Report::to_text`]) and as JSON (serde, kebab-case
 //! field names, stable for scripts).
 //!
+//! Per event and site, [`Widening`] says how far the bound widened after
+//! it, and for how long.
+//!
 //! A scenario **passes** when no interval excluded true time, the TSO
 //! checks found no duplicate, regression, went-backwards answer or
 //! dishonest timestamp ([`TsoReport::clean`]), and every event could be
@@ -19,6 +22,14 @@ use crate::spec::scenario::GapLimit;
 use crate::tso;
 use crate::tso::check::{FailureKind, Gap, SitePhase as TsoSitePhase};
 use crate::tso::load::TsoRecord;
+
+mod widening;
+
+pub use widening::{BEFORE_S, ELEVATED_FACTOR, LEAD_S, Widening, widening};
+
+/// How far around a TSO call the intervals that bound its honesty are
+/// looked for (s): two of the checker's samples.
+pub const ALLOWANCE_MARGIN_S: f64 = 0.1;
 
 /// The outcome of a scenario.
 #[derive(Clone, Debug, Serialize)]
@@ -155,6 +166,8 @@ pub struct EventReport {
     /// and the next one at a later time, running on to the next timestamp
     /// ([`tso::check::unavailability_after`]).
     pub tso_unavailable_s: BTreeMap<String, f64>,
+    /// Per site: how far its bound widened after the event, and for how long.
+    pub widening: Vec<Widening>,
 }
 
 /// The TSO leader from some time on.
@@ -187,7 +200,8 @@ pub struct TsoReport {
     pub regressions: u64,
     /// Answers the client itself refused as going backwards.
     pub went_backwards: u64,
-    /// Timestamps farther than the slack from host time.
+    /// Timestamps farther than the slack (plus the widest interval around
+    /// their call) from true time.
     pub dishonest: u64,
     /// The honesty slack, ms.
     pub honesty_slack_ms: f64,
@@ -200,9 +214,17 @@ pub struct TsoReport {
 }
 
 impl TsoReport {
-    /// The checks ([`tso::check::check`]) over everything `record` holds.
-    pub fn from_record(record: &TsoRecord) -> Self {
-        let findings = tso::check::check(&record.successes, &record.names, tso::check::HONESTY_SLACK);
+    /// The checks ([`tso::check::check_with_allowance`]) over everything
+    /// `record` holds, a physical part allowed to lie as far from true time
+    /// as the widest interval `checker` read from [`ALLOWANCE_MARGIN_S`]
+    /// before its call was sent to as long after it returned.
+    pub fn from_record(record: &TsoRecord, checker: &Checker) -> Self {
+        let allowance = |s: &tso::check::Success| {
+            let sent_s = s.at_s - s.latency.as_secs_f64();
+            checker.widest(sent_s - ALLOWANCE_MARGIN_S, s.at_s + ALLOWANCE_MARGIN_S)
+        };
+        let findings =
+            tso::check::check_with_allowance(&record.successes, &record.names, tso::check::HONESTY_SLACK, &allowance);
         let mut errors_by_kind: BTreeMap<String, u64> = BTreeMap::new();
         for failure in &record.failures {
             let count = errors_by_kind.entry(failure.kind.name().to_owned()).or_default();
@@ -270,6 +292,8 @@ pub(super) fn build(
     let mut gaps: Vec<BTreeMap<String, Gap>> = Vec::with_capacity(events.len());
     for event in &mut events {
         let to = starts.iter().copied().find(|t| *t > event.at_s).unwrap_or(end);
+        let from = starts.iter().copied().rev().find(|t| *t < event.at_s).unwrap_or(f64::NEG_INFINITY);
+        event.widening = checker.sites.iter().map(|site| widening(site, from, event.at_s, to)).collect();
         let after: BTreeMap<String, Gap> = tso
             .names
             .iter()
@@ -319,7 +343,7 @@ pub(super) fn build(
         })
         .collect();
     let readings = checker.sites.iter().map(|s| u64::try_from(s.readings.len()).unwrap_or(u64::MAX)).sum();
-    let tso = TsoReport::from_record(tso);
+    let tso = TsoReport::from_record(tso, checker);
     let mut judged = expectations;
     judged.extend(
         gap_checks.iter().filter_map(|check| Some(judge_gap(check, events.get(check.event)?, gaps.get(check.event)?))),
@@ -432,7 +456,7 @@ impl Report {
             let _ = writeln!(out, "  TSO errors by kind: {}", kinds.join(", "));
         }
         if let Some(farthest) = &self.tso.max_deviation {
-            let _ = writeln!(out, "  TSO farthest from host time: {farthest}");
+            let _ = writeln!(out, "  TSO farthest from true time: {farthest}");
         }
         for example in &self.tso.examples {
             let _ = writeln!(out, "  TSO VIOLATION {example}");
@@ -466,6 +490,14 @@ impl Report {
                 e.tso_unavailable_s.iter().map(|(site, gap)| format!("{site} {gap:.2} s")).collect();
             if !gaps.is_empty() {
                 let _ = writeln!(out, "    TSO unavailable after it: {}", gaps.join(", "));
+            }
+            let widening: Vec<String> = e.widening.iter().map(Widening::describe).collect();
+            if !widening.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "    half-width µs, widest before → widest from {LEAD_S} s before: {}",
+                    widening.join("; ")
+                );
             }
         }
         for c in &self.checks {
@@ -546,6 +578,7 @@ mod tests {
             detected_after_s: None,
             recovered_after_s: None,
             tso_unavailable_s: BTreeMap::new(),
+            widening: Vec::new(),
         }
     }
 

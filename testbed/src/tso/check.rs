@@ -17,10 +17,17 @@
 //!   folded into a running maximum, which the current one must exceed —
 //!   O(n log n).
 //! * **dishonest** timestamps: the physical part (µs, × 1000 ns) lies more
-//!   than a slack outside `[sent_ns, received_ns]`, the host time while the
-//!   call was in flight. A leader issues physical parts inside its bounded
-//!   interval (SPEC.md §4.13), which contains true time, so only a wrong
-//!   bound or a wrong allocator gets far from it.
+//!   than a slack, plus an allowance, outside `[sent_ns, received_ns]`, the
+//!   true time while the call was in flight. A leader issues physical parts
+//!   inside its bounded interval (SPEC.md §4.13: at its top microsecond),
+//!   which contains true time, so a physical part lies within the
+//!   interval's width of true time, and only a wrong bound or a wrong
+//!   allocator gets farther. The allowance ([`check_with_allowance`]) is
+//!   that width: the widest interval any site published around the call
+//!   ([`Checker::widest`](crate::checker::Checker::widest)); with narrow
+//!   bounds it is small against the slack, but a bound a second wide (a
+//!   leap second nobody announced) rightly gives timestamps up to a second
+//!   ahead.
 //!
 //! Each failed call is a [`Failure`] with its kind ([`FailureKind`]).
 //! [`site_phase`] sums up one site over one span of the timeline:
@@ -154,12 +161,23 @@ impl Findings {
 }
 
 /// Runs the three checks over every success (any order), `names` naming the
-/// sites for the examples, `slack` the honesty tolerance.
+/// sites for the examples, `slack` the honesty tolerance (no allowance).
 pub fn check(successes: &[Success], names: &[String], slack: Duration) -> Findings {
+    check_with_allowance(successes, names, slack, &|_| Duration::ZERO)
+}
+
+/// [`check`], a physical part being honest within `slack` plus
+/// `allowance(call)` of its call's span (the widest interval around it).
+pub fn check_with_allowance(
+    successes: &[Success],
+    names: &[String],
+    slack: Duration,
+    allowance: &dyn Fn(&Success) -> Duration,
+) -> Findings {
     let mut findings = Findings::default();
     duplicates(successes, &mut findings, names);
     regressions(successes, &mut findings, names);
-    honesty(successes, slack, &mut findings, names);
+    honesty(successes, slack, allowance, &mut findings, names);
     findings
 }
 
@@ -225,9 +243,15 @@ fn regressions(successes: &[Success], findings: &mut Findings, names: &[String])
     }
 }
 
-fn honesty(successes: &[Success], slack: Duration, findings: &mut Findings, names: &[String]) {
-    let slack_ns = u64::try_from(slack.as_nanos()).unwrap_or(u64::MAX);
+fn honesty(
+    successes: &[Success],
+    slack: Duration,
+    allowance: &dyn Fn(&Success) -> Duration,
+    findings: &mut Findings,
+    names: &[String],
+) {
     for s in successes {
+        let slack_ns = u64::try_from(slack.saturating_add(allowance(s)).as_nanos()).unwrap_or(u64::MAX);
         let physical_ns = s.timestamp.physical_micros().saturating_mul(1_000);
         let behind = s.sent_ns.saturating_sub(physical_ns);
         let ahead = physical_ns.saturating_sub(s.received_ns);
@@ -235,7 +259,7 @@ fn honesty(successes: &[Success], slack: Duration, findings: &mut Findings, name
         let describe = || {
             let way = if ahead > behind { "ahead of" } else { "behind" };
             format!(
-                "{} got {} at {:+.3} s after a {:.3} ms call, {:.3} ms {way} host time",
+                "{} got {} at {:+.3} s after a {:.3} ms call, {:.3} ms {way} true time",
                 site_name(names, s.site),
                 s.timestamp,
                 s.at_s,
@@ -476,19 +500,30 @@ mod tests {
         let findings = check(&calls, &names(), slack());
         assert_eq!((findings.dishonest, findings.regressions), (1, 0), "{findings:?}");
         assert!((findings.max_deviation_ms - 80.0).abs() < 1e-6, "{}", findings.max_deviation_ms);
-        assert!(findings.examples[0].contains("ahead of host time"), "{findings:?}");
+        assert!(findings.examples[0].contains("ahead of true time"), "{findings:?}");
         // 40 ms ahead: within the 50 ms slack, only its deviation shows.
         let findings = check(&[call(0, 2_000, 1, 2_041, 0)], &names(), slack());
         assert!(findings.clean());
         assert!((findings.max_deviation_ms - 40.0).abs() < 1e-6);
         assert_eq!(
             findings.max_deviation.as_deref(),
-            Some("bj-a got 1800000002041000.0 at +2.001 s after a 1.000 ms call, 40.000 ms ahead of host time")
+            Some("bj-a got 1800000002041000.0 at +2.001 s after a 1.000 ms call, 40.000 ms ahead of true time")
         );
         // Behind.
         let findings = check(&[call(1, 2_000, 1, 1_900, 0)], &names(), slack());
         assert_eq!(findings.dishonest, 1);
-        assert!(findings.examples[0].contains("behind host time"), "{findings:?}");
+        assert!(findings.examples[0].contains("behind true time"), "{findings:?}");
+    }
+
+    #[test]
+    fn a_wide_bound_allows_timestamps_as_far_off_as_it_is_wide() {
+        // 999 ms ahead: the top of a second-wide interval (an unknown leap).
+        let calls = [call(0, 2_000, 1, 2_999, 0), call(1, 5_000, 1, 5_300, 0)];
+        let wide = |s: &Success| if s.site == 0 { Duration::from_millis(1_000) } else { Duration::ZERO };
+        let findings = check_with_allowance(&calls, &names(), slack(), &wide);
+        assert_eq!(findings.dishonest, 1, "only the call without the allowance: {findings:?}");
+        assert!(findings.examples[0].starts_with("dishonest: bj-b"), "{findings:?}");
+        assert_eq!(check(&calls, &names(), slack()).dishonest, 2);
     }
 
     #[test]

@@ -24,8 +24,10 @@
 //! again 100 ms later; once connected, the client redials by itself.
 //!
 //! For each call the host `CLOCK_REALTIME` is read just before the call and
-//! just after it returns (true time, for the order and honesty checks), and
-//! the monotonic clock for its latency. Calls still in flight when the load
+//! just after it returns, as true time on the cluster's timescale
+//! ([`LoadOptions::time`]: shifted and smeared around a scenario's leap),
+//! for the order and honesty checks, and the monotonic clock for its
+//! latency. Calls still in flight when the load
 //! stops are dropped unrecorded.
 
 use std::net::SocketAddr;
@@ -38,6 +40,7 @@ use tokio::sync::watch;
 use tsod_client::tso::{Tso, TsoError, TsoOptions};
 
 use crate::checker::host_now;
+use crate::truth::TrueTime;
 use crate::tso::check::{Failure, FailureKind, Success};
 
 /// How long a task waits for a connection before it counts a failure.
@@ -62,12 +65,15 @@ pub struct LoadOptions {
     pub tasks_per_site: usize,
     /// Calls a second per site, at most (all its tasks together).
     pub calls_per_second: f64,
+    /// How the cluster tells time: the true time a call is judged against.
+    pub time: TrueTime,
 }
 
 impl Default for LoadOptions {
-    /// Four callers per site, 200 calls a second per site at most.
+    /// Four callers per site, 200 calls a second per site at most, the
+    /// host's own time.
     fn default() -> Self {
-        Self { tasks_per_site: 4, calls_per_second: 200.0 }
+        Self { tasks_per_site: 4, calls_per_second: 200.0, time: TrueTime::default() }
     }
 }
 
@@ -115,9 +121,11 @@ fn seconds_since(zero: Instant, now: Instant) -> f64 {
     }
 }
 
-/// The host realtime in ns since the Unix epoch.
-fn realtime_ns() -> u64 {
-    host_now().as_nanos()
+/// True time now in ns since the Unix epoch: the host realtime on the
+/// cluster's timescale, rounded down (`ceil`: up).
+fn true_ns(time: &TrueTime, ceil: bool) -> u64 {
+    let host = host_now();
+    if ceil { time.truth_ceil(host).as_nanos() } else { time.truth(host).as_nanos() }
 }
 
 /// When each of `tasks` tasks makes its first call: evenly spread over one
@@ -154,6 +162,7 @@ struct Task {
     ca: PathBuf,
     period: Duration,
     zero: Instant,
+    time: TrueTime,
     /// When its first call is due (its share of the stagger).
     first: tokio::time::Instant,
     stop: watch::Receiver<bool>,
@@ -229,12 +238,12 @@ impl Task {
                 }
             };
             let started = Instant::now();
-            let sent_ns = realtime_ns();
+            let sent_ns = true_ns(&self.time, false);
             let result = tokio::select! {
                 result = client.next() => result,
                 _ = stop.changed() => return,
             };
-            let received_ns = realtime_ns();
+            let received_ns = true_ns(&self.time, true);
             let returned = Instant::now();
             match result {
                 Ok(timestamp) => self.record(Ok(Success {
@@ -281,6 +290,7 @@ impl TsoLoad {
                     period,
                     first,
                     zero,
+                    time: options.time,
                     stop: stopped.clone(),
                     recorded: Arc::clone(&recorded),
                     counters: Arc::clone(&counters),
@@ -356,7 +366,7 @@ mod tests {
             &[target],
             &dir.join("no-ca.crt"),
             Instant::now(),
-            LoadOptions { tasks_per_site: 2, calls_per_second: 100.0 },
+            LoadOptions { tasks_per_site: 2, calls_per_second: 100.0, ..LoadOptions::default() },
         )
         .unwrap();
         std::thread::sleep(Duration::from_millis(300));

@@ -8,14 +8,19 @@ use std::time::Duration;
 use serde::Deserialize;
 use tsod_proto::{Offset, Ppb};
 
-use crate::spec::fields::{check_range, millis, offset_from_ms, ppb_from_ppm};
+use crate::spec::fields::{check_range, millis, offset_from_ms, ppb_from_ppm, seconds};
 use crate::spec::topology::{Link, LinkSpec, MAX_CLOCK_OFFSET_MS};
+use crate::truth::LeapKind;
 
 /// Largest drift a `gps-drift` event may give a receiver's lie, either way (ppm).
 pub const MAX_FAULT_DRIFT_PPM: f64 = 1_000.0;
 
 /// Largest error an NTP server may claim in `ntp-offset` (µs): 60 s.
 pub const MAX_CLAIMED_ERROR_US: f64 = 60_000_000.0;
+
+/// Fastest `clock-slew`, either way (ppm): chronyd's `maxslewrate`
+/// (83 333.333 ppm, 1/12), rounded up.
+pub const MAX_SLEW_PPM: f64 = 83_334.0;
 
 /// What an event does. Times are the event's; "the lie" of a simulated
 /// source is how far its time is from the truth (see [`crate::sim`]).
@@ -114,12 +119,38 @@ pub enum Action {
     /// the topology): use [`Link::shape_from`] to orient it.
     Link(Link),
     /// The site's local clock steps by `by` (see
-    /// [`Scenario::clock_steps`](super::Scenario::clock_steps)).
+    /// [`Scenario::clock_changes`](super::Scenario::clock_changes)).
     ClockStep {
         /// The site.
         site: String,
         /// How far it jumps (positive: ahead).
         by: Offset,
+    },
+    /// The site's local clock (its `CLOCK_REALTIME`) runs at `1 + rate`
+    /// for `duration`, as chronyd slews it at up to 83 333 ppm, and the
+    /// site's simulated gpsd reports PPS edges as such a realtime would
+    /// stamp them ([`crate::sim::gpsd::RealtimeSlew`]).
+    ClockSlew {
+        /// The site.
+        site: String,
+        /// How much faster than true time it runs (negative: slower).
+        rate: Ppb,
+        /// For how long.
+        duration: Duration,
+    },
+    /// A leap second at the end of the day: the testbed shifts the
+    /// cluster's time so that the day ends at the event
+    /// ([`crate::truth`]). An `announced` leap is in the daemons'
+    /// leap-second list, the NTP servers announce it (leap indicator 1 or
+    /// 2) the day before, and every site's kernel steps its realtime by it
+    /// at its own 00:00:00 (an insert back, a delete forward, one second);
+    /// one not announced is in no list (the list expired before it), no
+    /// server announces it, and no kernel steps. gpsd never announces one.
+    Leap {
+        /// Inserted or deleted.
+        kind: LeapKind,
+        /// Whether the list, the NTP servers and the kernels know of it.
+        announced: bool,
     },
     /// A check, not a fault: at some status poll from the event to `within`
     /// after it, the site leads the TSO and every other site that runs, is
@@ -154,6 +185,8 @@ pub(super) enum ActionFile {
     Heal { site: String },
     Link(LinkSpec),
     ClockStep { site: String, by_ms: f64 },
+    ClockSlew { site: String, rate_ppm: f64, duration_s: f64 },
+    Leap { kind: LeapKind, announced: Option<bool> },
     ExpectLeader { site: String, within_s: Option<f64> },
 }
 
@@ -192,6 +225,15 @@ impl ActionFile {
             Self::Heal { site } => Action::Heal { site },
             Self::Link(spec) => Action::Link(spec.resolve()?),
             Self::ClockStep { site, by_ms } => Action::ClockStep { site, by: offset("by-ms", by_ms)? },
+            Self::ClockSlew { site, rate_ppm, duration_s } => {
+                check_range("rate-ppm", rate_ppm, -MAX_SLEW_PPM, MAX_SLEW_PPM)?;
+                if rate_ppm == 0.0 {
+                    return Err("rate-ppm = 0 is no slew".to_owned());
+                }
+                check_range("duration-s", duration_s, 0.001, super::MAX_DURATION_S)?;
+                Action::ClockSlew { site, rate: ppb_from_ppm(rate_ppm), duration: seconds("duration-s", duration_s)? }
+            }
+            Self::Leap { kind, announced } => Action::Leap { kind, announced: announced.unwrap_or(true) },
             Self::ExpectLeader { site, within_s } => {
                 let within_s = within_s.unwrap_or(0.0);
                 check_range("within-s", within_s, 0.0, super::MAX_DURATION_S)?;
@@ -220,6 +262,8 @@ impl Action {
             Self::Heal { .. } => "heal",
             Self::Link(_) => "link",
             Self::ClockStep { .. } => "clock-step",
+            Self::ClockSlew { .. } => "clock-slew",
+            Self::Leap { .. } => "leap",
             Self::ExpectLeader { .. } => "expect-leader",
         }
     }
@@ -263,13 +307,15 @@ impl Action {
             | Self::Partition { site: s }
             | Self::Heal { site: s }
             | Self::ClockStep { site: s, .. }
+            | Self::ClockSlew { site: s, .. }
             | Self::ExpectLeader { site: s, .. } => site.clone_into(s),
-            Self::Link(_) => {}
+            Self::Link(_) | Self::Leap { .. } => {}
         }
         action
     }
 
-    /// The site it acts on (`None` for [`Action::Link`], which names two).
+    /// The site it acts on (`None` for [`Action::Link`], which names two,
+    /// and [`Action::Leap`], which is everywhere).
     pub fn site(&self) -> Option<&str> {
         match self {
             Self::Kill { site }
@@ -286,8 +332,9 @@ impl Action {
             | Self::Partition { site }
             | Self::Heal { site }
             | Self::ClockStep { site, .. }
+            | Self::ClockSlew { site, .. }
             | Self::ExpectLeader { site, .. } => Some(site),
-            Self::Link(_) => None,
+            Self::Link(_) | Self::Leap { .. } => None,
         }
     }
 }
@@ -332,6 +379,12 @@ impl fmt::Display for Action {
                 )
             }
             Self::ClockStep { site, by } => write!(f, "{name} {site} {:+} ms", offset_ms(*by)),
+            Self::ClockSlew { site, rate, duration } => {
+                write!(f, "{name} {site} {:+} ppm for {} s", rate.get() as f64 / 1e3, duration.as_secs_f64())
+            }
+            Self::Leap { kind, announced } => {
+                write!(f, "{name} {} ({})", kind.name(), if *announced { "announced" } else { "unannounced" })
+            }
             Self::ExpectLeader { site, within } if within.is_zero() => write!(f, "{name} {site}"),
             Self::ExpectLeader { site, within } => {
                 write!(f, "{name} {site} within {} s", within.as_secs_f64())

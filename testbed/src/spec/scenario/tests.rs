@@ -78,7 +78,7 @@ fn built_ins_do_what_their_names_say() {
     assert_eq!((link.forward_delay(), link.reverse_delay()), (Duration::from_millis(5), Duration::from_millis(45)));
 
     let step = Scenario::builtin("clock-step").unwrap();
-    assert_eq!(step.clock_steps("xa"), [(secs(15), Offset::from_nanos(50_000_000))]);
+    assert_eq!(step.clock_changes("xa"), [(secs(15), Offset::from_nanos(50_000_000), Duration::ZERO)]);
 
     let loss = Scenario::builtin("tso-leader-loss").unwrap();
     let actions: Vec<&Action> = loss.events().iter().map(Event::action).collect();
@@ -306,11 +306,92 @@ fn clock_steps_are_per_site_in_time_order() {
         event(30, "clock-step", "site = \"bj-a\"\nby-ms = 1")
     )));
     assert_eq!(
-        s.clock_steps("xa"),
-        [(secs(20), Offset::from_nanos(50_000_000)), (secs(40), Offset::from_nanos(-500_000))]
+        s.clock_changes("xa"),
+        [
+            (secs(20), Offset::from_nanos(50_000_000), Duration::ZERO),
+            (secs(40), Offset::from_nanos(-500_000), Duration::ZERO)
+        ]
     );
-    assert_eq!(s.clock_steps("bj-a"), [(secs(30), Offset::from_nanos(1_000_000))]);
-    assert!(s.clock_steps("bj-b").is_empty());
+    assert_eq!(s.clock_changes("bj-a"), [(secs(30), Offset::from_nanos(1_000_000), Duration::ZERO)]);
+    assert!(s.clock_changes("bj-b").is_empty());
+}
+
+#[test]
+fn slews_are_clock_changes_spread_over_their_duration() {
+    let s = parse(&on_dr(&format!(
+        "{}{}{}",
+        event(10, "clock-slew", "site = \"xa\"\nrate-ppm = 83333\nduration-s = 12"),
+        event(15, "clock-step", "site = \"xa\"\nby-ms = 1"),
+        event(30, "clock-slew", "site = \"xa\"\nrate-ppm = -50000\nduration-s = 30")
+    )));
+    assert_eq!(
+        s.clock_changes("xa"),
+        [
+            (secs(10), Offset::from_nanos(999_996_000), secs(12)),
+            (secs(15), Offset::from_nanos(1_000_000), Duration::ZERO),
+            (secs(30), Offset::from_nanos(-1_500_000_000), secs(30)),
+        ]
+    );
+    let slew = &s.events()[0];
+    assert_eq!(
+        *slew.action(),
+        Action::ClockSlew { site: "xa".into(), rate: Ppb::from_ppm(83_333), duration: secs(12) }
+    );
+    assert_eq!(slew.to_string(), "t+10.000 s: clock-slew xa +83333 ppm for 12 s");
+    assert_eq!(s.leap(), None);
+    let slew = |at: u32, keys: &str| event(at, "clock-slew", &format!("site = \"xa\"\n{keys}"));
+    for (events, why) in [
+        (slew(1, "rate-ppm = 83335\nduration-s = 1"), "rate-ppm = 83335 must be within -83334 … 83334"),
+        (slew(1, "rate-ppm = 0\nduration-s = 1"), "rate-ppm = 0 is no slew"),
+        (slew(1, "rate-ppm = 10\nduration-s = 0"), "duration-s = 0 must be within"),
+        (slew(50, "rate-ppm = 10\nduration-s = 11"), "the slew ends at 61 s, after duration-s = 60"),
+        (
+            slew(1, "rate-ppm = 10\nduration-s = 10") + &slew(5, "rate-ppm = -10\nduration-s = 1"),
+            "still slewing until 11 s",
+        ),
+        (slew(1, "rate-ppm = 10"), "missing field `duration-s`"),
+        (event(1, "clock-slew", "site = \"nowhere\"\nrate-ppm = 10\nduration-s = 1"), "no site called \"nowhere\""),
+    ] {
+        let e = error(&on_dr(&events));
+        assert!(e.contains(why), "{events}: {e}");
+    }
+    // Back to back is fine, and on another site at the same time.
+    parse(&on_dr(&(slew(1, "rate-ppm = 10\nduration-s = 10") + &slew(11, "rate-ppm = -10\nduration-s = 1"))));
+    parse(&on_dr(
+        &(slew(1, "rate-ppm = 10\nduration-s = 10")
+            + &event(2, "clock-slew", "site = \"bj-a\"\nrate-ppm = 10\nduration-s = 1")),
+    ));
+}
+
+#[test]
+fn a_leap_is_one_whole_second_event_of_the_whole_cluster() {
+    let s = parse(&on_dr(&event(40, "leap", "kind = \"delete\"")));
+    assert_eq!(s.leap(), Some((secs(40), LeapKind::Delete, true)));
+    assert_eq!(s.events()[0].action().site(), None);
+    assert_eq!(s.events()[0].to_string(), "t+40.000 s: leap delete (announced)");
+    let s = parse(&on_dr(&event(40, "leap", "kind = \"insert\"\nannounced = false")));
+    assert_eq!(s.leap(), Some((secs(40), LeapKind::Insert, false)));
+    assert_eq!(s.events()[0].to_string(), "t+40.000 s: leap insert (unannounced)");
+    let leap = |at: u32| event(at, "leap", "kind = \"insert\"");
+    for (text, why) in [
+        (on_dr(&(leap(10) + &leap(20))), "at most one leap second"),
+        (on_dr(&leap(60)), "a leap must fall before duration-s = 60"),
+        (
+            on_dr("\n[[event]]\nat-s = 10.5\naction = \"leap\"\nkind = \"insert\"\n"),
+            "whole seconds of at-s and warmup-s",
+        ),
+        (format!("name = \"t\"\nduration-s = 60\nwarmup-s = 9.5\n{}", leap(10)), "(given 10 and 9.5)"),
+        (on_dr(&event(10, "leap", "kind = \"sideways\"")), "unknown variant `sideways`"),
+        (on_dr(&event(10, "leap", "kind = \"insert\"\nsite = \"xa\"")), "unknown field `site`"),
+        (on_dr(&event(10, "leap", "announced = true")), "missing field `kind`"),
+        (
+            on_dr(&event(10, "leap", "kind = \"insert\"\nmax-gap-ms = 5\ngap-sites = \"others\"")),
+            "leap names no one site",
+        ),
+    ] {
+        let e = error(&text);
+        assert!(e.contains(why), "{text}: {e}");
+    }
 }
 
 #[test]

@@ -117,12 +117,12 @@ pub trait IntervalSource {
 /// The local daemon's bound, with the SPEC.md §5.6 suspend check
 /// ([`LocalClock::now`]).
 ///
-/// A `disrupted` answer is read once more before it is returned: the
-/// suspend check compares `CLOCK_MONOTONIC_RAW` with `CLOCK_BOOTTIME` read
-/// right after it, so a thread descheduled for over 1 ms between the two
-/// reads looks suspended. A real suspend (or a published `disrupted`)
-/// fails the second read too; only that false alarm is turned into an
-/// interval, by a read whose own pair passed the check.
+/// A `disrupted` answer is read once more before it is returned. `now()`
+/// already retakes a failed suspend check with a bracketed clock pair, but
+/// a thread descheduled for over 1 ms inside every bracket still looks
+/// suspended. A real suspend (or a published `disrupted`) fails the second
+/// read too; only that false alarm is turned into an interval, by a read
+/// whose own pair passed the check.
 impl IntervalSource for LocalClock {
     type Error = ClockError;
 

@@ -429,34 +429,6 @@ fn hash_words(rest: &str, line: usize) -> Result<[u32; 5], LeapListError> {
     Ok(words)
 }
 
-/// Writes a list in the published format, hash included, for tools and
-/// tests that need a schedule of their own (the testbed's leap scenarios):
-/// `leaps` are (first instant after the change, whole seconds since the
-/// Unix epoch; TAI − UTC from then on), in order, after the 1972 baseline,
-/// which is added. [`LeapList::parse`] accepts what this writes whenever
-/// the entries obey the list's rules; it does not check them itself.
-pub fn render(leaps: &[(u64, i32)], updated_unix: u64, expires_unix: u64) -> String {
-    let ntp = |unix: u64| unix.saturating_add(NTP_UNIX_OFFSET);
-    let mut digits = format!("{}{}", ntp(updated_unix), ntp(expires_unix));
-    let mut body = String::new();
-    for (at, offset) in std::iter::once((NTP_1972 - NTP_UNIX_OFFSET, BASELINE_OFFSET)).chain(leaps.iter().copied()) {
-        digits.push_str(&format!("{}{offset}", ntp(at)));
-        body.push_str(&format!(
-            "{}\t{offset}\t# {}\n",
-            ntp(at),
-            DateTime::<Utc>::from(Timestamp::from_nanos(at.saturating_mul(NANOS_PER_SEC))).format("%-d %b %Y")
-        ));
-    }
-    let hash = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, digits.as_bytes());
-    let words: Vec<String> = hash.as_ref().chunks(4).map(|c| c.iter().map(|b| format!("{b:02x}")).collect()).collect();
-    format!(
-        "# leap-seconds.list written by tsod (not published by the IERS)\n#$\t{}\n#@\t{}\n#\n{body}#\n#h\t{}\n",
-        ntp(updated_unix),
-        ntp(expires_unix),
-        words.join(" ")
-    )
-}
-
 fn hex_words(words: [u32; 5]) -> String {
     words.map(|w| format!("{w:08x}")).join(" ")
 }

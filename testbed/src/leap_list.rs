@@ -4,11 +4,13 @@
 //! The file is in the IERS format tzdata ships: `#$` the last update, `#@`
 //! the expiry, data lines `<NTP seconds> <TAI − UTC>` (the first instant
 //! after each change, from the 1972 baseline on), and `#h`, SHA-1 over the
-//! digits of those numbers in file order. It is written here rather than by
-//! the daemon's `tsod::leap_list::render` because this crate must not
-//! depend on the server crate; the daemon's parser checks every list it is
-//! given (hash included), and a run whose list it refused would show it in
-//! the site's log ("no usable leap-second list").
+//! digits of those numbers in file order. The daemon only parses lists
+//! (`tsod::leap_list`); this is the project's one writer, here because the
+//! server's tests may use the testbed but not the other way round. The
+//! daemon's parser checks every list it is given (hash included;
+//! `server/tests/testbed_leap_list.rs` checks this writer against it), and
+//! a run whose list it refused would show it in the site's log ("no usable
+//! leap-second list").
 //!
 //! [`for_run`] says what the list holds: every real leap second to
 //! 1 January 2017, plus the scenario's leap when it is announced, with an

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::leap_list::{LeapList, render};
+use tsod_testbed::leap_list::LeapListPlan;
+
+use crate::leap_list::LeapList;
 
 const SEC: i128 = 1_000_000_000;
 /// 2027-01-01T00:00:00Z: a second inserted before it (in the test list).
@@ -16,11 +18,10 @@ const L_DELETE: i128 = 1_814_400_000;
 const L_UNKNOWN: i128 = 1_830_297_600;
 
 fn schedule() -> Arc<LeapSchedule> {
-    let text = render(
-        &[(u64::try_from(L_INSERT).unwrap(), 11), (u64::try_from(L_DELETE).unwrap(), 10)],
-        1_790_000_000,
-        1_829_952_000,
-    );
+    let (insert, delete) = (u64::try_from(L_INSERT).unwrap(), u64::try_from(L_DELETE).unwrap());
+    // The 1972 baseline, then the two test leaps; expires 2027-12-28.
+    let entries = vec![(63_072_000, 10), (insert, 11), (delete, 10)];
+    let text = LeapListPlan { entries, updated: 1_790_000_000, expires: 1_829_952_000 }.render();
     Arc::new(LeapSchedule::new(Some(LeapList::parse(&text).unwrap())))
 }
 

@@ -608,6 +608,18 @@ fn a_site_that_lost_its_store_catches_up_before_it_votes() {
     let mut sites = start_cluster(&scratch);
     let first = leader(&sites, Duration::from_secs(20));
     let wiped = (first + 1) % sites.len();
+    // Its TSO node starts once it has measured round trips, possibly after
+    // the other two elected a leader: wait until it has a store to lose.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let tso = sites[wiped].status().and_then(|s| s.tso);
+        if tso.as_ref().is_some_and(|t| t.role == TsoRole::Follower && t.applied_index.unwrap_or(0) > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the site to wipe never followed: {tso:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sites[wiped].dir.join("tso").is_dir(), "a following site keeps its store under tso/");
     sites[wiped].kill();
     std::fs::remove_dir_all(sites[wiped].dir.join("tso")).unwrap();
     sites[wiped].restart();

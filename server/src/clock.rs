@@ -51,6 +51,36 @@ pub trait Clock: Send + Sync {
     fn read(&self) -> io::Result<ClockReading>;
 }
 
+/// How much faster or slower than true time `CLOCK_REALTIME` may run while
+/// the kernel is in `state` (`None`: not known), as a rate error: the
+/// σ with which a realtime span R took between R/(1 + σ) and R/(1 − σ) of
+/// true time.
+///
+/// [`crate::sources::gpsd::MAX_REALTIME_SLEW`] (102 000 ppm) covers the
+/// tick, the frequency, `adjtime` and the oscillator. The kernel's PLL
+/// (`STA_PLL`, as ntpd and systemd-timesyncd run it) slews a phase offset
+/// of up to `MAXPHASE` (0.5 s) by a quarter of it per second at time
+/// constant 0 (`SHIFT_PLL` = 2): 125 000 ppm more; with a kernel PPS
+/// consumer (`STA_PPSTIME`) it takes the whole offset in one second:
+/// 500 000 ppm more. A leftover offset keeps being slewed after `STA_PLL`
+/// is cleared, so a non-zero `offset` counts as the PLL. The bound assumes
+/// the discipline does not switch the kernel PLL on and off between two
+/// readings of `state` (both ends of one exchange or event are read).
+pub fn realtime_rate_bound(state: Option<&tsod_shm::KernelClockState>) -> Ppb {
+    const PLL: i64 = 125_000_000;
+    const PPS_PLL: i64 = 500_000_000;
+    let base = crate::sources::gpsd::MAX_REALTIME_SLEW.get();
+    let extra = match state {
+        None => PPS_PLL,
+        Some(k) if k.status & libc::STA_PPSTIME != 0 && (k.status & libc::STA_PLL != 0 || k.offset.as_nanos() != 0) => {
+            PPS_PLL
+        }
+        Some(k) if k.status & libc::STA_PLL != 0 || k.offset.as_nanos() != 0 => PLL,
+        Some(_) => 0,
+    };
+    Ppb::new(base.saturating_add(extra))
+}
+
 /// The host's own clocks.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
@@ -246,6 +276,29 @@ impl Clock for SimulatedClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kernel_pll_widens_the_realtime_rate_bound() {
+        let k = |status: i32, offset: i64| tsod_shm::KernelClockState {
+            state: 0,
+            status,
+            maxerror_us: 0,
+            offset: Offset::from_nanos(offset),
+            time: Timestamp::from_nanos(1),
+        };
+        let chronyd = k(libc::STA_NANO, 0);
+        assert_eq!(realtime_rate_bound(Some(&chronyd)), crate::sources::gpsd::MAX_REALTIME_SLEW);
+        let pll = k(libc::STA_NANO | libc::STA_PLL, 3_000);
+        assert_eq!(realtime_rate_bound(Some(&pll)), Ppb::from_ppm(227_000));
+        let leftover = k(libc::STA_NANO, -400_000_000);
+        assert_eq!(realtime_rate_bound(Some(&leftover)), Ppb::from_ppm(227_000));
+        let pps = k(libc::STA_NANO | libc::STA_PLL | libc::STA_PPSTIME, 0);
+        assert_eq!(realtime_rate_bound(Some(&pps)), Ppb::from_ppm(602_000));
+        assert_eq!(realtime_rate_bound(None), Ppb::from_ppm(602_000), "unknown is the worst");
+        // This host's own state gives a bound below 100 %.
+        let host = tsod_shm::kernel_clock_state().ok();
+        assert!(realtime_rate_bound(host.as_ref()) < Ppb::new(1_000_000_000));
+    }
 
     #[test]
     fn system_clock_readings_are_consistent() {

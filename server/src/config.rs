@@ -137,9 +137,10 @@ pub enum SourceConfig {
         address: String,
         /// What the server serves.
         timescale: SourceTimescale,
-        /// Time between polls (ms), 125 … 1 024 000.
+        /// Time between polls (ms), 62.5 (1/16 s, for a server that allows
+        /// it) … 1 024 000.
         #[serde(default = "default_poll_ms", rename = "poll-interval-ms")]
-        poll_interval_ms: u64,
+        poll_interval_ms: f64,
     },
     /// A GPS receiver through gpsd.
     Gpsd {
@@ -162,14 +163,19 @@ pub enum SourceConfig {
         name: String,
         /// What the system clock serves (its discipline's timescale).
         timescale: SourceTimescale,
-        /// Time between readings (ms).
+        /// Time between readings (ms), 62.5 … 1 024 000.
         #[serde(default = "default_poll_ms", rename = "poll-interval-ms")]
-        poll_interval_ms: u64,
+        poll_interval_ms: f64,
     },
 }
 
-fn default_poll_ms() -> u64 {
-    1_000
+fn default_poll_ms() -> f64 {
+    1_000.0
+}
+
+/// A checked `poll-interval-ms` as a duration (nanosecond precision).
+pub fn poll_interval(ms: f64) -> Duration {
+    Duration::try_from_secs_f64(ms / 1_000.0).unwrap_or(Duration::from_secs(1))
 }
 
 fn default_pps_error_us() -> u64 {
@@ -500,11 +506,11 @@ fn check_address(address: &str) -> Result<(), &'static str> {
     }
 }
 
-fn check_poll(ms: u64) -> Result<(), String> {
-    if (125..=1_024_000).contains(&ms) {
+fn check_poll(ms: f64) -> Result<(), String> {
+    if (62.5..=1_024_000.0).contains(&ms) {
         Ok(())
     } else {
-        Err(format!("poll-interval-ms = {ms} must be within 125 … 1024000"))
+        Err(format!("poll-interval-ms = {ms} must be within 62.5 (1/16 s) … 1024000"))
     }
 }
 
@@ -569,6 +575,13 @@ timescale = "utc"
         assert!(parse(&bad_addr).unwrap_err().to_string().contains("host:port"));
         let bad_poll = format!("{MINIMAL}poll-interval-ms = 10\n");
         assert!(parse(&bad_poll).unwrap_err().to_string().contains("poll-interval-ms"));
+        for bad in ["62", "nan", "inf", "-1000"] {
+            let text = format!("{MINIMAL}poll-interval-ms = {bad}\n");
+            assert!(parse(&text).unwrap_err().to_string().contains("poll-interval-ms"), "{bad}");
+        }
+        let fastest = parse(&format!("{MINIMAL}poll-interval-ms = 62.5\n")).unwrap();
+        assert!(matches!(fastest.sources.first(), Some(SourceConfig::Ntp { poll_interval_ms, .. })
+            if poll_interval(*poll_interval_ms) == Duration::from_micros(62_500)));
         assert!(parse("").unwrap_err().to_string().contains("source"));
     }
 

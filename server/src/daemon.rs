@@ -18,6 +18,7 @@
 
 pub mod event;
 mod gpsd_task;
+mod ntp_socket;
 mod ntp_task;
 mod sources;
 pub mod status_file;

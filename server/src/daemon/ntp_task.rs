@@ -1,29 +1,38 @@
 //! The NTP source's I/O: one connected UDP socket per server, driven by the
 //! sans-IO [`NtpSource`]. t1 is read right before `send`, t4 right after
-//! `recv` returns, both on the reader clock; kernel receive timestamps are
-//! on `CLOCK_REALTIME` and would not do.
+//! `recv` returns, both on the reader clock. With them, the kernel's own
+//! timestamps of the request's departure and the reply's arrival
+//! ([`super::ntp_socket`]), on `CLOCK_REALTIME`, bracketed by realtime
+//! readings of our own and mapped onto the reader clock with realtime's
+//! rate bound ([`crate::sources::ntp::wire`]): the send path and the
+//! wake-up, tens of microseconds, then no longer widen the sample.
 //!
 //! Each server gets its own OS thread with a blocking socket rather than an
-//! async task: the time between the reply's arrival and the t4 read goes
-//! straight into the sample's width, and a thread blocked in `recv` wakes
+//! async task: what the kernel timestamps cannot take out (the realtime
+//! rate bound times the wake-up) still grows with the time between the
+//! reply's arrival and the t4 read, and a thread blocked in `recv` wakes
 //! tens of microseconds sooner than a task behind a scheduler (measured
-//! with chronyd on loopback: median half-width 37.5 µs as a tokio task).
+//! with chronyd on loopback: median half-width 37.5 µs as a tokio task,
+//! before kernel timestamps).
 
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, ClockReading};
+use crate::clock::{Clock, ClockReading, realtime_rate_bound};
 use crate::engine::{SourceId, detect_disruption};
 use crate::sample::Sample;
-use crate::sources::ntp::{LeapSecond, NtpParams, NtpSource, NtpSourceConfig};
+use crate::sources::ntp::wire::{KernelStamps, StampModel, wire_times};
+use crate::sources::ntp::{LeapSecond, NtpParams, NtpSource, NtpSourceConfig, WireTimes};
 use crate::timescale::{LeapAnnouncement, ToService};
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
-use tsod_proto::{DriftModel, Ppb};
+use tsod_client::sys;
+use tsod_proto::{DriftModel, MonoInstant, Ppb, Timestamp};
 
 use super::event::SourceEvent as Event;
+use super::ntp_socket::NtpSocket;
 
 /// Settings of one NTP source task.
 pub(super) struct NtpTask {
@@ -51,12 +60,33 @@ struct State {
     to_service: ToService,
     /// The clocks at the last look, to notice a suspend or step between polls.
     last: Option<ClockReading>,
-    /// The clocks when the outstanding request was sent (t1).
-    sent: Option<ClockReading>,
+    /// The outstanding request's sending.
+    sent: Option<Sent>,
+}
+
+/// What was read as the outstanding request was sent.
+struct Sent {
+    /// The clocks at t1.
+    reading: ClockReading,
+    /// The host's realtime, read after t1 and before sending.
+    realtime: Timestamp,
+    /// The kernel's id of the datagram, for its departure timestamp.
+    id: u32,
+    /// The kernel's discipline state as it was sent.
+    kernel: Option<tsod_shm::KernelClockState>,
+}
+
+/// How the readings and kernel timestamps are judged, fixed per thread.
+struct Readings {
+    /// The resolution of the host's realtime and reader clocks.
+    resolution: Duration,
+    /// The reader clock's rate bound (the daemon's `max-drift`).
+    drift: Ppb,
 }
 
 fn ntp_thread(task: NtpTask, clock: &dyn Clock, tx: &mpsc::Sender<Event>) {
-    let params = NtpParams { local_drift: task.max_drift, ..NtpParams::default() };
+    let resolution = clock_resolution();
+    let params = NtpParams { local_drift: task.max_drift, local_precision: resolution, ..NtpParams::default() };
     let config = NtpSourceConfig { params, poll_interval: task.poll, ..NtpSourceConfig::default() };
     let source = match NtpSource::new(config) {
         Ok(source) => source,
@@ -66,9 +96,10 @@ fn ntp_thread(task: NtpTask, clock: &dyn Clock, tx: &mpsc::Sender<Event>) {
         }
     };
     let mut state = State { source, to_service: task.to_service.clone(), last: None, sent: None };
+    let readings = Readings { resolution, drift: task.max_drift };
     let mut backoff = Duration::from_secs(1);
     loop {
-        match poll_server(&task, clock, tx, &mut state, &mut backoff) {
+        match poll_server(&task, clock, tx, &mut state, &readings, &mut backoff) {
             Ok(()) => return, // the daemon is stopping
             Err(reason) => {
                 if tx.blocking_send(Event::Reject(task.id, reason.clone())).is_err() {
@@ -88,12 +119,17 @@ fn poll_server(
     clock: &dyn Clock,
     tx: &mpsc::Sender<Event>,
     state: &mut State,
+    readings: &Readings,
     backoff: &mut Duration,
 ) -> Result<(), String> {
     let server = resolve(&task.address)?;
-    let bind: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-    let socket = UdpSocket::bind(bind).map_err(|e| format!("bind: {e}"))?;
-    socket.connect(server).map_err(|e| format!("connect {server}: {e}"))?;
+    let mut socket = NtpSocket::connect(server).map_err(|e| format!("connect {server}: {e}"))?;
+    if !socket.stamping() {
+        warn!(
+            source = %task.name,
+            "the kernel gives this socket no packet timestamps: samples carry the send path and the wake-up"
+        );
+    }
     let choose = DriftModel::symmetric(task.max_drift).map_err(|e| e.to_string())?;
     let random = SystemRandom::new();
     let mut buf = [0u8; 1024];
@@ -105,21 +141,25 @@ fn poll_server(
         if due <= now.raw {
             let mut cookie = [0u8; 8];
             random.fill(&mut cookie).map_err(|_| "no randomness from the OS".to_owned())?;
+            let kernel = tsod_shm::kernel_clock_state().ok();
             let t1 = clock.read().map_err(|e| format!("clock: {e}"))?;
+            let realtime = sys::realtime_now().map_err(|e| format!("clock: {e}"))?;
             let request = state.source.start_request(t1.raw, u64::from_ne_bytes(cookie));
-            state.sent = Some(t1);
-            socket.send(&request).map_err(|e| format!("send to {server}: {e}"))?;
+            let id = socket.send(&request).map_err(|e| format!("send to {server}: {e}"))?;
+            state.sent = Some(Sent { reading: t1, realtime, id, kernel });
             continue;
         }
         // Wait for a reply until the next poll is due (at least 1 ms: a zero
         // timeout would mean "block forever").
         let wait =
             Duration::from_nanos(due.as_nanos().saturating_sub(now.raw.as_nanos())).max(Duration::from_millis(1));
-        socket.set_read_timeout(Some(wait)).map_err(|e| format!("socket timeout: {e}"))?;
-        let received = socket.recv(&mut buf);
+        let received = socket.recv(&mut buf, wait);
+        // p, r, then t4 (clock.read() reads the reader clock first).
+        let received_raw = sys::reader_clock_now().map_err(|e| format!("clock: {e}"))?;
+        let received_realtime = sys::realtime_now().map_err(|e| format!("clock: {e}"))?;
         let t4 = clock.read().map_err(|e| format!("clock: {e}"))?;
-        let n = match received {
-            Ok(n) => n,
+        let received = match received {
+            Ok(received) => received,
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 if tx.is_closed() {
                     return Ok(());
@@ -137,10 +177,56 @@ fn poll_server(
             Err(e) => return Err(format!("receive from {server}: {e}")),
         };
         *backoff = Duration::from_secs(1);
-        let event = reply_event(task, state, buf.get(..n).unwrap_or_default(), t4, &choose);
+        let arrival = Arrival { arrived: received.arrived, raw: received_raw, realtime: received_realtime, t4 };
+        let reply = buf.get(..received.len).unwrap_or_default();
+        let event = reply_event(task, state, &mut socket, readings, reply, &arrival, &choose);
         if tx.blocking_send(event).is_err() {
             return Ok(());
         }
+    }
+}
+
+/// What was read as a datagram was received.
+struct Arrival {
+    /// The kernel's arrival timestamp.
+    arrived: Option<Timestamp>,
+    /// p: the reader clock, read as `recv` returned.
+    raw: MonoInstant,
+    /// r: the host's realtime, read after p.
+    realtime: Timestamp,
+    /// t4: the clocks, read after r.
+    t4: ClockReading,
+}
+
+/// The exchange's [`WireTimes`] from the kernel's timestamps, or none if
+/// there are none or they are refused (`sources::ntp::wire`).
+fn wire_of(task: &NtpTask, sent: &Sent, socket: &mut NtpSocket, readings: &Readings, arrival: &Arrival) -> WireTimes {
+    let stamps = KernelStamps {
+        t1: sent.reading.raw,
+        sent_realtime: sent.realtime,
+        departed: socket.departure(sent.id),
+        arrived: arrival.arrived,
+        received_raw: arrival.raw,
+        received_realtime: arrival.realtime,
+        t4: arrival.t4.raw,
+    };
+    let now = tsod_shm::kernel_clock_state().ok();
+    let realtime_rate = realtime_rate_bound(sent.kernel.as_ref()).max(realtime_rate_bound(now.as_ref()));
+    let model = StampModel { realtime_rate, reader_drift: readings.drift, resolution: readings.resolution };
+    wire_times(&stamps, &model).unwrap_or_else(|refusal| {
+        debug!(source = %task.name, %refusal, "kernel timestamps not used for this exchange");
+        WireTimes::NONE
+    })
+}
+
+/// The coarser of the host's realtime and reader clock resolutions
+/// (`clock_getres`), at least 1 ns; 1 µs if the kernel does not say.
+fn clock_resolution() -> Duration {
+    use nix::time::{ClockId, clock_getres};
+    let of = |id| clock_getres(id).ok().map(Duration::from);
+    match (of(ClockId::CLOCK_REALTIME), of(ClockId::CLOCK_MONOTONIC_RAW)) {
+        (Some(a), Some(b)) => a.max(b).max(Duration::from_nanos(1)),
+        _ => Duration::from_micros(1),
     }
 }
 
@@ -157,18 +243,29 @@ fn look(clock: &dyn Clock, state: &mut State) -> Result<ClockReading, String> {
     Ok(now)
 }
 
-/// Turns a reply received at `t4` into the event for the engine.
-fn reply_event(task: &NtpTask, state: &mut State, reply: &[u8], t4: ClockReading, choose: &DriftModel) -> Event {
+/// Turns a reply received at `arrival` into the event for the engine.
+fn reply_event(
+    task: &NtpTask,
+    state: &mut State,
+    socket: &mut NtpSocket,
+    readings: &Readings,
+    reply: &[u8],
+    arrival: &Arrival,
+    choose: &DriftModel,
+) -> Event {
+    let t4 = arrival.t4;
     // A disruption between sending and receiving makes t4 − t1 meaningless.
-    if let Some(t1) = state.sent {
-        if detect_disruption(&t1, &t4).is_some() {
+    let mut wire = WireTimes::NONE;
+    if let Some(sent) = &state.sent {
+        if detect_disruption(&sent.reading, &t4).is_some() {
             state.source.reset();
             state.sent = None;
             return Event::Reject(task.id, "clock disrupted during the exchange".into());
         }
+        wire = wire_of(task, sent, socket, readings, arrival);
     }
     let to_service = &mut state.to_service;
-    let converted = state.source.handle_reply_with(reply, t4.raw, t4.realtime, |mut sample| {
+    let converted = state.source.handle_reply_with(reply, t4.raw, t4.realtime, &wire, |mut sample| {
         let leap = match sample.leap {
             Some(LeapSecond::Insert) => LeapAnnouncement::Insert,
             Some(LeapSecond::Delete) => LeapAnnouncement::Delete,
@@ -181,7 +278,7 @@ fn reply_event(task: &NtpTask, state: &mut State, reply: &[u8], t4: ClockReading
         Err(reject) => return Event::Reject(task.id, format!("reply refused: {}", reject.name())),
         Ok(reply) => reply,
     };
-    debug!(source = %task.name, delay = ?reply.delay, "NTP sample");
+    debug!(source = %task.name, delay = ?reply.delay, kernel = ?wire, "NTP sample");
     Event::Sample(task.id, narrowest(state, t4, choose).unwrap_or(reply.sample))
 }
 

@@ -42,7 +42,7 @@ pub(super) fn spawn(
     match source {
         SourceConfig::Kernel { timescale, poll_interval_ms, .. } => {
             let to_service = ToService::new(timescale, Arc::clone(leaps));
-            tokio::spawn(kernel_task(id, Duration::from_millis(poll_interval_ms), to_service, tx));
+            tokio::spawn(kernel_task(id, crate::config::poll_interval(poll_interval_ms), to_service, tx));
             Ok(())
         }
         SourceConfig::Ntp { name, address, timescale, poll_interval_ms } => {
@@ -50,7 +50,7 @@ pub(super) fn spawn(
                 id,
                 name,
                 address,
-                poll: Duration::from_millis(poll_interval_ms),
+                poll: crate::config::poll_interval(poll_interval_ms),
                 to_service: ToService::new(timescale, Arc::clone(leaps)),
                 max_drift,
             };

@@ -98,8 +98,9 @@
 //! * (A) trusts the server's root dispersion to grow with the age of its
 //!   last clock update, as RFC 5905 servers and chrony do.
 //! * t1 must be read before the request is handed to the kernel, t4 after
-//!   the reply was read. Kernel receive timestamps (`SO_TIMESTAMPNS`) are on
-//!   `CLOCK_REALTIME`, not the reader clock, and cannot be used as t4.
+//!   the reply was read. Both then carry the time the request spent in the
+//!   send path and the reply in the receive path and the wake-up: tens of
+//!   microseconds a host's kernel timestamps see through ([`WireTimes`]).
 //! * The interval is on the server's timescale, UTC as NTP numbers it (or the
 //!   server's smear, if it is configured to smear). Converting into tsod's
 //!   timescale (SPEC.md §2, a 24-hour smear) is the caller's job, with the
@@ -107,6 +108,29 @@
 //!   carries a sample with a leap warning across the end of its UTC day.
 //! * The reader clock does not advance in suspend: after a disruption the
 //!   caller must [`source::NtpSource::reset`] every source.
+//!
+//! ## Kernel timestamps ([`WireTimes`])
+//!
+//! The kernel can timestamp the request as it leaves (e_out, after e1) and
+//! the reply as it arrives (e_in, before e4), on `CLOCK_REALTIME`, not the
+//! reader clock. The shell (`daemon::ntp_task`) turns them into true
+//! durations with the realtime clock's own rate bound, and passes:
+//!
+//! * b = `before_departure` ≤ θ(e_out) − θ(e1);
+//! * a = `after_arrival` ≤ θ(e4) − θ(e_in);
+//! * D = `departure_to_t4` ≥ θ(e*) − θ(e_out), if known.
+//!
+//! The derivation above holds with e_out for e1 and e_in for e4 (causality
+//! e_out ≤ e2 ≤ e3 ≤ e_in), so
+//!
+//! ```text
+//! θ(e*) ≥ θ(e_in) + a ≥ T3 − λ + a
+//! θ(e*) ≤ θ(e2) + (θ(e*) − θ(e_out))
+//!       ≤ T3 − W⁺(1−ρ_s) + λ + min( ⌈(t4 − t1)(1+ρ_l)⌉ − b ,  D )
+//! ```
+//!
+//! Each credit only moves an end inwards by true time that certainly
+//! passed; zero credits and no D give the bound above unchanged.
 //!
 //! ## Rejections
 //!
@@ -130,6 +154,7 @@ pub mod packet;
 pub mod source;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
 use core::time::Duration;
 
@@ -142,7 +167,7 @@ use packet::{
     LeapIndicator, NtpPacket, PACKET_LEN, fixed_to_nanos_floor, fixed_to_unix_nanos_ceil, fixed_to_unix_nanos_floor,
     log2_seconds_ceil,
 };
-pub use source::{NtpCounters, NtpSource, NtpSourceConfig};
+pub use source::{MIN_POLL_INTERVAL, NtpCounters, NtpSource, NtpSourceConfig};
 
 const BILLION: u128 = 1_000_000_000;
 
@@ -157,7 +182,8 @@ pub struct NtpParams {
     /// Default 15 ppm (RFC 5905's PHI).
     pub server_drift: Ppb,
     /// p_l: how far a reader-clock reading t1 or t4 may be from the instant
-    /// it names. Default 1 µs.
+    /// it names: the clock's resolution. Default 1 µs; the daemon uses the
+    /// reader clock's `clock_getres`.
     pub local_precision: Duration,
     /// Replies whose round trip t4 − t1 exceeds this are rejected. Default 1 s.
     pub max_round_trip: Duration,
@@ -214,8 +240,8 @@ pub enum NtpConfigError {
     /// `max_round_trip` or `max_root_distance` is zero: every reply would be rejected.
     #[error("max-round-trip and max-root-distance must be above zero, or every reply is rejected")]
     ZeroMaximum,
-    /// Poll interval outside 1/8 s ..= 1024 s.
-    #[error("poll interval {0:?} must be within 125 ms and 1024 s")]
+    /// Poll interval outside 1/16 s ..= 1024 s.
+    #[error("poll interval {0:?} must be within 62.5 ms and 1024 s")]
     PollIntervalOutOfRange(Duration),
     /// Filter depth zero or above [`filter::FilterConfig::MAX_CAPACITY`].
     #[error("filter capacity {0} must be within 1 and 64 samples")]
@@ -261,12 +287,36 @@ impl PendingRequest {
     }
 }
 
+/// What the kernel's packet timestamps add to one exchange (module doc,
+/// "Kernel timestamps"): true durations the caller has bounded. The
+/// default, all zero and no `departure_to_t4`, is "no kernel timestamps".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WireTimes {
+    /// At least this much true time passed between t1 and the request's
+    /// departure (its kernel transmit timestamp).
+    pub before_departure: Duration,
+    /// At least this much true time passed between the reply's arrival (its
+    /// kernel receive timestamp) and t4.
+    pub after_arrival: Duration,
+    /// At most this much true time passed between the request's departure
+    /// and t4, when the kernel's timestamps bound it.
+    pub departure_to_t4: Option<Duration>,
+}
+
+impl WireTimes {
+    /// No kernel timestamps: the exchange is bounded by t1 and t4 alone.
+    pub const NONE: Self =
+        Self { before_departure: Duration::ZERO, after_arrival: Duration::ZERO, departure_to_t4: None };
+}
+
 /// A validated reply: the [`Sample`] and what the caller needs besides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NtpSample {
     /// True time, on the server's timescale, at reader instant t4.
     pub sample: Sample,
-    /// NTP's round-trip delay δ = (t4 − t1) − (T3 − T2), at least zero.
+    /// NTP's round-trip delay δ = (t4 − t1) − (T3 − T2), at least zero;
+    /// with kernel timestamps, the longest true time the request and the
+    /// reply can have spent between departure and arrival, less T3 − T2.
     pub delay: Duration,
     /// The server's stratum (1..=15).
     pub stratum: u8,
@@ -419,16 +469,18 @@ pub fn sample_from_reply(
     if !request.is_answered_by(&packet) {
         return Err(NtpReject::OriginMismatch);
     }
-    sample_from_answer(request, &packet, t4, pivot, params)
+    sample_from_answer(request, &packet, t4, pivot, params, &WireTimes::NONE)
 }
 
-/// [`sample_from_reply`] for a decoded packet already known to echo the cookie.
+/// [`sample_from_reply`] for a decoded packet already known to echo the
+/// cookie, with what the kernel's timestamps add (`wire`).
 fn sample_from_answer(
     request: &PendingRequest,
     packet: &NtpPacket,
     t4: MonoInstant,
     pivot: Timestamp,
     params: &NtpParams,
+    wire: &WireTimes,
 ) -> Result<NtpSample, NtpReject> {
     check_header(packet)?;
     // Two readings of the server's clock may disagree by 2·p_s (P) and two of
@@ -453,14 +505,26 @@ fn sample_from_answer(
     let span_true_max = span + (span * rho_local).div_ceil(BILLION);
     let residence_true_min = residence.saturating_sub((residence * rho_server).div_ceil(BILLION));
     let local_precision = params.local_precision.as_nanos().saturating_mul(BILLION + rho_local).div_ceil(BILLION);
+    // θ(e*) − θ(e_out) at most, and θ(e*) − θ(e_in) at least (both the
+    // reader's span alone without kernel timestamps).
+    let mut span_true_max = span_true_max.saturating_sub(wire.before_departure.as_nanos());
+    if let Some(d) = wire.departure_to_t4 {
+        span_true_max = span_true_max.min(d.as_nanos());
+    }
+    let after_arrival = wire.after_arrival.as_nanos();
     // Beyond this the clocks contradict each other (and the interval would
-    // be inverted: its width is span_true_max − residence_true_min + 2λ).
+    // be inverted: its width is span_true_max − after_arrival −
+    // residence_true_min + 2λ).
     let tolerance = precision.saturating_add(local_precision).saturating_mul(2);
-    if residence_true_min > span_true_max.saturating_add(tolerance) {
+    if residence_true_min.saturating_add(after_arrival) > span_true_max.saturating_add(tolerance) {
         return Err(NtpReject::ResidenceExceedsRoundTrip);
     }
 
-    let delay = span.saturating_sub(residence);
+    let delay = if *wire == WireTimes::NONE {
+        span.saturating_sub(residence)
+    } else {
+        span_true_max.saturating_sub(after_arrival).saturating_sub(residence)
+    };
     let root_delay = u128::from(packet.root_delay.nanos_ceil(1));
     let root_dispersion = u128::from(packet.root_dispersion.nanos_ceil(1));
     let root_distance = (root_delay + delay).div_ceil(2) + root_dispersion + precision;
@@ -470,11 +534,12 @@ fn sample_from_answer(
 
     // λ = root_delay/2 + root_dispersion + p_s + p_l(1 + ρ_l), rounded up.
     let lambda = u128::from(packet.root_delay.nanos_ceil(2)) + root_dispersion + precision + local_precision;
-    let (lambda, span_true_max, residence_true_min) =
-        (signed(lambda)?, signed(span_true_max)?, signed(residence_true_min)?);
+    let (lambda, span_true_max, residence_true_min, after_arrival) =
+        (signed(lambda)?, signed(span_true_max)?, signed(residence_true_min)?, signed(after_arrival)?);
 
     let t3 = packet.transmit.unwrap_near(pivot);
-    let earliest = fixed_to_unix_nanos_floor(t3).and_then(|t| t.checked_sub(lambda));
+    let earliest =
+        fixed_to_unix_nanos_floor(t3).and_then(|t| t.checked_sub(lambda)).and_then(|t| t.checked_add(after_arrival));
     let latest = fixed_to_unix_nanos_ceil(t3)
         .and_then(|t| t.checked_add(span_true_max))
         .and_then(|t| t.checked_sub(residence_true_min))

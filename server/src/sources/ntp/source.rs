@@ -30,10 +30,11 @@ use tsod_proto::{DriftModel, MonoInstant, Timestamp};
 
 use super::filter::{FilterConfig, SampleFilter};
 use super::packet::{KissCode, NtpPacket, PACKET_LEN, log2_seconds_ceil};
-use super::{NtpConfigError, NtpParams, NtpReject, NtpSample, PendingRequest, sample_from_answer};
+use super::{NtpConfigError, NtpParams, NtpReject, NtpSample, PendingRequest, WireTimes, sample_from_answer};
 
-/// The shortest poll interval accepted: 1/8 s.
-pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(125);
+/// The shortest poll interval accepted: 1/16 s (NTP poll exponent −4), for
+/// a server that allows it (a stratum 1 on the LAN, your own).
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_micros(62_500);
 /// The longest poll interval accepted: 1024 s.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(1024);
 
@@ -181,21 +182,23 @@ impl NtpSource {
     /// (read after receiving), resolving the NTP era with `pivot` (any
     /// clock within 68 years). An accepted sample is kept in the filter.
     pub fn handle_reply(&mut self, reply: &[u8], t4: MonoInstant, pivot: Timestamp) -> Result<NtpSample, NtpReject> {
-        self.handle_reply_with(reply, t4, pivot, |sample| sample)
+        self.handle_reply_with(reply, t4, pivot, &WireTimes::NONE, |sample| sample)
     }
 
-    /// [`NtpSource::handle_reply`], with `convert` applied to an accepted
-    /// sample before it is kept (the daemon brings it onto the service
-    /// timescale there, so the filter carries smeared time, which has no
-    /// repeated or skipped second).
+    /// [`NtpSource::handle_reply`], with what the kernel's timestamps of
+    /// this exchange add (`wire`), and with `convert` applied to an
+    /// accepted sample before it is kept (the daemon brings it onto the
+    /// service timescale there, so the filter carries smeared time, which
+    /// has no repeated or skipped second).
     pub fn handle_reply_with(
         &mut self,
         reply: &[u8],
         t4: MonoInstant,
         pivot: Timestamp,
+        wire: &WireTimes,
         convert: impl FnOnce(NtpSample) -> NtpSample,
     ) -> Result<NtpSample, NtpReject> {
-        let verdict = self.judge(reply, t4, pivot).map(convert);
+        let verdict = self.judge(reply, t4, pivot, wire).map(convert);
         match &verdict {
             Ok(sample) => {
                 self.counters.accepted = self.counters.accepted.saturating_add(1);
@@ -211,7 +214,13 @@ impl NtpSource {
         verdict
     }
 
-    fn judge(&mut self, reply: &[u8], t4: MonoInstant, pivot: Timestamp) -> Result<NtpSample, NtpReject> {
+    fn judge(
+        &mut self,
+        reply: &[u8],
+        t4: MonoInstant,
+        pivot: Timestamp,
+        wire: &WireTimes,
+    ) -> Result<NtpSample, NtpReject> {
         let pending = self.pending.as_ref().ok_or(NtpReject::NoRequestOutstanding)?;
         let packet = NtpPacket::decode(reply)?;
         if !pending.is_answered_by(&packet) {
@@ -219,7 +228,7 @@ impl NtpSource {
         }
         // Answered: the request is spent whatever the verdict.
         let request = self.pending.take().ok_or(NtpReject::NoRequestOutstanding)?;
-        sample_from_answer(&request, &packet, t4, pivot, &self.config.params)
+        sample_from_answer(&request, &packet, t4, pivot, &self.config.params, wire)
     }
 
     fn obey_kiss(&mut self, code: KissCode) {
@@ -266,9 +275,9 @@ impl NtpSource {
 }
 
 /// The poll exponent advertised in requests: ⌊log2(interval in seconds)⌋
-/// within −3..=10.
+/// within −4..=10.
 fn poll_exponent(interval: Duration) -> i8 {
-    let mut exponent: i8 = -3;
+    let mut exponent: i8 = -4;
     while exponent < 10 && log2_seconds_ceil(exponent.saturating_add(1)) <= interval {
         exponent = exponent.saturating_add(1);
     }
@@ -411,8 +420,8 @@ mod tests {
     fn configuration_is_checked() {
         let bad_poll = |d| NtpSource::new(NtpSourceConfig { poll_interval: d, ..NtpSourceConfig::default() }).err();
         assert_eq!(
-            bad_poll(Duration::from_millis(124)),
-            Some(NtpConfigError::PollIntervalOutOfRange(Duration::from_millis(124)))
+            bad_poll(Duration::from_millis(62)),
+            Some(NtpConfigError::PollIntervalOutOfRange(Duration::from_millis(62)))
         );
         assert_eq!(
             bad_poll(Duration::from_secs(1025)),
@@ -434,7 +443,8 @@ mod tests {
 
     #[test]
     fn poll_exponents() {
-        assert_eq!(poll_exponent(MIN_POLL_INTERVAL), -3);
+        assert_eq!(poll_exponent(MIN_POLL_INTERVAL), -4);
+        assert_eq!(poll_exponent(Duration::from_millis(125)), -3);
         assert_eq!(poll_exponent(Duration::from_millis(999)), -1);
         assert_eq!(poll_exponent(Duration::from_secs(1)), 0);
         assert_eq!(poll_exponent(Duration::from_secs(64)), 6);

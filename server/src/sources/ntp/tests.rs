@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use tsod_proto::{MonoInstant, Ppb, Timestamp};
 
 use super::packet::{KissCode, LeapIndicator, LeapSecond, Mode, NtpPacket, NtpShort, NtpTimestamp, ReferenceId};
-use super::{NtpParams, NtpReject, NtpSample, PendingRequest, sample_from_reply};
+use super::{NtpParams, NtpReject, NtpSample, PendingRequest, WireTimes, sample_from_answer, sample_from_reply};
 
 const NANOS: i128 = 1_000_000_000;
 const MS: u64 = 1_000_000;
@@ -498,6 +498,43 @@ proptest! {
         let delta_hat = i128::from(reader_span) * (NANOS + i128::from(local_drift_ppm) * 1_000) / NANOS;
         let bound = delta_hat / 2 + claim + 2 * (p_s + 1) + 2 * i128::from(local_precision) + 8;
         prop_assert!(i128::try_from(half).unwrap() <= bound, "half-width {} > {}", half, bound);
+    }
+
+    /// Kernel timestamps: whatever part of the way out the request spent
+    /// before its departure and of the way back the reply spent after its
+    /// arrival, credits no larger than those and a departure-to-t4 no
+    /// shorter than the truth keep true time inside, and narrow the sample
+    /// by exactly the credits.
+    #[test]
+    fn kernel_credits_keep_true_time_inside(
+        out in 0u64..2_000_000, back in 0u64..2_000_000, residence in 0u64..100_000,
+        dep_share in share(), arr_share in share(), credit_shares in [share(), share()],
+        slack in prop_oneof![Just(0u64), 0u64..1_000_000, 10_000_000u64..20_000_000],
+        local_share in share(), error_share in share(),
+    ) {
+        let ex = Exchange {
+            server_error: spread(3_906_250 / 2 + 1_953_125, error_share),
+            local_rate: i64::try_from(spread(100_000, local_share)).unwrap(),
+            ..Exchange::exact(out, residence, back)
+        };
+        let params = NtpParams::default();
+        let plain = ex.judge(&params).map_err(|r| TestCaseError::fail(format!("{r}: {ex:?}")))?;
+        // True time from t1 to the departure, and from the arrival to t4.
+        let departure = out * u64::try_from(dep_share).unwrap() / 1_000;
+        let arrival = back * u64::try_from(arr_share).unwrap() / 1_000;
+        let whole = u64::try_from(ex.theta3_4().1 - ex.theta1).unwrap();
+        let wire = WireTimes {
+            before_departure: Duration::from_nanos(departure * u64::try_from(credit_shares[0]).unwrap() / 1_000),
+            after_arrival: Duration::from_nanos(arrival * u64::try_from(credit_shares[1]).unwrap() / 1_000),
+            departure_to_t4: Some(Duration::from_nanos(whole - departure + slack)),
+        };
+        let packet = ex.packet();
+        let s = sample_from_answer(&ex.request(), &packet, ex.t4(), ex.pivot(), &params, &wire)
+            .map_err(|r| TestCaseError::fail(format!("{r}: {ex:?} {wire:?}")))?;
+        prop_assert!(s.sample.interval.contains(ex.truth()), "{} misses {}: {ex:?} {wire:?}", s.sample.interval, ex.truth());
+        prop_assert!(s.sample.interval.width() <= plain.sample.interval.width() - wire.after_arrival);
+        let credit = u64::try_from(wire.after_arrival.as_nanos()).unwrap();
+        prop_assert_eq!(s.sample.interval.earliest().as_nanos(), plain.sample.interval.earliest().as_nanos() + credit);
     }
 
     /// Whatever arrives, judging it never panics.

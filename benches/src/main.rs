@@ -33,6 +33,7 @@ mod plan;
 mod plot;
 mod progress;
 mod report;
+mod side_by_side;
 mod site;
 mod tso;
 mod uncertainty;
@@ -75,6 +76,11 @@ enum Command {
     /// published figures of Spanner TrueTime, AWS ClockBound and TiDB PD
     /// (a Markdown table, or --json).
     Compare(compare::CompareArgs),
+    /// Reads tsod segments (LocalClock) and AWS ClockBound segments
+    /// (clock-bound-client) side by side from one process against the
+    /// host's clock: half-widths, misses, and each read's cost against
+    /// clock_gettime (benches/clockbound-compare.sh sets up the daemons).
+    SideBySide(side_by_side::SideBySideArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +90,7 @@ fn main() -> ExitCode {
         Command::Tso(args) => tso::run(&args),
         Command::CommitWait(args) => commit_wait::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::SideBySide(args) => side_by_side::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::clock::{Clock, ClockReading, SystemClock};
+use crate::clock::{Clock, ClockReading, SystemClock, realtime_rate_bound};
 use crate::engine::SourceId;
 use crate::sample::Sample;
 use crate::sources::gpsd::{self, GpsdMessage, GpsdParams, MAX_LINE, WATCH};
@@ -64,6 +64,7 @@ async fn follow(task: &mut GpsdTask, tx: &mpsc::Sender<Event>, backoff: &mut Dur
     let choose = DriftModel::symmetric(task.max_drift).map_err(|e| e.to_string())?;
     let mut recent = Recent::default();
     let mut line = Vec::with_capacity(1024);
+    let mut last_bound = None;
     loop {
         line.clear();
         let n = read_capped_line(&mut reader, &mut line).await.map_err(|e| format!("read: {e}"))?;
@@ -71,6 +72,13 @@ async fn follow(task: &mut GpsdTask, tx: &mpsc::Sender<Event>, backoff: &mut Dur
             return Err("gpsd closed the connection".into());
         }
         let reading = SystemClock.read().map_err(|e| format!("clock: {e}"))?;
+        // How fast realtime may have run between the event and this read:
+        // the wider bound of the kernel's discipline state now and at the
+        // previous line (`realtime_rate_bound` says what it assumes).
+        let kernel = tsod_shm::kernel_clock_state().ok();
+        let now_bound = realtime_rate_bound(kernel.as_ref());
+        task.params.slew_bound = last_bound.map_or(now_bound, |last: Ppb| last.max(now_bound));
+        last_bound = Some(now_bound);
         *backoff = Duration::from_secs(1);
         let Some(event) = handle_line(task, &line, &reading, &mut recent, &choose) else { continue };
         if tx.send(event).await.is_err() {

@@ -187,6 +187,8 @@ pub type Toff = Pps;
 /// (`MAXFREQ`), and the phase slew (`ADJ_OFFSET`, `adjtime`) adds at most
 /// 500 ppm more; the oscillator under it all is off true time by at most
 /// 1000 ppm (`max-drift-ppm`'s upper limit). 100 000 + 500 + 500 + 1 000.
+/// The kernel's PLL can add more (`crate::clock::realtime_rate_bound`,
+/// which the daemon uses per event as `slew_bound`).
 pub const MAX_REALTIME_SLEW: Ppb = Ppb::from_ppm(102_000);
 
 /// Error model of the gpsd source.
@@ -461,7 +463,7 @@ pub fn tpv_sample(tpv: &Tpv, reading: &ClockReading, params: &GpsdParams) -> Res
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use tsod_proto::MonoInstant;
+    use tsod_proto::{MonoInstant, Offset};
 
     use super::*;
 
@@ -652,6 +654,30 @@ mod tests {
             let (s, truth) = world(elapsed.min(1_840_000_000), 83_333_000, 1_000, false);
             assert!(s.interval.contains(ts(truth)), "{elapsed}: {} vs {truth}", s.interval);
         }
+    }
+
+    #[test]
+    fn the_kernel_pll_slewing_realtime_slow_needs_its_own_bound() {
+        // ntpd's or timesyncd's kernel PLL absorbing a 0.5 s offset at time
+        // constant 0 runs realtime 12.5 % slow on top of a 10.2 % tick and
+        // frequency: 100 ms of true time since the edge read as 77.3 ms.
+        let elapsed = 100_000_000u64;
+        let gap = elapsed * (1_000_000_000 - 227_000_000) / 1_000_000_000;
+        let clock = T + 77_777;
+        let msg = pps_at(T, clock, None);
+        let r = reading(42, clock + gap);
+        let fixed = pps_sample(&msg, &r, &GpsdParams::default()).unwrap();
+        assert!(!fixed.interval.contains(ts(T + elapsed)), "the tick-and-frequency bound alone misses truth");
+        let pll = tsod_shm::KernelClockState {
+            state: 0,
+            status: libc::STA_PLL | libc::STA_NANO,
+            maxerror_us: 0,
+            offset: Offset::from_nanos(500_000_000),
+            time: ts(T),
+        };
+        let p = GpsdParams { slew_bound: crate::clock::realtime_rate_bound(Some(&pll)), ..GpsdParams::default() };
+        let s = pps_sample(&msg, &r, &p).unwrap();
+        assert!(s.interval.contains(ts(T + elapsed)), "{} vs {}", s.interval, T + elapsed);
     }
 
     fn tpv(mode: u8, time: Option<u64>, ept: Option<Duration>) -> Tpv {

@@ -135,18 +135,6 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     }
 
     let (tx, mut rx) = mpsc::channel::<SourceEvent>(256);
-    for (index, source) in config.sources.iter().enumerate() {
-        sources::spawn(
-            SourceId(index),
-            source.clone(),
-            config.frequency().max_drift,
-            Arc::clone(&clock),
-            &leaps,
-            tx.clone(),
-        )
-        .map_err(DaemonError::SourceThread)?;
-    }
-    drop(tx);
     let (peer_tx, mut peer_rx) = mpsc::channel::<PeerEvent>(256);
     let datasheet = DriftModel::symmetric(config.frequency().max_drift)?;
     let site_name = config.site.as_ref().map_or_else(String::new, |s| s.name.clone());
@@ -156,6 +144,19 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let first_local = local.tick(first);
     let first_site = engine.tick(first);
     let (view_tx, view_rx) = watch::channel(view(&first_local, &first_site, &engine));
+    for (index, source) in config.sources.iter().enumerate() {
+        sources::spawn(
+            SourceId(index),
+            source.clone(),
+            config.frequency().max_drift,
+            view_rx.clone(),
+            Arc::clone(&clock),
+            &leaps,
+            tx.clone(),
+        )
+        .map_err(DaemonError::SourceThread)?;
+    }
+    drop(tx);
     let mut tso_failed: Option<oneshot::Receiver<StartError>> = None;
     let net = match &config.site {
         Some(site) => {

@@ -16,11 +16,12 @@ use crate::sources::gpsd::{self, GpsdMessage, GpsdParams, MAX_LINE, WATCH};
 use crate::timescale::{ToService, spans_possible_leap_step};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::warn;
 use tsod_proto::{DriftModel, Ppb};
 
 use super::event::SourceEvent as Event;
+use crate::site::SiteView;
 
 /// Settings of one gpsd source task.
 pub(super) struct GpsdTask {
@@ -30,6 +31,9 @@ pub(super) struct GpsdTask {
     pub(super) params: GpsdParams,
     pub(super) to_service: ToService,
     pub(super) max_drift: Ppb,
+    /// The site's view, whose measured drift model chooses between the
+    /// latest PPS and serial samples (the datasheet bound until measured).
+    pub(super) view: watch::Receiver<SiteView>,
 }
 
 /// Runs until the daemon stops, reconnecting with backoff.
@@ -61,7 +65,7 @@ async fn follow(task: &mut GpsdTask, tx: &mpsc::Sender<Event>, backoff: &mut Dur
     let mut stream = TcpStream::connect(&task.address).await.map_err(|e| format!("connect {}: {e}", task.address))?;
     stream.write_all(WATCH.as_bytes()).await.map_err(|e| format!("send WATCH: {e}"))?;
     let mut reader = BufReader::new(stream);
-    let choose = DriftModel::symmetric(task.max_drift).map_err(|e| e.to_string())?;
+    let datasheet = DriftModel::symmetric(task.max_drift).map_err(|e| e.to_string())?;
     let mut recent = Recent::default();
     let mut line = Vec::with_capacity(1024);
     let mut last_bound = None;
@@ -80,6 +84,7 @@ async fn follow(task: &mut GpsdTask, tx: &mpsc::Sender<Event>, backoff: &mut Dur
         task.params.slew_bound = last_bound.map_or(now_bound, |last: Ppb| last.max(now_bound));
         last_bound = Some(now_bound);
         *backoff = Duration::from_secs(1);
+        let choose = task.view.borrow().drift.unwrap_or(datasheet);
         let Some(event) = handle_line(task, &line, &reading, &mut recent, &choose) else { continue };
         if tx.send(event).await.is_err() {
             return Ok(());

@@ -26,13 +26,14 @@ use crate::sources::ntp::wire::{KernelStamps, StampModel, wire_times};
 use crate::sources::ntp::{LeapSecond, NtpParams, NtpSource, NtpSourceConfig, WireTimes};
 use crate::timescale::{LeapAnnouncement, ToService};
 use ring::rand::{SecureRandom, SystemRandom};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 use tsod_client::sys;
 use tsod_proto::{DriftModel, MonoInstant, Ppb, Timestamp};
 
 use super::event::SourceEvent as Event;
 use super::ntp_socket::NtpSocket;
+use crate::site::SiteView;
 
 /// Settings of one NTP source task.
 pub(super) struct NtpTask {
@@ -44,6 +45,9 @@ pub(super) struct NtpTask {
     pub(super) to_service: ToService,
     /// Bound on the reader clock's rate error (the daemon's `max-drift`).
     pub(super) max_drift: Ppb,
+    /// The site's view, whose measured drift model chooses among the kept
+    /// samples (the datasheet bound until one is measured).
+    pub(super) view: watch::Receiver<SiteView>,
 }
 
 /// Starts the source's thread; it runs until the daemon stops (its event
@@ -130,7 +134,7 @@ fn poll_server(
             "the kernel gives this socket no packet timestamps: samples carry the send path and the wake-up"
         );
     }
-    let choose = DriftModel::symmetric(task.max_drift).map_err(|e| e.to_string())?;
+    let datasheet = DriftModel::symmetric(task.max_drift).map_err(|e| e.to_string())?;
     let random = SystemRandom::new();
     let mut buf = [0u8; 1024];
     loop {
@@ -179,6 +183,9 @@ fn poll_server(
         *backoff = Duration::from_secs(1);
         let arrival = Arrival { arrived: received.arrived, raw: received_raw, realtime: received_realtime, t4 };
         let reply = buf.get(..received.len).unwrap_or_default();
+        // Choose with the drift model the engine will carry the sample
+        // with: the datasheet's 100 ppm would always favour the newest.
+        let choose = task.view.borrow().drift.unwrap_or(datasheet);
         let event = reply_event(task, state, &mut socket, readings, reply, &arrival, &choose);
         if tx.blocking_send(event).is_err() {
             return Ok(());
@@ -210,6 +217,7 @@ fn wire_of(task: &NtpTask, sent: &Sent, socket: &mut NtpSocket, readings: &Readi
         received_realtime: arrival.realtime,
         t4: arrival.t4.raw,
     };
+    tracing::trace!(source = %task.name, ?stamps, "kernel timestamps of the exchange");
     let now = tsod_shm::kernel_clock_state().ok();
     let realtime_rate = realtime_rate_bound(sent.kernel.as_ref()).max(realtime_rate_bound(now.as_ref()));
     let model = StampModel { realtime_rate, reader_drift: readings.drift, resolution: readings.resolution };
@@ -278,8 +286,13 @@ fn reply_event(
         Err(reject) => return Event::Reject(task.id, format!("reply refused: {}", reject.name())),
         Ok(reply) => reply,
     };
-    debug!(source = %task.name, delay = ?reply.delay, kernel = ?wire, "NTP sample");
-    Event::Sample(task.id, narrowest(state, t4, choose).unwrap_or(reply.sample))
+    let chosen = narrowest(state, t4, choose).unwrap_or(reply.sample);
+    debug!(
+        source = %task.name, delay = ?reply.delay, kernel = ?wire, width = ?reply.sample.interval.width(),
+        chosen_width = ?chosen.interval.width(), chosen_age = ?t4.raw.as_nanos().saturating_sub(chosen.at.as_nanos()),
+        "NTP sample"
+    );
+    Event::Sample(task.id, chosen)
 }
 
 /// Of the recent usable samples ([`crate::sources::ntp::SampleFilter::usable`]:

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tsod_proto::Ppb;
 use tsod_proto::wire::SourceKind;
 
@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::engine::SourceId;
 use crate::sample::Sample;
+use crate::site::SiteView;
 use crate::sources::gpsd::GpsdParams;
 use crate::sources::kernel;
 use crate::timescale::{LeapSchedule, ToService};
@@ -35,6 +36,7 @@ pub(super) fn spawn(
     id: SourceId,
     source: SourceConfig,
     max_drift: Ppb,
+    view: watch::Receiver<SiteView>,
     clock: Arc<dyn Clock>,
     leaps: &Arc<LeapSchedule>,
     tx: mpsc::Sender<SourceEvent>,
@@ -53,6 +55,7 @@ pub(super) fn spawn(
                 poll: crate::config::poll_interval(poll_interval_ms),
                 to_service: ToService::new(timescale, Arc::clone(leaps)),
                 max_drift,
+                view,
             };
             ntp_task::spawn_ntp(task, clock, tx)
         }
@@ -63,7 +66,7 @@ pub(super) fn spawn(
                 ..GpsdParams::default()
             };
             let to_service = ToService::new(timescale, Arc::clone(leaps));
-            let task = GpsdTask { id, name, address, params, to_service, max_drift };
+            let task = GpsdTask { id, name, address, params, to_service, max_drift, view };
             tokio::spawn(gpsd_task::gpsd_task(task, tx));
             Ok(())
         }

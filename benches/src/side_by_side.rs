@@ -123,18 +123,47 @@ struct Row {
     now_over_clock_gettime: f64,
 }
 
+/// What one reader's reads came to.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Half-widths of the successful reads (ns).
+    widths: Vec<i128>,
+    failed: usize,
+    /// Reads whose interval missed host time.
+    missed: usize,
+    /// The largest miss (ns).
+    largest_miss: i128,
+}
+
+impl Tally {
+    /// One read, bracketed by host realtime `before` and `after` (ns).
+    fn record(&mut self, before: i128, read: Result<(i128, i128), String>, after: i128) {
+        match read {
+            Ok((earliest, latest)) => {
+                self.widths.push((latest - earliest) / 2);
+                let miss = (before - latest).max(earliest - after);
+                if miss > 0 {
+                    self.missed += 1;
+                    self.largest_miss = self.largest_miss.max(miss);
+                }
+            }
+            Err(_) => self.failed += 1,
+        }
+    }
+}
+
 /// Runs `tsbench side-by-side`.
 pub(crate) fn run(args: &SideBySideArgs) -> anyhow::Result<()> {
-    let mut readers: Vec<(String, &'static str, Reader)> = Vec::new();
+    let mut readers: Vec<(String, &'static str, Reader, Tally)> = Vec::new();
     for (name, path) in &args.tsod {
         let clock = LocalClock::open_path(path).with_context(|| format!("opening tsod segment {}", path.display()))?;
-        readers.push((name.clone(), "tsod", Reader::Tsod(clock)));
+        readers.push((name.clone(), "tsod", Reader::Tsod(clock), Tally::default()));
     }
     for (name, path) in &args.clockbound {
         let text = path.to_str().context("a ClockBound path must be UTF-8")?;
         let client = ClockBoundClient::new_with_path(text)
             .map_err(|e| anyhow::anyhow!("opening ClockBound segment {text}: {e:?}"))?;
-        readers.push((name.clone(), "clockbound", Reader::ClockBound(client)));
+        readers.push((name.clone(), "clockbound", Reader::ClockBound(client), Tally::default()));
     }
     if readers.is_empty() {
         bail!("nothing to read: give --tsod NAME=PATH and/or --clockbound NAME=PATH");
@@ -143,57 +172,24 @@ pub(crate) fn run(args: &SideBySideArgs) -> anyhow::Result<()> {
         bail!("--interval must be above zero");
     }
     let n = readers.len();
-    let mut widths: Vec<Vec<i128>> = vec![Vec::new(); n];
-    let mut failed = vec![0usize; n];
-    let mut missed = vec![0usize; n];
-    let mut largest_miss = vec![0i128; n];
     let start = Instant::now();
     let mut round = 0usize;
     while start.elapsed() < args.duration {
         for k in 0..n {
-            let i = (k + round) % n;
-            let Some((_, _, reader)) = readers.get_mut(i) else { continue };
+            let Some((_, _, reader, tally)) = readers.get_mut((k + round) % n) else { continue };
             let before = realtime_nanos()?;
             let read = reader.read();
             let after = realtime_nanos()?;
-            match read {
-                Ok((earliest, latest)) => {
-                    if let Some(w) = widths.get_mut(i) {
-                        w.push((latest - earliest) / 2);
-                    }
-                    let miss = (before - latest).max(earliest - after);
-                    if miss > 0 {
-                        if let (Some(m), Some(l)) = (missed.get_mut(i), largest_miss.get_mut(i)) {
-                            *m += 1;
-                            *l = (*l).max(miss);
-                        }
-                    }
-                }
-                Err(_) => {
-                    if let Some(f) = failed.get_mut(i) {
-                        *f += 1;
-                    }
-                }
-            }
+            tally.record(before, read, after);
         }
         round += 1;
         let due = args.interval.saturating_mul(u32::try_from(round).unwrap_or(u32::MAX));
         std::thread::sleep(due.saturating_sub(start.elapsed()));
     }
     let mut rows = Vec::new();
-    for (i, (name, kind, reader)) in readers.iter_mut().enumerate() {
+    for (name, kind, reader, tally) in &mut readers {
         let (now_ns, cg_ns) = cost(reader, args.cost_rounds)?;
-        let w = widths.get_mut(i).map(std::mem::take).unwrap_or_default();
-        rows.push(row(
-            name,
-            kind,
-            w,
-            failed.get(i).copied(),
-            missed.get(i).copied(),
-            largest_miss.get(i).copied(),
-            now_ns,
-            cg_ns,
-        ));
+        rows.push(row(name, kind, std::mem::take(tally), now_ns, cg_ns));
     }
     if args.json {
         println!("{}", serde_json::to_string(&serde_json::json!({"command": "side-by-side", "rows": rows}))?);
@@ -206,29 +202,20 @@ pub(crate) fn run(args: &SideBySideArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[expect(clippy::too_many_arguments, reason = "one row's columns, gathered in one place")]
-fn row(
-    name: &str,
-    kind: &'static str,
-    mut widths: Vec<i128>,
-    failed: Option<usize>,
-    missed: Option<usize>,
-    largest_miss: Option<i128>,
-    now_ns: f64,
-    cg_ns: f64,
-) -> Row {
+fn row(name: &str, kind: &'static str, mut tally: Tally, now_ns: f64, cg_ns: f64) -> Row {
+    let widths = &mut tally.widths;
     widths.sort_unstable();
     let pct = |p: usize| (!widths.is_empty()).then(|| widths.get((widths.len() - 1) * p / 100).copied()).flatten();
     Row {
         name: name.to_owned(),
         kind,
         reads: widths.len(),
-        failed: failed.unwrap_or(0),
+        failed: tally.failed,
         p50_half_width_ns: pct(50),
         p90_half_width_ns: pct(90),
         max_half_width_ns: widths.last().copied(),
-        missed_host_time: missed.unwrap_or(0),
-        largest_miss_ns: largest_miss.unwrap_or(0),
+        missed_host_time: tally.missed,
+        largest_miss_ns: tally.largest_miss,
         now_ns_per_call: now_ns,
         clock_gettime_ns_per_call: cg_ns,
         now_over_clock_gettime: if cg_ns > 0.0 { now_ns / cg_ns } else { f64::NAN },
@@ -320,7 +307,8 @@ mod tests {
 
     #[test]
     fn percentiles_and_the_table() {
-        let r = row("t", "tsod", (1..=100).rev().map(|v| v * 1_000).collect(), Some(2), Some(0), Some(0), 50.0, 40.0);
+        let tally = Tally { widths: (1..=100).rev().map(|v| v * 1_000).collect(), failed: 2, ..Tally::default() };
+        let r = row("t", "tsod", tally, 50.0, 40.0);
         assert_eq!(
             (r.p50_half_width_ns, r.p90_half_width_ns, r.max_half_width_ns),
             (Some(50_000), Some(90_000), Some(100_000))
@@ -331,8 +319,20 @@ mod tests {
             table.contains("| t (tsod) | 100 (2) | 50.0 µs | 90.0 µs | 100.0 µs | 0 | 1.25× (50.0 / 40.0 ns) |"),
             "{table}"
         );
-        let empty = row("e", "clockbound", Vec::new(), None, None, None, 0.0, 0.0);
+        let empty = row("e", "clockbound", Tally::default(), 0.0, 0.0);
         assert_eq!(empty.p50_half_width_ns, None);
         assert!(markdown(&[empty]).contains("| — | — | — |"));
+    }
+
+    #[test]
+    fn an_interval_that_misses_the_bracket_of_host_time_is_counted() {
+        let mut t = Tally::default();
+        // Host time was somewhere in [1000, 1100] during the read.
+        t.record(1_000, Ok((900, 1_000)), 1_100); // touches the first reading: contains it
+        t.record(1_000, Ok((1_100, 1_200)), 1_100); // touches the second
+        t.record(1_000, Ok((900, 999)), 1_100); // ends 1 ns before
+        t.record(1_000, Ok((1_150, 1_300)), 1_100); // starts 50 ns after
+        t.record(1_000, Err("segment gone".into()), 1_100);
+        assert_eq!((t.widths.len(), t.failed, t.missed, t.largest_miss), (4, 1, 2, 50));
     }
 }

@@ -169,6 +169,25 @@ pub enum SourceConfig {
     },
 }
 
+/// The `pps-error-us` below which a gpsd without kernel PPS is warned
+/// about ([`Config::pps_warnings`]): 1 ms.
+pub const PLAIN_PPS_ERROR_US: u64 = 1_000;
+
+/// Whether this host has a kernel PPS device (`/dev/pps*`).
+pub fn kernel_pps_present() -> bool {
+    std::fs::read_dir("/dev")
+        .map(|dir| dir.flatten().any(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("pps"))))
+        .unwrap_or(false)
+}
+
+/// Whether `address` (`host:port`) names this host's loopback.
+fn is_loopback(address: &str) -> bool {
+    address
+        .rsplit_once(':')
+        .map(|(host, _)| host.trim_start_matches('[').trim_end_matches(']'))
+        .is_some_and(|host| host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+}
+
 fn default_poll_ms() -> f64 {
     1_000.0
 }
@@ -442,6 +461,35 @@ impl Config {
         out
     }
 
+    /// Warnings about `gpsd` sources whose `pps-error-us` is too small for
+    /// how gpsd can timestamp PPS on this host: without a kernel PPS
+    /// device (`kernel_pps` false; Linux's RFC 2783 API is `/dev/ppsN`),
+    /// a gpsd on this host stamps each edge in user space after its
+    /// thread wakes (plain serial PPS), and that wake-up, tens of µs to
+    /// ms, is error the bound must carry. Sites on a simulated clock (the
+    /// testbed's simulated receivers stamp the edge exactly) get none.
+    pub fn pps_warnings(&self, kernel_pps: bool) -> Vec<String> {
+        if kernel_pps || self.testing.simulated_clock.is_some() {
+            return Vec::new();
+        }
+        self.sources
+            .iter()
+            .filter_map(|s| match s {
+                SourceConfig::Gpsd { name, address, pps_error_us, .. }
+                    if *pps_error_us < PLAIN_PPS_ERROR_US && is_loopback(address) =>
+                {
+                    Some(format!(
+                        "gpsd source {name}: this host has no kernel PPS device (/dev/ppsN), so gpsd can only \
+                         timestamp PPS in user space after its thread wakes; pps-error-us = {pps_error_us} does not \
+                         cover that wake-up: give gpsd a kernel PPS device or raise pps-error-us to at least \
+                         {PLAIN_PPS_ERROR_US}"
+                    ))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The frequency measurement's parameters.
     pub fn frequency(&self) -> FrequencyConfig {
         FrequencyConfig {
@@ -555,6 +603,28 @@ timescale = "utc"
         assert!(err.contains("timescale"), "{err}");
         let err = parse("[[source]]\nkind = \"kernel\"\nname = \"k\"\ntimescale = \"tai\"\n").unwrap_err().to_string();
         assert!(err.contains("tai"), "{err}");
+    }
+
+    #[test]
+    fn a_gpsd_without_kernel_pps_is_warned_about() {
+        let gpsd = |pps: &str| {
+            format!(
+                "[[source]]\nkind = \"gpsd\"\nname = \"gps\"\naddress = \"127.0.0.1:2947\"\ntimescale = \"utc\"\n{pps}"
+            )
+        };
+        let c = parse(&gpsd("")).unwrap();
+        let w = c.pps_warnings(false);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("gpsd source gps") && w[0].contains("pps-error-us = 1 "), "{w:?}");
+        assert_eq!(c.pps_warnings(true), Vec::<String>::new(), "a kernel PPS device: gpsd can use it");
+        assert_eq!(parse(&gpsd("pps-error-us = 1000\n")).unwrap().pps_warnings(false), Vec::<String>::new());
+        let remote = gpsd("").replace("127.0.0.1", "192.0.2.7");
+        assert_eq!(
+            parse(&remote).unwrap().pps_warnings(false),
+            Vec::<String>::new(),
+            "another host's devices are unknown"
+        );
+        assert!(is_loopback("[::1]:2947") && is_loopback("localhost:2947") && !is_loopback("gps.example:2947"));
     }
 
     #[test]

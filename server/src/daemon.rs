@@ -184,7 +184,8 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(DaemonError::Signal)?;
     info!(sources = config.sources.len(), peers = config.peers.len(), path = %config.publish.path.display(), "tsod running");
-    for warning in config.voting_warnings() {
+    for warning in config.voting_warnings().into_iter().chain(config.pps_warnings(crate::config::kernel_pps_present()))
+    {
         warn!("{warning}");
     }
     let mut last: Option<Tick> = None;

@@ -40,7 +40,7 @@ pub(crate) fn run(path: &Path, syntax_only: bool) -> anyhow::Result<()> {
         line.push_str(&format!("; site {}'s certificate verifies under {}", site.name, site.cluster_dir.display()));
     }
     super::print_line(&line)?;
-    for warning in config.voting_warnings() {
+    for warning in config.voting_warnings().into_iter().chain(config.pps_warnings(tsod::config::kernel_pps_present())) {
         super::print_line(&format!("{}: warning: {warning}", path.display()))?;
     }
     if let Some(warning) = leap_list_warning(&config) {

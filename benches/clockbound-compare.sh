@@ -14,8 +14,10 @@
 #   clockbound  reading B, once at its default --max-drift-rate 1 and once at 50,
 #               each in its own mount namespace (its segment path is fixed:
 #               /var/run/clockbound/shm0);
-#   tsod        A as its one NTP source: at its defaults (poll 1 s), and a
-#               second one polling every 1/16 s (poll-interval-ms = 62.5).
+#   tsod        A as its one NTP source: at its defaults (poll 1 s), polling
+#               every 1/16 s (poll-interval-ms = 62.5), that in interleaved
+#               mode (chronyd takes its transmit timestamps in the kernel),
+#               and interleaved every 1/64 s (15.625, chrony's minpoll -6).
 # Then every reader is read at 10 Hz for SECONDS (default 60) and checked
 # against the host's clock, which is what A serves.
 set -euo pipefail
@@ -95,11 +97,14 @@ for rate in 1 50; do
         >"$work/cb$rate.log" 2>&1 &
 done
 
-# tsod at its defaults, and polling every 1/16 s.
-for variant in default fast; do
+# tsod at its defaults, polling every 1/16 s, that in interleaved mode, and
+# interleaved every 1/64 s.
+for variant in default fast interleaved fastest; do
     mkdir -p "$work/$variant"
     poll=""
     [ "$variant" = fast ] && poll="poll-interval-ms = 62.5"
+    [ "$variant" = interleaved ] && poll=$'poll-interval-ms = 62.5\ninterleaved = true'
+    [ "$variant" = fastest ] && poll=$'poll-interval-ms = 15.625\ninterleaved = true'
     printf '[publish]\npath = "%s/%s/segment"\n\n[[source]]\nkind = "ntp"\nname = "chronyd-a"\naddress = "127.0.0.1:%s"\ntimescale = "utc"\n%s\n' \
         "$work" "$variant" "$port_a" "$poll" >"$work/$variant/tsod.toml"
     TSOD_LOG=error "$tsod" run --config "$work/$variant/tsod.toml" >"$work/$variant/log" 2>&1 &
@@ -107,14 +112,16 @@ done
 
 echo "warming up for ${warmup} s, then reading every reader at 10 Hz for ${seconds} s" >&2
 sleep "$warmup"
-for f in "$work/cb1/shm0" "$work/cb50/shm0" "$work/default/segment" "$work/fast/segment"; do
+for f in "$work"/cb{1,50}/shm0 "$work"/{default,fast,interleaved,fastest}/segment; do
     [ -e "$f" ] || { echo "missing $f; logs in $work:" >&2; tail -n 5 "$work"/*.log "$work"/*/log >&2; exit 1; }
 done
 "$tsbench" side-by-side --duration "${seconds}s" --interval 100ms \
     --clockbound "ClockBound, --max-drift-rate 1 (default)=$work/cb1/shm0" \
     --clockbound "ClockBound, --max-drift-rate 50=$work/cb50/shm0" \
     --tsod "tsod, defaults (poll 1 s)=$work/default/segment" \
-    --tsod "tsod, poll 1/16 s=$work/fast/segment" "${@:3}"
+    --tsod "tsod, poll 1/16 s=$work/fast/segment" \
+    --tsod "tsod, poll 1/16 s, interleaved=$work/interleaved/segment" \
+    --tsod "tsod, poll 1/64 s, interleaved=$work/fastest/segment" "${@:3}"
 echo
 echo "chronyd B's view of A (its root delay is the loopback round trip it measures):"
 chronyc -h "$sock" -n sourcestats 2>/dev/null | tail -n 1 || true

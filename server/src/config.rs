@@ -137,10 +137,16 @@ pub enum SourceConfig {
         address: String,
         /// What the server serves.
         timescale: SourceTimescale,
-        /// Time between polls (ms), 62.5 (1/16 s, for a server that allows
-        /// it) … 1 024 000.
+        /// Time between polls (ms), 15.625 (1/64 s, for a server that
+        /// allows it) … 1 024 000.
         #[serde(default = "default_poll_ms", rename = "poll-interval-ms")]
         poll_interval_ms: f64,
+        /// Ask for interleaved replies (RFC 9769), which report when the
+        /// server's reply really left: only for a server that takes that
+        /// timestamp in the kernel or the NIC, such as chrony on Linux
+        /// (SPEC.md §2.2). Default false.
+        #[serde(default)]
+        interleaved: bool,
     },
     /// A GPS receiver through gpsd.
     Gpsd {
@@ -163,7 +169,7 @@ pub enum SourceConfig {
         name: String,
         /// What the system clock serves (its discipline's timescale).
         timescale: SourceTimescale,
-        /// Time between readings (ms), 62.5 … 1 024 000.
+        /// Time between readings (ms), 15.625 … 1 024 000.
         #[serde(default = "default_poll_ms", rename = "poll-interval-ms")]
         poll_interval_ms: f64,
     },
@@ -555,10 +561,10 @@ fn check_address(address: &str) -> Result<(), &'static str> {
 }
 
 fn check_poll(ms: f64) -> Result<(), String> {
-    if (62.5..=1_024_000.0).contains(&ms) {
+    if (15.625..=1_024_000.0).contains(&ms) {
         Ok(())
     } else {
-        Err(format!("poll-interval-ms = {ms} must be within 62.5 (1/16 s) … 1024000"))
+        Err(format!("poll-interval-ms = {ms} must be within 15.625 (1/64 s) … 1024000"))
     }
 }
 
@@ -645,13 +651,17 @@ timescale = "utc"
         assert!(parse(&bad_addr).unwrap_err().to_string().contains("host:port"));
         let bad_poll = format!("{MINIMAL}poll-interval-ms = 10\n");
         assert!(parse(&bad_poll).unwrap_err().to_string().contains("poll-interval-ms"));
-        for bad in ["62", "nan", "inf", "-1000"] {
+        for bad in ["15", "nan", "inf", "-1000"] {
             let text = format!("{MINIMAL}poll-interval-ms = {bad}\n");
             assert!(parse(&text).unwrap_err().to_string().contains("poll-interval-ms"), "{bad}");
         }
-        let fastest = parse(&format!("{MINIMAL}poll-interval-ms = 62.5\n")).unwrap();
+        let interleaved = parse(&format!("{MINIMAL}interleaved = true\n")).unwrap();
+        assert!(matches!(interleaved.sources.first(), Some(SourceConfig::Ntp { interleaved: true, .. })));
+        assert!(matches!(parse(MINIMAL).unwrap().sources.first(), Some(SourceConfig::Ntp { interleaved: false, .. })));
+        assert!(parse(&format!("{MINIMAL}interleaved = \"yes\"\n")).is_err());
+        let fastest = parse(&format!("{MINIMAL}poll-interval-ms = 15.625\n")).unwrap();
         assert!(matches!(fastest.sources.first(), Some(SourceConfig::Ntp { poll_interval_ms, .. })
-            if poll_interval(*poll_interval_ms) == Duration::from_micros(62_500)));
+            if poll_interval(*poll_interval_ms) == Duration::from_micros(15_625)));
         assert!(parse("").unwrap_err().to_string().contains("source"));
     }
 

@@ -86,3 +86,52 @@ fn a_chronyd_with_a_wrong_clock_is_outvoted_as_a_falseticker() {
     }
     assert_eq!(status.status, ClockStatus::Degraded, "two of three configured sources agree");
 }
+
+#[test]
+#[cfg_attr(
+    any(tsod_no_chronyd, tsod_not_root),
+    ignore = "needs chronyd, run as root: apt-get install chrony, or the README's test command"
+)]
+fn chronyd_answers_interleaved_requests_and_the_bound_stays_true() {
+    use tsod::sources::ntp::{NtpSource, NtpSourceConfig};
+    require(&[("chronyd", "chrony")]);
+    let dir = Scratch::new("chrony", "interleaved");
+    let port = free_udp_port();
+    let _server = chronyd(&dir.0, port, None);
+
+    // The core against the real server: after the first (basic) exchange,
+    // chronyd answers in interleaved mode, and every reported departure is
+    // consistent with the exchange it belongs to.
+    let config = NtpSourceConfig { interleaved: true, ..NtpSourceConfig::default() };
+    let mut source = NtpSource::new(config).unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(("127.0.0.1", port)).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut buf = [0u8; 512];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut cookie = 0x1234_5678_9ABC_DEF0_u64;
+    while source.counters().interleaved() < 10 && Instant::now() < deadline {
+        cookie = cookie.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let t1 = tsod_client::sys::reader_clock_now().unwrap();
+        socket.send(&source.start_request(t1, cookie)).unwrap();
+        if let Ok(n) = socket.recv(&mut buf) {
+            let t4 = tsod_client::sys::reader_clock_now().unwrap();
+            let _ = source.handle_reply(&buf[..n], t4, common::realtime());
+        }
+        std::thread::sleep(Duration::from_millis(70));
+    }
+    let counters = source.counters();
+    assert!(counters.interleaved() >= 10, "chronyd did not answer in interleaved mode: {counters:?}");
+    assert_eq!(counters.interleaved_refused(), 0, "{counters:?}");
+    assert_eq!(counters.rejected_total(), 0, "{counters:?}");
+
+    // The daemon in interleaved mode, polling every 1/16 s: always true.
+    let sources =
+        ntp_source("chrony", port).replace("poll-interval-ms = 250", "poll-interval-ms = 62.5\ninterleaved = true");
+    let (_tsod, segment) = tsod(&dir.0, &sources);
+    let clock = synchronized(&segment);
+    let widths = check_truth(&clock, Duration::from_secs(4), true);
+    let median = widths[widths.len() / 2];
+    eprintln!("interleaved: median half-width {median} ns over {} reads", widths.len());
+    assert!(median < 1_000_000, "median half-width {median} ns");
+}

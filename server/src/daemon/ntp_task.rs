@@ -41,6 +41,8 @@ pub(super) struct NtpTask {
     pub(super) name: String,
     pub(super) address: String,
     pub(super) poll: Duration,
+    /// Ask the server for interleaved replies.
+    pub(super) interleaved: bool,
     /// Brings samples onto the service timescale.
     pub(super) to_service: ToService,
     /// Bound on the reader clock's rate error (the daemon's `max-drift`).
@@ -91,7 +93,12 @@ struct Readings {
 fn ntp_thread(task: NtpTask, clock: &dyn Clock, tx: &mpsc::Sender<Event>) {
     let resolution = clock_resolution();
     let params = NtpParams { local_drift: task.max_drift, local_precision: resolution, ..NtpParams::default() };
-    let config = NtpSourceConfig { params, poll_interval: task.poll, ..NtpSourceConfig::default() };
+    let config = NtpSourceConfig {
+        params,
+        poll_interval: task.poll,
+        interleaved: task.interleaved,
+        ..NtpSourceConfig::default()
+    };
     let source = match NtpSource::new(config) {
         Ok(source) => source,
         Err(e) => {
@@ -290,7 +297,7 @@ fn reply_event(
     debug!(
         source = %task.name, delay = ?reply.delay, kernel = ?wire, width = ?reply.sample.interval.width(),
         chosen_width = ?chosen.interval.width(), chosen_age = ?t4.raw.as_nanos().saturating_sub(chosen.at.as_nanos()),
-        "NTP sample"
+        interleaved = state.source.counters().interleaved(), "NTP sample"
     );
     Event::Sample(task.id, chosen)
 }

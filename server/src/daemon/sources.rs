@@ -47,12 +47,13 @@ pub(super) fn spawn(
             tokio::spawn(kernel_task(id, crate::config::poll_interval(poll_interval_ms), to_service, tx));
             Ok(())
         }
-        SourceConfig::Ntp { name, address, timescale, poll_interval_ms } => {
+        SourceConfig::Ntp { name, address, timescale, poll_interval_ms, interleaved } => {
             let task = NtpTask {
                 id,
                 name,
                 address,
                 poll: crate::config::poll_interval(poll_interval_ms),
+                interleaved,
                 to_service: ToService::new(timescale, Arc::clone(leaps)),
                 max_drift,
                 view,

@@ -29,12 +29,15 @@ use std::time::Duration;
 use tsod_proto::{DriftModel, MonoInstant, Timestamp};
 
 use super::filter::{FilterConfig, SampleFilter};
-use super::packet::{KissCode, NtpPacket, PACKET_LEN, log2_seconds_ceil};
-use super::{NtpConfigError, NtpParams, NtpReject, NtpSample, PendingRequest, WireTimes, sample_from_answer};
+use super::packet::{KissCode, NtpPacket, NtpShort, PACKET_LEN, log2_seconds_ceil};
+use super::{
+    NtpConfigError, NtpParams, NtpReject, NtpSample, PendingRequest, ReplyMode, WireTimes, sample_from_answer,
+};
 
-/// The shortest poll interval accepted: 1/16 s (NTP poll exponent −4), for
+/// The shortest poll interval accepted: 1/64 s (NTP poll exponent −6, as
+/// chrony's `minpoll`), for
 /// a server that allows it (a stratum 1 on the LAN, your own).
-pub const MIN_POLL_INTERVAL: Duration = Duration::from_micros(62_500);
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_micros(15_625);
 /// The longest poll interval accepted: 1024 s.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(1024);
 
@@ -49,11 +52,23 @@ pub struct NtpSourceConfig {
     /// Default 1 s: tight bounds need fresh samples. Only poll servers that
     /// allow it (your own, or ones whose operators agreed).
     pub poll_interval: Duration,
+    /// Ask for interleaved replies (RFC 9769): each reply then reports when
+    /// the server's previous reply really left, which takes the server's
+    /// send path out of the round trip. Only for servers that take that
+    /// timestamp before the reply reaches the wire, in the kernel or the
+    /// NIC (chrony on Linux does); see the module doc of [`super`],
+    /// "Interleaved mode". Default off.
+    pub interleaved: bool,
 }
 
 impl Default for NtpSourceConfig {
     fn default() -> Self {
-        Self { params: NtpParams::default(), filter: FilterConfig::default(), poll_interval: Duration::from_secs(1) }
+        Self {
+            params: NtpParams::default(),
+            filter: FilterConfig::default(),
+            poll_interval: Duration::from_secs(1),
+            interleaved: false,
+        }
     }
 }
 
@@ -63,6 +78,8 @@ pub struct NtpCounters {
     requests: u64,
     accepted: u64,
     timeouts: u64,
+    interleaved: u64,
+    interleaved_refused: u64,
     rejected: [u64; NtpReject::COUNT],
 }
 
@@ -80,6 +97,19 @@ impl NtpCounters {
     /// Requests superseded by the next poll without an answer.
     pub const fn timeouts(&self) -> u64 {
         self.timeouts
+    }
+
+    /// Interleaved replies whose report of the earlier reply's departure
+    /// became a sample of that earlier exchange.
+    pub const fn interleaved(&self) -> u64 {
+        self.interleaved
+    }
+
+    /// Interleaved replies whose report of the earlier departure was
+    /// refused (it contradicts the earlier exchange); the reply's own
+    /// exchange may still have been accepted.
+    pub const fn interleaved_refused(&self) -> u64 {
+        self.interleaved_refused
     }
 
     /// Replies rejected for the same reason as `kind` (its data ignored).
@@ -114,6 +144,34 @@ pub struct NtpSource {
     denied: Option<KissCode>,
     filter: SampleFilter,
     counters: NtpCounters,
+    /// The last exchange whose reply was accepted: the next interleaved
+    /// request names it.
+    answered: Option<Answered>,
+}
+
+/// An exchange whose reply was accepted, kept for the interleaved reply
+/// that will report when that reply really left the server.
+#[derive(Clone, Copy, Debug)]
+struct Answered {
+    /// t1.
+    sent_at: MonoInstant,
+    /// t4.
+    received_at: MonoInstant,
+    /// What the kernel's timestamps added to it.
+    wire: WireTimes,
+    /// The reply as received (its receive timestamp names the exchange).
+    reply: NtpPacket,
+}
+
+/// What an accepted reply backs.
+struct Judged {
+    /// This exchange's sample.
+    current: NtpSample,
+    /// For an interleaved reply, the earlier exchange's sample with the
+    /// departure the reply reports (or why that was refused).
+    earlier: Option<Result<NtpSample, NtpReject>>,
+    /// This exchange, for the next interleaved request.
+    answered: Answered,
 }
 
 impl NtpSource {
@@ -133,6 +191,7 @@ impl NtpSource {
             denied: None,
             filter: SampleFilter::new(config.filter),
             counters: NtpCounters::default(),
+            answered: None,
         })
     }
 
@@ -170,7 +229,10 @@ impl NtpSource {
         if self.pending.is_some() {
             self.counters.timeouts = self.counters.timeouts.saturating_add(1);
         }
-        let request = PendingRequest::new(cookie, now);
+        let request = match self.answered.as_ref().filter(|_| self.config.interleaved) {
+            Some(earlier) => PendingRequest::interleaved(cookie, now, earlier.reply.receive.to_bits()),
+            None => PendingRequest::new(cookie, now),
+        };
         let bytes = request.to_bytes(poll_exponent(self.poll_interval));
         self.pending = Some(request);
         self.last_poll = Some(now);
@@ -186,32 +248,46 @@ impl NtpSource {
     }
 
     /// [`NtpSource::handle_reply`], with what the kernel's timestamps of
-    /// this exchange add (`wire`), and with `convert` applied to an
+    /// this exchange add (`wire`), and with `convert` applied to each
     /// accepted sample before it is kept (the daemon brings it onto the
     /// service timescale there, so the filter carries smeared time, which
-    /// has no repeated or skipped second).
+    /// has no repeated or skipped second). Returns this exchange's sample;
+    /// an interleaved reply also keeps one for the earlier exchange it
+    /// reports on (counted in [`NtpCounters::interleaved`]).
     pub fn handle_reply_with(
         &mut self,
         reply: &[u8],
         t4: MonoInstant,
         pivot: Timestamp,
         wire: &WireTimes,
-        convert: impl FnOnce(NtpSample) -> NtpSample,
+        mut convert: impl FnMut(NtpSample) -> NtpSample,
     ) -> Result<NtpSample, NtpReject> {
-        let verdict = self.judge(reply, t4, pivot, wire).map(convert);
-        match &verdict {
-            Ok(sample) => {
+        match self.judge(reply, t4, pivot, wire) {
+            Ok(judged) => {
+                match judged.earlier {
+                    Some(Ok(earlier)) => {
+                        self.counters.interleaved = self.counters.interleaved.saturating_add(1);
+                        self.filter.push(convert(earlier));
+                    }
+                    Some(Err(_)) => {
+                        self.counters.interleaved_refused = self.counters.interleaved_refused.saturating_add(1)
+                    }
+                    None => {}
+                }
+                let current = convert(judged.current);
                 self.counters.accepted = self.counters.accepted.saturating_add(1);
-                self.filter.push(*sample);
+                self.filter.push(current);
+                self.answered = Some(judged.answered);
+                Ok(current)
             }
             Err(reason) => {
-                self.counters.record_rejection(reason);
+                self.counters.record_rejection(&reason);
                 if let NtpReject::KissOfDeath(code) = reason {
-                    self.obey_kiss(*code);
+                    self.obey_kiss(code);
                 }
+                Err(reason)
             }
         }
-        verdict
     }
 
     fn judge(
@@ -220,15 +296,28 @@ impl NtpSource {
         t4: MonoInstant,
         pivot: Timestamp,
         wire: &WireTimes,
-    ) -> Result<NtpSample, NtpReject> {
+    ) -> Result<Judged, NtpReject> {
         let pending = self.pending.as_ref().ok_or(NtpReject::NoRequestOutstanding)?;
         let packet = NtpPacket::decode(reply)?;
-        if !pending.is_answered_by(&packet) {
-            return Err(NtpReject::OriginMismatch);
-        }
-        // Answered: the request is spent whatever the verdict.
+        let mode = pending.answer(&packet).ok_or(NtpReject::OriginMismatch)?;
+        // Answered: the request is spent whatever the verdict, and the
+        // earlier exchange is not named again.
         let request = self.pending.take().ok_or(NtpReject::NoRequestOutstanding)?;
-        sample_from_answer(&request, &packet, t4, pivot, &self.config.params, wire)
+        let earlier = self.answered.take();
+        let params = &self.config.params;
+        let answered = Answered { sent_at: request.sent_at(), received_at: t4, wire: *wire, reply: packet };
+        if mode == ReplyMode::Basic {
+            let current = sample_from_answer(&request, &packet, t4, pivot, params, wire)?;
+            return Ok(Judged { current, earlier: None, answered });
+        }
+        // Interleaved: the transmit timestamp is not this exchange's, so
+        // this one is bounded by T2 alone (T3 := T2, no residence credit).
+        let current =
+            sample_from_answer(&request, &NtpPacket { transmit: packet.receive, ..packet }, t4, pivot, params, wire)?;
+        let earlier = earlier
+            .filter(|e| Some(e.reply.receive.to_bits()) == request.names())
+            .map(|e| earlier_sample(&e, &packet, pivot, params));
+        Ok(Judged { current, earlier, answered })
     }
 
     fn obey_kiss(&mut self, code: KissCode) {
@@ -271,13 +360,36 @@ impl NtpSource {
     pub fn reset(&mut self) {
         self.filter.clear();
         self.pending = None;
+        self.answered = None;
     }
 }
 
+/// The earlier exchange `earlier`, bounded with the departure of its reply
+/// that the interleaved `reply` reports: its header, with the wider of the
+/// two replies' root delay, root dispersion and precision (the server's
+/// error claim may have grown since).
+fn earlier_sample(
+    earlier: &Answered,
+    reply: &NtpPacket,
+    pivot: Timestamp,
+    params: &NtpParams,
+) -> Result<NtpSample, NtpReject> {
+    let wider = |a: NtpShort, b: NtpShort| NtpShort::from_bits(a.to_bits().max(b.to_bits()));
+    let header = NtpPacket {
+        transmit: reply.transmit,
+        root_delay: wider(earlier.reply.root_delay, reply.root_delay),
+        root_dispersion: wider(earlier.reply.root_dispersion, reply.root_dispersion),
+        precision: earlier.reply.precision.max(reply.precision),
+        ..earlier.reply
+    };
+    let request = PendingRequest::new(earlier.reply.origin.to_bits(), earlier.sent_at);
+    sample_from_answer(&request, &header, earlier.received_at, pivot, params, &earlier.wire)
+}
+
 /// The poll exponent advertised in requests: ⌊log2(interval in seconds)⌋
-/// within −4..=10.
+/// within −6..=10.
 fn poll_exponent(interval: Duration) -> i8 {
-    let mut exponent: i8 = -4;
+    let mut exponent: i8 = -6;
     while exponent < 10 && log2_seconds_ceil(exponent.saturating_add(1)) <= interval {
         exponent = exponent.saturating_add(1);
     }
@@ -420,8 +532,8 @@ mod tests {
     fn configuration_is_checked() {
         let bad_poll = |d| NtpSource::new(NtpSourceConfig { poll_interval: d, ..NtpSourceConfig::default() }).err();
         assert_eq!(
-            bad_poll(Duration::from_millis(62)),
-            Some(NtpConfigError::PollIntervalOutOfRange(Duration::from_millis(62)))
+            bad_poll(Duration::from_millis(15)),
+            Some(NtpConfigError::PollIntervalOutOfRange(Duration::from_millis(15)))
         );
         assert_eq!(
             bad_poll(Duration::from_secs(1025)),
@@ -441,9 +553,131 @@ mod tests {
         assert!(matches!(NtpSource::new(bad_drift), Err(NtpConfigError::DriftOutOfRange { name: "local-drift", .. })));
     }
 
+    /// 20 µs in 2⁻³² s units, rounded up.
+    const SEND_PATH_FIXED: u64 = 85_900;
+
+    fn interleaving() -> NtpSource {
+        NtpSource::new(NtpSourceConfig { interleaved: true, ..NtpSourceConfig::default() }).unwrap()
+    }
+
+    /// Exchange `a` answered in basic mode by a server whose T3 is read 20 µs
+    /// before its reply really left; returns that basic reply.
+    fn answered_basic(s: &mut NtpSource, a: &Exchange) -> NtpPacket {
+        let first = NtpPacket::decode(&s.start_request(a.request().sent_at(), COOKIE)).unwrap();
+        assert_eq!(
+            (first.origin, first.receive),
+            (NtpTimestamp::ZERO, NtpTimestamp::ZERO),
+            "the first request is basic"
+        );
+        let mut basic = a.packet();
+        basic.transmit = NtpTimestamp::from_bits(basic.transmit.to_bits() - SEND_PATH_FIXED);
+        assert!(s.handle_reply(&basic.encode(), a.t4(), a.pivot()).unwrap().sample.interval.contains(a.truth()));
+        basic
+    }
+
+    /// The exchange one second after `a`, and its request's cookie.
+    fn next_exchange(a: &Exchange) -> (Exchange, u64) {
+        (Exchange { theta1: a.theta1 + 1_000_000_000, m1: a.m1 + 1_000 * MS, ..*a }, COOKIE ^ 0xFFFF)
+    }
+
+    #[test]
+    fn interleaved_replies_report_the_earlier_departure() {
+        let a = Exchange::exact(2 * MS, 50_000, 3 * MS);
+        let mut s = interleaving();
+        let basic = answered_basic(&mut s, &a);
+        let basic_width = s.filter().iter().next().unwrap().sample.interval.width();
+
+        let (b, cookie) = next_exchange(&a);
+        let request = NtpPacket::decode(&s.start_request(b.request().sent_at(), cookie)).unwrap();
+        assert_eq!(request.origin, basic.receive, "names exchange a by the T2 its reply carried");
+        assert_eq!((request.receive.to_bits(), request.transmit.to_bits()), (!cookie, cookie));
+        // The server remembers a, and reports when its reply really left.
+        let mut reply = b.packet();
+        reply.origin = NtpTimestamp::from_bits(!cookie);
+        reply.transmit = a.packet().transmit;
+        let current = s.handle_reply(&reply.encode(), b.t4(), b.pivot()).unwrap();
+        assert!(current.sample.interval.contains(b.truth()), "b is bounded by its T2 alone");
+        assert_eq!((s.counters().interleaved(), s.counters().accepted()), (1, 2));
+
+        let kept: Vec<_> = s.filter().iter().map(|k| (k.sample.at, k.sample.interval)).collect();
+        assert_eq!(kept.len(), 3, "a basic, a interleaved, b: {kept:?}");
+        let (at, earlier) = kept[1];
+        assert_eq!(at, a.t4());
+        assert!(earlier.contains(a.truth()));
+        let narrower = basic_width.checked_sub(earlier.width()).unwrap();
+        assert!(narrower >= Duration::from_micros(19), "the send path is out of the round trip: {narrower:?}");
+        // The next request names b.
+        let (c, cookie) = next_exchange(&b);
+        let request = NtpPacket::decode(&s.start_request(c.request().sent_at(), cookie)).unwrap();
+        assert_eq!(request.origin, reply.receive);
+    }
+
+    #[test]
+    fn interleaved_requests_accept_basic_answers_and_refuse_forgeries() {
+        let a = Exchange::exact(2 * MS, 50_000, 3 * MS);
+        let (b, cookie) = next_exchange(&a);
+        // A server that forgot a answers in basic mode: judged as basic.
+        let mut s = interleaving();
+        answered_basic(&mut s, &a);
+        let _ = s.start_request(b.request().sent_at(), cookie);
+        let mut basic = b.packet();
+        basic.origin = NtpTimestamp::from_bits(cookie);
+        let sample = s.handle_reply(&basic.encode(), b.t4(), b.pivot()).unwrap();
+        assert!(sample.sample.interval.contains(b.truth()));
+        assert_eq!(s.counters().interleaved(), 0);
+
+        // Echoing neither cookie: refused, and the request still waits.
+        let mut s = interleaving();
+        answered_basic(&mut s, &a);
+        let _ = s.start_request(b.request().sent_at(), cookie);
+        let mut forged = b.packet();
+        forged.origin = NtpTimestamp::from_bits(!cookie ^ 1);
+        assert_eq!(s.handle_reply(&forged.encode(), b.t4(), b.pivot()), Err(NtpReject::OriginMismatch));
+        assert!(s.pending().is_some());
+
+        // A departure before a's T2 contradicts a: that sample is refused
+        // and counted, b's own is kept.
+        let mut reply = b.packet();
+        reply.origin = NtpTimestamp::from_bits(!cookie);
+        reply.transmit = NtpTimestamp::from_bits(a.packet().receive.to_bits() - SEND_PATH_FIXED);
+        assert!(s.handle_reply(&reply.encode(), b.t4(), b.pivot()).is_ok());
+        assert_eq!((s.counters().interleaved(), s.counters().interleaved_refused()), (0, 1));
+        assert_eq!(s.filter().len(), 2);
+
+        // A basic request's complement is no answer.
+        let mut s = source();
+        let _ = s.start_request(a.request().sent_at(), cookie);
+        let mut reply = a.packet();
+        reply.origin = NtpTimestamp::from_bits(!cookie);
+        assert_eq!(s.handle_reply(&reply.encode(), a.t4(), a.pivot()), Err(NtpReject::OriginMismatch));
+    }
+
+    #[test]
+    fn only_a_configured_source_after_an_answer_asks_for_interleaved_replies() {
+        let a = Exchange::exact(2 * MS, 50_000, 3 * MS);
+        let (b, cookie) = next_exchange(&a);
+        let mut plain = source();
+        answered_basic(&mut plain, &a);
+        let request = NtpPacket::decode(&plain.start_request(b.request().sent_at(), cookie)).unwrap();
+        assert_eq!((request.origin, request.receive), (NtpTimestamp::ZERO, NtpTimestamp::ZERO));
+        // After a disruption, or a refused reply, there is nothing to name.
+        let mut s = interleaving();
+        answered_basic(&mut s, &a);
+        s.reset();
+        let request = NtpPacket::decode(&s.start_request(b.request().sent_at(), cookie)).unwrap();
+        assert_eq!(request.origin, NtpTimestamp::ZERO);
+        let mut unsynced = b.packet();
+        unsynced.origin = NtpTimestamp::from_bits(cookie);
+        unsynced.stratum = 16;
+        assert!(s.handle_reply(&unsynced.encode(), b.t4(), b.pivot()).is_err());
+        let request = NtpPacket::decode(&s.start_request(b.t4(), cookie ^ 1)).unwrap();
+        assert_eq!(request.origin, NtpTimestamp::ZERO);
+    }
+
     #[test]
     fn poll_exponents() {
-        assert_eq!(poll_exponent(MIN_POLL_INTERVAL), -4);
+        assert_eq!(poll_exponent(MIN_POLL_INTERVAL), -6);
+        assert_eq!(poll_exponent(Duration::from_micros(62_500)), -4);
         assert_eq!(poll_exponent(Duration::from_millis(125)), -3);
         assert_eq!(poll_exponent(Duration::from_millis(999)), -1);
         assert_eq!(poll_exponent(Duration::from_secs(1)), 0);

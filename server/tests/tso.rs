@@ -794,7 +794,7 @@ fn a_peer_cannot_force_an_election_or_speak_for_another_site() {
     let group = group_digest(&SITES.map(str::to_owned));
     let rt = runtime();
     rt.block_on(async {
-        let ask = |target: usize, payload: String| {
+        let ask_rpc = |target: usize, rpc: RaftRpc, payload: String| {
             let certs = certs.clone();
             let addr = sites[target].addr();
             let server = sites[target].name;
@@ -808,18 +808,21 @@ fn a_peer_cannot_force_an_election_or_speak_for_another_site() {
                 endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
                 let conn = endpoint.connect(addr, server).unwrap().await.unwrap();
                 let (mut send, mut recv) = conn.open_bi().await.unwrap();
-                let message =
-                    Message::RaftRequest(RaftMessage { request_id: 9, rpc: RaftRpc::PreVote, payload: &payload });
+                let message = Message::RaftRequest(RaftMessage { request_id: 9, rpc, payload: &payload });
                 send.write_all(&message.to_vec().unwrap()).await.unwrap();
                 send.finish().unwrap();
                 let bytes =
                     tokio::time::timeout(Duration::from_secs(5), recv.read_to_end(1 << 20)).await.unwrap().unwrap();
                 match wire::decode(&bytes).unwrap() {
-                    Message::RaftResponse(r) => Ok(serde_json::from_str::<CampaignAnswer>(r.payload).unwrap()),
+                    Message::RaftResponse(r) => Ok(r.payload.to_owned()),
                     Message::Error(e) => Err((e.code, e.message.to_owned())),
                     other => panic!("unexpected {other:?}"),
                 }
             }
+        };
+        let ask = |target: usize, payload: String| {
+            let asked = ask_rpc(target, RaftRpc::PreVote, payload);
+            async move { asked.await.map(|p| serde_json::from_str::<CampaignAnswer>(&p).unwrap()) }
         };
         let campaign = |from: &str| Campaign {
             from: node_id(from),
@@ -848,7 +851,39 @@ fn a_peer_cannot_force_an_election_or_speak_for_another_site() {
             let answer = ask(target, payload(&own)).await.unwrap();
             assert!(!answer.granted && answer.refused.as_deref().is_some_and(live_leader), "{answer:?}");
         }
+        // Raft itself, speaking for the third site with a far later term: a
+        // vote request (which would make the leader step down), entries
+        // and a snapshot as if that site led. Each is refused unread.
+        let raft_payload = |json: String| format!("{{\"group\":\"{group}\",\"rpc\":{json}}}");
+        let forged_vote = openraft::Vote::new_committed(term + 100, node_id(sites[follower].name));
+        let vote =
+            openraft::raft::VoteRequest::new(openraft::Vote::new(term + 100, node_id(sites[follower].name)), None);
+        let append = openraft::raft::AppendEntriesRequest::<tsod::tso::raft::TsoRaft> {
+            vote: forged_vote,
+            prev_log_id: None,
+            entries: Vec::new(),
+            leader_commit: None,
+        };
+        let snapshot = openraft::raft::InstallSnapshotRequest::<tsod::tso::raft::TsoRaft> {
+            vote: forged_vote,
+            meta: openraft::SnapshotMeta::default(),
+            offset: 0,
+            data: Vec::new(),
+            done: false,
+        };
+        for (rpc, json) in [
+            (RaftRpc::Vote, serde_json::to_string(&vote).unwrap()),
+            (RaftRpc::AppendEntries, serde_json::to_string(&append).unwrap()),
+            (RaftRpc::InstallSnapshot, serde_json::to_string(&snapshot).unwrap()),
+        ] {
+            let (code, message) = ask_rpc(leader_index, rpc, raft_payload(json)).await.unwrap_err();
+            assert_eq!(code, ErrorCode::Unauthorized, "{rpc:?}: {message}");
+            assert!(message.contains("claims node"), "{rpc:?}: {message}");
+        }
     });
+    // The leader did not step down for the forged vote's term.
+    let terms: Vec<u64> = sites.iter().filter_map(|s| s.status().and_then(|st| st.tso).map(|t| t.term)).collect();
+    assert!(terms.iter().all(|t| *t < term + 100), "a forged request moved the term: {terms:?}");
     // (Whether the term moved is not asserted: on a loaded 2-core host the
     // group may hold a real election meanwhile. A pre-vote never starts
     // one at the site that answers it.)

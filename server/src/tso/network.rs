@@ -370,9 +370,9 @@ pub enum Refused {
     /// A `pre-vote` reached openraft's dispatcher (a bug, never a peer's fault).
     #[error("pre-vote is answered by the TSO node, not by Raft")]
     NotForRaft,
-    /// A `pre-vote` that claims to come from another site than the
-    /// authenticated sender.
-    #[error("the pre-vote claims node {claimed}, but the sender is {sender}")]
+    /// A pre-vote, vote, append or snapshot that claims to come from
+    /// another node than the authenticated sender's.
+    #[error("the request claims node {claimed}, but the sender is {sender}")]
     Impostor {
         /// Who it claims to be.
         claimed: NodeId,
@@ -408,13 +408,27 @@ pub struct Answered {
     pub from_leader: bool,
 }
 
-/// Answers a `raft-request` from a peer of group `group` with the local
-/// Raft's result, as the JSON payload of a `raft-response`, or says why not.
-pub async fn answer(raft: &Raft<TsoRaft>, rpc: RaftRpc, payload: &str, group: &str) -> Result<Answered, Refused> {
+/// Answers a `raft-request` from peer `sender` (the node of the site its
+/// certificate names) of group `group` with the local Raft's result, as the
+/// JSON payload of a `raft-response`, or says why not. A request that
+/// speaks for another node (a vote for another candidate, entries or a
+/// snapshot from another leader) is refused before Raft sees it.
+pub async fn answer(
+    raft: &Raft<TsoRaft>,
+    rpc: RaftRpc,
+    payload: &str,
+    group: &str,
+    sender: (NodeId, &str),
+) -> Result<Answered, Refused> {
+    let speaks_for = |vote: &openraft::Vote<NodeId>| match vote.leader_id().voted_for() {
+        Some(claimed) if claimed == sender.0 => Ok(()),
+        claimed => Err(Refused::Impostor { claimed: claimed.unwrap_or(0), sender: sender.1.to_owned() }),
+    };
     let mut from_leader = false;
     let text = match rpc {
         RaftRpc::AppendEntries => {
             let request: AppendEntriesRequest<TsoRaft> = open(payload, group)?;
+            speaks_for(&request.vote)?;
             let result = raft.append_entries(request).await;
             from_leader = matches!(
                 result,
@@ -426,10 +440,12 @@ pub async fn answer(raft: &Raft<TsoRaft>, rpc: RaftRpc, payload: &str, group: &s
         }
         RaftRpc::Vote => {
             let request: VoteRequest<NodeId> = open(payload, group)?;
+            speaks_for(&request.vote)?;
             serde_json::to_string(&raft.vote(request).await)?
         }
         RaftRpc::InstallSnapshot => {
             let request: InstallSnapshotRequest<TsoRaft> = open(payload, group)?;
+            speaks_for(&request.vote)?;
             // The real snapshot is a few hundred bytes; a chunk placed far
             // out would make the receive buffer allocate without bound.
             let end = request.offset.saturating_add(u64::try_from(request.data.len()).unwrap_or(u64::MAX));

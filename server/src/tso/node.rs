@@ -476,7 +476,8 @@ impl TsoNode {
     /// by Raft. `sender` is the site the peer's certificate names.
     pub async fn answer(&self, rpc: RaftRpc, payload: &str, sender: &str) -> Result<Answered, Refused> {
         if rpc != RaftRpc::PreVote {
-            let answered = super::network::answer(&self.raft, rpc, payload, &self.group).await?;
+            let answered =
+                super::network::answer(&self.raft, rpc, payload, &self.group, (node_id(sender), sender)).await?;
             if answered.from_leader {
                 self.leader_heard();
             }

@@ -36,3 +36,28 @@ fn help_lists_the_commands() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("decode"));
 }
+
+/// Text a peer, gpsd or an NTP server supplied reaches the operator's
+/// terminal escaped: no escape sequence, no forged line.
+#[test]
+fn status_prints_supplied_text_with_control_characters_escaped() {
+    let dir = std::env::temp_dir().join(format!("tsod-cli-status-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let segment = dir.join("segment");
+    let json = r#"{"status":"synchronized","half_width_ns":1000,"frequency_ppb":null,"drift_bound_ppb":null,
+        "disruption_count":0,"pid":1,"site":"a\u001b]0;owned\u0007",
+        "sources":[{"name":"gps\u001b[2J","kind":"gpsd","usable":true,"falseticker":true,"offset_ns":null,
+        "error_ns":null,"samples":1,"rejects":1,"last_error":"bad line\nsite-b up synchronized"}]}"#;
+    let snapshot = tsod_proto::observe::StatusSnapshot::from_json(json.as_bytes()).unwrap();
+    tsod::daemon::status_file::write(&tsod::daemon::status_file::status_path(&segment), &snapshot).unwrap();
+    let out = tsod(&["status", "--segment", segment.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text:?}");
+    assert!(text.contains(r"gps\u{1b}[2J") && text.contains(r"bad line\u{a}site-b"), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("site-b")), "a forged line: {text}");
+    // The JSON form escapes them as JSON does.
+    let out = tsod(&["status", "--json", "--segment", segment.to_str().unwrap()]);
+    assert!(!out.stdout.contains(&0x1b), "{:?}", String::from_utf8_lossy(&out.stdout));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use tsod::daemon::status_file;
+use tsod::daemon::status_file::{self, printable};
 use tsod_proto::observe::{StatusSnapshot, TsoStatus, source_kind_name};
 use tsod_proto::shm::{SHM_DEFAULT_PATH, SHM_PATH_ENV};
 
@@ -41,7 +41,7 @@ pub(crate) fn run(segment: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
         let micros = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{:.3}", v / 1e3));
         out.push_str(&format!(
             "{:<16} {:<7} {:<12} {:>14} {:>12} {:>8} {:>8}\n",
-            s.name,
+            printable(&s.name),
             source_kind_name(s.kind),
             state,
             micros(s.offset_ns.map(|o| o as f64)),
@@ -50,7 +50,7 @@ pub(crate) fn run(segment: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
             s.rejects
         ));
         if let Some(e) = &s.last_error {
-            out.push_str(&format!("{:<16} last refusal: {e}\n", ""));
+            out.push_str(&format!("{:<16} last refusal: {}\n", "", printable(e)));
         }
     }
     if let Some(site) = &snapshot.site {
@@ -64,17 +64,18 @@ pub(crate) fn run(segment: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
 
 /// The cluster as this site sees it: itself, then each peer's link and the
 /// report it last gossiped (status, half-width, falsetickers it sees).
+/// Names a peer reported are printed escaped ([`printable`]).
 fn cluster_table(site: &str, snapshot: &StatusSnapshot) -> String {
     let micros = |ns: Option<u64>| ns.map_or_else(|| "-".to_owned(), |v| format!("{:.3}", v as f64 / 1e3));
     let mut out = format!(
         "{:<16} {:<6} {:<15} {:>13} {:>10} {}\n",
         "site", "link", "status", "half-width µs", "rtt µs", "falsetickers seen"
     );
-    let own_falsetickers: Vec<&str> =
-        snapshot.sources.iter().filter(|s| s.falseticker).map(|s| s.name.as_str()).collect();
+    let own_falsetickers: Vec<_> =
+        snapshot.sources.iter().filter(|s| s.falseticker).map(|s| printable(&s.name)).collect();
     out.push_str(&format!(
         "{:<16} {:<6} {:<15} {:>13} {:>10} {}\n",
-        site,
+        printable(site),
         "self",
         snapshot.status.to_string(),
         micros(snapshot.half_width_ns),
@@ -87,13 +88,13 @@ fn cluster_table(site: &str, snapshot: &StatusSnapshot) -> String {
             Some(r) => (
                 r.status.to_string(),
                 r.half_width.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-                r.sources.iter().filter(|s| s.falseticker).map(|s| s.name.as_str()).collect::<Vec<_>>().join(","),
+                r.sources.iter().filter(|s| s.falseticker).map(|s| printable(&s.name)).collect::<Vec<_>>().join(","),
             ),
             None => ("(no report)".to_owned(), None, String::new()),
         };
         out.push_str(&format!(
             "{:<16} {:<6} {:<15} {:>13} {:>10} {}\n",
-            peer.name,
+            printable(&peer.name),
             link,
             status,
             micros(half_width),
@@ -113,8 +114,8 @@ fn tso_line(tso: &TsoStatus) -> String {
             .map_or_else(|| ns.to_string(), |t| t.format("%H:%M:%S%.3f").to_string())
     };
     let leader = match (&tso.leader, tso.leader_priority) {
-        (Some(l), Some(p)) => format!("{l}, priority {p}"),
-        (Some(l), None) => l.clone(),
+        (Some(l), Some(p)) => format!("{}, priority {p}", printable(l)),
+        (Some(l), None) => printable(l).into_owned(),
         (None, _) => "none".to_owned(),
     };
     let mut out = format!(
@@ -130,10 +131,10 @@ fn tso_line(tso: &TsoStatus) -> String {
         tso.forwarded_batches,
     );
     if let Some(why) = &tso.why_leading {
-        out.push_str(&format!("  leads: {why}\n"));
+        out.push_str(&format!("  leads: {}\n", printable(why)));
     }
     if let Some(to) = &tso.handover_to {
-        out.push_str(&format!("  handing leadership over to {to}\n"));
+        out.push_str(&format!("  handing leadership over to {}\n", printable(to)));
     }
     if let Some(t) = &tso.timing {
         out.push_str(&format!(
@@ -148,7 +149,7 @@ fn tso_line(tso: &TsoStatus) -> String {
             tso.priority.map_or_else(|| "none".to_owned(), |p| p.to_string()),
         ));
         if let Some(problem) = &t.problem {
-            out.push_str(&format!("  timing problem: {problem}\n"));
+            out.push_str(&format!("  timing problem: {}\n", printable(problem)));
         }
     }
     out

@@ -57,18 +57,113 @@ pub fn add_cluster(snapshot: &mut StatusSnapshot, site: &str, local: tsod_proto:
     snapshot.tso = peers.tso.get().map(|t| t.status());
 }
 
-/// Writes `snapshot` to `path` atomically (temporary file, then rename).
+/// Writes `snapshot` to `path` atomically: into a new file of a random
+/// name beside it, created exclusively and never through a symlink
+/// (`O_CREAT | O_EXCL | O_NOFOLLOW`, mode 0644), then renamed over `path`
+/// (a rename replaces a symlink at `path` itself, never its target). So a
+/// local user who can write the directory cannot make the daemon write
+/// through a link they planted.
 pub fn write(path: &Path, snapshot: &StatusSnapshot) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
     let json = snapshot.to_json().map_err(io::Error::other)?;
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, json)?;
-    std::fs::rename(&tmp, path)
+    let random = ring::rand::SystemRandom::new();
+    for _ in 0..8 {
+        let mut bytes = [0u8; 8];
+        ring::rand::SecureRandom::fill(&random, &mut bytes).map_err(|_| io::Error::other("no randomness"))?;
+        let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        tmp_name.push(format!(".{:016x}.tmp", u64::from_ne_bytes(bytes)));
+        let tmp = path.with_file_name(tmp_name);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp);
+        let mut file = match file {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            other => other?,
+        };
+        let written = file.write_all(&json).and_then(|()| std::fs::rename(&tmp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        return written;
+    }
+    Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name beside the status file"))
+}
+
+/// `text` with every control character and bidirectional-override
+/// character written as `\u{..}`: for printing text a peer, gpsd or an NTP
+/// server supplied (names, refusal reasons) on an operator's terminal,
+/// where an escape sequence could rewrite the screen or a newline forge a line.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let hostile = |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(hostile) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len().saturating_add(8));
+    for c in text.chars() {
+        if hostile(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Reads a status file.
 pub fn read(path: &Path) -> io::Result<StatusSnapshot> {
     let bytes = std::fs::read(path)?;
     StatusSnapshot::from_json(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("tsod-status-file-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn sample() -> StatusSnapshot {
+        let text = r#"{"status":"synchronized","half_width_ns":1000,"frequency_ppb":null,"drift_bound_ppb":null,
+            "disruption_count":0,"pid":1,"sources":[]}"#;
+        StatusSnapshot::from_json(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_planted_symlink_is_never_written_through() {
+        let dir = scratch("symlink");
+        let path = dir.join("segment.status.json");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // The name the daemon used to write through, and the status file itself.
+        std::os::unix::fs::symlink(&victim, dir.join("segment.status.json.tmp")).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write(&path, &sample()).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert_eq!(read(&path).unwrap(), sample());
+        // No temporary file is left behind.
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left.len(), 3, "{left:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn control_characters_are_printed_escaped() {
+        assert_eq!(printable("gps-a"), "gps-a");
+        assert_eq!(printable("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(printable("x\nsite ok"), "x\\u{a}site ok");
+        assert_eq!(printable("\u{202E}evil"), "\\u{202e}evil");
+        assert_eq!(printable("µs ±"), "µs ±");
+    }
 }

@@ -134,3 +134,67 @@ fn a_gps_an_hour_wrong_is_outvoted_by_two_chronyd_servers() {
     assert!(gps.offset_ns.unwrap() < -3_000_000_000_000, "an hour behind: {s:?}");
     assert_eq!(s.status, ClockStatus::Degraded);
 }
+
+/// A local user who binds gpsd's port while gpsd is down is not believed:
+/// tsod looks up who owns the listening socket and refuses anyone but
+/// root, `gpsd` or itself. Here the impostor is a real gpsd running as
+/// `nobody` (uid 65534).
+#[test]
+#[cfg_attr(
+    any(tsod_no_gpsd, tsod_not_root),
+    ignore = "needs gpsd, run as root: apt-get install gpsd gpsd-clients, or the README's test command"
+)]
+fn a_gpsd_run_by_another_user_is_refused_as_an_impostor() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    require(&[("gpsd", "gpsd")]);
+    let dir = Scratch::new("gpsd", "impostor");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let port = free_udp_port();
+    let impostor = Command::new("gpsd")
+        .args(["-N", "-F"])
+        .arg(dir.join("control.sock"))
+        .args(["-S", &port.to_string()])
+        .uid(65_534)
+        .gid(65_534)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gpsd as nobody");
+    let _impostor = Running(impostor);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_tsod, segment) = tsod_with(&dir.0, "", &gpsd_source(port));
+    let s = wait_for(&segment, "the impostor refused", |s| {
+        s.sources[0].last_error.as_deref().is_some_and(|e| e.contains("uid 65534") && e.contains("impostor"))
+    });
+    assert_eq!(s.sources[0].samples, 0, "{s:?}");
+    assert!(!s.sources[0].usable);
+}
+
+/// A gpsd that accepts and then says nothing (hung) does not hold the
+/// source forever: the connection is dropped after 10 s and made again.
+#[test]
+fn a_silent_gpsd_is_dropped_and_reconnected() {
+    let dir = Scratch::new("gpsd", "silent");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream); // never written to, never closed
+        }
+    });
+    let (_tsod, segment) = tsod_with(&dir.0, "", &gpsd_source(port));
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "no reconnect: {:?}", status(&segment));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = wait_for(&segment, "the silence reported", |s| {
+        s.sources[0].last_error.as_deref().is_some_and(|e| e.contains("no complete line"))
+    });
+    assert!(!s.sources[0].usable && s.sources[0].samples == 0, "{s:?}");
+}

@@ -880,7 +880,45 @@ fn a_peer_cannot_force_an_election_or_speak_for_another_site() {
             assert_eq!(code, ErrorCode::Unauthorized, "{rpc:?}: {message}");
             assert!(message.contains("claims node"), "{rpc:?}: {message}");
         }
+        // In its own name: entries carrying a lease that ends in a year (a
+        // leader with a spoofed clock would fence the TSO off that long),
+        // and a snapshot that would lower the fence. Both refused before
+        // Raft sees them, at the leader and at the follower.
+        let me = node_id(sites[sender].name);
+        let year = realtime().as_nanos() + 365 * 86_400 * 1_000_000_000;
+        let lease = tsod::tso::raft::Lease { holder: me, term: term + 100, end_ns: year };
+        let far = openraft::raft::AppendEntriesRequest::<tsod::tso::raft::TsoRaft> {
+            vote: openraft::Vote::new_committed(term + 100, me),
+            prev_log_id: None,
+            entries: vec![openraft::Entry {
+                log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(term + 100, me), 1),
+                payload: openraft::EntryPayload::Normal(tsod::tso::raft::Command::Lease(lease)),
+            }],
+            leader_commit: None,
+        };
+        let lower = openraft::raft::InstallSnapshotRequest::<tsod::tso::raft::TsoRaft> {
+            vote: openraft::Vote::new_committed(term + 100, me),
+            meta: openraft::SnapshotMeta::default(),
+            offset: 0,
+            data: serde_json::to_vec(&tsod::tso::raft::TsoState { fence_ns: 1, last_lease: None }).unwrap(),
+            done: true,
+        };
+        for target in [leader_index, follower] {
+            let json = serde_json::to_string(&far).unwrap();
+            let (code, message) = ask_rpc(target, RaftRpc::AppendEntries, raft_payload(json)).await.unwrap_err();
+            assert_eq!(code, ErrorCode::Unauthorized, "{message}");
+            assert!(message.contains("beyond this site's limit"), "{message}");
+            let json = serde_json::to_string(&lower).unwrap();
+            let (code, message) = ask_rpc(target, RaftRpc::InstallSnapshot, raft_payload(json)).await.unwrap_err();
+            assert_eq!(code, ErrorCode::Unauthorized, "{message}");
+            assert!(message.contains("would lower ours"), "{message}");
+        }
     });
+    // No site holds the year-long fence.
+    for site in &sites {
+        let fence = site.status().and_then(|s| s.tso).map_or(0, |t| t.fence_ns);
+        assert!(fence < realtime().as_nanos() + 3_600 * 1_000_000_000, "{}: fence {fence}", site.name);
+    }
     // The leader did not step down for the forged vote's term.
     let terms: Vec<u64> = sites.iter().filter_map(|s| s.status().and_then(|st| st.tso).map(|t| t.term)).collect();
     assert!(terms.iter().all(|t| *t < term + 100), "a forged request moved the term: {terms:?}");

@@ -116,6 +116,10 @@ pub struct TsoConfig {
     /// is healthy again. Sites without one rank below those with one; among
     /// equals, the site with the smallest total round trip to the others.
     pub leader_priority: Option<u32>,
+    /// The widest half-width (ms) at which this site proposes leases as
+    /// leader, and the skew it allows another leader's lease ends beyond
+    /// its own clock (twice this, plus the longest lease). Default 500.
+    pub max_half_width_ms: u64,
 }
 
 impl Default for TsoConfig {
@@ -128,6 +132,7 @@ impl Default for TsoConfig {
             election_timeout_ms: None,
             round_trip_ms: None,
             leader_priority: None,
+            max_half_width_ms: 500,
         }
     }
 }
@@ -140,6 +145,7 @@ impl TsoConfig {
             overrides: self.overrides(),
             declared_round_trip: self.declared_round_trip(),
             leader_priority: self.leader_priority,
+            max_half_width: Duration::from_millis(self.max_half_width_ms),
         }
     }
 
@@ -162,6 +168,9 @@ impl TsoConfig {
             if !(100..=60_000).contains(&lease) {
                 return Err(format!("tso.lease-ms = {lease} must be within 100 … 60000"));
             }
+        }
+        if !(1..=60_000).contains(&self.max_half_width_ms) {
+            return Err(format!("tso.max-half-width-ms = {} must be within 1 … 60000", self.max_half_width_ms));
         }
         if self.heartbeat_ms == Some(0) {
             return Err("tso.heartbeat-ms must be above 0".into());

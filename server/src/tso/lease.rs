@@ -26,6 +26,16 @@ use std::time::Duration;
 
 use tsod_proto::{HybridTimestamp, TimeInterval};
 
+/// Whether a leader whose clock is in `status` and reads `now` may propose
+/// a lease: its sources agree (`synchronized`, or `degraded`: a majority
+/// of them) and its half-width is at most `max_half_width`. A lease end is
+/// `latest` plus the lease, so a clock that is free-running, or wider than
+/// the cluster allows, would commit a fence that far beyond true time.
+pub fn fit_to_propose(status: tsod_proto::ClockStatus, now: &TimeInterval, max_half_width: Duration) -> bool {
+    matches!(status, tsod_proto::ClockStatus::Synchronized | tsod_proto::ClockStatus::Degraded)
+        && now.half_width() <= max_half_width
+}
+
 /// Why the leader cannot issue now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -179,6 +189,21 @@ mod tests {
 
     fn at(earliest: u64, latest: u64) -> TimeInterval {
         TimeInterval::new(Timestamp::from_nanos(earliest), Timestamp::from_nanos(latest)).expect("ordered")
+    }
+
+    #[test]
+    fn only_an_agreeing_clock_narrower_than_the_limit_proposes_leases() {
+        use tsod_proto::ClockStatus::{Degraded, Disrupted, FreeRunning, Synchronized, Unsynchronized};
+        let max = Duration::from_millis(500);
+        let narrow = at(T, T + 2_000_000); // half-width 1 ms
+        let wide = at(T, T + 1_200_000_000); // 600 ms
+        assert!(fit_to_propose(Synchronized, &narrow, max));
+        assert!(fit_to_propose(Degraded, &narrow, max));
+        assert!(!fit_to_propose(Synchronized, &wide, max));
+        for status in [FreeRunning, Unsynchronized, Disrupted] {
+            assert!(!fit_to_propose(status, &narrow, max), "{status:?}");
+        }
+        assert!(fit_to_propose(Synchronized, &at(T, T + 1_000_000_000), max), "exactly the limit");
     }
 
     fn leading(fence: u64, end: u64) -> Allocator {

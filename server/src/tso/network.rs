@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 use tsod_proto::wire::{self, MAX_MESSAGE_LEN, MAX_RAFT_PAYLOAD, Message, RaftMessage, RaftRpc};
 
 use super::election::{Campaign, CampaignAnswer};
-use super::raft::{NodeId, TsoRaft, node_id};
+use super::raft::{Command, NodeId, TsoRaft, TsoState, node_id};
 use crate::stream::{read_one, write_one};
 
 /// The connections to each peer, by node id: the one this site dialled and
@@ -379,6 +379,22 @@ pub enum Refused {
         /// The authenticated sender's site.
         sender: String,
     },
+    /// An entry's lease ends beyond what this site's clock allows.
+    #[error("a lease ending at {end_ns} ns is beyond this site's limit ({limit_ns:?}): the leader's clock is wrong")]
+    LeaseTooFar {
+        /// The lease end proposed.
+        end_ns: u64,
+        /// This site's limit (`None`: this site has no bound to judge by).
+        limit_ns: Option<u64>,
+    },
+    /// A snapshot whose fence is below the one this site holds.
+    #[error("a snapshot with fence {snapshot_ns} ns would lower ours ({ours_ns} ns)")]
+    FenceLowered {
+        /// The snapshot's fence.
+        snapshot_ns: u64,
+        /// Ours.
+        ours_ns: u64,
+    },
     /// The sender is configured with another set of sites.
     #[error("the sender's sites differ from ours (group {theirs}, ours {ours})")]
     OtherGroup {
@@ -408,18 +424,36 @@ pub struct Answered {
     pub from_leader: bool,
 }
 
-/// Answers a `raft-request` from peer `sender` (the node of the site its
-/// certificate names) of group `group` with the local Raft's result, as the
-/// JSON payload of a `raft-response`, or says why not. A request that
-/// speaks for another node (a vote for another candidate, entries or a
-/// snapshot from another leader) is refused before Raft sees it.
+/// What a Raft request is checked against before Raft sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Guard<'a> {
+    /// The sender's node, and the site its certificate names.
+    pub sender: (NodeId, &'a str),
+    /// The latest lease end this site accepts in new entries (ns): its own
+    /// `latest` plus the longest lease plus twice the largest half-width a
+    /// leader may propose at. `None` when this site has no bound to judge
+    /// by: then it accepts no lease entry.
+    pub lease_limit_ns: Option<u64>,
+    /// The fence this site holds (ns): a snapshot may not lower it.
+    pub fence_ns: u64,
+}
+
+/// Answers a `raft-request` of group `group` with the local Raft's result,
+/// as the JSON payload of a `raft-response`, or says why not. Refused
+/// before Raft sees them: a request that speaks for another node than the
+/// sender (a vote for another candidate, entries or a snapshot from another
+/// leader), entries carrying a lease end beyond [`Guard::lease_limit_ns`]
+/// (a leader with a wrong clock would otherwise fence the TSO off until
+/// true time passes it), and a one-chunk snapshot whose fence is below
+/// ours.
 pub async fn answer(
     raft: &Raft<TsoRaft>,
     rpc: RaftRpc,
     payload: &str,
     group: &str,
-    sender: (NodeId, &str),
+    guard: Guard<'_>,
 ) -> Result<Answered, Refused> {
+    let sender = guard.sender;
     let speaks_for = |vote: &openraft::Vote<NodeId>| match vote.leader_id().voted_for() {
         Some(claimed) if claimed == sender.0 => Ok(()),
         claimed => Err(Refused::Impostor { claimed: claimed.unwrap_or(0), sender: sender.1.to_owned() }),
@@ -429,6 +463,13 @@ pub async fn answer(
         RaftRpc::AppendEntries => {
             let request: AppendEntriesRequest<TsoRaft> = open(payload, group)?;
             speaks_for(&request.vote)?;
+            for entry in &request.entries {
+                if let openraft::EntryPayload::Normal(Command::Lease(lease)) = &entry.payload {
+                    if guard.lease_limit_ns.is_none_or(|limit| lease.end_ns > limit) {
+                        return Err(Refused::LeaseTooFar { end_ns: lease.end_ns, limit_ns: guard.lease_limit_ns });
+                    }
+                }
+            }
             let result = raft.append_entries(request).await;
             from_leader = matches!(
                 result,
@@ -446,6 +487,12 @@ pub async fn answer(
         RaftRpc::InstallSnapshot => {
             let request: InstallSnapshotRequest<TsoRaft> = open(payload, group)?;
             speaks_for(&request.vote)?;
+            if request.offset == 0 && request.done {
+                let state: TsoState = serde_json::from_slice(&request.data)?;
+                if state.fence_ns < guard.fence_ns {
+                    return Err(Refused::FenceLowered { snapshot_ns: state.fence_ns, ours_ns: guard.fence_ns });
+                }
+            }
             // The real snapshot is a few hundred bytes; a chunk placed far
             // out would make the receive buffer allocate without bound.
             let end = request.offset.saturating_add(u64::try_from(request.data.len()).unwrap_or(u64::MAX));

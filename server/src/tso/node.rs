@@ -98,6 +98,8 @@ pub struct TsoNode {
     timing_problem: Mutex<Option<String>>,
     /// `[tso] leader-priority`.
     priority: Option<u32>,
+    /// `[tso] max-half-width-ms`.
+    max_half_width: Duration,
     /// Peers' merits, with when they were learnt.
     merits: Mutex<HashMap<NodeId, (Merit, Instant)>>,
     /// As leader: the handover in progress, since when, and when it was
@@ -200,6 +202,9 @@ pub struct Settings {
     pub declared_round_trip: Option<Duration>,
     /// `leader-priority`.
     pub leader_priority: Option<u32>,
+    /// `max-half-width-ms`: the widest bound at which this site proposes
+    /// leases, and the skew it allows other leaders' lease ends.
+    pub max_half_width: Duration,
 }
 
 impl TsoNode {
@@ -267,6 +272,7 @@ impl TsoNode {
             timing: Mutex::new(timing),
             timing_problem: Mutex::new(None),
             priority: config.leader_priority,
+            max_half_width: config.max_half_width,
             merits: Mutex::new(HashMap::new()),
             handover: Mutex::new(None),
             handover_not_before: Mutex::new(None),
@@ -427,6 +433,25 @@ impl TsoNode {
         self.view.borrow().published.anchor.status == tsod_proto::ClockStatus::Synchronized
     }
 
+    /// Whether this site may propose a lease on `now`: its sources agree
+    /// (`synchronized`, or `degraded`: a majority of them) and its
+    /// half-width is at most `max-half-width-ms`. A free-running or wider
+    /// clock proposes nothing, so its lease lapses and a better site leads.
+    fn fit_to_propose(&self, now: &TimeInterval) -> bool {
+        super::lease::fit_to_propose(self.view.borrow().published.anchor.status, now, self.max_half_width)
+    }
+
+    /// The latest lease end this site accepts from a leader (ns): its own
+    /// `latest` now, plus the longest lease any site may hold, plus twice
+    /// the largest half-width a leader proposes at (the leader's `latest`
+    /// may be that far above true time, ours is not below it). `None`
+    /// without a bound.
+    fn lease_limit_ns(&self) -> Option<u64> {
+        let now = self.site_now().ok()?;
+        let margin = timing::LEASE_MAX.saturating_add(self.max_half_width.saturating_mul(2));
+        Some(now.latest().as_nanos().saturating_add(u64::try_from(margin.as_nanos()).unwrap_or(u64::MAX)))
+    }
+
     /// Re-derives the timing from the round trips measured now.
     fn refresh_timing(&self) -> Timing {
         let measured: Vec<Option<Duration>> = self.conns.round_trips().into_iter().map(|(_, r)| r).collect();
@@ -476,8 +501,12 @@ impl TsoNode {
     /// by Raft. `sender` is the site the peer's certificate names.
     pub async fn answer(&self, rpc: RaftRpc, payload: &str, sender: &str) -> Result<Answered, Refused> {
         if rpc != RaftRpc::PreVote {
-            let answered =
-                super::network::answer(&self.raft, rpc, payload, &self.group, (node_id(sender), sender)).await?;
+            let guard = super::network::Guard {
+                sender: (node_id(sender), sender),
+                lease_limit_ns: self.lease_limit_ns(),
+                fence_ns: self.applied.borrow().fence.as_nanos(),
+            };
+            let answered = super::network::answer(&self.raft, rpc, payload, &self.group, guard).await?;
             if answered.from_leader {
                 self.leader_heard();
             }
@@ -952,7 +981,7 @@ impl TsoNode {
                                 let led = leading_since.map_or(Duration::ZERO, |(_, at)| at.elapsed());
                                 if self.handing_over(t, a, now, led, &timing) {
                                     None
-                                } else if a.wants_renewal(now, timing.renew_left) {
+                                } else if a.wants_renewal(now, timing.renew_left) && self.fit_to_propose(&now) {
                                     Some((t, now))
                                 } else {
                                     None

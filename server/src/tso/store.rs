@@ -519,14 +519,18 @@ impl RaftStateMachine<TsoRaft> for StateMachine {
         let data = snapshot.into_inner();
         let state: TsoState =
             serde_json::from_slice(&data).map_err(|e| io_error(subject.clone(), ErrorVerb::Read, &e.into()))?;
+        let mut state = state;
         if state.fence_ns < self.applied.state.fence_ns {
             // Raft only installs a snapshot of a longer committed prefix, whose
-            // fence cannot be lower; say so loudly if that ever breaks.
+            // fence cannot be lower (and a one-chunk one that does is refused
+            // before it gets here, `network::answer`): say so loudly, and keep
+            // the higher fence, as no timestamp below it may be issued again.
             tracing::error!(
                 installed = state.fence_ns,
                 current = self.applied.state.fence_ns,
-                "an installed Raft snapshot lowers the TSO fence"
+                "an installed Raft snapshot would lower the TSO fence; keeping ours"
             );
+            state.fence_ns = self.applied.state.fence_ns;
         }
         let record = AppliedRecord { state, last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
         self.commit(record, Some((meta.clone(), data))).await.map_err(|e| io_error(subject, ErrorVerb::Write, &e))

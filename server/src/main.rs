@@ -98,6 +98,15 @@ enum ClusterCommand {
         #[arg(long)]
         validity_days: Option<i64>,
     },
+    /// Mark this site's empty TSO store as part of a new cluster: run once
+    /// at every site of a new cluster, before its first start. Without it,
+    /// an empty store (a new site, or one that lost its disk) votes only
+    /// once the leader has caught it up.
+    Bootstrap {
+        /// The site's configuration file (for its `[tso] state-dir`).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -122,6 +131,7 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster { command: ClusterCommand::AddSite { dir, site, validity_days } } => {
             cmd::cluster::add_site(&dir, &site, validity_days)
         }
+        Command::Cluster { command: ClusterCommand::Bootstrap { config } } => cmd::cluster::bootstrap(&config),
         Command::Decode { hex } => cmd::decode::run(&hex),
         Command::Tso { config, count, json } => cmd::tso::run(&config, count, json),
     }

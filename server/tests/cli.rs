@@ -61,3 +61,38 @@ fn status_prints_supplied_text_with_control_characters_escaped() {
     assert!(!out.stdout.contains(&0x1b), "{:?}", String::from_utf8_lossy(&out.stdout));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `tsod cluster bootstrap` marks an empty TSO store as part of a new
+/// cluster, durably and privately, and refuses a state directory that
+/// already holds a store.
+#[test]
+fn cluster_bootstrap_marks_only_an_empty_store() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tsod-cli-bootstrap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = tsod(&["cluster", "init", "--out", dir.join("certs").to_str().unwrap(), "--site", "a", "--site", "b"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let state = dir.join("state").join("tso");
+    let config = dir.join("tsod.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[site]\nname = \"a\"\nlisten = \"127.0.0.1:7443\"\ncluster-dir = \"{}\"\n\n[tso]\nstate-dir = \"{}\"\n\n\
+             [[peer]]\nname = \"b\"\naddress = \"127.0.0.1:7444\"\n",
+            dir.join("certs").display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    let out = tsod(&["cluster", "bootstrap", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(state.join("new-cluster").is_file());
+    assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+    // A store exists (the site ran): no new cluster from it.
+    std::fs::write(state.join("raft.redb"), b"").unwrap();
+    let out = tsod(&["cluster", "bootstrap", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a TSO store"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -656,6 +656,60 @@ fn a_site_that_lost_its_store_catches_up_before_it_votes() {
     assert_ne!(second, first);
 }
 
+/// The hole a wiped store opened: with the leader down, a site that lost
+/// its store and the remaining site could elect a leader that lacks leases
+/// the lost store had acknowledged. An empty store that was not marked as
+/// part of a new cluster never votes before a leader caught it up, so the
+/// two stay without a leader until the old one returns; then all three
+/// recover and the wiped site catches up.
+#[test]
+fn an_empty_store_never_votes_before_a_leader_caught_it_up() {
+    let scratch = Scratch::new("tso", "empty-votes");
+    let mut sites = start_cluster(&scratch);
+    let first = leader(&sites, Duration::from_secs(20));
+    let wiped = (first + 1) % sites.len();
+    let other = (first + 2) % sites.len();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sites[wiped].status().and_then(|s| s.tso).is_none_or(|t| t.applied_index.unwrap_or(0) == 0) {
+        assert!(Instant::now() < deadline, "the site to wipe never followed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sites[wiped].kill();
+    sites[first].kill();
+    std::fs::remove_dir_all(sites[wiped].dir.join("tso")).unwrap();
+    sites[wiped].restart();
+    // Ten seconds: many election timeouts on loopback. The intact site
+    // campaigns; the empty one must not vote for it.
+    let quiet_until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < quiet_until {
+        for i in [wiped, other] {
+            let tso = sites[i].status().and_then(|s| s.tso);
+            assert!(
+                !tso.as_ref().is_some_and(|t| t.role == TsoRole::Leader && t.lease_end_ns.is_some_and(|e| e > 0)),
+                "{} leads with the empty store's vote: {tso:?}",
+                sites[i].name
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The old leader returns: a leader is elected, and it catches the wiped site up.
+    sites[first].restart();
+    leader(&sites, Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tso = sites[wiped].status().and_then(|s| s.tso);
+        if tso.as_ref().is_some_and(|t| t.applied_index.unwrap_or(0) > 0 && t.fence_ns > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the wiped site did not catch up: {tso:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !sites[wiped].dir.join("tso").join(tsod::tso::node::NEW_CLUSTER_MARKER).exists(),
+        "a wiped store has no new-cluster marker"
+    );
+}
+
 #[test]
 fn commit_wait_at_one_site_orders_transactions_at_the_others_and_the_tso() {
     use tsod_client::LocalClock;

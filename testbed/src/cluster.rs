@@ -286,6 +286,20 @@ impl Cluster {
             let config = cluster.config_for(index);
             let path = cluster.sites.get(index).map(|s| s.config.clone()).unwrap_or_default();
             std::fs::write(&path, config).map_err(io(format!("writing {}", path.display())))?;
+            // A new cluster: each site's empty TSO store is marked as part of
+            // it, as an operator does (`tsod cluster bootstrap`).
+            let out = Command::new(&cluster.tsod)
+                .args(["cluster", "bootstrap", "--config"])
+                .arg(&path)
+                .output()
+                .map_err(io("running tsod cluster bootstrap"))?;
+            if !out.status.success() {
+                return Err(ClusterError::Plan(format!(
+                    "tsod cluster bootstrap --config {}: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
         }
         for index in 0..n {
             cluster.start_site(index)?;

@@ -1,6 +1,8 @@
-//! `tsod cluster init` and `tsod cluster add-site`.
+//! `tsod cluster init`, `tsod cluster add-site` and `tsod cluster bootstrap`.
 
 use std::path::Path;
+
+use anyhow::Context;
 
 use tsod::pki::{self, DEFAULT_VALIDITY_DAYS, SiteSpec};
 
@@ -20,4 +22,31 @@ pub(crate) fn add_site(dir: &Path, site: &str, validity_days: Option<i64>) -> an
     let spec = SiteSpec::parse(site)?;
     pki::add_site(dir, &spec, validity_days.unwrap_or(DEFAULT_VALIDITY_DAYS))?;
     super::print_line(&format!("{}/{}.crt and {}.key written", dir.display(), spec.name, spec.name))
+}
+
+/// `tsod cluster bootstrap --config FILE`: writes the new-cluster marker
+/// into the site's `[tso] state-dir` (created, mode 0700, durably), refusing
+/// a state directory that already holds a store.
+pub(crate) fn bootstrap(config_path: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let config = tsod::config::Config::load(config_path)?;
+    anyhow::ensure!(config.site.is_some() && config.tso.enabled, "{}: no [site] with a TSO", config_path.display());
+    let dir = &config.tso.state_dir;
+    let store = dir.join(tsod::tso::store::FILE_NAME);
+    anyhow::ensure!(
+        !store.exists(),
+        "{} already holds a TSO store: a new cluster starts from empty stores only (a site that lost its store \
+         rejoins without this step, once the leader has caught it up)",
+        dir.display()
+    );
+    tsod::tso::node::create_durable_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let marker = dir.join(tsod::tso::node::NEW_CLUSTER_MARKER);
+    let mut file = std::fs::File::create(&marker).with_context(|| format!("writing {}", marker.display()))?;
+    file.write_all(b"this site's TSO store is part of a new cluster (tsod cluster bootstrap)\n")?;
+    file.sync_all()?;
+    std::fs::File::open(dir)?.sync_all()?;
+    super::print_line(&format!(
+        "{} written: this site may form the new TSO group; do the same at every site, then start them",
+        marker.display()
+    ))
 }

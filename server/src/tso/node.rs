@@ -21,6 +21,7 @@
 //! * Every refusal is `tso-unavailable` with a `retry-after`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -72,6 +73,32 @@ const MERIT_FRESH: Duration = Duration::from_secs(3);
 const LEAD_BEFORE_HANDOVER: Duration = Duration::from_secs(3);
 /// After a handover that did not happen, the next try waits this long.
 const HANDOVER_RETRY: Duration = Duration::from_secs(30);
+
+/// The file in a site's `[tso] state-dir` that marks its empty store as
+/// part of a new cluster (`tsod cluster bootstrap`): only such a store may
+/// vote, and initialize the group, without a leader having caught it up.
+/// Removed once the store holds the group's log.
+pub const NEW_CLUSTER_MARKER: &str = "new-cluster";
+
+/// Creates `dir` (mode 0700, as the Raft store it holds is the daemon's
+/// alone) and its missing parents, and makes each new directory entry
+/// durable (fsync of its parent), so a power loss cannot take a new store
+/// with its directory.
+pub fn create_durable_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_durable_dir(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(parent)?.sync_all()
+}
 
 /// A client's request waiting at a follower.
 struct Pending {
@@ -195,7 +222,7 @@ fn start_round_trips(conns: &PeerConns, declared: Option<Duration>) -> (RoundTri
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// Where the Raft log, vote and snapshot live.
-    pub state_dir: std::path::PathBuf,
+    pub state_dir: PathBuf,
     /// Explicit timing settings (the rest is derived).
     pub overrides: Overrides,
     /// `round-trip-ms`, if declared.
@@ -229,11 +256,21 @@ impl TsoNode {
         }
         let fixed = StaticTiming::at_start(rtt);
         let timing = Timing::derive(rtt, overrides, fixed);
-        std::fs::create_dir_all(&config.state_dir)
-            .map_err(|source| StartError::StateDir { path: config.state_dir.display().to_string(), source })?;
+        let state_dir_error = |source| StartError::StateDir { path: config.state_dir.display().to_string(), source };
+        create_durable_dir(&config.state_dir).map_err(state_dir_error)?;
         let path = config.state_dir.join(store::FILE_NAME);
-        let fresh = !path.exists();
-        let (log, machine) = store::open(&path)?;
+        let (mut log, machine) = store::open(&path)?;
+        // An empty log holds no committed state: such a store votes only
+        // once a leader has caught it up, unless it was marked as part of a
+        // new cluster (a site that lost its disk must not help elect a
+        // leader that lacks leases it once acknowledged).
+        let fresh = openraft::storage::RaftLogStorage::get_log_state(&mut log)
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?
+            .last_log_id
+            .is_none();
+        let marker = config.state_dir.join(NEW_CLUSTER_MARKER);
+        let may_bootstrap = fresh && marker.exists();
         let applied = machine.watch();
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         // openraft's own heartbeat and election timers stay off: the driver
@@ -296,7 +333,7 @@ impl TsoNode {
         });
         let members: BTreeMap<NodeId, BasicNode> =
             all_sites.iter().map(|s| (node_id(s), BasicNode::new(s.clone()))).collect();
-        tokio::spawn(Arc::clone(&node).join(members, fresh));
+        tokio::spawn(Arc::clone(&node).join(members, fresh, may_bootstrap.then_some(marker)));
         tokio::spawn(Arc::clone(&node).lead());
         tokio::spawn(Arc::clone(&node).drive());
         tokio::spawn(Arc::clone(&node).forward(queued));
@@ -334,13 +371,16 @@ impl TsoNode {
     /// once it holds the leader's log); if none does, the whole cluster is
     /// new and it initializes the same membership as every site (safe per
     /// openraft; whichever wins the first election leads).
-    async fn join(self: Arc<Self>, members: BTreeMap<NodeId, BasicNode>, fresh: bool) {
+    async fn join(self: Arc<Self>, members: BTreeMap<NodeId, BasicNode>, fresh: bool, marker: Option<PathBuf>) {
         // A new cluster's first election is openraft's `initialize`, which
-        // campaigns at once, without a pre-vote. A new store that heard no
-        // leader within three election timeouts belongs to a new cluster:
-        // it votes from then on, and initializes one election timeout later
-        // per site better than itself (by the merits learnt from hellos
-        // meanwhile), unless it hears the leader a better site became.
+        // campaigns at once, without a pre-vote. An empty store marked as
+        // part of a new cluster (`marker`) that heard no leader within three
+        // election timeouts votes from then on, and initializes one election
+        // timeout later per site better than itself (by the merits learnt
+        // from hellos meanwhile), unless it hears the leader a better site
+        // became. An unmarked empty store waits for a leader, however long.
+        let bootstrap = marker.is_some();
+        let mut warned = false;
         let started = tokio::time::Instant::now();
         let mut metrics = self.raft.metrics();
         let mut new_cluster = false;
@@ -356,14 +396,22 @@ impl TsoNode {
             }
             let election = self.timing().election;
             let now = tokio::time::Instant::now();
-            if !new_cluster && now >= started + election * 3 {
+            if !bootstrap && !warned && now >= started + election * 3 {
+                warned = true;
+                warn!(
+                    "this site's TSO store is empty and not marked as part of a new cluster: it waits for the \
+                     leader to catch it up before it votes (for a new cluster, run `tsod cluster bootstrap` at \
+                     every site before its first start)"
+                );
+            }
+            if bootstrap && !new_cluster && now >= started + election * 3 {
                 new_cluster = true;
                 self.voting.store(true, Ordering::Release);
             }
             let mine = self.merit();
             let better = self.fresh_merits().iter().filter(|(_, m)| m.better_than(&mine)).count();
             let deadline = started + election * 3 + election * u32::try_from(better).unwrap_or(u32::MAX);
-            if now >= deadline {
+            if bootstrap && now >= deadline {
                 break false;
             }
             tokio::select! {
@@ -371,7 +419,7 @@ impl TsoNode {
                 () = heard => {}
             }
         };
-        if fresh && leader_seen && !new_cluster {
+        if fresh && (leader_seen || !bootstrap) && !new_cluster {
             // A leader exists: follow it; vote once caught up.
             loop {
                 let caught_up = {
@@ -404,6 +452,17 @@ impl TsoNode {
             }
         }
         self.electing.store(true, Ordering::Release);
+        // The marker has done its work once the store holds the group's log.
+        if let Some(marker) = marker {
+            while metrics.borrow().last_log_index.is_none() {
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+            if let Err(e) = std::fs::remove_file(&marker) {
+                warn!(error = %e, path = %marker.display(), "cannot remove the new-cluster marker; remove it by hand");
+            }
+        }
     }
 
     /// The timing in force.

@@ -70,6 +70,10 @@ pub(crate) fn start_sites(
     for (i, name) in SITES.iter().enumerate() {
         let site_dir = dir.join(name);
         std::fs::create_dir_all(&site_dir).unwrap();
+        // A new cluster: every site's empty TSO store is marked as part of
+        // it (what `tsod cluster bootstrap` writes).
+        std::fs::create_dir_all(site_dir.join("tso")).unwrap();
+        std::fs::write(site_dir.join("tso").join(tsod::tso::node::NEW_CLUSTER_MARKER), "test\n").unwrap();
         let gps = GpsdSim::start("127.0.0.1:0".parse().unwrap()).unwrap();
         let (offset, frequency) = CLOCKS[i];
         let mut peers = String::new();

@@ -96,6 +96,11 @@ pub struct TsoOptions {
     /// Longest wait before a retry, whatever `retry-after` the server
     /// advises (at least 1 ms).
     pub max_retry_after: Duration,
+    /// Calls pending or in flight, at most (at least 1). Beyond it, and
+    /// beyond [`TsoOptions::CALL_QUEUE`] calls waiting to be taken up,
+    /// [`Tso::reserve`] waits for room: a server that stops answering
+    /// holds the callers back instead of the queue growing without bound.
+    pub max_queued: usize,
 }
 
 impl TsoOptions {
@@ -111,6 +116,10 @@ impl TsoOptions {
     pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
     /// Default [`TsoOptions::max_retry_after`]: 1 s.
     pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(1);
+    /// Default [`TsoOptions::max_queued`]: 65 536 calls.
+    pub const DEFAULT_MAX_QUEUED: usize = 65_536;
+    /// Calls handed to the background task and not yet taken up, at most.
+    pub const CALL_QUEUE: usize = 1_024;
 
     /// Options trusting the CA in `ca_path`, with every other field at its default.
     pub fn new(ca_path: impl Into<PathBuf>) -> Self {
@@ -130,6 +139,9 @@ impl TsoOptions {
         }
         if self.max_retry_after < Duration::from_millis(1) {
             return invalid("max_retry_after must be at least 1 ms");
+        }
+        if self.max_queued == 0 {
+            return invalid("max_queued must be at least 1");
         }
         Ok(BatchConfig {
             max_in_flight: self.max_in_flight,
@@ -151,6 +163,7 @@ impl From<RemoteOptions> for TsoOptions {
             batch_wait: Duration::ZERO,
             deadline: Self::DEFAULT_DEADLINE,
             max_retry_after: Self::DEFAULT_MAX_RETRY_AFTER,
+            max_queued: Self::DEFAULT_MAX_QUEUED,
         }
     }
 }
@@ -268,7 +281,7 @@ pub struct Tso {
 
 #[derive(Debug)]
 struct Shared {
-    calls: mpsc::UnboundedSender<Call>,
+    calls: mpsc::Sender<Call>,
     counters: Arc<Counters>,
     addr: SocketAddr,
 }
@@ -281,9 +294,10 @@ impl Tso {
     pub async fn connect(addr: SocketAddr, options: TsoOptions) -> Result<Self, TsoError> {
         let config = options.batch_config()?;
         let clock = RemoteClock::connect_with(addr, options.remote).await?;
-        let (calls, queue) = mpsc::unbounded_channel();
+        let (calls, queue) = mpsc::channel(TsoOptions::CALL_QUEUE);
         let counters = Arc::new(Counters::default());
-        tokio::spawn(drive(queue, Arc::new(clock), Batcher::new(config), Arc::clone(&counters)));
+        let max_queued = options.max_queued;
+        tokio::spawn(drive(queue, Arc::new(clock), Batcher::new(config), max_queued, Arc::clone(&counters)));
         Ok(Self { shared: Arc::new(Shared { calls, counters, addr }) })
     }
 
@@ -299,7 +313,7 @@ impl Tso {
             return Err(TsoError::InvalidCount(count));
         }
         let (reply, answer) = oneshot::channel();
-        self.shared.calls.send(Call { count, reply }).map_err(|_| TsoError::Stopped)?;
+        self.shared.calls.send(Call { count, reply }).await.map_err(|_| TsoError::Stopped)?;
         answer.await.map_err(|_| TsoError::Stopped)?
     }
 
@@ -320,9 +334,10 @@ const DRAIN: usize = 1024;
 /// The background task: takes up calls, sends what the batcher says, hands
 /// back answers. Ends when every [`Tso`] clone is gone.
 async fn drive(
-    mut queue: mpsc::UnboundedReceiver<Call>,
+    mut queue: mpsc::Receiver<Call>,
     clock: Arc<RemoteClock>,
     mut batcher: Batcher<oneshot::Sender<Result<TsoRange, TsoError>>>,
+    max_queued: usize,
     counters: Arc<Counters>,
 ) {
     let mut attempts: JoinSet<(u64, Result<HybridTimestamp, TsoError>)> = JoinSet::new();
@@ -364,7 +379,9 @@ async fn drive(
                 }
                 deliver(batcher.complete(request_id, result, Instant::now()), &counters);
             }
-            received = queue.recv_many(&mut taken, DRAIN) => {
+            received = queue.recv_many(&mut taken, DRAIN.min(max_queued.saturating_sub(batcher.outstanding()))),
+                if batcher.outstanding() < max_queued =>
+            {
                 if received == 0 {
                     return;
                 }

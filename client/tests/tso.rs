@@ -453,6 +453,7 @@ async fn bad_options_are_refused_before_any_traffic() {
         TsoOptions { max_batch: MAX_TSO_COUNT + 1, ..pki.tso_options() },
         TsoOptions { deadline: Duration::ZERO, ..pki.tso_options() },
         TsoOptions { max_retry_after: Duration::ZERO, ..pki.tso_options() },
+        TsoOptions { max_queued: 0, ..pki.tso_options() },
     ] {
         let e = Tso::connect(addr, options).await.unwrap_err();
         assert!(matches!(e, TsoError::InvalidOptions(_)), "{e:?}");
@@ -499,4 +500,40 @@ async fn throughput_with_hundreds_of_callers() {
             total as f64 / stats.requests_sent as f64
         );
     }
+}
+
+/// A server that stops answering holds the callers back: no more than
+/// `max_queued` calls are taken up (the rest wait in `reserve`), and none
+/// is lost once the server answers again.
+#[tokio::test]
+async fn the_call_queue_is_bounded_when_the_server_stops_answering() {
+    let pki = Pki::new("bounded");
+    let state = state();
+    let server = TestServer::start(&pki, &state);
+    server.script(&[], Reply::Silent);
+    let ms = Duration::from_millis;
+    let options = TsoOptions {
+        max_queued: 50,
+        deadline: Duration::from_secs(20),
+        remote: tsod_client::RemoteOptions { request_timeout: ms(200), ..pki.tso_options().remote },
+        ..pki.tso_options()
+    };
+    let tso = Tso::connect(server.addr, options).await.unwrap();
+    let calls: Vec<_> = (0..300)
+        .map(|_| {
+            let tso = tso.clone();
+            tokio::spawn(async move { tso.next().await })
+        })
+        .collect();
+    tokio::time::sleep(ms(500)).await;
+    let taken = tso.stats().calls;
+    assert_eq!(taken, 50, "calls taken up while the server is silent");
+    server.script(&[], Reply::Grant);
+    let mut seen = HashSet::new();
+    for call in calls {
+        let t = tokio::time::timeout(Duration::from_secs(15), call).await.unwrap().unwrap().unwrap();
+        assert!(seen.insert(t.raw()), "a timestamp twice");
+    }
+    assert_eq!(tso.stats().calls, 300);
+    drop(server);
 }

@@ -21,7 +21,16 @@ pub enum StreamError {
     /// A message could not be encoded (a bug; never sent half-made).
     #[error("encoding: {0}")]
     Encode(#[from] wire::EncodeError),
+    /// The reader did not take the message within [`WRITE_TIMEOUT`]; the
+    /// stream was reset.
+    #[error("the other side did not read the answer within {WRITE_TIMEOUT:?}; stream reset")]
+    WriteTimeout,
 }
+
+/// Longest a message may take to be accepted by the other side's flow
+/// control: a peer or client that never reads would otherwise hold the
+/// task answering it for as long as the connection lives.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reads the whole of one direction, at most `limit` bytes (never more than
 /// the largest message, SPEC.md §4.1); a longer one is an error.
@@ -34,7 +43,8 @@ const RESET_INTERNAL: u32 = 1;
 
 /// Writes `message` and finishes the direction. A message that does not
 /// encode resets the stream instead, so the other side sees a failure, not
-/// an empty answer.
+/// an empty answer; so does one the other side does not take within
+/// [`WRITE_TIMEOUT`].
 pub async fn write_one(send: &mut SendStream, message: &Message<'_>) -> Result<(), StreamError> {
     let bytes = match message.to_vec() {
         Ok(b) => b,
@@ -43,7 +53,13 @@ pub async fn write_one(send: &mut SendStream, message: &Message<'_>) -> Result<(
             return Err(e.into());
         }
     };
-    send.write_all(&bytes).await?;
+    match tokio::time::timeout(WRITE_TIMEOUT, send.write_all(&bytes)).await {
+        Ok(written) => written?,
+        Err(_) => {
+            let _ = send.reset(RESET_INTERNAL.into());
+            return Err(StreamError::WriteTimeout);
+        }
+    }
     send.finish()?;
     Ok(())
 }

@@ -313,3 +313,41 @@ async fn refusal(conn: Result<quinn::Connection, String>) -> Option<String> {
     };
     tokio::time::timeout(Duration::from_secs(2), conn.closed()).await.ok().map(|reason| reason.to_string())
 }
+
+/// A client that asks and never reads the answer does not hold the task
+/// answering it: once the answer has waited on the client's flow control
+/// for the write timeout (5 s), the stream is reset.
+#[test]
+fn a_client_that_never_reads_its_answer_is_reset() {
+    let scratch = Scratch::new("peers", "never-reads");
+    let certs = cluster_dir(&scratch, "certs", &["bj-a", "bj-b", "xa", "app"]);
+    let sites = start_cluster(&scratch, &certs, "");
+    let target = &sites[0];
+    wait_for(target, "all peers usable", Duration::from_secs(20), all_peers_usable);
+    let addr: SocketAddr = format!("127.0.0.1:{}", target.port).parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let roots = tsod::tls::load_roots(&certs).unwrap();
+        let identity = tsod::tls::load_identity(&certs, "app").unwrap();
+        let tls = tsod::tls::client_config(roots, identity, &[tsod_proto::wire::ALPN_CLIENT]).unwrap();
+        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+        // Flow control that lets 8 bytes of any answer through.
+        let mut transport = quinn::TransportConfig::default();
+        transport.stream_receive_window(8u32.into()).receive_window(8u32.into());
+        let mut client = quinn::ClientConfig::new(Arc::new(quic));
+        client.transport_config(Arc::new(transport));
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(client);
+        let conn = endpoint.connect(addr, "bj-a").unwrap().await.unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let request = tsod_proto::wire::Message::NowRequest(tsod_proto::wire::Request { request_id: 7 });
+        send.write_all(&request.to_vec().unwrap()).await.unwrap();
+        send.finish().unwrap();
+        tokio::time::sleep(Duration::from_millis(6_500)).await;
+        let answer = recv.read_to_end(65_535).await;
+        assert!(
+            matches!(answer, Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(_)))),
+            "the unread answer was not reset: {answer:?}"
+        );
+    });
+}

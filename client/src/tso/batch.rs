@@ -174,7 +174,6 @@ impl<W> Batcher<W> {
     }
 
     /// Calls pending or in flight.
-    #[cfg(test)]
     pub(crate) fn outstanding(&self) -> usize {
         self.pending.len() + self.in_flight.iter().map(|b| b.waiters.len()).sum::<usize>()
     }

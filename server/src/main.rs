@@ -88,12 +88,31 @@ enum ClusterCommand {
     },
     /// Add a site certificate to an existing cluster directory.
     AddSite {
-        /// The cluster directory (with ca.crt and ca.key).
+        /// The cluster directory (with ca.crt).
         #[arg(long)]
         dir: PathBuf,
+        /// Where the CA key is (default: DIR-ca).
+        #[arg(long)]
+        ca_dir: Option<PathBuf>,
         /// The site: NAME or NAME=IP[,IP…].
         #[arg(long)]
         site: String,
+        /// Validity in days.
+        #[arg(long)]
+        validity_days: Option<i64>,
+    },
+    /// Add an application's client certificate (client authentication only,
+    /// named NAME.client: it can never pass for a site).
+    AddClient {
+        /// The cluster directory (with ca.crt).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where the CA key is (default: DIR-ca).
+        #[arg(long)]
+        ca_dir: Option<PathBuf>,
+        /// The application's name: a lowercase DNS label.
+        #[arg(long)]
+        name: String,
         /// Validity in days.
         #[arg(long)]
         validity_days: Option<i64>,
@@ -128,8 +147,11 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster { command: ClusterCommand::Init { out, sites, validity_days } } => {
             cmd::cluster::init(&out, &sites, validity_days)
         }
-        Command::Cluster { command: ClusterCommand::AddSite { dir, site, validity_days } } => {
-            cmd::cluster::add_site(&dir, &site, validity_days)
+        Command::Cluster { command: ClusterCommand::AddSite { dir, ca_dir, site, validity_days } } => {
+            cmd::cluster::add_site(&dir, ca_dir.as_deref(), &site, validity_days)
+        }
+        Command::Cluster { command: ClusterCommand::AddClient { dir, ca_dir, name, validity_days } } => {
+            cmd::cluster::add_client(&dir, ca_dir.as_deref(), &name, validity_days)
         }
         Command::Cluster { command: ClusterCommand::Bootstrap { config } } => cmd::cluster::bootstrap(&config),
         Command::Decode { hex } => cmd::decode::run(&hex),

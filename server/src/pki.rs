@@ -1,20 +1,25 @@
-//! Cluster identity for `tsod-peer/1`'s mutual TLS: a cluster CA and one
-//! certificate per site, made by `tsod cluster init` and `tsod cluster
-//! add-site` (with `rcgen`, on `ring`).
+//! Cluster identity for mutual TLS: a cluster CA, one certificate per site
+//! and one per application client, made by `tsod cluster init`, `tsod
+//! cluster add-site` and `tsod cluster add-client` (with `rcgen`, on `ring`).
 //!
-//! Layout of the output directory:
+//! Layout of the cluster directory `DIR` (what a site's `cluster-dir` holds)
+//! and of the CA directory beside it, `DIR-ca` ([`ca_dir`]):
 //!
 //! | file | mode | what |
 //! |---|---|---|
-//! | `ca.crt` | 0644 | the cluster CA certificate every site trusts |
-//! | `ca.key` | 0600 | the CA's private key: keep it off the sites if you can |
-//! | `<site>.crt` | 0644 | the site's certificate: SAN = the site name (DNS) and its addresses (IP) |
-//! | `<site>.key` | 0600 | the site's private key |
+//! | `DIR/ca.crt` | 0644 | the cluster CA certificate every site and client trusts |
+//! | `DIR-ca/ca.key` | 0600 | the CA's private key: never on a site (a site refuses a `cluster-dir` that holds it) |
+//! | `DIR/<site>.crt` | 0644 | a site's certificate: SAN = the site name (DNS) and its addresses (IP); server and client authentication |
+//! | `DIR/<site>.key` | 0600 | the site's private key |
+//! | `DIR/<name>.client.crt` | 0644 | an application's certificate: SAN = `<name>.client` (DNS), client authentication only |
+//! | `DIR/<name>.client.key` | 0600 | its private key |
 //!
 //! Keys are ECDSA P-256. Site certificates carry both server and client
-//! authentication, since every site is both to every other. Nothing is ever
-//! overwritten: an existing CA or site is an error, so a typo cannot revoke
-//! a cluster's trust root.
+//! authentication, since every site is both to every other. Application
+//! certificates carry client authentication only, and a name with a dot,
+//! which no site name has: one can neither serve as a site nor be taken
+//! for a peer. Nothing is ever overwritten: an existing CA, site or client
+//! is an error, so a typo cannot revoke a cluster's trust root.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -94,14 +99,32 @@ impl SiteSpec {
     }
 }
 
-/// Creates `dir` (if needed), a new cluster CA in it, and a certificate for each site.
-pub fn init(dir: &Path, sites: &[SiteSpec], validity_days: i64) -> Result<(), ClusterError> {
+/// The directory that holds the CA key of cluster directory `dir`: `dir`
+/// with `-ca` appended to its last component (`cluster` → `cluster-ca`).
+pub fn ca_dir(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_else(|| "cluster".into());
+    name.push("-ca");
+    dir.with_file_name(name)
+}
+
+/// Creates `dir` (if needed) with a new cluster CA certificate in it and a
+/// certificate for each site, and the CA key in `ca_dir` (created 0700).
+pub fn init(dir: &Path, ca_dir: &Path, sites: &[SiteSpec], validity_days: i64) -> Result<(), ClusterError> {
     std::fs::create_dir_all(dir).map_err(|source| ClusterError::Io { path: dir.to_path_buf(), source })?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(ca_dir)
+            .map_err(|source| ClusterError::Io { path: ca_dir.to_path_buf(), source })?;
+    }
     for site in sites {
         refuse_existing(&dir.join(format!("{}.key", site.name)))?;
     }
-    let ca_key_path = dir.join("ca.key");
+    let ca_key_path = ca_dir.join("ca.key");
     refuse_existing(&ca_key_path)?;
+    refuse_existing(&dir.join("ca.key"))?;
     refuse_existing(&dir.join("ca.crt"))?;
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
@@ -119,14 +142,45 @@ pub fn init(dir: &Path, sites: &[SiteSpec], validity_days: i64) -> Result<(), Cl
     Ok(())
 }
 
-/// Adds a certificate for `site` to an existing cluster directory.
-pub fn add_site(dir: &Path, site: &SiteSpec, validity_days: i64) -> Result<(), ClusterError> {
+/// The cluster CA of `dir`, with its key from `ca_dir`.
+fn issuer(dir: &Path, ca_dir: &Path) -> Result<Issuer<'static, KeyPair>, ClusterError> {
     let ca_error = |why: String| ClusterError::Ca { dir: dir.to_path_buf(), why };
-    let key_pem = std::fs::read_to_string(dir.join("ca.key")).map_err(|e| ca_error(format!("ca.key: {e}")))?;
+    let key_path = ca_dir.join("ca.key");
+    let key_pem = std::fs::read_to_string(&key_path).map_err(|e| ca_error(format!("{}: {e}", key_path.display())))?;
     let cert_pem = std::fs::read_to_string(dir.join("ca.crt")).map_err(|e| ca_error(format!("ca.crt: {e}")))?;
     let key = KeyPair::from_pem(&key_pem).map_err(|e| ca_error(format!("ca.key: {e}")))?;
-    let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| ca_error(format!("ca.crt: {e}")))?;
-    certify(dir, site, &issuer, validity_days)
+    Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| ca_error(format!("ca.crt: {e}")))
+}
+
+/// Adds a certificate for `site` to an existing cluster directory, signed
+/// with the CA key in `ca_dir`.
+pub fn add_site(dir: &Path, ca_dir: &Path, site: &SiteSpec, validity_days: i64) -> Result<(), ClusterError> {
+    certify(dir, site, &issuer(dir, ca_dir)?, validity_days)
+}
+
+/// Adds an application client's certificate, `<name>.client.crt` and
+/// `.key` (name a DNS label, as a site's), signed with the CA key in
+/// `ca_dir`: client authentication only, SAN `<name>.client`.
+pub fn add_client(dir: &Path, ca_dir: &Path, name: &str, validity_days: i64) -> Result<(), ClusterError> {
+    let spec = SiteSpec::parse(name)?;
+    if !spec.addresses.is_empty() {
+        return Err(ClusterError::BadSite(name.to_owned()));
+    }
+    let issuer = issuer(dir, ca_dir)?;
+    let full = format!("{}.client", spec.name);
+    let key_path = dir.join(format!("{full}.key"));
+    let cert_path = dir.join(format!("{full}.crt"));
+    refuse_existing(&key_path)?;
+    refuse_existing(&cert_path)?;
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec![full.clone()])?;
+    params.distinguished_name.push(DnType::CommonName, full.as_str());
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    set_validity(&mut params, validity_days);
+    let cert = params.signed_by(&key, &issuer)?;
+    write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+    write_new(&cert_path, cert.pem().as_bytes(), 0o644)
 }
 
 fn certify(dir: &Path, site: &SiteSpec, issuer: &Issuer<'_, KeyPair>, validity_days: i64) -> Result<(), ClusterError> {

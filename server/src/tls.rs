@@ -44,6 +44,22 @@ pub enum TlsError {
     /// The client-certificate verifier could not be built.
     #[error("client verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// A private key file that users other than its owner may read.
+    #[error("{path} is readable by its group or others (mode {mode:o}); chmod 600 it")]
+    KeyReadable {
+        /// The key file.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
+    /// The cluster directory a site uses holds the CA's private key.
+    #[error(
+        "{path} is on a site: the CA key signs any site's or client's identity, so a site refuses a cluster-dir that holds it; move it off the site (tsod cluster init keeps it in <dir>-ca)"
+    )]
+    CaKeyOnSite {
+        /// The CA key file.
+        path: PathBuf,
+    },
     /// The site's own certificate and key, presented to itself, fail a
     /// handshake under the cluster CA (wrong CA, wrong name, expired, key
     /// not matching the certificate).
@@ -75,10 +91,21 @@ pub fn load_roots(dir: &Path) -> Result<Arc<RootCertStore>, TlsError> {
     Ok(Arc::new(roots))
 }
 
-/// `<dir>/<site>.crt` and `<dir>/<site>.key`.
+/// `<dir>/<site>.crt` and `<dir>/<site>.key`. Refused: a `dir` that holds
+/// the CA key (`ca.key`), and a key file its group or others may read.
 pub fn load_identity(dir: &Path, site: &str) -> Result<Identity, TlsError> {
+    use std::os::unix::fs::MetadataExt;
+    let ca_key = dir.join("ca.key");
+    if std::fs::symlink_metadata(&ca_key).is_ok() {
+        return Err(TlsError::CaKeyOnSite { path: ca_key });
+    }
     let cert_path = dir.join(format!("{site}.crt"));
     let key_path = dir.join(format!("{site}.key"));
+    let mode =
+        std::fs::metadata(&key_path).map_err(|e| TlsError::Pem { path: key_path.clone(), why: e.to_string() })?.mode();
+    if mode & 0o077 != 0 {
+        return Err(TlsError::KeyReadable { path: key_path, mode: mode & 0o7777 });
+    }
     let chain = CertificateDer::pem_file_iter(&cert_path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| TlsError::Pem { path: cert_path.clone(), why: e.to_string() })?;
@@ -178,14 +205,16 @@ mod tests {
     impl Drop for Dir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
+            let _ = std::fs::remove_dir_all(pki::ca_dir(&self.0));
         }
     }
 
     fn cluster_dir(name: &str, sites: &[&str]) -> Dir {
         let dir = std::env::temp_dir().join(format!("tsod-tls-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(pki::ca_dir(&dir));
         let specs: Vec<SiteSpec> = sites.iter().map(|s| SiteSpec::parse(s).unwrap()).collect();
-        pki::init(&dir, &specs, 30).unwrap();
+        pki::init(&dir, &pki::ca_dir(&dir), &specs, 30).unwrap();
         Dir(dir)
     }
 
@@ -276,7 +305,8 @@ mod tests {
 
     /// A certificate from the right CA, for the right name, but expired.
     fn expired_identity(dir: &Path, site: &str) -> Identity {
-        let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca.key")).unwrap()).unwrap();
+        let ca_key =
+            rcgen::KeyPair::from_pem(&std::fs::read_to_string(pki::ca_dir(dir).join("ca.key")).unwrap()).unwrap();
         let issuer =
             rcgen::Issuer::from_ca_cert_pem(&std::fs::read_to_string(dir.join("ca.crt")).unwrap(), ca_key).unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
@@ -302,6 +332,21 @@ mod tests {
         assert!(handshake(client(xa()), server(expired_identity(&d.0, "bj-a")), "bj-a").is_err());
         // An expired client: the server refuses it.
         assert!(handshake(client(expired_identity(&d.0, "xa")), server(good()), "bj-a").is_err());
+    }
+
+    #[test]
+    fn a_readable_key_or_a_ca_key_on_the_site_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = cluster_dir("key-modes", &["bj-a"]);
+        assert!(load_identity(&dir.0, "bj-a").is_ok());
+        let key = dir.0.join("bj-a.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(matches!(load_identity(&dir.0, "bj-a"), Err(TlsError::KeyReadable { mode: 0o640, .. })));
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::copy(pki::ca_dir(&dir.0).join("ca.key"), dir.0.join("ca.key")).unwrap();
+        let err = load_identity(&dir.0, "bj-a").err().unwrap();
+        assert!(matches!(err, TlsError::CaKeyOnSite { .. }), "{err}");
+        assert!(check_identity(&dir.0, "bj-a").is_err());
     }
 
     #[test]

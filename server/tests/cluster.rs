@@ -50,10 +50,15 @@ fn sites_are_certified_by_their_cluster_only() {
     let out_s = out.to_str().unwrap();
     let done = tsod(&["cluster", "init", "--out", out_s, "--site", "bj-a=127.0.0.2", "--site", "xa"]);
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
-    for (file, mode) in [("ca.key", 0o600), ("ca.crt", 0o644), ("bj-a.key", 0o600), ("bj-a.crt", 0o644)] {
+    for (file, mode) in [("ca.crt", 0o644), ("bj-a.key", 0o600), ("bj-a.crt", 0o644)] {
         let m = std::fs::metadata(out.join(file)).unwrap().permissions().mode() & 0o777;
         assert_eq!(m, mode, "{file}");
     }
+    // The CA key is beside the cluster directory, never in it.
+    assert!(!out.join("ca.key").exists());
+    let ca_dir = dir.join("cluster-ca");
+    assert_eq!(std::fs::metadata(ca_dir.join("ca.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&ca_dir).unwrap().permissions().mode() & 0o777, 0o700);
     let v = verifier(&out.join("ca.crt"));
     assert!(accepts(&v, &out.join("bj-a.crt"), "bj-a"));
     assert!(accepts(&v, &out.join("bj-a.crt"), "127.0.0.2"), "the address is in the SAN");
@@ -63,6 +68,28 @@ fn sites_are_certified_by_their_cluster_only() {
     let added = tsod(&["cluster", "add-site", "--dir", out_s, "--site", "sh-c"]);
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     assert!(accepts(&v, &out.join("sh-c.crt"), "sh-c"));
+
+    // An application's certificate: client authentication only, named
+    // NAME.client, so it can serve as no site (a server verifier refuses
+    // it under any name) and names no site a peer could be configured as.
+    let client = tsod(&["cluster", "add-client", "--dir", out_s, "--name", "billing"]);
+    assert!(client.status.success(), "{}", String::from_utf8_lossy(&client.stderr));
+    let client_cert = out.join("billing.client.crt");
+    assert_eq!(std::fs::metadata(out.join("billing.client.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!accepts(&v, &client_cert, "billing.client"), "a client certificate must not pass as a server");
+    assert!(!accepts(&v, &client_cert, "billing"));
+    let client_verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new({
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(cert(&out.join("ca.crt"))).unwrap();
+            roots
+        }),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .unwrap();
+    assert!(client_verifier.verify_client_cert(&cert(&client_cert), &[], UnixTime::now()).is_ok());
+    assert!(!tsod(&["cluster", "add-client", "--dir", out_s, "--name", "bad.name"]).status.success());
 
     // Another cluster's site is not.
     let other = dir.join("other");
@@ -76,11 +103,11 @@ fn nothing_is_ever_overwritten_and_bad_names_are_refused() {
     let out = dir.join("cluster");
     let out_s = out.to_str().unwrap();
     assert!(tsod(&["cluster", "init", "--out", out_s, "--site", "a"]).status.success());
-    let ca_before = std::fs::read(out.join("ca.key")).unwrap();
+    let ca_before = std::fs::read(dir.join("cluster-ca").join("ca.key")).unwrap();
     let again = tsod(&["cluster", "init", "--out", out_s, "--site", "b"]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
-    assert_eq!(std::fs::read(out.join("ca.key")).unwrap(), ca_before, "the CA survives");
+    assert_eq!(std::fs::read(dir.join("cluster-ca").join("ca.key")).unwrap(), ca_before, "the CA survives");
     assert!(!out.join("b.key").exists(), "nothing half-written");
     assert!(!tsod(&["cluster", "add-site", "--dir", out_s, "--site", "a"]).status.success());
     let bad = tsod(&["cluster", "add-site", "--dir", out_s, "--site", "../etc"]);

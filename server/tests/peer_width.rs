@@ -40,7 +40,7 @@ fn measure(name: &str, out: Duration, back: Duration) -> (u64, u64, u64) {
     let scratch = Scratch::new("peer-width", name);
     let certs = scratch.join("certs");
     let specs: Vec<SiteSpec> = ["a", "b"].iter().map(|s| SiteSpec::parse(&format!("{s}=127.0.0.1")).unwrap()).collect();
-    pki::init(&certs, &specs, 30).unwrap();
+    pki::init(&certs, &pki::ca_dir(&certs), &specs, 30).unwrap();
     let (port_a, port_b) = (free_udp_port(), free_udp_port());
     let a_addr = format!("127.0.0.1:{port_a}").parse().unwrap();
     // B → relay → A: "forward" is B's probes on their way to A.

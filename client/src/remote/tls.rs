@@ -23,8 +23,7 @@ pub(crate) fn quic_client_config(options: &RemoteOptions) -> Result<quinn::Clien
     let mut tls = match &options.client_identity {
         Some((cert_path, key_path)) => {
             let chain = load_chain(cert_path)?;
-            let key = PrivateKeyDer::from_pem_file(key_path)
-                .map_err(|e| RemoteError::Pem { path: key_path.clone(), why: e.to_string() })?;
+            let key = load_key(key_path)?;
             builder.with_client_auth_cert(chain, key)?
         }
         None => builder.with_no_client_auth(),
@@ -48,6 +47,21 @@ pub(crate) fn quic_client_config(options: &RemoteOptions) -> Result<quinn::Clien
 /// found by the time threshold (9/8 of the round trip, as RACK does) and
 /// the probe timeout.
 pub const REORDERING_PACKETS: u32 = 1_000;
+
+/// The private key in the PEM file at `path`, refused if users other than
+/// its owner may read it (a key anyone can read is anyone's identity).
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, RemoteError> {
+    use std::os::unix::fs::MetadataExt;
+    let pem_error = |why: String| RemoteError::Pem { path: path.to_path_buf(), why };
+    let mode = std::fs::metadata(path).map_err(|e| pem_error(e.to_string()))?.mode();
+    if mode & 0o077 != 0 {
+        return Err(pem_error(format!(
+            "the private key is readable by its group or others (mode {:o}); chmod 600 it",
+            mode & 0o7777
+        )));
+    }
+    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(e.to_string()))
+}
 
 /// Every certificate in the PEM file at `path`, as trust anchors.
 fn load_roots(path: &Path) -> Result<RootCertStore, RemoteError> {

@@ -56,6 +56,8 @@ impl Pki {
         let client_key_path = dir.0.join("client-1.key");
         std::fs::write(&client_cert_path, client_cert.pem()).unwrap();
         std::fs::write(&client_key_path, client_key.serialize_pem()).unwrap();
+        // Private keys are the owner's alone (the client refuses others).
+        std::fs::set_permissions(&client_key_path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         Self {
             ca_path,
             client_cert: client_cert_path,

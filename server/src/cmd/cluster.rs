@@ -8,20 +8,43 @@ use tsod::pki::{self, DEFAULT_VALIDITY_DAYS, SiteSpec};
 
 pub(crate) fn init(out: &Path, sites: &[String], validity_days: Option<i64>) -> anyhow::Result<()> {
     let specs = sites.iter().map(|s| SiteSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
-    pki::init(out, &specs, validity_days.unwrap_or(DEFAULT_VALIDITY_DAYS))?;
+    let ca_dir = pki::ca_dir(out);
+    pki::init(out, &ca_dir, &specs, validity_days.unwrap_or(DEFAULT_VALIDITY_DAYS))?;
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     super::print_line(&format!(
-        "cluster CA and {} site certificate(s) in {}: {}\nkeep ca.key off the sites if you can; give each site ca.crt and its own .crt/.key",
+        "cluster CA and {} site certificate(s) in {}: {}\nthe CA key is in {}: keep it off the sites (they refuse a cluster-dir holding it); give each site ca.crt and its own .crt/.key",
         specs.len(),
         out.display(),
-        names.join(", ")
+        names.join(", "),
+        ca_dir.display()
     ))
 }
 
-pub(crate) fn add_site(dir: &Path, site: &str, validity_days: Option<i64>) -> anyhow::Result<()> {
+pub(crate) fn add_site(
+    dir: &Path,
+    ca_dir: Option<&Path>,
+    site: &str,
+    validity_days: Option<i64>,
+) -> anyhow::Result<()> {
     let spec = SiteSpec::parse(site)?;
-    pki::add_site(dir, &spec, validity_days.unwrap_or(DEFAULT_VALIDITY_DAYS))?;
+    let ca_dir = ca_dir.map_or_else(|| pki::ca_dir(dir), Path::to_path_buf);
+    pki::add_site(dir, &ca_dir, &spec, validity_days.unwrap_or(DEFAULT_VALIDITY_DAYS))?;
     super::print_line(&format!("{}/{}.crt and {}.key written", dir.display(), spec.name, spec.name))
+}
+
+/// `tsod cluster add-client --dir DIR --name NAME`.
+pub(crate) fn add_client(
+    dir: &Path,
+    ca_dir: Option<&Path>,
+    name: &str,
+    validity_days: Option<i64>,
+) -> anyhow::Result<()> {
+    let ca_dir = ca_dir.map_or_else(|| pki::ca_dir(dir), Path::to_path_buf);
+    pki::add_client(dir, &ca_dir, name, validity_days.unwrap_or(DEFAULT_VALIDITY_DAYS))?;
+    super::print_line(&format!(
+        "{}/{name}.client.crt and .key written: client authentication only, as {name}.client; give the application them and ca.crt",
+        dir.display()
+    ))
 }
 
 /// `tsod cluster bootstrap --config FILE`: writes the new-cluster marker

@@ -20,7 +20,7 @@ pub(crate) const CLOCKS: [(i64, i64); 3] = [(3_000_000_000, 40_000), (-2_500_000
 /// A cluster CA and a certificate for each of `sites` (on 127.0.0.1) in `dir`.
 pub(crate) fn make_pki(dir: &Path, sites: &[&str]) -> PathBuf {
     let specs: Vec<SiteSpec> = sites.iter().map(|s| SiteSpec::parse(&format!("{s}=127.0.0.1")).unwrap()).collect();
-    pki::init(dir, &specs, 30).unwrap();
+    pki::init(dir, &pki::ca_dir(dir), &specs, 30).unwrap();
     dir.to_path_buf()
 }
 

@@ -71,7 +71,7 @@ pub(crate) struct NowArgs {
     #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "remote",
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: u32,
-    /// Local mode: the segment file. Default: $TSOD_SHM, else /dev/shm/tsod
+    /// Local mode: the segment file. Default: $TSOD_SHM, else /run/tsod/segment
     /// (as LocalClock::open).
     #[arg(long, value_name = "PATH", conflicts_with = "remote")]
     segment: Option<PathBuf>,

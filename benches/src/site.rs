@@ -17,7 +17,7 @@ use tsod_proto::shm::{SHM_DEFAULT_PATH, SHM_PATH_ENV};
 
 pub(crate) use address::SiteAddress;
 
-/// The segment `LocalClock::open` would open: `$TSOD_SHM`, else `/dev/shm/tsod`.
+/// The segment `LocalClock::open` would open: `$TSOD_SHM`, else `/run/tsod/segment`.
 pub(crate) fn default_segment() -> PathBuf {
     std::env::var_os(SHM_PATH_ENV).map_or_else(|| PathBuf::from(SHM_DEFAULT_PATH), PathBuf::from)
 }
@@ -54,7 +54,7 @@ pub(crate) struct ClockArgs {
     /// Use the local tsod's bound, from its shared-memory segment.
     #[arg(long)]
     pub(crate) local: bool,
-    /// Local mode: the segment file. Default: $TSOD_SHM, else /dev/shm/tsod
+    /// Local mode: the segment file. Default: $TSOD_SHM, else /run/tsod/segment
     /// (as LocalClock::open).
     #[arg(long, value_name = "PATH", requires = "local", conflicts_with = "site")]
     pub(crate) segment: Option<PathBuf>,

@@ -30,3 +30,5 @@ pub use tsod_proto::wire::{ErrorCode, SourceKind};
 pub use tsod_proto::{
     ClockStatus, DriftModel, HybridTimestamp, MonoInstant, Offset, Ppb, TimeInterval, Timescale, Timestamp,
 };
+/// Whose segment files [`LocalClock`] trusts (SPEC.md §5.1).
+pub use tsod_shm::AllowedOwners;

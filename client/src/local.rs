@@ -4,7 +4,6 @@
 //! suspend check of SPEC.md §5.6), [`LocalClock::now_unchecked`] the reader
 //! clock alone.
 
-use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -14,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tsod_proto::shm::{BoundError, PublishedState, SHM_DEFAULT_PATH, SHM_PATH_ENV, ShmError};
 use tsod_proto::{ClockStatus, MonoInstant, TimeInterval, Timescale};
+use tsod_shm::{AllowedOwners, OpenError, open_segment};
 
 use crate::mapping::{MapError, ReadMapping};
 use crate::sys;
@@ -44,6 +44,69 @@ pub enum ClockError {
         /// The path.
         path: PathBuf,
         /// Its permission bits.
+        mode: u32,
+    },
+    /// The path is a symbolic link, which is never followed: a link in a
+    /// shared directory could point at a forged segment.
+    #[error(
+        "tsod segment {path} is a symbolic link; refusing to follow it (point TSOD_SHM at the segment file itself)"
+    )]
+    Symlink {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The path is not a regular file (a directory, FIFO, socket, device).
+    #[error("tsod segment {path} is a {kind}, not a regular file; remove it and restart tsod")]
+    NotRegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// The segment file is owned by a user that is neither root, this
+    /// process's user nor the daemon user given to
+    /// [`LocalClock::open_path_with_owners`]: possibly a segment another
+    /// local user planted before the daemon started.
+    #[error(
+        "tsod segment {path} is owned by uid {owner}, but only segments owned by {allowed} are trusted \
+         (remove the file if tsod did not write it, or open it with LocalClock::open_path_with_owners and the daemon's uid)"
+    )]
+    ForeignOwner {
+        /// The path.
+        path: PathBuf,
+        /// The file's owner.
+        owner: u32,
+        /// Who would have been trusted.
+        allowed: AllowedOwners,
+    },
+    /// The segment's directory is owned by an untrusted user, who could
+    /// replace the segment.
+    #[error(
+        "tsod segment {path}: its directory {dir} is owned by uid {owner}, who could replace the segment; \
+         only directories owned by {allowed} are trusted (publish in e.g. /run/tsod)"
+    )]
+    ForeignDirectory {
+        /// The path.
+        path: PathBuf,
+        /// The directory.
+        dir: PathBuf,
+        /// The directory's owner.
+        owner: u32,
+        /// Who would have been trusted.
+        allowed: AllowedOwners,
+    },
+    /// The segment's directory is writable by group or others and has no
+    /// sticky bit: anyone could replace the segment by their own.
+    #[error(
+        "tsod segment {path}: its directory {dir} has mode {mode:o}, writable by others without the sticky bit, \
+         so anyone could replace the segment (chmod go-w or +t the directory, or publish in e.g. /run/tsod)"
+    )]
+    WritableDirectory {
+        /// The path.
+        path: PathBuf,
+        /// The directory.
+        dir: PathBuf,
+        /// The directory's permission bits.
         mode: u32,
     },
     /// The segment is unusable (wrong format, other boot, busy, corrupt).
@@ -79,6 +142,8 @@ pub struct LocalClock {
     last_reopen: Mutex<Option<Instant>>,
     timescale: Timescale,
     path: PathBuf,
+    /// Whose segment files are trusted, on the first open and on re-opens.
+    owners: AllowedOwners,
 }
 
 /// One mapped segment file and the identity of the file it maps.
@@ -95,19 +160,46 @@ pub const MAX_MAPPINGS: usize = 64;
 pub const REOPEN_INTERVAL: Duration = Duration::from_millis(100);
 
 impl LocalClock {
-    /// Opens the segment at `$TSOD_SHM`, or `/dev/shm/tsod`.
+    /// Opens the segment at `$TSOD_SHM`, or `/run/tsod/segment`
+    /// ([`SHM_DEFAULT_PATH`]), trusting segments owned by root or by this
+    /// process's user ([`AllowedOwners::this_process`]).
     pub fn open() -> Result<Self, ClockError> {
+        Self::open_with_owners(AllowedOwners::this_process())
+    }
+
+    /// [`LocalClock::open`], trusting segments owned by `owners`, e.g.
+    /// [`AllowedOwners::with_daemon_uid`] when the daemon runs as a
+    /// dedicated user.
+    pub fn open_with_owners(owners: AllowedOwners) -> Result<Self, ClockError> {
         let path = std::env::var_os(SHM_PATH_ENV).map_or_else(|| PathBuf::from(SHM_DEFAULT_PATH), PathBuf::from);
-        Self::open_path(path)
+        Self::open_path_with_owners(path, owners)
     }
 
     /// Opens the segment at `path` and checks its header, including that it
-    /// was written during this boot.
+    /// was written during this boot. The file must pass the open rules of
+    /// SPEC.md §5.1 (no symbolic link, a regular file owned by root or by
+    /// this process's user, writable by its owner only, in a directory no
+    /// one else can replace it in).
     pub fn open_path(path: impl AsRef<Path>) -> Result<Self, ClockError> {
+        Self::open_path_with_owners(path, AllowedOwners::this_process())
+    }
+
+    /// [`LocalClock::open_path`], trusting segment files (and their
+    /// directory) owned by `owners` instead of root and this process's user
+    /// only.
+    pub fn open_path_with_owners(path: impl AsRef<Path>, owners: AllowedOwners) -> Result<Self, ClockError> {
         let path = path.as_ref().to_path_buf();
-        let (primary, timescale) = map(&path)?;
+        let (primary, timescale) = map(&path, &owners)?;
         let replacements = (1..MAX_MAPPINGS).map(|_| OnceLock::new()).collect();
-        Ok(Self { primary, replacements, current: AtomicUsize::new(0), last_reopen: Mutex::new(None), timescale, path })
+        Ok(Self {
+            primary,
+            replacements,
+            current: AtomicUsize::new(0),
+            last_reopen: Mutex::new(None),
+            timescale,
+            path,
+            owners,
+        })
     }
 
     /// The mapped file in use: one atomic load and a compare on the hot path.
@@ -242,7 +334,7 @@ impl LocalClock {
         if current_id == Some((meta.dev(), meta.ino())) {
             return false;
         }
-        let Ok((mapped, timescale)) = map(&self.path) else { return false };
+        let Ok((mapped, timescale)) = map(&self.path, &self.owners) else { return false };
         if timescale != self.timescale {
             return false;
         }
@@ -308,17 +400,28 @@ impl ClockError {
 }
 
 /// Opens, checks and maps the segment at `path` (SPEC.md §5.1).
-fn map(path: &Path) -> Result<(Mapped, Timescale), ClockError> {
-    let file = File::open(path).map_err(|source| ClockError::Open { path: path.to_path_buf(), source })?;
-    let meta = file.metadata().map_err(|source| ClockError::Open { path: path.to_path_buf(), source })?;
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(ClockError::Insecure { path: path.to_path_buf(), mode });
-    }
-    let mapping = ReadMapping::new(&file).map_err(|source| ClockError::Map { path: path.to_path_buf(), source })?;
+fn map(path: &Path, owners: &AllowedOwners) -> Result<(Mapped, Timescale), ClockError> {
+    let opened = open_segment(path, owners).map_err(|e| open_error(path, e))?;
     let boot = sys::this_boot_id().map_err(|source| ClockError::Open { path: path.to_path_buf(), source })?;
-    let header = mapping.header(Some(boot))?;
-    Ok((Mapped { mapping, file_id: (meta.dev(), meta.ino()) }, header.timescale))
+    let header = opened.mapping.header(Some(boot))?;
+    Ok((Mapped { mapping: opened.mapping, file_id: (opened.device, opened.inode) }, header.timescale))
+}
+
+/// The client's error, with the path, for each refusal of [`open_segment`].
+fn open_error(path: &Path, error: OpenError) -> ClockError {
+    let path = path.to_path_buf();
+    match error {
+        OpenError::Io(source) => ClockError::Open { path, source },
+        OpenError::Symlink => ClockError::Symlink { path },
+        OpenError::NotRegularFile(kind) => ClockError::NotRegularFile { path, kind },
+        OpenError::ForeignOwner { owner, allowed } => ClockError::ForeignOwner { path, owner, allowed },
+        OpenError::WritableByOthers(mode) => ClockError::Insecure { path, mode },
+        OpenError::ForeignDirectory { dir, owner, allowed } => {
+            ClockError::ForeignDirectory { path, dir, owner, allowed }
+        }
+        OpenError::WritableDirectory { dir, mode } => ClockError::WritableDirectory { path, dir, mode },
+        OpenError::Map(source) => ClockError::Map { path, source },
+    }
 }
 
 /// Longest a (reader, BOOTTIME) pair's bracket may take before it is retaken.

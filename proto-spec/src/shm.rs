@@ -49,8 +49,10 @@ pub const SHM_MAGIC: [u8; 8] = *b"TSOD-SHM";
 pub const SHM_LAYOUT_VERSION: u32 = 1;
 /// Size of the segment file: one page.
 pub const SHM_FILE_SIZE: u32 = 4096;
-/// Default path of the segment.
-pub const SHM_DEFAULT_PATH: &str = "/dev/shm/tsod";
+/// Default path of the segment (SPEC.md §5.1): in a directory only the
+/// daemon's user can write, so no other local user can plant a segment
+/// there. The daemon creates the directory (mode 0755) when it is missing.
+pub const SHM_DEFAULT_PATH: &str = "/run/tsod/segment";
 /// The environment variable that overrides [`SHM_DEFAULT_PATH`] for clients.
 pub const SHM_PATH_ENV: &str = "TSOD_SHM";
 /// Linux clock id of the clock readers read: `CLOCK_MONOTONIC_RAW`.

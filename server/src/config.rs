@@ -588,7 +588,7 @@ timescale = "utc"
     fn minimal_config_gets_defaults() {
         let c = parse(MINIMAL).unwrap();
         assert_eq!(c.clock, ClockConfig::default());
-        assert_eq!(c.publish.path, PathBuf::from("/dev/shm/tsod"));
+        assert_eq!(c.publish.path, PathBuf::from("/run/tsod/segment"));
         assert_eq!(c.sources.len(), 1);
         assert_eq!(c.sources[0].timescale(), SourceTimescale::Utc);
     }

@@ -32,7 +32,7 @@ enum Command {
     },
     /// Print the local daemon's current interval (read like an application reads it).
     Now {
-        /// The segment (default: $TSOD_SHM, else /dev/shm/tsod).
+        /// The segment (default: $TSOD_SHM, else /run/tsod/segment).
         #[arg(long)]
         segment: Option<PathBuf>,
         /// Print JSON: {"earliest_ns", "latest_ns", "status"}.
@@ -41,7 +41,7 @@ enum Command {
     },
     /// Show the local daemon's status: sources, falsetickers, drift model.
     Status {
-        /// The segment (default: $TSOD_SHM, else /dev/shm/tsod).
+        /// The segment (default: $TSOD_SHM, else /run/tsod/segment).
         #[arg(long)]
         segment: Option<PathBuf>,
         /// Print JSON.

@@ -9,14 +9,22 @@
 //! * Reuse across restarts: if the file at `path` is a valid segment of this
 //!   boot and timescale, owned by the daemon's user and writable by no one
 //!   else, the daemon maps it again instead of replacing it. A segment
-//!   another user planted is never reused (its "previous state" would be a
-//!   forged bound); in a sticky directory like `/dev/shm` it cannot be
-//!   replaced either, so the daemon refuses to start and says why. A
-//!   directory only the daemon's user can write (e.g. `/run/tsod/`) rules
-//!   the attack out.
-//!   Clients keep their mapping and keep working; the previous state is
-//!   returned so the daemon can carry it forward as holdover (it was a true
-//!   bound, and extrapolating it at ρ keeps it true).
+//!   another user planted is neither reused (its "previous state" would be
+//!   a forged bound) nor replaced: anything at `path` another user owns
+//!   makes the daemon refuse to start and say why
+//!   ([`PublishError::ForeignSegment`]), whatever the directory. A
+//!   directory only the daemon's user can write (the default `/run/tsod/`)
+//!   rules the attack out. On reuse, clients keep their mapping and keep
+//!   working; the previous state is returned so the daemon can carry it
+//!   forward as holdover (it was a true bound, and extrapolating it at ρ
+//!   keeps it true).
+//! * The directory: the default path's directory, `/run/tsod`, is created
+//!   (mode 0755) when missing. Other directories are not checked here;
+//!   readers refuse a segment in a directory others could replace it in
+//!   (SPEC.md §5.1).
+//! * Allocation: a new segment's 4096 bytes are allocated with
+//!   `posix_fallocate`, so a full tmpfs fails the start instead of raising
+//!   `SIGBUS` at the first write through the mapping.
 
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -24,12 +32,14 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tsod_proto::bound::RateBounds;
-use tsod_proto::shm::{Anchor, PublishedState, SHM_FILE_SIZE, ShmHeader};
+use tsod_proto::shm::{Anchor, PublishedState, SHM_DEFAULT_PATH, SHM_FILE_SIZE, ShmHeader};
 use tsod_proto::{ClockStatus, MonoInstant, TimeInterval, Timescale, Timestamp};
-use tsod_shm::{ExclusiveLock, LockError, MapError, WriteMapping, effective_uid, this_boot_id};
+use tsod_shm::{ExclusiveLock, LockError, MapError, WriteMapping, allocate, effective_uid, this_boot_id};
 
 /// File mode of the segment: the daemon writes, every local user reads.
 const SEGMENT_MODE: u32 = 0o644;
+/// Mode of the default path's directory when the daemon creates it.
+const DEFAULT_DIRECTORY_MODE: u32 = 0o755;
 
 /// Why the segment could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +50,20 @@ pub enum PublishError {
     /// The lock file belongs to someone else.
     #[error("lock file {0} is not owned by this user; refusing to share it")]
     ForeignLock(PathBuf),
+    /// A file (or link) at the segment's path belongs to another user: it
+    /// may be a planted segment, and is neither reused nor replaced.
+    #[error(
+        "{path} is owned by uid {owner}, not by this daemon's user (uid {uid}); someone else may have planted it: \
+         remove it, or publish in a directory only tsod can write (the default /run/tsod)"
+    )]
+    ForeignSegment {
+        /// The segment's path.
+        path: PathBuf,
+        /// The owner of what is there.
+        owner: u32,
+        /// This daemon's effective user.
+        uid: u32,
+    },
     /// A file operation failed.
     #[error("{what} {path}: {source}")]
     Io {
@@ -69,7 +93,9 @@ impl Publisher {
     /// state the previous daemon left, when the segment was reused and that
     /// state reads consistently.
     pub fn open(path: &Path, timescale: Timescale) -> Result<(Self, Option<PublishedState>), PublishError> {
+        ensure_default_directory(path)?;
         let lock = lock(path)?;
+        refuse_foreign(path)?;
         let boot = this_boot_id().map_err(|source| io_error("reading boot id for", path, source))?;
         if let Some(mapping) = reusable(path, timescale, boot) {
             let previous = mapping.segment().read().ok();
@@ -108,6 +134,45 @@ pub fn unsynchronized_state(writer_instance: u64, disruption_count: u64) -> Publ
 
 fn io_error(what: &'static str, path: &Path, source: io::Error) -> PublishError {
     PublishError::Io { what, path: path.to_path_buf(), source }
+}
+
+/// Creates `/run/tsod` (mode 0755, owned by this daemon's user) when
+/// `path` is in the default path's directory and that directory is missing.
+fn ensure_default_directory(path: &Path) -> Result<(), PublishError> {
+    let default_dir = Path::new(SHM_DEFAULT_PATH).parent();
+    match (path.parent(), default_dir) {
+        (Some(dir), Some(default_dir)) if dir == default_dir => create_directory(dir),
+        _ => Ok(()),
+    }
+}
+
+/// Creates the one directory `dir` (its parent must exist) with mode 0755
+/// whatever the umask; an existing directory is left as it is.
+fn create_directory(dir: &Path) -> Result<(), PublishError> {
+    use std::os::unix::fs::DirBuilderExt;
+    match fs::DirBuilder::new().mode(DEFAULT_DIRECTORY_MODE).create(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(DEFAULT_DIRECTORY_MODE))
+            .map_err(|source| io_error("setting permissions of", dir, source)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(io_error(
+            "creating the segment directory (create it for tsod's user, e.g. systemd RuntimeDirectory=tsod, or set [publish] path)",
+            dir,
+            source,
+        )),
+    }
+}
+
+/// Refuses whatever is at `path` (file, link, anything) when another user
+/// owns it: it is neither reused nor replaced.
+fn refuse_foreign(path: &Path) -> Result<(), PublishError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.uid() != effective_uid() => {
+            Err(PublishError::ForeignSegment { path: path.to_path_buf(), owner: meta.uid(), uid: effective_uid() })
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(io_error("inspecting", path, source)),
+    }
 }
 
 fn lock_path(path: &Path) -> PathBuf {
@@ -171,7 +236,8 @@ fn create(path: &Path, header: ShmHeader) -> Result<WriteMapping, PublishError> 
         // The umask may have narrowed the mode: readers need 0644.
         file.set_permissions(fs::Permissions::from_mode(SEGMENT_MODE))
             .map_err(|source| io_error("setting permissions of", &tmp, source))?;
-        file.set_len(u64::from(SHM_FILE_SIZE)).map_err(|source| io_error("sizing", &tmp, source))?;
+        allocate(&file, u64::from(SHM_FILE_SIZE))
+            .map_err(|source| io_error("allocating 4096 bytes (is the file system full?) for", &tmp, source))?;
         let mapping = WriteMapping::new(&file).map_err(|e| PublishError::Map(tmp.clone(), e))?;
         header.write(mapping.segment());
         mapping.segment().publish(&unsynchronized_state(0, 0));
@@ -189,4 +255,85 @@ fn create(path: &Path, header: ShmHeader) -> Result<WriteMapping, PublishError> 
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::chown;
+
+    use super::*;
+
+    /// A directory (mode 0755) removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("tsod-publish-unit-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir(&dir).unwrap();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const OTHER_UID: u32 = 65534;
+
+    #[test]
+    fn a_segment_another_user_owns_is_neither_reused_nor_replaced() {
+        if effective_uid() != 0 {
+            eprintln!("SKIPPED a_segment_another_user_owns_is_neither_reused_nor_replaced: needs root to chown");
+            return;
+        }
+        let dir = Scratch::new("foreign");
+        let path = dir.0.join("segment");
+        drop(Publisher::open(&path, Timescale::UtcSmear24h).unwrap());
+        chown(&path, Some(OTHER_UID), Some(OTHER_UID)).unwrap();
+        let inode = fs::metadata(&path).unwrap().ino();
+        let err = Publisher::open(&path, Timescale::UtcSmear24h).unwrap_err();
+        assert!(matches!(&err, PublishError::ForeignSegment { owner: OTHER_UID, uid: 0, .. }), "{err:?}");
+        assert!(err.to_string().contains("planted"), "{err}");
+        assert_eq!(fs::metadata(&path).unwrap().ino(), inode, "left in place, for the operator to look at");
+
+        // A planted symbolic link, whoever it points to, is refused the same way.
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
+        std::os::unix::fs::lchown(&path, Some(OTHER_UID), None).unwrap();
+        assert!(matches!(Publisher::open(&path, Timescale::UtcSmear24h), Err(PublishError::ForeignSegment { .. })));
+    }
+
+    #[test]
+    fn a_new_segment_is_allocated_in_full() {
+        let dir = Scratch::new("allocated");
+        let path = dir.0.join("segment");
+        let _publisher = Publisher::open(&path, Timescale::UtcSmear24h).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), u64::from(SHM_FILE_SIZE));
+        assert!(
+            meta.blocks() * 512 >= u64::from(SHM_FILE_SIZE),
+            "blocks allocated, not a sparse file: {}",
+            meta.blocks()
+        );
+    }
+
+    #[test]
+    fn only_the_default_directory_is_created_with_mode_0755() {
+        let dir = Scratch::new("mkdir");
+        let sub = dir.0.join("tsod");
+        create_directory(&sub).unwrap();
+        assert_eq!(fs::metadata(&sub).unwrap().permissions().mode() & 0o7777, 0o755);
+        assert_eq!(fs::metadata(&sub).unwrap().uid(), effective_uid());
+        create_directory(&sub).unwrap();
+
+        // A missing directory other than the default one's is not created.
+        let elsewhere = dir.0.join("missing").join("segment");
+        ensure_default_directory(&elsewhere).unwrap();
+        assert!(!dir.0.join("missing").exists());
+        assert!(Publisher::open(&elsewhere, Timescale::UtcSmear24h).is_err());
+    }
 }

@@ -8,7 +8,7 @@
 //! `report.rs`).
 //!
 //! ```text
-//! {"command":"commit-wait","mode":"local","target":"/dev/shm/tsod","elapsed-s":0.061,"count":1000,
+//! {"command":"commit-wait","mode":"local","target":"/run/tsod/segment","elapsed-s":0.061,"count":1000,
 //!  "waits":1000,"errors":0,"error-kinds":{},"reads":5210,"waited":{…},"overshoot":{…},"half-width":{…}}
 //! ```
 //!
@@ -101,7 +101,7 @@ mod tests {
             run: RunHeader {
                 command: "commit-wait",
                 mode: Some(mode),
-                target: "/dev/shm/tsod".to_owned(),
+                target: "/run/tsod/segment".to_owned(),
                 address: (mode == Mode::Remote).then(|| "127.0.0.1:4460".to_owned()),
             },
             elapsed_s: 0.1,

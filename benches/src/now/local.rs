@@ -30,7 +30,7 @@ const PROGRESS_EVERY: u64 = 256;
 const PROGRESS_POLL: Duration = Duration::from_millis(100);
 
 /// Measures `LocalClock::now()` on the segment at `segment` (default:
-/// `$TSOD_SHM`, else `/dev/shm/tsod`) with `threads` threads until `plan` ends.
+/// `$TSOD_SHM`, else `/run/tsod/segment`) with `threads` threads until `plan` ends.
 pub(super) fn run(
     segment: Option<PathBuf>,
     threads: u32,

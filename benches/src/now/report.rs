@@ -7,7 +7,7 @@
 //! in `report.rs`).
 //!
 //! ```text
-//! {"command":"now","mode":"local","target":"/dev/shm/tsod","threads":1,"batch":64,
+//! {"command":"now","mode":"local","target":"/run/tsod/segment","threads":1,"batch":64,
 //!  "elapsed-s":0.412,"count":1000000,"errors":0,"error-kinds":{},
 //!  "series":{"now":{…},"clock-gettime-realtime":{…},"clock-gettime-monotonic":{…}},
 //!  "ratio-now-to-realtime":1.21}
@@ -146,7 +146,7 @@ mod tests {
         let s = Summary { p50_ns: 45, p90_ns: 47, p99_ns: 60, p999_ns: 120, max_ns: 9_000, count: 640, samples: 10 };
         let remote = mode == Mode::Remote;
         NowReport {
-            run: RunHeader { command: "now", mode: Some(mode), target: "/dev/shm/tsod".to_owned(), address: None },
+            run: RunHeader { command: "now", mode: Some(mode), target: "/run/tsod/segment".to_owned(), address: None },
             threads: 1,
             batch: 64,
             rate: remote.then_some(900),

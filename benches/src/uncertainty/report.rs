@@ -8,7 +8,7 @@
 //! `report.rs`).
 //!
 //! ```text
-//! {"command":"uncertainty","mode":"local","target":"/dev/shm/tsod","interval-s":1.0,
+//! {"command":"uncertainty","mode":"local","target":"/run/tsod/segment","interval-s":1.0,
 //!  "elapsed-s":59.0,"samples":60,"bounded":58,"half-width":{…},
 //!  "statuses":{"synchronized":58,"degraded":0,"free-running":0,"unsynchronized":2,"disrupted":0,"unknown":0},
 //!  "status-changes":2,"changes":[{"at-s":12.0,"from":"synchronized","to":"unsynchronized"},…],
@@ -146,7 +146,7 @@ const CHANGES_LISTED: usize = 10;
 
 impl UncertaintyReport {
     /// What the run looked at, for the text report and the plot's title:
-    /// `segment /dev/shm/tsod` or `site site-a at 127.0.0.1:4460`.
+    /// `segment /run/tsod/segment` or `site site-a at 127.0.0.1:4460`.
     pub(crate) fn subject(&self) -> String {
         let target = &self.run.target;
         if !self.run.is_remote() {
@@ -227,7 +227,7 @@ mod tests {
             run: RunHeader {
                 command: "uncertainty",
                 mode: Some(mode),
-                target: if remote { "localhost:4460".to_owned() } else { "/dev/shm/tsod".to_owned() },
+                target: if remote { "localhost:4460".to_owned() } else { "/run/tsod/segment".to_owned() },
                 address: remote.then(|| "127.0.0.1:4460".to_owned()),
             },
             site: remote.then(|| "site-a".to_owned()),
@@ -302,7 +302,7 @@ mod tests {
     fn human_output_names_subject_statuses_changes_and_errors() {
         let text = sample_report(Mode::Local).to_human();
         for needle in [
-            "segment /dev/shm/tsod",
+            "segment /run/tsod/segment",
             "every 250ms",
             "half-width",
             "20.0 µs",

@@ -15,11 +15,14 @@
 //! # Who links which feature
 //!
 //! * No features (what `tsod-client`, and so every application, links):
-//!   [`ReadMapping`], the clock reads, the boot id, [`effective_uid`].
+//!   [`open_segment`] (the checked, non-following open of SPEC.md §5.1
+//!   that a planted segment cannot pass), [`ReadMapping`], the clock
+//!   reads, the boot id, [`effective_uid`].
 //!   A reader cannot reach the writer side of the seqlock.
 //! * `writer` (the daemon only, and tests that play the daemon):
-//!   [`WriteMapping`] and [`ExclusiveLock`], the lock that makes the daemon
-//!   the segment's one writer.
+//!   [`WriteMapping`], [`allocate`] (`posix_fallocate`) and
+//!   [`ExclusiveLock`], the lock that makes the daemon the segment's one
+//!   writer.
 //! * `adjtimex` (the daemon only): [`kernel_clock_state`], the read-only
 //!   query of the kernel's clock discipline state.
 //! * `vmclock` (the daemon only): [`VmClock`], the hypervisor's VMClock
@@ -46,8 +49,9 @@
 //!   methods are the reader side of the seqlock; the writer side
 //!   (`ShmSegment::publish`, `ShmHeader::write`) needs a [`WriteMapping`].
 //! * The system calls used are the read-only ones: `clock_gettime`,
-//!   `geteuid`, `flock` on a file the caller owns, and `adjtimex` with
-//!   `modes = 0`, which changes nothing. Nothing here steps or slews a clock.
+//!   `geteuid`, `openat` (read-only, `O_NOFOLLOW`), `flock` on a file the
+//!   caller owns, `posix_fallocate` on the daemon's own new segment, and
+//!   `adjtimex` with `modes = 0`, which changes nothing. Nothing here steps or slews a clock.
 //!
 //! Linux only (the clocks, `/proc` and `adjtimex` are Linux's), 64-bit
 //! targets (`time_t` and `long` are `i64`).
@@ -61,6 +65,7 @@ mod kernel;
 #[cfg(feature = "writer")]
 mod lock;
 mod mapping;
+mod open;
 mod user;
 #[cfg(feature = "vmclock")]
 mod vmclock;
@@ -73,9 +78,12 @@ pub use clock::{
 pub use kernel::{KernelClockState, KernelStateError, kernel_clock_state};
 #[cfg(feature = "writer")]
 pub use lock::{ExclusiveLock, LockError};
-#[cfg(feature = "writer")]
-pub use mapping::WriteMapping;
 pub use mapping::{MapError, ReadMapping};
+#[cfg(feature = "writer")]
+pub use mapping::{WriteMapping, allocate};
+pub use open::{
+    AllowedOwners, OpenError, OpenedSegment, check_directory, check_file, open_segment, split_segment_path,
+};
 pub use user::effective_uid;
 #[cfg(feature = "vmclock")]
 pub use vmclock::{Disruption, DisruptionWatch, VmClock, VmClockError, VmClockSnapshot, VmClockStatus};

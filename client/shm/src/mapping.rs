@@ -75,6 +75,22 @@ impl WriteMapping {
     }
 }
 
+/// Gives `file` (opened for writing) real storage for its first `len`
+/// bytes with `posix_fallocate(3)`, extending it with zeros: on a full
+/// tmpfs this fails now (`ENOSPC`) instead of the first write through the
+/// mapping raising `SIGBUS` later.
+#[cfg(feature = "writer")]
+#[expect(unsafe_code, reason = "posix_fallocate is a C function")]
+pub fn allocate(file: &File, len: u64) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: posix_fallocate takes a file descriptor, which `file` owns and
+    // keeps open for the duration of the call; it touches no memory of ours.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+    // It returns the error number instead of setting errno.
+    if rc == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(rc)) }
+}
+
 /// Bytes mapped: the whole file.
 const SEGMENT_LEN: usize = SHM_FILE_SIZE as usize;
 
@@ -188,6 +204,20 @@ mod tests {
             assert!(matches!(ReadMapping::new(&seg.file), Err(MapError::WrongSize(l)) if l == len));
             assert!(matches!(WriteMapping::new(&seg.file), Err(MapError::WrongSize(l)) if l == len));
         }
+    }
+
+    #[test]
+    fn allocate_extends_an_empty_file_with_zeros() {
+        let seg = TempSegment::new("allocate", 0);
+        allocate(&seg.file, u64::from(SHM_FILE_SIZE)).unwrap();
+        let meta = seg.file.metadata().unwrap();
+        assert_eq!(meta.len(), u64::from(SHM_FILE_SIZE));
+        // Storage is reserved (set_len would leave a sparse file: 0 blocks).
+        assert!(std::os::unix::fs::MetadataExt::blocks(&meta) * 512 >= u64::from(SHM_FILE_SIZE));
+        assert!(std::fs::read(&seg.path).unwrap().iter().all(|&b| b == 0));
+        assert!(WriteMapping::new(&seg.file).is_ok());
+        let read_only = File::open(&seg.path).unwrap();
+        assert!(allocate(&read_only, 8192).is_err(), "a file not open for writing cannot grow");
     }
 
     #[test]

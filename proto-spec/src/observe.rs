@@ -343,6 +343,11 @@ pub struct TsoStatus {
     /// The timing in force.
     #[serde(default)]
     pub timing: Option<TsoTimingStatus>,
+    /// Why this site's Raft node stopped for good (a storage error such as
+    /// a full disk, or a panic inside it), if it did: the site then serves
+    /// no TSO timestamps until tsod is restarted; its time is still published.
+    #[serde(default)]
+    pub failed: Option<String>,
 }
 
 impl TsoStatus {
@@ -484,6 +489,7 @@ mod tests {
                 role: TsoRole::LeaderWithoutQuorum,
                 lease_end_ns: Some(5),
                 timing: Some(TsoTimingStatus { lease_ms: 200, ..TsoTimingStatus::default() }),
+                failed: Some("storage error".into()),
                 ..TsoStatus::default()
             }),
         }
@@ -503,6 +509,7 @@ mod tests {
         assert_eq!(v["local_status"], "synchronized");
         assert_eq!(v["sources"][0]["kind"], "ntp");
         assert_eq!(v["tso"]["role"], "leader-without-quorum");
+        assert_eq!(v["tso"]["failed"], "storage error");
         let report = &v["peers"][0]["report"];
         assert_eq!(report["local-status"], "degraded");
         assert_eq!(report["half-width"], 40_000);

@@ -20,7 +20,8 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,7 @@ impl Control for ClusterSite {
 
     fn restart(&mut self) {
         assert!(self.daemon.is_none());
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tsod"))
+        let child = Command::new(env!("CARGO_BIN_EXE_tsod"))
             .args(["run", "--config"])
             .arg(&self.config)
             .env("TSOD_LOG", std::env::var("TSOD_TEST_LOG").unwrap_or_else(|_| "warn,openraft=off".into()))
@@ -66,7 +67,7 @@ impl Control for ClusterSite {
 
 /// `kill(2)` through the `kill` command (the workspace denies unsafe code).
 fn kill_with_command(pid: u32, signal: libc::c_int) -> i32 {
-    let status = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
     if status.success() { 0 } else { 1 }
 }
 
@@ -315,7 +316,7 @@ fn timestamps_are_unique_ordered_and_honest_across_sites() {
             s.status().and_then(|s| s.tso).is_some_and(|t| t.role == TsoRole::Follower && t.forwarded_batches > 0)
         })
         .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tsod"))
+    let out = Command::new(env!("CARGO_BIN_EXE_tsod"))
         .args(["tso", "--count", "3", "--json", "--config"])
         .arg(&follower.config)
         .output()
@@ -979,4 +980,68 @@ fn a_peer_cannot_force_an_election_or_speak_for_another_site() {
     // (Whether the term moved is not asserted: on a loaded 2-core host the
     // group may hold a real election meanwhile. A pre-vote never starts
     // one at the site that answers it.)
+}
+
+/// A site whose TSO state directory fills up loses its TSO, loudly, and
+/// nothing else: its Raft node stops with a storage error that `tsod
+/// status` reports (`tso.failed`), it keeps publishing its bound, and the
+/// other two sites keep the TSO going. The directory is a small tmpfs the
+/// test mounts (root only).
+#[test]
+#[cfg_attr(tsod_not_root, ignore = "mounts a tmpfs: run as root, or the README's test command")]
+fn a_full_disk_stops_that_sites_tso_and_nothing_else() {
+    let scratch = Scratch::new("tso", "disk-full");
+    let full = 1;
+    let tso_dir = scratch.join(SITES[full]).join("tso");
+    std::fs::create_dir_all(&tso_dir).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=4m", "tsod-test-full"]).arg(&tso_dir).status();
+    assert!(mounted.is_ok_and(|s| s.success()), "cannot mount a tmpfs at {}", tso_dir.display());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(tso_dir.clone());
+    let sites = start_cluster(&scratch);
+    leader(&sites, Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sites[full].status().and_then(|s| s.tso).is_none_or(|t| t.applied_index.unwrap_or(0) == 0) {
+        assert!(Instant::now() < deadline, "the site never joined the group");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Fill the tmpfs to the last byte.
+    let mut filler = std::fs::File::create(tso_dir.join("filler")).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
+    let _ = std::io::Write::write_all(&mut filler, &[0u8]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let status = sites[full].status();
+        if status.as_ref().and_then(|s| s.tso.as_ref()).is_some_and(|t| t.failed.is_some()) {
+            break status.unwrap();
+        }
+        assert!(Instant::now() < deadline, "the full disk was never reported: {:?}", status.and_then(|s| s.tso));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!("reported: {:?}", status.tso.as_ref().and_then(|t| t.failed.as_ref()));
+    // The time service is untouched: the site still publishes a fresh, true bound.
+    let clock = synchronized(&sites[full].segment);
+    let before = realtime();
+    let interval = clock.now().unwrap();
+    let after = realtime();
+    assert!(interval.earliest() <= after && before <= interval.latest(), "{interval}");
+    // The other two keep the TSO: one of them leads with a lease.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let issuing = (0..sites.len())
+            .filter(|i| *i != full)
+            .any(|i| sites[i].status().and_then(|s| s.tso).is_some_and(|t| t.issuing() && t.failed.is_none()));
+        if issuing {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no other site took the TSO over");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(sites);
 }

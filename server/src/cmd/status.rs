@@ -130,6 +130,9 @@ fn tso_line(tso: &TsoStatus) -> String {
         tso.refused,
         tso.forwarded_batches,
     );
+    if let Some(why) = &tso.failed {
+        out.push_str(&format!("  FAILED: {}; restart tsod once the cause is fixed\n", printable(why)));
+    }
     if let Some(why) = &tso.why_leading {
         out.push_str(&format!("  leads: {}\n", printable(why)));
     }

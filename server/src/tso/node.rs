@@ -164,6 +164,8 @@ pub struct TsoNode {
     leader_heard_changed: Notify,
     /// The group digest ([`group_digest`]).
     group: String,
+    /// Why the Raft node stopped for good, once it has.
+    failed: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for TsoNode {
@@ -330,11 +332,13 @@ impl TsoNode {
             leader_heard: AtomicBool::new(false),
             leader_heard_changed: Notify::new(),
             group,
+            failed: Mutex::new(None),
         });
         let members: BTreeMap<NodeId, BasicNode> =
             all_sites.iter().map(|s| (node_id(s), BasicNode::new(s.clone()))).collect();
         tokio::spawn(Arc::clone(&node).join(members, fresh, may_bootstrap.then_some(marker)));
         tokio::spawn(Arc::clone(&node).lead());
+        tokio::spawn(Arc::clone(&node).watch_fatal());
         tokio::spawn(Arc::clone(&node).drive());
         tokio::spawn(Arc::clone(&node).forward(queued));
         info!(
@@ -463,6 +467,36 @@ impl TsoNode {
                 warn!(error = %e, path = %marker.display(), "cannot remove the new-cluster marker; remove it by hand");
             }
         }
+    }
+
+    /// Watches for the Raft node stopping for good (openraft's `Fatal`: a
+    /// storage error such as a full disk, or a panic in its core). The time
+    /// service is not touched: the site keeps publishing its bound, says
+    /// why in `tsod status` (`tso.failed`) and in a loud log, and refuses
+    /// TSO requests until tsod is restarted.
+    async fn watch_fatal(self: Arc<Self>) {
+        let mut metrics = self.raft.metrics();
+        let why = loop {
+            if let Err(fatal) = &metrics.borrow().running_state {
+                break fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                break "the Raft node stopped".to_owned();
+            }
+        };
+        if self.failed.locked().replace(why.clone()).is_none() {
+            tracing::error!(
+                reason = %why,
+                "the TSO's Raft node stopped: this site serves no TSO timestamps until tsod is restarted \
+                 (fix the cause first, e.g. free the disk of [tso] state-dir); time is still published"
+            );
+        }
+        self.lease_changed.notify_waiters();
+    }
+
+    /// Why the Raft node stopped for good, if it has.
+    pub fn failed(&self) -> Option<String> {
+        self.failed.locked().clone()
     }
 
     /// The timing in force.
@@ -847,7 +881,9 @@ impl TsoNode {
     /// `count` timestamps for a client of this site: issued here when this
     /// site leads, else forwarded in a batch to the leader.
     pub async fn serve_local(&self, count: u32) -> Result<HybridTimestamp, Unavailable> {
-        let result = if self.leading_term().is_some() {
+        let result = if let Some(why) = self.failed() {
+            Err(Unavailable::new(format!("this site's TSO stopped: {why}"), Duration::from_secs(5)))
+        } else if self.leading_term().is_some() {
             self.issue_held(count).await
         } else if let Some(first) = self.issue_as_lame_duck(count) {
             Ok(first)
@@ -866,7 +902,9 @@ impl TsoNode {
 
     /// `count` timestamps for a follower site's batch: only the leader answers.
     pub async fn serve_forwarded(&self, count: u32) -> Result<HybridTimestamp, Unavailable> {
-        let result = if self.leading_term().is_some() {
+        let result = if let Some(why) = self.failed() {
+            Err(Unavailable::new(format!("this site's TSO stopped: {why}"), Duration::from_secs(5)))
+        } else if self.leading_term().is_some() {
             self.issue_held(count).await
         } else if let Some(first) = self.issue_as_lame_duck(count) {
             Ok(first)
@@ -1293,6 +1331,7 @@ impl TsoNode {
                 explicit: self.overrides != Overrides::default(),
                 problem: self.timing_problem.locked().clone(),
             }),
+            failed: self.failed(),
         }
     }
 }

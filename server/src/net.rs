@@ -17,6 +17,7 @@
 //! The shell holds no time logic: the engine's latest results arrive as a
 //! [`SiteView`](crate::site::SiteView) on a watch channel, probe math is [`crate::peer::probe`].
 
+pub mod admission;
 pub mod client_service;
 pub mod endpoint;
 pub mod limit;

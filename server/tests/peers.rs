@@ -351,3 +351,42 @@ fn a_client_that_never_reads_its_answer_is_reset() {
         );
     });
 }
+
+/// A client's limit holds however many connections it opens: four
+/// connections with one certificate share its 50 timestamps a second,
+/// though each stays far under the per-connection limit.
+#[test]
+fn a_client_with_many_connections_shares_one_limit() {
+    let scratch = Scratch::new("peers", "per-client");
+    let certs = cluster_dir(&scratch, "certs", &["bj-a", "bj-b", "xa", "app"]);
+    let sites = start_cluster(&scratch, &certs, "[clients]\nmax-timestamps-per-second-per-client = 50\n");
+    let target = &sites[0];
+    wait_for(target, "all peers usable", Duration::from_secs(20), all_peers_usable);
+    let addr: SocketAddr = format!("127.0.0.1:{}", target.port).parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (ok, limited) = runtime.block_on(async {
+        let mut options = RemoteOptions::new(certs.join("ca.crt"));
+        options.server_name = Some("bj-a".into());
+        options.client_identity = Some((certs.join("app.crt"), certs.join("app.key")));
+        let mut clocks = Vec::new();
+        for _ in 0..4 {
+            clocks.push(RemoteClock::connect_with(addr, options.clone()).await.unwrap());
+        }
+        let (mut ok, mut limited) = (0, 0);
+        for _ in 0..100 {
+            for clock in &clocks {
+                match clock.now().await {
+                    Ok(_) => ok += 1,
+                    Err(RemoteError::RateLimited { .. }) => limited += 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        (ok, limited)
+    });
+    eprintln!("{ok} answered, {limited} limited");
+    // 400 requests: a burst of 50 and 50 a second more get through, so
+    // at least 100 are limited unless they took over five seconds.
+    assert!(limited >= 100, "only {limited} of 400 were limited");
+    assert!(ok >= 40, "only {ok} answered");
+}

@@ -1045,3 +1045,126 @@ fn a_full_disk_stops_that_sites_tso_and_nothing_else() {
     }
     drop(sites);
 }
+
+/// A connection flood cannot partition the cluster: 1 200 anonymous
+/// clients from 1 200 loopback addresses in 48 /24s connect to one site
+/// and stay connected (as a flood by a botnet, or one /64, would). That
+/// site's client slots fill (1 024) and the rest are refused, but a site
+/// that restarts meanwhile reconnects to it at once (peers' addresses have
+/// their own slots), and the TSO keeps issuing. Before, one shared pool of
+/// 1 024 slots held both, and the restarted site stayed cut off.
+#[test]
+fn a_client_connection_flood_keeps_no_peer_out() {
+    let scratch = Scratch::new("tso", "flood");
+    let mut sites = start_cluster(&scratch);
+    leader(&sites, Duration::from_secs(30));
+    let (target, restarted) = (0, 1);
+    let certs = scratch.join("certs");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let target_addr = sites[target].addr();
+    let flood = rt.block_on(async {
+        let roots = tsod::tls::load_roots(&certs).unwrap();
+        let mut tls = rustls::ClientConfig::builder_with_provider(tsod::tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![tsod_proto::wire::ALPN_CLIENT.to_vec()];
+        let quic = Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap());
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        // 32 handshakes at a time: a flood paced so that a loaded 2-core
+        // host completes them (what matters is how many are held at once).
+        let pace = Arc::new(tokio::sync::Semaphore::new(32));
+        for a in 1..=48u8 {
+            for b in 1..=25u8 {
+                let quic = Arc::clone(&quic);
+                let pace = Arc::clone(&pace);
+                tasks.spawn(async move {
+                    let _turn = pace.acquire_owned().await.ok()?;
+                    let local = std::net::SocketAddr::from(([127, 0, a, b], 0));
+                    let mut endpoint = quinn::Endpoint::client(local).ok()?;
+                    endpoint.set_default_client_config(quinn::ClientConfig::new(quic));
+                    let connecting = endpoint.connect(target_addr, "bj-a").ok()?;
+                    let conn = tokio::time::timeout(Duration::from_secs(30), connecting).await.ok()?.ok()?;
+                    // Admitted only if the site does not close it at once.
+                    tokio::time::timeout(Duration::from_millis(300), conn.closed())
+                        .await
+                        .is_err()
+                        .then_some((endpoint, conn))
+                });
+            }
+        }
+        let mut held = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(Some(pair)) = joined {
+                held.push(pair);
+            }
+        }
+        eprintln!("{} of 1200 flood connections held after {:?}", held.len(), started.elapsed());
+        held
+    });
+    assert!(flood.len() >= 1_000, "the flood got only {} connections: it did not fill the client slots", flood.len());
+    assert!(flood.len() <= 1_024, "{} client connections: more than the client slots", flood.len());
+
+    // The flooder keeps pressing: it retries all the time from further
+    // addresses, so a freed slot does not stay free.
+    let pressing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let pressed = Arc::new(Mutex::new(Vec::new()));
+    {
+        let roots = tsod::tls::load_roots(&certs).unwrap();
+        let mut tls = rustls::ClientConfig::builder_with_provider(tsod::tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![tsod_proto::wire::ALPN_CLIENT.to_vec()];
+        let quic = Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap());
+        for worker in 0..8u8 {
+            let (quic, pressing, pressed) = (Arc::clone(&quic), Arc::clone(&pressing), Arc::clone(&pressed));
+            rt.spawn(async move {
+                let mut n = 0u8;
+                while pressing.load(std::sync::atomic::Ordering::Relaxed) {
+                    n = n.wrapping_add(1).max(1);
+                    let local = std::net::SocketAddr::from(([127, 1, 100 + worker, n], 0));
+                    let Ok(mut endpoint) = quinn::Endpoint::client(local) else { continue };
+                    endpoint.set_default_client_config(quinn::ClientConfig::new(
+                        Arc::clone(&quic) as Arc<dyn quinn::crypto::ClientConfig>
+                    ));
+                    let Ok(connecting) = endpoint.connect(target_addr, "bj-a") else { continue };
+                    if let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(2), connecting).await {
+                        pressed.lock().unwrap().push((endpoint, conn));
+                    }
+                }
+            });
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    // A site restarts while the flood holds its slots: it dials the flooded
+    // site again, and gets in.
+    sites[restarted].kill();
+    sites[restarted].restart();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(20);
+    loop {
+        let status = sites[restarted].status();
+        let connected = status
+            .as_ref()
+            .and_then(|s| s.peers.iter().find(|p| p.name == sites[target].name))
+            .is_some_and(|p| p.connected);
+        if connected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restarted site never reconnected to the flooded one: {status:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("the restarted site reconnected to the flooded one after {:?}", started.elapsed());
+    let over = sites[target].status().map_or(0, |s| s.endpoint.connections_over_limit);
+    assert!(over > 0, "the flooded site refused nothing");
+    // And the TSO issues: a leader holds a lease.
+    leader(&sites, Duration::from_secs(20));
+    pressing.store(false, std::sync::atomic::Ordering::Relaxed);
+    drop(flood);
+    drop(rt);
+}

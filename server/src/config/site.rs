@@ -75,11 +75,24 @@ pub struct ClientsConfig {
     pub allow_anonymous: bool,
     /// Requests per second one connection may make (a burst of as many is allowed).
     pub max_requests_per_second: u32,
+    /// Timestamps per second one client may take over all its connections
+    /// (a TSO request counts the timestamps it asks for, a now or status
+    /// request one). A client is its certificate; an anonymous one, its /24
+    /// or /64.
+    pub max_timestamps_per_second_per_client: u32,
+    /// Timestamps per second all clients of this site may take together.
+    pub max_timestamps_per_second: u32,
 }
 
 impl Default for ClientsConfig {
     fn default() -> Self {
-        Self { enabled: true, allow_anonymous: false, max_requests_per_second: 10_000 }
+        Self {
+            enabled: true,
+            allow_anonymous: false,
+            max_requests_per_second: 10_000,
+            max_timestamps_per_second_per_client: 4_000_000,
+            max_timestamps_per_second: 16_000_000,
+        }
     }
 }
 
@@ -264,6 +277,9 @@ pub(super) fn validate(
     }
     if clients.max_requests_per_second == 0 {
         return Err("clients.max-requests-per-second must be at least 1".into());
+    }
+    if clients.max_timestamps_per_second_per_client == 0 || clients.max_timestamps_per_second == 0 {
+        return Err("clients.max-timestamps-per-second and …-per-client must be at least 1".into());
     }
     Ok(())
 }

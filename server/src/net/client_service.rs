@@ -1,5 +1,7 @@
 //! `tsod-client/1`: remote clients' now, status and TSO requests, one per
-//! stream (SPEC.md §4.7–4.9), with a token bucket per connection.
+//! stream (SPEC.md §4.7–4.9), with a token bucket per connection (requests)
+//! and, shared by all connections, one per client identity and one for the
+//! site, weighted by the timestamps a request asks for ([`ClientLimits`]).
 //!
 //! A now-response carries the published interval at the instant the
 //! response is made, which is before it is sent; the client widens it by
@@ -18,7 +20,7 @@ use tsod_proto::Timescale;
 use tsod_proto::shm::BoundError;
 use tsod_proto::wire::{self, ErrorCode, ErrorResponse, Message, NowResponse, StatusResponse};
 
-use super::limit::TokenBucket;
+use super::limit::{ClientIdentity, ClientLimits, Limited, TokenBucket};
 use super::{Count, PeerTable};
 use crate::clock::Clock;
 use crate::peer::probe::drift_bound_of;
@@ -31,10 +33,13 @@ const CLIENT_REQUEST_LIMIT: usize = 64;
 /// Longest a client may take to deliver its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Serves one client connection until it closes.
+/// Serves one client connection of `who` until it closes.
+#[allow(clippy::too_many_arguments, reason = "the connection's context, passed once")]
 pub async fn serve(
     conn: quinn::Connection,
     rate: u32,
+    limits: Arc<ClientLimits>,
+    who: ClientIdentity,
     site: String,
     clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
@@ -60,12 +65,33 @@ pub async fn serve(
         }
         let (view, peers, site, generation, clock) =
             (view.clone(), Arc::clone(&peers), site.clone(), Arc::clone(&generation), Arc::clone(&clock));
+        let (limits, who) = (Arc::clone(&limits), who.clone());
         tokio::spawn(async move {
             let Ok(Ok(bytes)) = tokio::time::timeout(REQUEST_TIMEOUT, read_one(&mut recv, CLIENT_REQUEST_LIMIT)).await
             else {
                 peers.counters.bump(Count::BadMessage);
                 return;
             };
+            let weight = match wire::decode(&bytes) {
+                Ok(Message::TsoRequest(r)) => u64::from(r.count).max(1),
+                _ => 1,
+            };
+            let now = reader_clock_now().unwrap_or(tsod_proto::MonoInstant::from_nanos(0));
+            if let Err(limited) = limits.take(&who, weight, now) {
+                peers.counters.bump(Count::RateLimited);
+                let (wait, message) = match limited {
+                    Limited::Identity(wait) => (wait, "too many timestamps for this client"),
+                    Limited::Site(wait) => (wait, "too many timestamps for this site"),
+                };
+                let refusal = Message::Error(ErrorResponse {
+                    request_id: wire::decode(&bytes).map(|m| request_id(&m)).unwrap_or(0),
+                    code: ErrorCode::RateLimited,
+                    retry_after: Some(wait),
+                    message,
+                });
+                let _ = write_one(&mut send, &refusal).await;
+                return;
+            }
             // Only a status request needs the report: cloned out of the watch
             // (so the borrow is not held while answering), never for `now`.
             let report;

@@ -1,13 +1,14 @@
 //! The daemon's one QUIC endpoint: TLS set-up, the accept loop and ALPN
-//! routing. Incoming connections are refused (and counted) when they exceed
-//! [`MAX_CONNECTIONS`], fail the handshake (foreign CA, expired or missing
-//! certificate, no common ALPN), or — on `tsod-peer/1` — present a
-//! certificate that names no configured peer.
+//! routing. Incoming connections are refused (and counted) when they find
+//! no slot ([`super::admission`]: configured peers' addresses have their
+//! own, everyone else shares handshake and client slots with a share per
+//! /24 or /64), take longer than [`HANDSHAKE_TIMEOUT`] to handshake, fail
+//! the handshake (foreign CA, expired or missing certificate, no common
+//! ALPN), or — on `tsod-peer/1` — present a certificate that names no
+//! configured peer. Client connections get smaller windows than peers.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
@@ -16,19 +17,25 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 use tsod_proto::wire::{ALPN_CLIENT, ALPN_PEER};
 
+use super::admission::{Admission, Limits, Slot};
+use super::limit::{ClientIdentity, ClientLimits};
 use super::{Count, PeerEvent, PeerTable, client_service, peer_link};
 use crate::clock::Clock;
 use crate::config::{ClientsConfig, PeerConfig, SiteConfig};
 use crate::site::SiteView;
 use crate::tls::{self, ClientAuth};
 
-/// Connections open at once (peers and clients); more are refused. From a
-/// quarter of it on, unvalidated addresses are sent a QUIC Retry first.
-pub const MAX_CONNECTIONS: usize = 1_024;
-/// Connections open at once from one IP address.
-pub const MAX_PER_ADDRESS: usize = 64;
-/// Streams a connection may have open at once.
+/// From this many handshakes and client connections held on, unvalidated
+/// addresses are sent a QUIC Retry first (spoofed floods cannot answer it).
+pub const RETRY_FROM: usize = 256;
+/// Longest a handshake may take before its slot is freed.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Streams a connection may have open at once (peers).
 const MAX_STREAMS: u32 = 256;
+/// Streams a client connection may have open at once.
+const CLIENT_STREAMS: u32 = 64;
+/// A client connection's receive window (peers get 1 MiB).
+const CLIENT_WINDOW: u32 = 256 * 1024;
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]
@@ -139,77 +146,57 @@ async fn accept_loop(
     view: watch::Receiver<SiteView>,
     peers: Arc<PeerTable>,
 ) {
-    let open = Arc::new(AtomicUsize::new(0));
-    let per_address: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let admission = Admission::new(Limits::DEFAULT, setup.peers.iter().map(|p| p.address.ip()));
+    let limits = Arc::new(ClientLimits::new(
+        setup.clients.max_timestamps_per_second_per_client,
+        setup.clients.max_timestamps_per_second,
+    ));
     let setup = Arc::new(setup);
     while let Some(incoming) = endpoint.accept().await {
         let remote = incoming.remote_address();
-        let load = open.load(Ordering::Relaxed);
         // Under load, make unvalidated addresses prove they can receive
         // (a QUIC Retry) before they may hold a slot: spoofed floods cannot.
-        if load >= MAX_CONNECTIONS / 4 && !incoming.remote_address_validated() {
+        if admission.load() >= RETRY_FROM && !incoming.remote_address_validated() {
             if incoming.retry().is_err() {
                 peers.counters.bump(Count::OverLimit);
             }
             continue;
         }
-        let from_address = per_address
-            .lock()
-            .map(|mut m| {
-                let n = m.entry(remote.ip()).or_insert(0);
-                *n = n.saturating_add(1);
-                *n
-            })
-            .unwrap_or(usize::MAX);
-        open.fetch_add(1, Ordering::Relaxed);
-        let guard = OpenGuard { open: Arc::clone(&open), per_address: Arc::clone(&per_address), ip: remote.ip() };
-        if load >= MAX_CONNECTIONS || from_address > MAX_PER_ADDRESS {
-            peers.counters.bump(Count::OverLimit);
-            debug!(%remote, "refusing a connection: too many open");
-            incoming.refuse();
-            drop(guard);
-            continue;
-        }
+        let slot = match admission.handshake(remote.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                peers.counters.bump(Count::OverLimit);
+                debug!(%remote, %why, "refusing a connection");
+                incoming.refuse();
+                continue;
+            }
+        };
         let (setup, clock, view, peers) = (Arc::clone(&setup), Arc::clone(&clock), view.clone(), Arc::clone(&peers));
+        let limits = Arc::clone(&limits);
         tokio::spawn(async move {
-            let _guard = guard;
-            let conn = match incoming.await {
-                Ok(c) => c,
-                Err(e) => {
+            let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
                     peers.counters.bump(Count::HandshakeRefused);
                     warn!(%remote, error = %e, "refused a connection: handshake failed");
                     return;
                 }
-            };
-            route(conn, &setup, clock, view, peers).await;
-        });
-    }
-}
-
-/// Releases a connection's slots when its task ends.
-struct OpenGuard {
-    open: Arc<AtomicUsize>,
-    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-        if let Ok(mut m) = self.per_address.lock() {
-            if let Some(n) = m.get_mut(&self.ip) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    m.remove(&self.ip);
+                Err(_) => {
+                    peers.counters.bump(Count::HandshakeRefused);
+                    debug!(%remote, "refused a connection: handshake took over {HANDSHAKE_TIMEOUT:?}");
+                    return;
                 }
-            }
-        }
+            };
+            route(conn, slot, &setup, &limits, clock, view, peers).await;
+        });
     }
 }
 
 async fn route(
     conn: quinn::Connection,
+    slot: Slot,
     setup: &NetSetup,
+    limits: &Arc<ClientLimits>,
     clock: Arc<dyn Clock>,
     view: watch::Receiver<SiteView>,
     peers: Arc<PeerTable>,
@@ -228,13 +215,39 @@ async fn route(
             return;
         };
         debug!(%remote, peer = %setup.peers.get(index).map_or("", |p| p.name.as_str()), "peer connected to us");
+        let _slot = slot.into_other();
         peer_link::serve_incoming(conn, index, clock, view, peers).await;
     } else if alpn == ALPN_CLIENT && setup.clients.enabled {
-        client_service::serve(conn, setup.clients.max_requests_per_second, setup.site.name.clone(), clock, view, peers)
-            .await;
+        let _slot = match slot.into_client() {
+            Ok(slot) => slot,
+            Err((why, _slot)) => {
+                peers.counters.bump(Count::OverLimit);
+                debug!(%remote, %why, "refusing a client connection");
+                conn.close(3u8.into(), b"busy");
+                return;
+            }
+        };
+        conn.set_max_concurrent_bi_streams(CLIENT_STREAMS.into());
+        conn.set_receive_window(CLIENT_WINDOW.into());
+        let who = client_identity(&conn, remote);
+        let rate = setup.clients.max_requests_per_second;
+        client_service::serve(conn, rate, Arc::clone(limits), who, setup.site.name.clone(), clock, view, peers).await;
     } else {
         peers.counters.bump(Count::HandshakeRefused);
         conn.close(2u8.into(), b"no protocol");
+    }
+}
+
+/// Who a client connection is for its limits: its leaf certificate's
+/// SHA-256, or, anonymous, the /24 or /64 it comes from.
+fn client_identity(conn: &quinn::Connection, remote: SocketAddr) -> ClientIdentity {
+    let leaf = conn
+        .peer_identity()
+        .and_then(|i| i.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .and_then(|chain| chain.first().map(|c| ring::digest::digest(&ring::digest::SHA256, c.as_ref())));
+    match leaf.and_then(|d| <[u8; 32]>::try_from(d.as_ref()).ok()) {
+        Some(hash) => ClientIdentity::Certificate(hash),
+        None => ClientIdentity::Anonymous(super::admission::prefix(remote.ip())),
     }
 }
 

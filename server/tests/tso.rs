@@ -1046,6 +1046,19 @@ fn a_full_disk_stops_that_sites_tso_and_nothing_else() {
     drop(sites);
 }
 
+/// The QUIC configuration of an anonymous `tsod-client/1` client trusting
+/// the cluster CA in `certs`.
+fn anonymous_client(certs: &Path) -> Arc<quinn::crypto::rustls::QuicClientConfig> {
+    let roots = tsod::tls::load_roots(certs).unwrap();
+    let mut tls = rustls::ClientConfig::builder_with_provider(tsod::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![tsod_proto::wire::ALPN_CLIENT.to_vec()];
+    Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap())
+}
+
 /// A connection flood cannot partition the cluster: 1 200 anonymous
 /// clients from 1 200 loopback addresses in 48 /24s connect to one site
 /// and stay connected (as a flood by a botnet, or one /64, would). That
@@ -1063,14 +1076,7 @@ fn a_client_connection_flood_keeps_no_peer_out() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let target_addr = sites[target].addr();
     let flood = rt.block_on(async {
-        let roots = tsod::tls::load_roots(&certs).unwrap();
-        let mut tls = rustls::ClientConfig::builder_with_provider(tsod::tls::provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![tsod_proto::wire::ALPN_CLIENT.to_vec()];
-        let quic = Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap());
+        let quic = anonymous_client(&certs);
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         // 32 handshakes at a time: a flood paced so that a loaded 2-core
@@ -1112,14 +1118,7 @@ fn a_client_connection_flood_keeps_no_peer_out() {
     let pressing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let pressed = Arc::new(Mutex::new(Vec::new()));
     {
-        let roots = tsod::tls::load_roots(&certs).unwrap();
-        let mut tls = rustls::ClientConfig::builder_with_provider(tsod::tls::provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![tsod_proto::wire::ALPN_CLIENT.to_vec()];
-        let quic = Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap());
+        let quic = anonymous_client(&certs);
         for worker in 0..8u8 {
             let (quic, pressing, pressed) = (Arc::clone(&quic), Arc::clone(&pressing), Arc::clone(&pressed));
             rt.spawn(async move {

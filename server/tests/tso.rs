@@ -1107,6 +1107,10 @@ fn a_client_connection_flood_keeps_no_peer_out() {
                 held.push(pair);
             }
         }
+        // On a loaded host a refusal can reach the client later than the
+        // 300 ms above: count only what is still open once all is quiet.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        held.retain(|(_, conn): &(quinn::Endpoint, quinn::Connection)| conn.close_reason().is_none());
         eprintln!("{} of 1200 flood connections held after {:?}", held.len(), started.elapsed());
         held
     });

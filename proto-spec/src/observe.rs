@@ -348,6 +348,32 @@ pub struct TsoStatus {
     /// no TSO timestamps until tsod is restarted; its time is still published.
     #[serde(default)]
     pub failed: Option<String>,
+    /// Operator fence resets applied in the group's history.
+    #[serde(default)]
+    pub fence_resets: u64,
+    /// Votes for the next fence reset, not yet a majority.
+    #[serde(default)]
+    pub pending_reset: Option<TsoResetStatus>,
+    /// The last fence reset (the audit record).
+    #[serde(default)]
+    pub last_reset: Option<TsoResetStatus>,
+}
+
+/// A fence reset (`tsod tso reset-fence`), pending or done.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TsoResetStatus {
+    /// Its number (1 for the group's first).
+    pub reset: u64,
+    /// The sites whose operators voted for it, in order.
+    pub voters: Vec<String>,
+    /// Votes it needs (a majority of the sites).
+    pub needed: u32,
+    /// Their reasons, in the same order.
+    pub reasons: Vec<String>,
+    /// The fence before it (ns; pending: the fence now).
+    pub from_ns: u64,
+    /// The fence after it (ns), once done.
+    pub to_ns: Option<u64>,
 }
 
 impl TsoStatus {

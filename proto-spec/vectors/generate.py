@@ -94,7 +94,7 @@ def tso_response(m):
     return struct.pack(">QQII", m["request-id"], m["first"], m["count"], 0)
 
 
-RAFT_RPC = {"append-entries": 1, "vote": 2, "install-snapshot": 3, "pre-vote": 4}
+RAFT_RPC = {"append-entries": 1, "vote": 2, "install-snapshot": 3, "pre-vote": 4, "reset-vote": 5}
 
 
 def raft(m):
@@ -254,6 +254,14 @@ RAFT_REQUESTS = [
     ("hello-handing-over", 53, "pre-vote", envelope({
         "from": XA, "campaign": False, "term": 3, "last-log-index": 17,
         "merit": {"priority": None, "total-round-trip-us": 398_000, "half-width-us": None}, "handover-to": SH})),
+    ("reset-vote", 54, "reset-vote", envelope({
+        "at-ns": T0, "floor-ns": T0 + 61_000_000_000, "reason": "fleet-wide GPS spoof, ticket 4711"})),
+    ("append-entries-reset-vote", 55, "append-entries", envelope({
+        "vote": vote(3, XA, True), "prev_log_id": log_id(3, XA, 17),
+        "entries": [{"log_id": log_id(3, XA, 18), "payload": {"Normal": {"fence-reset-vote": {
+            "site": SH, "reset": 1, "at-ns": T0, "floor-ns": T0 + 61_000_000_000, "sites": 3,
+            "reason": "fleet-wide GPS spoof, ticket 4711"}}}}],
+        "leader_commit": log_id(3, XA, 17)})),
 ]
 
 RAFT_RESPONSES = [
@@ -267,6 +275,10 @@ RAFT_RESPONSES = [
     ("raft-stopped", 48, "append-entries", compact({"Err": {"Fatal": "Stopped"}})),
     ("pre-vote-refused", 52, "pre-vote", compact({
         "granted": False, "refused": "this site heard its leader 12 ms ago", "merit": MERIT, "term": 3})),
+    ("reset-vote-counted", 54, "reset-vote", compact({"Ok": {
+        "outcome": {"reset": 1, "votes": 2, "needed": 2, "applied": True},
+        "fence-before-ns": T0 + 3_600_000_000_000, "fence-after-ns": T0 + 61_000_000_000}})),
+    ("reset-vote-refused", 54, "reset-vote", compact({"Err": "this site does not lead the TSO group"})),
 ]
 
 
@@ -369,7 +381,7 @@ def specific_invalid(kind, b):
                 ("count-0", set_u32(b, 24, 0), "invalid-field")]
     if kind in ("raft-request", "raft-response"):
         return [("rpc-0", set_u8(b, 16, 0), "invalid-field"),
-                ("rpc-5", set_u8(b, 16, 5), "invalid-field"),
+                ("rpc-6", set_u8(b, 16, 6), "invalid-field"),
                 ("reserved-byte", set_u8(b, 17, 1), "reserved-non-zero"),
                 ("payload-empty", frame(kind, struct.pack(">QB3xI", 1, 2, 0)), "invalid-field"),
                 ("payload-control-char", frame(kind, struct.pack(">QB3xI", 1, 2, 3) + b"a\nb"), "invalid-text"),

@@ -16,6 +16,7 @@
 //!   [`gpsd_task`] are the NTP and gpsd tasks' I/O.
 //! * [`status_file`]: the status file beside the segment.
 
+pub mod control;
 pub mod event;
 mod gpsd_task;
 mod ntp_socket;
@@ -169,6 +170,17 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             let (endpoint, peers) = crate::net::endpoint::start(setup, Arc::clone(&clock), view_rx.clone(), peer_tx)?;
             if config.tso.enabled {
                 tso_failed = Some(start_tso(&config, &site.name, &peers, &clock, view_rx));
+                let path = control::control_path(&config.publish.path);
+                match control::bind(&path) {
+                    Ok(listener) => {
+                        tokio::spawn(control::serve(listener, Arc::clone(&peers)));
+                    }
+                    Err(e) => warn!(
+                        error = %e,
+                        path = %path.display(),
+                        "no control socket: operator commands (tsod tso reset-fence) cannot reach this daemon"
+                    ),
+                }
             }
             Some((endpoint, peers))
         }

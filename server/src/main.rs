@@ -49,10 +49,13 @@ enum Command {
         json: bool,
     },
     /// Print timestamps from the cluster's TSO, asked through this site's daemon.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Tso {
+        #[command(subcommand)]
+        command: Option<TsoCommand>,
         /// The daemon's configuration file (for its address and certificates).
-        #[arg(long, short)]
-        config: PathBuf,
+        #[arg(long, short, required = true)]
+        config: Option<PathBuf>,
         /// How many consecutive timestamps (1 … 65536).
         #[arg(long, default_value_t = 1)]
         count: u32,
@@ -69,6 +72,28 @@ enum Command {
     Decode {
         /// The message bytes in hex; `-` reads them from standard input.
         hex: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TsoCommand {
+    /// Vote, as this site's operator, to lower the TSO fence to what true
+    /// time allows (docs/OPERATIONS.md, "Resetting the TSO fence"). Only for
+    /// a TSO stuck behind a fence that wrong clocks set far in the future:
+    /// timestamps those clocks issued may be repeated. Takes effect once the
+    /// operators of a majority of the sites voted within 15 minutes; the
+    /// TSO then issues again about a minute later. Recorded in the Raft log
+    /// and shown by `tsod status`.
+    ResetFence {
+        /// The site's configuration file (for its control socket).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Why: recorded with the vote (at most 256 bytes).
+        #[arg(long)]
+        reason: String,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -155,6 +180,12 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Cluster { command: ClusterCommand::Bootstrap { config } } => cmd::cluster::bootstrap(&config),
         Command::Decode { hex } => cmd::decode::run(&hex),
-        Command::Tso { config, count, json } => cmd::tso::run(&config, count, json),
+        Command::Tso { command: Some(TsoCommand::ResetFence { config, reason, json }), .. } => {
+            cmd::tso::reset_fence(&config, &reason, json)
+        }
+        Command::Tso { command: None, config, count, json } => {
+            let config = config.ok_or_else(|| anyhow::anyhow!("--config is required"))?;
+            cmd::tso::run(&config, count, json)
+        }
     }
 }

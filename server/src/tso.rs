@@ -17,6 +17,7 @@ pub mod lease;
 pub mod network;
 pub mod node;
 pub mod raft;
+pub mod reset;
 pub mod serve;
 pub mod store;
 pub mod timing;

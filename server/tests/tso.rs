@@ -955,7 +955,7 @@ fn a_peer_cannot_force_an_election_or_speak_for_another_site() {
             vote: openraft::Vote::new_committed(term + 100, me),
             meta: openraft::SnapshotMeta::default(),
             offset: 0,
-            data: serde_json::to_vec(&tsod::tso::raft::TsoState { fence_ns: 1, last_lease: None }).unwrap(),
+            data: serde_json::to_vec(&tsod::tso::raft::TsoState { fence_ns: 1, ..Default::default() }).unwrap(),
             done: true,
         };
         for target in [leader_index, follower] {
@@ -1170,4 +1170,148 @@ fn a_client_connection_flood_keeps_no_peer_out() {
     pressing.store(false, std::sync::atomic::Ordering::Relaxed);
     drop(flood);
     drop(rt);
+}
+
+/// Runs `tsod tso reset-fence` for `site`, as `as_user` (a uid) if given;
+/// its exit status and output.
+fn reset_fence(site: &ClusterSite, reason: &str, as_user: Option<u32>) -> (bool, String) {
+    let mut command = match as_user {
+        Some(uid) => {
+            let mut c = Command::new("setpriv");
+            c.args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()]);
+            c.arg(env!("CARGO_BIN_EXE_tsod"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_tsod")),
+    };
+    let out =
+        command.args(["tso", "reset-fence", "--config"]).arg(&site.config).args(["--reason", reason]).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{}: reset-fence: {}", site.name, text.trim());
+    (out.status.success(), text)
+}
+
+/// Wrong clocks at every site (a fleet-wide GPS spoof an hour ahead)
+/// commit leases an hour ahead; once the clocks are right again the TSO
+/// waits for true time to pass that fence: down for an hour. One site's
+/// operator cannot lower it alone (voting twice counts once), and a local
+/// user who is not root or tsod's cannot vote at all; once the operators
+/// of two of the three sites voted (one at a follower, whose vote travels
+/// to the leader in its own name, one at the leader), every site records
+/// the reset and the TSO issues again about a minute later, above true
+/// time at the reset (and, as documented, below the timestamps the wrong
+/// clocks issued).
+#[test]
+#[cfg_attr(tsod_not_root, ignore = "votes as another user through setpriv: run as root, or the README's test command")]
+fn a_fence_set_by_wrong_clocks_is_lowered_only_by_a_majority_of_operators() {
+    use tsod_proto::Offset;
+    use tsod_testbed::sim::gpsd::GpsFault;
+    const AHEAD_NS: i64 = 3_600_000_000_000;
+
+    let scratch = Scratch::new("tso", "reset-fence");
+    let mut sites = start_cluster(&scratch);
+    leader(&sites, Duration::from_secs(30));
+    let certs = scratch.join("certs");
+    let rt = runtime();
+    let restart_all = |sites: &mut Vec<ClusterSite>, lie: i64| {
+        for s in sites.iter_mut() {
+            s.kill();
+            let _ = std::fs::remove_file(&s.segment);
+            s.gps.set_fault(GpsFault { offset: Offset::from_nanos(lie), ..GpsFault::default() });
+        }
+        for s in sites.iter_mut() {
+            s.restart();
+        }
+        for s in sites.iter() {
+            synchronized(&s.segment);
+        }
+    };
+
+    // The spoof: every site an hour ahead, and the TSO with it.
+    restart_all(&mut sites, AHEAD_NS);
+    let spoofed = leader(&sites, Duration::from_secs(60));
+    let ahead = rt.block_on(async {
+        let tso = Tso::connect(sites[spoofed].addr(), options(&certs, sites[spoofed].name)).await.unwrap();
+        tso.next().await.unwrap()
+    });
+    let true_us = realtime().as_nanos() / 1_000;
+    assert!(ahead.physical_micros() > true_us + 3_500_000_000, "the spoofed TSO issued {ahead:?}, not an hour ahead");
+
+    // The clocks are right again: a leader takes a lease but cannot issue.
+    restart_all(&mut sites, 0);
+    let lead = leader(&sites, Duration::from_secs(60));
+    let refused = |sites: &[ClusterSite]| {
+        rt.block_on(async {
+            let mut o = options(&certs, sites[lead].name);
+            o.deadline = Duration::from_secs(2);
+            let tso = Tso::connect(sites[lead].addr(), o).await.unwrap();
+            tso.next().await.is_err()
+        })
+    };
+    assert!(refused(&sites), "the TSO issued below a fence an hour ahead");
+    let fence_before = sites[lead].status().and_then(|s| s.tso).map_or(0, |t| t.fence_ns);
+    assert!(fence_before / 1_000 > true_us + 3_500_000_000, "the fence is not an hour ahead: {fence_before}");
+
+    // One operator, at a follower, twice: one vote, pending, nothing lowered.
+    let follower = (lead + 1) % sites.len();
+    for _ in 0..2 {
+        let (ok, out) = reset_fence(&sites[follower], "fleet-wide GPS spoof, ticket 4711", None);
+        assert!(ok && out.contains("1 of 2 votes"), "{out}");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let pending = sites[lead].status().and_then(|s| s.tso).and_then(|t| t.pending_reset);
+    assert_eq!(pending.map(|p| p.voters), Some(vec![sites[follower].name.to_owned()]));
+    assert!(refused(&sites), "one operator alone lowered the fence");
+
+    // A local user who is neither root nor tsod's: refused even with the
+    // socket's mode opened up (the daemon checks who connects).
+    let control = tsod::daemon::control::control_path(&sites[lead].segment);
+    let (ok, out) = reset_fence(&sites[lead], "not mine to reset", Some(65_534));
+    assert!(!ok, "a nobody voted: {out}");
+    std::fs::set_permissions(&control, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let (ok, out) = reset_fence(&sites[lead], "not mine to reset", Some(65_534));
+    assert!(!ok && out.contains("may not control"), "{out}");
+
+    // The leader's operator confirms: the reset takes effect everywhere.
+    let voted = realtime().as_nanos();
+    let (ok, out) = reset_fence(&sites[lead], "confirmed with bj-a, ticket 4711", None);
+    assert!(ok && out.contains("took effect"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for s in &sites {
+        loop {
+            let tso = s.status().and_then(|s| s.tso);
+            if let Some(t) = tso.filter(|t| t.fence_resets == 1) {
+                let r = t.last_reset.expect("the reset's record");
+                assert_eq!(r.voters, vec![sites[follower].name.to_owned(), sites[lead].name.to_owned()], "{}", s.name);
+                assert!(r.reasons[0].contains("4711"));
+                assert!(r.from_ns == fence_before && r.to_ns.is_some_and(|to| to < voted + 70_000_000_000), "{r:?}");
+                assert!(t.pending_reset.is_none());
+                break;
+            }
+            assert!(Instant::now() < deadline, "{} did not record the reset", s.name);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    // The TSO is back within about a minute, above true time at the reset.
+    let back = rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let leader_now = sites.iter().position(|s| s.status().and_then(|s| s.tso).is_some_and(|t| t.issuing()));
+            if let Some(l) = leader_now {
+                let mut o = options(&certs, sites[l].name);
+                o.deadline = Duration::from_secs(2);
+                if let Ok(tso) = Tso::connect(sites[l].addr(), o).await {
+                    if let Ok(t) = tso.next().await {
+                        return t;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "the TSO did not come back within 2 minutes of the reset");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    eprintln!("the TSO issued {back:?} {:?} after the reset", Duration::from_nanos(realtime().as_nanos() - voted));
+    assert!(back.physical_micros() * 1_000 > voted, "issued {back:?}, below true time at the reset");
+    assert!(back < ahead, "documented: what the wrong clocks issued stays above");
 }

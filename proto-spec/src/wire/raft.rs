@@ -28,6 +28,9 @@ pub enum RaftRpc {
     InstallSnapshot,
     /// 4: a pre-vote or a hello: tsod's own, not openraft's (§4.14).
     PreVote,
+    /// 5: a site's vote to reset the fence, sent to the leader: tsod's own
+    /// (§4.13, "Fence reset").
+    ResetVote,
 }
 
 impl RaftRpc {
@@ -38,6 +41,7 @@ impl RaftRpc {
             Self::Vote => 2,
             Self::InstallSnapshot => 3,
             Self::PreVote => 4,
+            Self::ResetVote => 5,
         }
     }
 
@@ -48,6 +52,7 @@ impl RaftRpc {
             2 => Some(Self::Vote),
             3 => Some(Self::InstallSnapshot),
             4 => Some(Self::PreVote),
+            5 => Some(Self::ResetVote),
             _ => None,
         }
     }

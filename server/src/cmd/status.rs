@@ -105,6 +105,17 @@ fn cluster_table(site: &str, snapshot: &StatusSnapshot) -> String {
     out
 }
 
+/// A fence reset's voters and their reasons, escaped.
+fn votes(r: &tsod_proto::observe::TsoResetStatus) -> String {
+    let named: Vec<String> = r
+        .voters
+        .iter()
+        .zip(r.reasons.iter())
+        .map(|(site, reason)| format!("{}: \"{}\"", printable(site), printable(reason)))
+        .collect();
+    named.join(", ")
+}
+
 /// The TSO's Raft role, leader, term, lease and window.
 fn tso_line(tso: &TsoStatus) -> String {
     let at = |ns: u64| {
@@ -132,6 +143,25 @@ fn tso_line(tso: &TsoStatus) -> String {
     );
     if let Some(why) = &tso.failed {
         out.push_str(&format!("  FAILED: {}; restart tsod once the cause is fixed\n", printable(why)));
+    }
+    if let Some(p) = &tso.pending_reset {
+        out.push_str(&format!(
+            "  FENCE RESET #{} PENDING: {} of {} votes ({})\n",
+            p.reset,
+            p.voters.len(),
+            p.needed,
+            votes(p)
+        ));
+    }
+    if let Some(r) = &tso.last_reset {
+        out.push_str(&format!(
+            "  fence resets: {}; the last, #{}, moved the fence from {} to {} ({})\n",
+            tso.fence_resets,
+            r.reset,
+            at(r.from_ns),
+            r.to_ns.map_or_else(|| "-".to_owned(), at),
+            votes(r)
+        ));
     }
     if let Some(why) = &tso.why_leading {
         out.push_str(&format!("  leads: {}\n", printable(why)));

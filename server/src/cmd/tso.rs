@@ -2,6 +2,10 @@
 //! cluster's TSO through this site's daemon, asked over `tsod-client/1` the
 //! way an application asks (through `tsod_client::tso::Tso`), with the
 //! site's own certificate as the client identity.
+//!
+//! `tsod tso reset-fence --config FILE --reason TEXT`: this site's
+//! operator's vote to lower the fence, given to the daemon through its
+//! control socket (`tsod::daemon::control`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -55,4 +59,66 @@ pub(crate) fn run(config_path: &Path, count: u32, json: bool) -> anyhow::Result<
         super::print_line(&line)?;
     }
     Ok(())
+}
+
+pub(crate) fn reset_fence(config_path: &Path, reason: &str, json: bool) -> anyhow::Result<()> {
+    use tsod::daemon::control::{self, Answer, Request};
+    let config = Config::load(config_path)?;
+    anyhow::ensure!(config.site.is_some(), "the configuration has no [site]: this daemon serves no TSO");
+    anyhow::ensure!(config.tso.enabled, "[tso] enabled = false in {}", config_path.display());
+    tsod::tso::reset::check_reason(reason).map_err(anyhow::Error::msg)?;
+    let path = control::control_path(&config.publish.path);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting a runtime")?;
+    let request = Request::ResetFence { reason: reason.to_owned() };
+    let answer = runtime
+        .block_on(control::ask(&path, &request))
+        .with_context(|| format!("asking the daemon through {}", path.display()))?;
+    let answer = match answer {
+        Answer::ResetFence(a) => a,
+        Answer::Error(e) => anyhow::bail!("the daemon refused the vote: {e}"),
+    };
+    if json {
+        return super::print_line(&serde_json::to_string(&answer)?);
+    }
+    let o = answer.outcome;
+    let line = if o.reset == 0 {
+        "the vote did not count: a reset took effect meanwhile; check `tsod status`".to_owned()
+    } else if o.applied {
+        let (from, to) = (answer.fence_before_ns, answer.fence_after_ns);
+        if to < from {
+            format!(
+                "fence reset #{} took effect ({} of {} votes): the fence went from {} to {}; the TSO issues again once the \
+                 leader's clock passes it",
+                o.reset,
+                o.votes,
+                o.needed,
+                at(from),
+                at(to)
+            )
+        } else {
+            format!(
+                "fence reset #{} took effect ({} of {} votes) and left the fence at {}: it was already no higher than true \
+                 time allows",
+                o.reset,
+                o.votes,
+                o.needed,
+                at(from)
+            )
+        }
+    } else {
+        format!(
+            "vote for fence reset #{} recorded ({} of {} votes): the operators of other sites confirm it with `tsod tso \
+             reset-fence` at their sites within 15 minutes",
+            o.reset, o.votes, o.needed
+        )
+    };
+    super::print_line(&line)
+}
+
+/// `ns` since the epoch as an RFC 3339 UTC time.
+fn at(ns: u64) -> String {
+    let secs = i64::try_from(ns / 1_000_000_000).unwrap_or(i64::MAX);
+    let nanos = u32::try_from(ns % 1_000_000_000).unwrap_or(0);
+    chrono::DateTime::from_timestamp(secs, nanos)
+        .map_or_else(|| format!("{ns} ns"), |t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }

@@ -28,6 +28,7 @@ use tsod_proto::wire::{self, MAX_MESSAGE_LEN, MAX_RAFT_PAYLOAD, Message, RaftMes
 
 use super::election::{Campaign, CampaignAnswer};
 use super::raft::{Command, NodeId, TsoRaft, TsoState, node_id};
+use super::reset::{ResetVoteAnswer, ResetVoteRequest};
 use crate::stream::{read_one, write_one};
 
 /// The connections to each peer, by node id: the one this site dialled and
@@ -278,7 +279,21 @@ pub async fn campaign(
     exchange(conns, target, group, request_id, RaftRpc::PreVote, request, ttl).await.map_err(|e| e.to_string())
 }
 
-/// Request ids of pre-votes and hellos (any value; echoed).
+/// Sends this site's fence-reset vote to the leader `target` and returns
+/// its answer (the leader's own refusal as `Err` inside), or why there is
+/// none.
+pub async fn reset_vote(
+    conns: &PeerConns,
+    group: &str,
+    target: NodeId,
+    request: &ResetVoteRequest,
+    ttl: Duration,
+) -> Result<Result<ResetVoteAnswer, String>, String> {
+    let request_id = CAMPAIGN_IDS.fetch_add(1, Ordering::Relaxed);
+    exchange(conns, target, group, request_id, RaftRpc::ResetVote, request, ttl).await.map_err(|e| e.to_string())
+}
+
+/// Request ids of pre-votes, hellos and reset votes (any value; echoed).
 static CAMPAIGN_IDS: AtomicU64 = AtomicU64::new(1);
 
 impl Rpc {
@@ -367,8 +382,9 @@ pub enum Refused {
     /// A snapshot chunk beyond [`MAX_SNAPSHOT`].
     #[error("snapshot chunk out of range")]
     SnapshotTooLarge,
-    /// A `pre-vote` reached openraft's dispatcher (a bug, never a peer's fault).
-    #[error("pre-vote is answered by the TSO node, not by Raft")]
+    /// A `pre-vote` or `reset-vote` reached openraft's dispatcher (a bug,
+    /// never a peer's fault).
+    #[error("pre-votes and reset votes are answered by the TSO node, not by Raft")]
     NotForRaft,
     /// A pre-vote, vote, append or snapshot that claims to come from
     /// another node than the authenticated sender's.
@@ -434,18 +450,22 @@ pub struct Guard<'a> {
     /// leader may propose at. `None` when this site has no bound to judge
     /// by: then it accepts no lease entry.
     pub lease_limit_ns: Option<u64>,
-    /// The fence this site holds (ns): a snapshot may not lower it.
+    /// The fence this site holds (ns): a snapshot may not lower it, unless
+    /// it carries a later fence reset.
     pub fence_ns: u64,
+    /// Fence resets this site has applied.
+    pub resets: u64,
 }
 
 /// Answers a `raft-request` of group `group` with the local Raft's result,
 /// as the JSON payload of a `raft-response`, or says why not. Refused
 /// before Raft sees them: a request that speaks for another node than the
 /// sender (a vote for another candidate, entries or a snapshot from another
-/// leader), entries carrying a lease end beyond [`Guard::lease_limit_ns`]
-/// (a leader with a wrong clock would otherwise fence the TSO off until
-/// true time passes it), and a one-chunk snapshot whose fence is below
-/// ours.
+/// leader), entries the sender proposed in its own term and not yet
+/// committed carrying a lease end beyond [`Guard::lease_limit_ns`] (a
+/// leader with a wrong clock would otherwise fence the TSO off until true
+/// time passes it), and a one-chunk snapshot whose fence is below ours
+/// (unless it carries a later fence reset).
 pub async fn answer(
     raft: &Raft<TsoRaft>,
     rpc: RaftRpc,
@@ -463,7 +483,17 @@ pub async fn answer(
         RaftRpc::AppendEntries => {
             let request: AppendEntriesRequest<TsoRaft> = open(payload, group)?;
             speaks_for(&request.vote)?;
-            for entry in &request.entries {
+            // Only the sender's own new proposals are judged: entries of
+            // earlier terms, or already committed, are history that Raft
+            // must be able to repair logs with (refusing them would stall
+            // the group for good, and could not undo them).
+            let own_term = request.vote.leader_id().get_term();
+            let committed = request.leader_commit.map(|l| l.index);
+            let proposed = request
+                .entries
+                .iter()
+                .filter(|e| e.log_id.leader_id.term == own_term && committed.is_none_or(|c| e.log_id.index > c));
+            for entry in proposed {
                 if let openraft::EntryPayload::Normal(Command::Lease(lease)) = &entry.payload {
                     if guard.lease_limit_ns.is_none_or(|limit| lease.end_ns > limit) {
                         return Err(Refused::LeaseTooFar { end_ns: lease.end_ns, limit_ns: guard.lease_limit_ns });
@@ -489,7 +519,7 @@ pub async fn answer(
             speaks_for(&request.vote)?;
             if request.offset == 0 && request.done {
                 let state: TsoState = serde_json::from_slice(&request.data)?;
-                if state.fence_ns < guard.fence_ns {
+                if state.fence_ns < guard.fence_ns && state.resets <= guard.resets {
                     return Err(Refused::FenceLowered { snapshot_ns: state.fence_ns, ours_ns: guard.fence_ns });
                 }
             }
@@ -502,7 +532,7 @@ pub async fn answer(
             serde_json::to_string(&raft.install_snapshot(request).await)?
         }
         // Answered by the TSO node itself (`TsoNode::answer`), never here.
-        RaftRpc::PreVote => return Err(Refused::NotForRaft),
+        RaftRpc::PreVote | RaftRpc::ResetVote => return Err(Refused::NotForRaft),
     };
     Ok(Answered { payload: text, from_leader })
 }
@@ -540,6 +570,58 @@ mod tests {
         // Unknown sites are ignored.
         conns.record_round_trip("nowhere", ms(1));
         assert_eq!(conns.round_trips().len(), 1);
+    }
+
+    /// The payloads of the SPEC's vectors (written by an independent
+    /// encoder) parse into the types the daemon uses, every RPC and shape.
+    #[test]
+    fn the_spec_vectors_payloads_are_what_the_daemon_parses() {
+        fn payloads(file: &str) -> Vec<(String, String, String)> {
+            let path = format!("{}/../proto-spec/vectors/{file}", env!("CARGO_MANIFEST_DIR"));
+            let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            doc["valid"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| {
+                    let d = &v["decoded"];
+                    let text = |k: &str| d[k].as_str().unwrap().to_owned();
+                    (text("rpc"), text("payload"), v["name"].as_str().unwrap().to_owned())
+                })
+                .collect()
+        }
+        let group = |payload: &str| -> String {
+            serde_json::from_str::<serde_json::Value>(payload).unwrap()["group"].as_str().unwrap().to_owned()
+        };
+        let mut seen_reset_entry = false;
+        for (rpc, payload, name) in payloads("raft-request.json") {
+            let g = group(&payload);
+            match rpc.as_str() {
+                "append-entries" => {
+                    let r: AppendEntriesRequest<TsoRaft> = open(&payload, &g).unwrap();
+                    seen_reset_entry |= r.entries.iter().any(|e| {
+                        matches!(&e.payload, openraft::EntryPayload::Normal(Command::FenceResetVote(v)) if v.reset == 1)
+                    });
+                }
+                "vote" => drop(open::<VoteRequest<NodeId>>(&payload, &g).unwrap()),
+                "install-snapshot" => {
+                    let r: InstallSnapshotRequest<TsoRaft> = open(&payload, &g).unwrap();
+                    let _: TsoState = serde_json::from_slice(&r.data).unwrap();
+                }
+                "pre-vote" => drop(open::<Campaign>(&payload, &g).unwrap()),
+                "reset-vote" => drop(open::<ResetVoteRequest>(&payload, &g).unwrap()),
+                other => panic!("{name}: unknown rpc {other}"),
+            }
+        }
+        assert!(seen_reset_entry, "no vector carries a fence-reset vote entry");
+        for (rpc, payload, name) in payloads("raft-response.json") {
+            let parsed = match rpc.as_str() {
+                "reset-vote" => serde_json::from_str::<Result<ResetVoteAnswer, String>>(&payload).map(drop),
+                "pre-vote" => serde_json::from_str::<CampaignAnswer>(&payload).map(drop),
+                _ => Ok(()),
+            };
+            assert!(parsed.is_ok(), "{name}: {parsed:?}");
+        }
     }
 
     #[test]

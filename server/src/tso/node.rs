@@ -40,13 +40,14 @@ use super::forward::Forwarder;
 use super::lease::{Allocator, Refusal};
 use super::network::{Answered, Network, PeerConns, Refused, group_digest};
 use super::raft::{Command, Lease, NodeId, TsoRaft, node_id};
+use super::reset::{ResetVote, ResetVoteAnswer, ResetVoteRequest};
 use super::store::{self, AppliedView};
 use super::timing::{self, ASSUMED_ROUND_TRIP, Overrides, RoundTrips, StaticTiming, Timing};
 use super::unavailable::Unavailable;
 use crate::clock::Clock;
 use crate::site::SiteView;
 use crate::stream::{read_one, write_one};
-use tsod_proto::observe::{TsoRole as Role, TsoStatus, TsoTimingStatus};
+use tsod_proto::observe::{TsoResetStatus, TsoRole as Role, TsoStatus, TsoTimingStatus};
 
 /// Forwarded batches in flight to the leader at once. Closed-loop callers
 /// arrive in waves, one per round trip: a cap a wave can fill makes the
@@ -61,6 +62,8 @@ const HOLD: Duration = Duration::from_millis(900);
 const SPIN_BELOW: Duration = Duration::from_micros(200);
 /// Longest a forwarded batch may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest a fence-reset vote may take to reach the leader and commit.
+const VOTE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Requests queued at a follower before new ones are refused.
 const QUEUE: usize = 4_096;
 /// How often each peer gets a hello (merits, handover) and the timing is
@@ -164,6 +167,10 @@ pub struct TsoNode {
     leader_heard_changed: Notify,
     /// The group digest ([`group_digest`]).
     group: String,
+    /// How many sites the group has.
+    sites: u32,
+    /// This site's name.
+    site: String,
     /// Why the Raft node stopped for good, once it has.
     failed: Mutex<Option<String>>,
 }
@@ -332,6 +339,8 @@ impl TsoNode {
             leader_heard: AtomicBool::new(false),
             leader_heard_changed: Notify::new(),
             group,
+            sites: u32::try_from(all_sites.len()).unwrap_or(u32::MAX),
+            site: site.to_owned(),
             failed: Mutex::new(None),
         });
         let members: BTreeMap<NodeId, BasicNode> =
@@ -593,11 +602,21 @@ impl TsoNode {
     /// Answers a peer's `raft-request`: pre-votes and hellos here, the rest
     /// by Raft. `sender` is the site the peer's certificate names.
     pub async fn answer(&self, rpc: RaftRpc, payload: &str, sender: &str) -> Result<Answered, Refused> {
+        if rpc == RaftRpc::ResetVote {
+            let request: ResetVoteRequest = super::network::open(payload, &self.group)?;
+            let answer = self.commit_vote(node_id(sender), request).await;
+            return Ok(Answered { payload: serde_json::to_string(&answer)?, from_leader: false });
+        }
         if rpc != RaftRpc::PreVote {
+            let (fence_ns, resets) = {
+                let applied = self.applied.borrow();
+                (applied.fence.as_nanos(), applied.resets)
+            };
             let guard = super::network::Guard {
                 sender: (node_id(sender), sender),
                 lease_limit_ns: self.lease_limit_ns(),
-                fence_ns: self.applied.borrow().fence.as_nanos(),
+                fence_ns,
+                resets,
             };
             let answered = super::network::answer(&self.raft, rpc, payload, &self.group, guard).await?;
             if answered.from_leader {
@@ -1190,6 +1209,81 @@ impl TsoNode {
         self.proposing.store(false, Ordering::Release);
     }
 
+    /// This site's operator votes to reset the fence, for `reason`
+    /// ([`super::reset`]): the vote's floor is taken from this site's
+    /// bound (which must be fit to propose a lease), and the vote goes to
+    /// the leader, which commits it in this site's name.
+    pub async fn vote_reset(&self, reason: &str) -> Result<ResetVoteAnswer, String> {
+        super::reset::check_reason(reason)?;
+        if let Some(why) = self.failed() {
+            return Err(format!("this site's TSO stopped: {why}"));
+        }
+        let now = self.site_now().map_err(|e| format!("this site's clock has no bound: {e}"))?;
+        if !self.fit_to_propose(&now) {
+            return Err(format!(
+                "this site's clock is not synchronized within [tso] max-half-width-ms ({} ms): a vote needs a \
+                 good bound to set the lowest fence it allows",
+                self.max_half_width.as_millis()
+            ));
+        }
+        let margin = timing::LEASE_MAX.saturating_add(self.max_half_width.saturating_mul(2));
+        let at_ns = now.latest().as_nanos();
+        let request = ResetVoteRequest {
+            at_ns,
+            floor_ns: at_ns.saturating_add(u64::try_from(margin.as_nanos()).unwrap_or(u64::MAX)),
+            reason: reason.to_owned(),
+        };
+        let leader = self.raft.metrics().borrow().current_leader;
+        match leader {
+            None => Err("no TSO leader elected: the vote needs one to be committed; try again".into()),
+            Some(id) if id == self.me => self.commit_vote(self.me, request).await,
+            Some(id) => {
+                let name = self.conns.name(id).unwrap_or("?");
+                super::network::reset_vote(&self.conns, &self.group, id, &request, VOTE_TIMEOUT)
+                    .await
+                    .map_err(|e| format!("sending the vote to the TSO leader {name}: {e}"))?
+                    .map_err(|e| format!("the TSO leader {name}: {e}"))
+            }
+        }
+    }
+
+    /// As leader: commits `site`'s vote (`site` is the authenticated
+    /// sender, or this site), and once a reset takes effect, starts the
+    /// allocator afresh so that it learns the lowered fence from its next
+    /// lease.
+    async fn commit_vote(&self, site: NodeId, request: ResetVoteRequest) -> Result<ResetVoteAnswer, String> {
+        super::reset::check_reason(&request.reason)?;
+        if request.floor_ns < request.at_ns {
+            return Err("the vote's floor is below its own time".into());
+        }
+        let Some(term) = self.leading_term() else {
+            return Err("this site does not lead the TSO group".into());
+        };
+        let vote = ResetVote {
+            site,
+            reset: self.applied.borrow().resets.saturating_add(1),
+            at_ns: request.at_ns,
+            floor_ns: request.floor_ns,
+            sites: self.sites,
+            reason: request.reason,
+        };
+        let written = tokio::time::timeout(VOTE_TIMEOUT, self.raft.client_write(Command::FenceResetVote(vote)))
+            .await
+            .map_err(|_| "the vote was not committed in time".to_owned())?
+            .map_err(|e| format!("the vote was not committed: {e}"))?;
+        let applied = written.data;
+        let outcome = applied.vote.unwrap_or_default();
+        if outcome.applied {
+            let mut guard = self.allocator.locked();
+            if guard.as_ref().is_some_and(|a| a.term() == term) {
+                *guard = Some(Allocator::new(term));
+            }
+            drop(guard);
+            self.lease_changed.notify_waiters();
+        }
+        Ok(ResetVoteAnswer { outcome, fence_before_ns: applied.previous_end_ns, fence_after_ns: applied.end_ns })
+    }
+
     /// Sends what is queued to the leader, in batches ([`Forwarder`]
     /// decides which calls go together, and splits the answers).
     async fn forward(self: Arc<Self>, mut queued: mpsc::Receiver<Pending>) {
@@ -1292,6 +1386,10 @@ impl TsoNode {
         let name = |id: NodeId| {
             if id == self.me { "(this site)".to_owned() } else { self.conns.name(id).unwrap_or("?").to_owned() }
         };
+        // The audit names every site, this one included.
+        let site_name = |id: NodeId| {
+            if id == self.me { self.site.clone() } else { self.conns.name(id).unwrap_or("?").to_owned() }
+        };
         let role = self.role(&m);
         let mine = self.merit();
         let merits = self.fresh_merits();
@@ -1332,6 +1430,23 @@ impl TsoNode {
                 problem: self.timing_problem.locked().clone(),
             }),
             failed: self.failed(),
+            fence_resets: applied.resets,
+            pending_reset: applied.pending_reset.as_ref().map(|p| TsoResetStatus {
+                reset: applied.resets.saturating_add(1),
+                voters: p.votes.iter().map(|v| site_name(v.site)).collect(),
+                needed: super::reset::majority(self.sites),
+                reasons: p.votes.iter().map(|v| v.reason.clone()).collect(),
+                from_ns: applied.fence.as_nanos(),
+                to_ns: None,
+            }),
+            last_reset: applied.last_reset.as_ref().map(|r| TsoResetStatus {
+                reset: r.reset,
+                voters: r.votes.iter().map(|v| site_name(v.site)).collect(),
+                needed: super::reset::majority(r.votes.first().map_or(self.sites, |v| v.sites)),
+                reasons: r.votes.iter().map(|v| v.reason.clone()).collect(),
+                from_ns: r.from_ns,
+                to_ns: Some(r.to_ns),
+            }),
         }
     }
 }

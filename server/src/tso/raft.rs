@@ -15,6 +15,8 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
+use super::reset::{PendingReset, ResetRecord, ResetVote, VoteOutcome};
+
 /// A site's node id: the first 8 bytes of SHA-256 of its name, so every
 /// site derives the same ids from the same names without coordination.
 pub type NodeId = u64;
@@ -34,6 +36,8 @@ openraft::declare_raft_types!(
 pub enum Command {
     /// A lease for the leader.
     Lease(Lease),
+    /// One site's operator votes to lower the fence ([`super::reset`]).
+    FenceResetVote(ResetVote),
 }
 
 /// `holder`, leader in `term`, may issue while `latest < end_ns`.
@@ -56,6 +60,9 @@ pub struct Applied {
     pub previous_end_ns: u64,
     /// The fence after this entry.
     pub end_ns: u64,
+    /// What a fence-reset vote did (`None` for other entries).
+    #[serde(default)]
+    pub vote: Option<VoteOutcome>,
 }
 
 /// What the state machine holds (and a snapshot carries).
@@ -66,24 +73,47 @@ pub struct TsoState {
     pub fence_ns: u64,
     /// The last lease applied (for `tsod status`).
     pub last_lease: Option<Lease>,
+    /// Fence resets applied so far.
+    #[serde(default)]
+    pub resets: u64,
+    /// Votes for the next reset, if any.
+    #[serde(default)]
+    pub pending_reset: Option<PendingReset>,
+    /// The last reset applied (the audit record).
+    #[serde(default)]
+    pub last_reset: Option<ResetRecord>,
 }
 
 impl TsoState {
-    /// Applies `command` and answers it. The fence never goes down.
+    /// Applies `command` and answers it. The fence never goes down, but
+    /// for a fence reset voted by a majority of the sites.
     pub fn apply(&mut self, command: &Command) -> Applied {
+        let previous_end_ns = self.fence_ns;
         match command {
             Command::Lease(lease) => {
-                let previous_end_ns = self.fence_ns;
                 self.fence_ns = self.fence_ns.max(lease.end_ns);
                 self.last_lease = Some(*lease);
-                Applied { previous_end_ns, end_ns: self.fence_ns }
+                if let Some(p) = self.pending_reset.as_mut() {
+                    p.leases_since_ns = p.leases_since_ns.max(lease.end_ns);
+                }
+                Applied { previous_end_ns, end_ns: self.fence_ns, vote: None }
+            }
+            Command::FenceResetVote(vote) => {
+                let outcome = super::reset::apply_vote(
+                    &mut self.fence_ns,
+                    &mut self.resets,
+                    &mut self.pending_reset,
+                    &mut self.last_reset,
+                    vote,
+                );
+                Applied { previous_end_ns, end_ns: self.fence_ns, vote: Some(outcome) }
             }
         }
     }
 
     /// The answer to an entry that carries no command (blank or membership).
     pub fn unchanged(&self) -> Applied {
-        Applied { previous_end_ns: self.fence_ns, end_ns: self.fence_ns }
+        Applied { previous_end_ns: self.fence_ns, end_ns: self.fence_ns, vote: None }
     }
 }
 
@@ -103,9 +133,9 @@ mod tests {
     fn the_fence_only_rises() {
         let mut state = TsoState::default();
         let a = state.apply(&Command::Lease(Lease { holder: 1, term: 1, end_ns: 100 }));
-        assert_eq!(a, Applied { previous_end_ns: 0, end_ns: 100 });
+        assert_eq!(a, Applied { previous_end_ns: 0, end_ns: 100, vote: None });
         let b = state.apply(&Command::Lease(Lease { holder: 2, term: 2, end_ns: 50 }));
-        assert_eq!(b, Applied { previous_end_ns: 100, end_ns: 100 });
+        assert_eq!(b, Applied { previous_end_ns: 100, end_ns: 100, vote: None });
         assert_eq!(state.fence_ns, 100);
     }
 

@@ -45,7 +45,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tsod_proto::Timestamp;
 
-use super::raft::{Applied, Lease, NodeId, TsoRaft, TsoState};
+use super::raft::{Applied, Command, Lease, NodeId, TsoRaft, TsoState};
+use super::reset::{PendingReset, ResetRecord, ResetVote, VoteOutcome};
 
 /// The conventional name of the store inside the state directory.
 pub const FILE_NAME: &str = "raft.redb";
@@ -415,6 +416,12 @@ pub struct AppliedView {
     pub last_lease: Option<Lease>,
     /// The last log entry applied (or covered by an installed snapshot).
     pub last_applied: Option<LogId<NodeId>>,
+    /// Fence resets applied so far.
+    pub resets: u64,
+    /// Votes for the next fence reset.
+    pub pending_reset: Option<PendingReset>,
+    /// The last fence reset.
+    pub last_reset: Option<ResetRecord>,
 }
 
 impl AppliedView {
@@ -423,6 +430,9 @@ impl AppliedView {
             fence: Timestamp::from_nanos(record.state.fence_ns),
             last_lease: record.state.last_lease,
             last_applied: record.last_applied,
+            resets: record.state.resets,
+            pending_reset: record.state.pending_reset.clone(),
+            last_reset: record.state.last_reset.clone(),
         }
     }
 }
@@ -487,7 +497,13 @@ impl RaftStateMachine<TsoRaft> for StateMachine {
             next.last_applied = Some(entry.log_id);
             answers.push(match entry.payload {
                 EntryPayload::Blank => next.state.unchanged(),
-                EntryPayload::Normal(command) => next.state.apply(&command),
+                EntryPayload::Normal(command) => {
+                    let applied = next.state.apply(&command);
+                    if let (Some(vote), Command::FenceResetVote(v)) = (applied.vote, &command) {
+                        audit_vote(&next.state, &vote, v, applied.previous_end_ns);
+                    }
+                    applied
+                }
                 EntryPayload::Membership(membership) => {
                     next.membership = StoredMembership::new(Some(entry.log_id), membership);
                     next.state.unchanged()
@@ -520,7 +536,7 @@ impl RaftStateMachine<TsoRaft> for StateMachine {
         let state: TsoState =
             serde_json::from_slice(&data).map_err(|e| io_error(subject.clone(), ErrorVerb::Read, &e.into()))?;
         let mut state = state;
-        if state.fence_ns < self.applied.state.fence_ns {
+        if state.fence_ns < self.applied.state.fence_ns && state.resets <= self.applied.state.resets {
             // Raft only installs a snapshot of a longer committed prefix, whose
             // fence cannot be lower (and a one-chunk one that does is refused
             // before it gets here, `network::answer`): say so loudly, and keep
@@ -538,6 +554,42 @@ impl RaftStateMachine<TsoRaft> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TsoRaft>>, RaftError> {
         read_snapshot(&self.db).map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, &e))
+    }
+}
+
+/// Logs a fence-reset vote as every site applies it: loudly when it takes
+/// effect (the audit trail beside the record `tsod status` shows).
+fn audit_vote(state: &TsoState, outcome: &VoteOutcome, vote: &ResetVote, fence_before_ns: u64) {
+    if outcome.applied {
+        let voters: Vec<String> = state
+            .last_reset
+            .iter()
+            .flat_map(|r| r.votes.iter())
+            .map(|v| format!("node {:016x}: {:?}", v.site, v.reason))
+            .collect();
+        tracing::error!(
+            reset = outcome.reset,
+            fence_before_ns,
+            fence_after_ns = state.fence_ns,
+            voters = %voters.join("; "),
+            "TSO FENCE RESET by a majority of the sites' operators: timestamps issued above the new fence before \
+             it may be repeated or overtaken"
+        );
+    } else if outcome.reset == 0 {
+        tracing::warn!(
+            site = format!("{:016x}", vote.site),
+            reset = vote.reset,
+            "a fence-reset vote for another reset than the next did not count"
+        );
+    } else {
+        tracing::warn!(
+            site = format!("{:016x}", vote.site),
+            reset = outcome.reset,
+            votes = outcome.votes,
+            needed = outcome.needed,
+            reason = %vote.reason,
+            "a site's operator voted to reset the TSO fence"
+        );
     }
 }
 
@@ -673,10 +725,10 @@ mod tests {
             assert_eq!(
                 answers,
                 [
-                    Applied { previous_end_ns: 0, end_ns: 0 },
-                    Applied { previous_end_ns: 0, end_ns: 0 },
-                    Applied { previous_end_ns: 0, end_ns: 500 },
-                    Applied { previous_end_ns: 500, end_ns: 500 },
+                    Applied { previous_end_ns: 0, end_ns: 0, vote: None },
+                    Applied { previous_end_ns: 0, end_ns: 0, vote: None },
+                    Applied { previous_end_ns: 0, end_ns: 500, vote: None },
+                    Applied { previous_end_ns: 500, end_ns: 500, vote: None },
                 ]
             );
             assert_eq!(view.borrow().fence, Timestamp::from_nanos(500));
@@ -704,6 +756,7 @@ mod tests {
                 fence: Timestamp::from_nanos(500),
                 last_lease: Some(Lease { holder: 7, term: 1, end_ns: 400 }),
                 last_applied: Some(log_id(1, 7, 4)),
+                ..AppliedView::default()
             }
         );
         let current = sm.get_current_snapshot().await.unwrap().unwrap();
@@ -712,7 +765,7 @@ mod tests {
 
         // The fence resumes from disk: a lower lease after the restart does not lower it.
         let answers = sm.apply([entry(5, EntryPayload::Normal(lease(2, 450)))]).await.unwrap();
-        assert_eq!(answers, [Applied { previous_end_ns: 500, end_ns: 500 }]);
+        assert_eq!(answers, [Applied { previous_end_ns: 500, end_ns: 500, vote: None }]);
     }
 
     #[tokio::test]

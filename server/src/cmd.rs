@@ -8,6 +8,7 @@ pub(crate) mod now;
 pub(crate) mod run;
 pub(crate) mod status;
 pub(crate) mod tso;
+pub(crate) mod wait_sync;
 
 use std::io::{ErrorKind, Write};
 

@@ -202,6 +202,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     }
     let mut last: Option<Tick> = None;
     let mut peers_open = net.is_some();
+    let mut systemd = Systemd::new();
     loop {
         tokio::select! {
             event = rx.recv(), if n_local > 0 => {
@@ -225,6 +226,12 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
                 }
             }
             _ = interval.tick() => {}
+            () = systemd.watchdog_due() => {
+                // From the main loop: a loop that hangs stops feeding it,
+                // and systemd restarts the daemon.
+                systemd.feed_watchdog();
+                continue;
+            }
             _ = status_every.tick() => {
                 if let Some(tick) = &last {
                     let mut snapshot = status_file::snapshot(tick, engine.sources());
@@ -271,8 +278,10 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         }
         publisher.publish(&tick.state);
         view_tx.send_replace(view(&local_tick, &tick, &engine));
+        systemd.published(&tick.state.anchor);
         last = Some(tick);
     }
+    systemd.stopping();
     if let Some((endpoint, peers)) = net {
         if let Some(tso) = peers.tso.get() {
             tso.shutdown().await;
@@ -281,6 +290,72 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     }
     info!("tsod stopping; the segment stays valid until its horizon");
     Ok(())
+}
+
+/// systemd's service protocol (sd_notify(3)), when tsod runs as a
+/// `Type=notify` unit (nothing happens without `$NOTIFY_SOCKET`): READY once
+/// the first bounded interval is published, a STATUS line when the status
+/// changes, WATCHDOG pings from the main loop at half of `WatchdogSec`, and
+/// STOPPING on the way out.
+struct Systemd {
+    ready: bool,
+    status: Option<tsod_proto::ClockStatus>,
+    watchdog: Option<tokio::time::Interval>,
+}
+
+impl Systemd {
+    fn new() -> Self {
+        let watchdog = sd_notify::watchdog_enabled().map(|period| {
+            let mut every = tokio::time::interval((period / 2).max(Duration::from_millis(100)));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            info!(?period, "systemd watchdog enabled: fed from the main loop");
+            every
+        });
+        Self { ready: false, status: None, watchdog }
+    }
+
+    fn notify(states: &[sd_notify::NotifyState<'_>]) {
+        if let Err(e) = sd_notify::notify(states) {
+            warn!(error = %e, "cannot notify systemd");
+        }
+    }
+
+    /// Resolves when the watchdog is to be fed (never without one).
+    async fn watchdog_due(&mut self) {
+        match self.watchdog.as_mut() {
+            Some(every) => {
+                every.tick().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    fn feed_watchdog(&self) {
+        Self::notify(&[sd_notify::NotifyState::Watchdog]);
+    }
+
+    /// A tick published `anchor`.
+    fn published(&mut self, anchor: &tsod_proto::shm::Anchor) {
+        if self.status == Some(anchor.status) {
+            return;
+        }
+        self.status = Some(anchor.status);
+        let status = if anchor.status.is_bounded() {
+            format!("{}, ±{:?}", anchor.status, anchor.interval.half_width())
+        } else {
+            anchor.status.to_string()
+        };
+        if !self.ready && anchor.status.is_bounded() {
+            self.ready = true;
+            Self::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&status)]);
+        } else {
+            Self::notify(&[sd_notify::NotifyState::Status(&status)]);
+        }
+    }
+
+    fn stopping(&self) {
+        Self::notify(&[sd_notify::NotifyState::Stopping]);
+    }
 }
 
 /// The leap schedule from the list at `path` (`None`: not configured). A

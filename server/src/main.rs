@@ -39,6 +39,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Wait until the local bound is synchronized, as `chronyc waitsync`
+    /// does: exit 0 once it is, 1 if --timeout passes first, 2 if it cannot
+    /// be judged (bad arguments, an untrusted segment). For units that must
+    /// start only with good time: `After=` a oneshot running it.
+    WaitSync {
+        /// The segment (default: $TSOD_SHM, else /run/tsod/segment).
+        #[arg(long)]
+        segment: Option<PathBuf>,
+        /// Also wait until the half-width is at most this (e.g. 1ms, 250us).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        max_half_width: Option<std::time::Duration>,
+        /// Give up after this long (e.g. 30s, 5m); default: wait for ever.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Accept `degraded` (a majority of the sources agree) as well as
+        /// `synchronized`.
+        #[arg(long)]
+        degraded_ok: bool,
+    },
     /// Show the local daemon's status: sources, falsetickers, drift model.
     Status {
         /// The segment (default: $TSOD_SHM, else /run/tsod/segment).
@@ -169,6 +188,10 @@ fn main() -> anyhow::Result<()> {
         Command::CheckConfig { config, syntax_only } => cmd::check_config::run(&config, syntax_only),
         Command::Now { segment, json } => cmd::now::run(segment, json),
         Command::Status { segment, json } => cmd::status::run(segment, json),
+        Command::WaitSync { segment, max_half_width, timeout, degraded_ok } => {
+            let args = cmd::wait_sync::WaitSync { segment, max_half_width, timeout, degraded_ok };
+            std::process::exit(i32::from(cmd::wait_sync::run(&args)));
+        }
         Command::Cluster { command: ClusterCommand::Init { out, sites, validity_days } } => {
             cmd::cluster::init(&out, &sites, validity_days)
         }

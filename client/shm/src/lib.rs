@@ -84,6 +84,6 @@ pub use mapping::{WriteMapping, allocate};
 pub use open::{
     AllowedOwners, OpenError, OpenedSegment, check_directory, check_file, open_segment, split_segment_path,
 };
-pub use user::effective_uid;
+pub use user::{DAEMON_USER, SYS_UID_MAX, effective_uid, system_user_uid};
 #[cfg(feature = "vmclock")]
 pub use vmclock::{Disruption, DisruptionWatch, VmClock, VmClockError, VmClockSnapshot, VmClockStatus};

@@ -7,7 +7,8 @@
 //!
 //! 1. the file is not a symbolic link (`O_NOFOLLOW`) and is a regular file;
 //! 2. its owner is in the [`AllowedOwners`]: root, this process's effective
-//!    user, and the daemon's user if the caller names it;
+//!    user, and the daemon's user (the `tsod` system account if the host
+//!    has one, or the one the caller names);
 //! 3. neither group nor others may write it;
 //! 4. the directory's owner is in the allowed owners (a directory's owner
 //!    can always replace its entries), and if group or others may write the
@@ -43,9 +44,12 @@ pub struct AllowedOwners {
 }
 
 impl AllowedOwners {
-    /// Root and this process's effective user.
+    /// Root, this process's effective user, and the packaged daemon's
+    /// system account `tsod` if the host has one
+    /// ([`crate::user::system_user_uid`]: a system uid, so an ordinary
+    /// user who happens to be named `tsod` is not trusted).
     pub fn this_process() -> Self {
-        Self { euid: effective_uid(), daemon: None }
+        Self { euid: effective_uid(), daemon: crate::user::system_user_uid(crate::user::DAEMON_USER) }
     }
 
     /// Root, this process's effective user, and `daemon_uid` (the user the

@@ -161,12 +161,17 @@ pub async fn ask(path: &Path, request: &Request) -> io::Result<Answer> {
     let (read, mut write) = stream.into_split();
     let mut bytes = serde_json::to_vec(request).map_err(io::Error::other)?;
     bytes.push(b'\n');
-    write.write_all(&bytes).await?;
+    // A daemon that refuses this user answers without reading the request
+    // and closes: the write may fail, and the answer still says why.
+    let written = write.write_all(&bytes).await;
     let mut line = Vec::new();
     let mut reader = BufReader::new(read.take(64 * 1024));
     tokio::time::timeout(ANSWER_TIMEOUT + REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the daemon did not answer"))??;
+    if line.is_empty() {
+        written?;
+    }
     serde_json::from_slice(&line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 

@@ -2,8 +2,10 @@
 //! one it lacks is *ignored* with its reason (cargo prints `ignored, needs
 //! chronyd …` and counts it) rather than passing without running.
 //!
-//! Sets `tsod_no_chronyd`, `tsod_no_gpsd` (gpsd or gpsfake missing) and
-//! `tsod_not_root` (chronyd and gpsfake must start as root). Under
+//! Sets `tsod_no_chronyd`, `tsod_no_gpsd` (gpsd or gpsfake missing),
+//! `tsod_no_promtool` (Debian's `prometheus`), `tsod_no_systemd_analyze`
+//! (Debian's `systemd`) and `tsod_not_root` (chronyd and gpsfake must start
+//! as root). Under
 //! `CI=true` nothing is ignored: a missing daemon fails the test, since CI
 //! must install it. Re-runs when the daemons appear or disappear.
 
@@ -25,12 +27,12 @@ fn is_root() -> bool {
 }
 
 fn main() {
-    for cfg in ["tsod_no_chronyd", "tsod_no_gpsd", "tsod_not_root"] {
+    for cfg in ["tsod_no_chronyd", "tsod_no_gpsd", "tsod_no_promtool", "tsod_no_systemd_analyze", "tsod_not_root"] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
     }
     println!("cargo::rerun-if-env-changed=CI");
     println!("cargo::rerun-if-env-changed=PATH");
-    for program in ["chronyd", "gpsd", "gpsfake"] {
+    for program in ["chronyd", "gpsd", "gpsfake", "promtool", "systemd-analyze"] {
         for dir in DIRS {
             println!("cargo::rerun-if-changed={dir}/{program}");
         }
@@ -43,6 +45,12 @@ fn main() {
     }
     if !installed("gpsd") || !installed("gpsfake") {
         println!("cargo::rustc-cfg=tsod_no_gpsd");
+    }
+    if !installed("promtool") {
+        println!("cargo::rustc-cfg=tsod_no_promtool");
+    }
+    if !installed("systemd-analyze") {
+        println!("cargo::rustc-cfg=tsod_no_systemd_analyze");
     }
     if !is_root() {
         println!("cargo::rustc-cfg=tsod_not_root");

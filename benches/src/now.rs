@@ -82,9 +82,11 @@ pub(crate) struct NowArgs {
     /// Remote mode: PEM file of the cluster CA (ca.crt from `tsod cluster init`).
     #[arg(long, value_name = "FILE", requires = "remote")]
     ca: Option<PathBuf>,
-    /// Remote mode: the name the server's certificate must carry. Default:
-    /// the server's IP address (the one connected to, for a HOST:PORT).
-    #[arg(long, value_name = "NAME", requires = "remote")]
+    /// Remote mode: the site's name as its certificate carries it (e.g.
+    /// bj-a). Default: the host of a --remote HOST:PORT; required with an
+    /// IP:PORT. An IP address given here is matched against the
+    /// certificate's IP addresses instead.
+    #[arg(long, value_name = "SITE", requires = "remote")]
     server_name: Option<String>,
     /// Remote mode: at most this many calls per second (the server refuses
     /// more than its `[clients] max-requests-per-second`, default 1000, per
@@ -112,12 +114,13 @@ pub(crate) fn measure(args: &NowArgs) -> anyhow::Result<NowReport> {
     Ok(match (&args.remote, &args.ca) {
         (Some(address), Some(ca)) => {
             let plan = Plan::new(args.count, args.duration, DEFAULT_REMOTE_COUNT);
-            let target = RemoteTarget {
-                address: address.clone(),
-                ca: ca.clone(),
-                server_name: args.server_name.clone(),
-                identity: args.cert.clone().zip(args.key.clone()),
-            };
+            let target = RemoteTarget::new(
+                "--remote",
+                address.clone(),
+                ca.clone(),
+                args.server_name.clone(),
+                args.cert.clone().zip(args.key.clone()),
+            )?;
             remote::run(&target, plan, args.rate, show_progress)?
         }
         (Some(_), None) => anyhow::bail!("--remote needs --ca FILE"),

@@ -66,9 +66,11 @@ pub(crate) struct ClockArgs {
     /// Remote mode: PEM file of the cluster CA (ca.crt from `tsod cluster init`).
     #[arg(long, value_name = "FILE", requires = "site", conflicts_with = "local")]
     pub(crate) ca: Option<PathBuf>,
-    /// Remote mode: the name the server's certificate must carry. Default:
-    /// the IP address connected to.
-    #[arg(long, value_name = "NAME", requires = "site", conflicts_with = "local")]
+    /// Remote mode: the site's name as its certificate carries it (e.g.
+    /// bj-a). Default: the host of a --site HOST:PORT; required with an
+    /// IP:PORT. An IP address given here is matched against the
+    /// certificate's IP addresses instead.
+    #[arg(long, value_name = "SITE", requires = "site", conflicts_with = "local")]
     pub(crate) server_name: Option<String>,
     /// Remote mode: client certificate chain (PEM), for servers that require
     /// mutual TLS; needs --key.
@@ -92,12 +94,13 @@ impl ClockArgs {
     /// The clock the options name.
     pub(crate) fn target(&self) -> anyhow::Result<ClockTarget> {
         match (&self.site, &self.ca) {
-            (Some(address), Some(ca)) => Ok(ClockTarget::Remote(RemoteTarget {
-                address: address.clone(),
-                ca: ca.clone(),
-                server_name: self.server_name.clone(),
-                identity: self.cert.clone().zip(self.key.clone()),
-            })),
+            (Some(address), Some(ca)) => Ok(ClockTarget::Remote(RemoteTarget::new(
+                "--site",
+                address.clone(),
+                ca.clone(),
+                self.server_name.clone(),
+                self.cert.clone().zip(self.key.clone()),
+            )?)),
             (Some(_), None) => anyhow::bail!("--site needs --ca FILE"),
             (None, _) => Ok(ClockTarget::Local(self.segment.clone().unwrap_or_else(default_segment))),
         }
@@ -111,18 +114,41 @@ pub(crate) struct RemoteTarget {
     pub(crate) address: SiteAddress,
     /// PEM file of the cluster CA.
     pub(crate) ca: PathBuf,
-    /// The name its certificate must carry (default: the IP address
-    /// connected to, which site certificates carry).
-    pub(crate) server_name: Option<String>,
+    /// The name its certificate must carry: the site's DNS name, or an IP
+    /// address only when the command line gave one as `--server-name`.
+    pub(crate) server_name: String,
     /// Client certificate chain and key (PEM files) for mutual TLS.
     pub(crate) identity: Option<(PathBuf, PathBuf)>,
 }
 
 impl RemoteTarget {
+    /// The site at `address` (given as the command-line option `option`,
+    /// `--site` or `--remote`), trusted through the CA in `ca`, verified
+    /// by `server_name`, else by the host of a `HOST:PORT` address. An
+    /// `IP:PORT` without a server name is refused: the client verifies the
+    /// site's name, never by default the address it dials.
+    pub(crate) fn new(
+        option: &str,
+        address: SiteAddress,
+        ca: PathBuf,
+        server_name: Option<String>,
+        identity: Option<(PathBuf, PathBuf)>,
+    ) -> anyhow::Result<Self> {
+        let server_name = match (server_name, address.host_name()) {
+            (Some(name), _) => name,
+            (None, Some(host)) => host.to_owned(),
+            (None, None) => anyhow::bail!(
+                "{option} {address} is an IP address, and the site's certificate is verified by its name: pass \
+                 --server-name SITE, the site's name as its certificate carries it (e.g. bj-a), or \
+                 --server-name IP to verify the certificate's IP address instead"
+            ),
+        };
+        Ok(Self { address, ca, server_name, identity })
+    }
+
     /// The connection options: the CA, the server name, the identity.
     pub(crate) fn remote_options(&self) -> RemoteOptions {
-        let mut options = RemoteOptions::new(&self.ca);
-        options.server_name.clone_from(&self.server_name);
+        let mut options = RemoteOptions::new(&self.ca, self.server_name.as_str());
         options.client_identity.clone_from(&self.identity);
         options
     }
@@ -302,14 +328,31 @@ mod tests {
     }
 
     fn unreachable(address: &str) -> String {
-        let target = RemoteTarget {
-            address: SiteAddress::parse(address).unwrap(),
-            ca: PathBuf::from("/nonexistent/ca.crt"),
-            server_name: None,
-            identity: None,
-        };
+        let address = SiteAddress::parse(address).unwrap();
+        let ca = PathBuf::from("/nonexistent/ca.crt");
+        let target = RemoteTarget::new("--site", address, ca, Some("site-a".to_owned()), None).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(target.connect()).err().map_or_else(String::new, |e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn the_server_name_defaults_to_a_host_name_and_is_required_with_an_ip() {
+        let target = |address: &str, server_name: Option<&str>| {
+            let address = SiteAddress::parse(address).unwrap();
+            RemoteTarget::new("--remote", address, PathBuf::from("ca.crt"), server_name.map(str::to_owned), None)
+        };
+        let named = target("bj-a.example:4460", None).unwrap();
+        assert_eq!(named.server_name, "bj-a.example");
+        assert_eq!(named.remote_options().server_name, "bj-a.example");
+        assert_eq!(target("bj-a.example:4460", Some("bj-a")).unwrap().server_name, "bj-a");
+        assert_eq!(target("10.1.0.10:4460", Some("bj-a")).unwrap().server_name, "bj-a");
+        // An IP address is verified only when asked for.
+        assert_eq!(target("10.1.0.10:4460", Some("10.1.0.10")).unwrap().server_name, "10.1.0.10");
+        for ip in ["10.1.0.10:4460", "[::1]:4460"] {
+            let error = target(ip, None).unwrap_err().to_string();
+            assert!(error.contains(&format!("--remote {ip} is an IP address")), "{error}");
+            assert!(error.contains("pass --server-name SITE"), "{error}");
+        }
     }
 
     #[test]

@@ -54,9 +54,11 @@ pub(crate) struct TsoArgs {
     /// PEM file of the cluster CA (ca.crt from `tsod cluster init`).
     #[arg(long, value_name = "FILE")]
     ca: std::path::PathBuf,
-    /// The name the server's certificate must carry. Default: the IP
-    /// address connected to.
-    #[arg(long, value_name = "NAME")]
+    /// The site's name as its certificate carries it (e.g. bj-a). Default:
+    /// the host of a --site HOST:PORT; required with an IP:PORT. An IP
+    /// address given here is matched against the certificate's IP
+    /// addresses instead.
+    #[arg(long, value_name = "SITE")]
     server_name: Option<String>,
     /// Client certificate chain (PEM), for servers that require mutual
     /// TLS; needs --key.
@@ -174,12 +176,13 @@ struct TaskResult {
 }
 
 async fn call_until_done(args: &TsoArgs, plan: Plan) -> anyhow::Result<TsoReport> {
-    let target = RemoteTarget {
-        address: args.site.clone(),
-        ca: args.ca.clone(),
-        server_name: args.server_name.clone(),
-        identity: args.cert.clone().zip(args.key.clone()),
-    };
+    let target = RemoteTarget::new(
+        "--site",
+        args.site.clone(),
+        args.ca.clone(),
+        args.server_name.clone(),
+        args.cert.clone().zip(args.key.clone()),
+    )?;
     let options = TsoOptions {
         max_in_flight: args.in_flight,
         batch_wait: args.batch_wait,

@@ -18,10 +18,11 @@ use common::tso_server::{Grants, TsoServer};
 use common::u64_at;
 use serde_json::Value;
 
-/// `tsbench tso --site ADDR --ca CA ARGS… --json` against `server`.
+/// `tsbench tso --site ADDR --server-name site-a --ca CA ARGS… --json`
+/// against `server`.
 fn tso(server: &TsoServer, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tsbench"))
-        .args(["tso", "--site", &server.addr.to_string(), "--ca"])
+        .args(["tso", "--site", &server.addr.to_string(), "--server-name", "site-a", "--ca"])
         .arg(&server.ca_path)
         .args(args)
         .arg("--json")
@@ -117,4 +118,34 @@ fn a_range_handed_out_twice_is_a_violation() {
     assert_eq!(u64_at(&json, "/violations/duplicate-timestamps"), duplicates * 40_000, "whole ranges: {json}");
     assert_eq!(u64_at(&json, "/violations/not-increasing"), 0, "each task's own order held: {json}");
     assert_eq!(u64_at(&json, "/violations/total"), duplicates);
+}
+
+/// The site's certificate is verified by its name: an `IP:PORT` without
+/// `--server-name` is refused before any traffic, saying what to pass; the
+/// IP address itself is verified only when given as the server name.
+#[test]
+fn an_ip_address_needs_a_server_name() {
+    let server = TsoServer::start("tso-server-name", Grants::Honest);
+    let output = Command::new(env!("CARGO_BIN_EXE_tsbench"))
+        .args(["tso", "--site", &server.addr.to_string(), "--ca"])
+        .arg(&server.ca_path)
+        .args(["--count", "10", "--json"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "no report: {}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        stderr(&output).contains("is an IP address") && stderr(&output).contains("--server-name SITE"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_tsbench"))
+        .args(["tso", "--site", &server.addr.to_string(), "--server-name", "127.0.0.1", "--ca"])
+        .arg(&server.ca_path)
+        .args(["--count", "10", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "tsbench failed: {}", stderr(&output));
+    assert_eq!(u64_at(&json_of(&output), "/calls"), 10);
 }

@@ -42,6 +42,29 @@
 //! next call dials again. A failed request is never retried internally — a
 //! retry must read its own `c1`.
 //!
+//! # Which server it trusts
+//!
+//! Only a certificate from the cluster CA ([`RemoteOptions::ca_path`]) that
+//! names the site as the caller gave it ([`RemoteOptions::server_name`]).
+//! The caller always says which site it means: the site's name as its
+//! certificate carries it, a DNS name such as `bj-a`. Site certificates also
+//! carry the site's IP addresses, but the client never falls back to the
+//! address it dials: an IP address is verified only when the caller passes
+//! one as the server name, and then against the certificate's IP SANs.
+//!
+//! ```no_run
+//! # async fn site_clock() -> Result<(), tsod_client::RemoteError> {
+//! use std::path::Path;
+//! use tsod_client::RemoteClock;
+//!
+//! let addr = "10.1.0.10:4460".parse().expect("an IP:PORT");
+//! let clock = RemoteClock::connect(addr, "bj-a", Path::new("cluster/ca.crt")).await?;
+//! let interval = clock.now().await?;
+//! # let _ = interval;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! The sans-IO checks and the widening live in `response.rs`, the TLS setup
 //! in `tls.rs`, the error type in `error.rs`.
 
@@ -72,9 +95,13 @@ pub struct RemoteOptions {
     /// PEM file of the cluster CA (`ca.crt` from `tsod cluster init`): the
     /// only certificate authority the client trusts.
     pub ca_path: PathBuf,
-    /// The name the server's certificate must carry. Default: the IP address
-    /// of the server, which site certificates carry as an IP SAN.
-    pub server_name: Option<String>,
+    /// The name the server's certificate must carry: the site's name as its
+    /// certificate carries it, a DNS name such as `bj-a`. An IP address
+    /// string (`10.1.0.10`, `::1`) is accepted too, only because the caller
+    /// gave it, and is then matched against the certificate's IP SANs; the
+    /// address dialled is never used in its place. Empty or unparsable, it
+    /// is [`RemoteError::InvalidOptions`].
+    pub server_name: String,
     /// Certificate chain and private key (PEM files) for mutual TLS, for
     /// servers that require a client certificate from the cluster CA. With
     /// TLS 1.3 the server checks it after the client's side of the handshake
@@ -100,11 +127,13 @@ impl RemoteOptions {
     /// Default [`RemoteOptions::request_timeout`]: 2 s.
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-    /// Options trusting the CA in `ca_path`, with every other field at its default.
-    pub fn new(ca_path: impl Into<PathBuf>) -> Self {
+    /// Options trusting the CA in `ca_path` for the site whose certificate
+    /// names `server_name` (its DNS name, e.g. `bj-a`), with every other
+    /// field at its default.
+    pub fn new(ca_path: impl Into<PathBuf>, server_name: impl Into<String>) -> Self {
         Self {
             ca_path: ca_path.into(),
-            server_name: None,
+            server_name: server_name.into(),
             client_identity: None,
             drift_bound: Self::DEFAULT_DRIFT_BOUND,
             max_round_trip: Self::DEFAULT_MAX_ROUND_TRIP,
@@ -177,10 +206,12 @@ pub(crate) struct Exchange {
 const TIMESCALE: Timescale = Timescale::UtcSmear24h;
 
 impl RemoteClock {
-    /// Connects to the site at `addr`, trusting only the CA in the PEM file
-    /// `ca`, with default [`RemoteOptions`].
-    pub async fn connect(addr: SocketAddr, ca: &Path) -> Result<Self, RemoteError> {
-        Self::connect_with(addr, RemoteOptions::new(ca)).await
+    /// Connects to the site at `addr` whose certificate names `server_name`
+    /// (its DNS name, e.g. `bj-a`; see [`RemoteOptions::server_name`]),
+    /// trusting only the CA in the PEM file `ca`, with default
+    /// [`RemoteOptions`].
+    pub async fn connect(addr: SocketAddr, server_name: &str, ca: &Path) -> Result<Self, RemoteError> {
+        Self::connect_with(addr, RemoteOptions::new(ca, server_name)).await
     }
 
     /// Connects to the site at `addr` with `options`. The first connection
@@ -191,7 +222,7 @@ impl RemoteClock {
         if options.max_round_trip.is_zero() || options.request_timeout.is_zero() {
             return Err(RemoteError::InvalidOptions("max_round_trip and request_timeout must be positive".to_owned()));
         }
-        let server_name = options.server_name.clone().unwrap_or_else(|| addr.ip().to_string());
+        let server_name = tls::check_server_name(&options.server_name)?;
         let config = tls::quic_client_config(&options)?;
         let bind: SocketAddr = match addr {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),

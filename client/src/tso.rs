@@ -42,6 +42,23 @@
 //! [`RemoteOptions::request_timeout`]. Every other error fails the calls of
 //! its request at once.
 //!
+//! # Connecting
+//!
+//! As for [`RemoteClock`], the caller names the site whose certificate it
+//! trusts (its DNS name, see [`RemoteOptions::server_name`]):
+//!
+//! ```no_run
+//! # async fn timestamp() -> Result<(), tsod_client::tso::TsoError> {
+//! use tsod_client::tso::{Tso, TsoOptions};
+//!
+//! let options = TsoOptions::new("cluster/ca.crt", "bj-a");
+//! let tso = Tso::connect("10.1.0.10:4460".parse().expect("an IP:PORT"), options).await?;
+//! let t = tso.next().await?;
+//! # let _ = t;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! The batching, splitting, ordering check and retry decisions are a sans-IO
 //! state machine (`batch.rs`), tested without a runtime; this file is the
 //! async shell around it. `response.rs` checks a response against its
@@ -121,9 +138,11 @@ impl TsoOptions {
     /// Calls handed to the background task and not yet taken up, at most.
     pub const CALL_QUEUE: usize = 1_024;
 
-    /// Options trusting the CA in `ca_path`, with every other field at its default.
-    pub fn new(ca_path: impl Into<PathBuf>) -> Self {
-        Self::from(RemoteOptions::new(ca_path))
+    /// Options trusting the CA in `ca_path` for the site whose certificate
+    /// names `server_name` (its DNS name, e.g. `bj-a`; see
+    /// [`RemoteOptions::server_name`]), with every other field at its default.
+    pub fn new(ca_path: impl Into<PathBuf>, server_name: impl Into<String>) -> Self {
+        Self::from(RemoteOptions::new(ca_path, server_name))
     }
 
     fn batch_config(&self) -> Result<BatchConfig, TsoError> {

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::pki::Pki;
+use common::pki::{Pki, SERVER_NAME};
 use common::server::{Stop, TestServer};
 use tsod_client::hlc::{
     CommitWait, DEFAULT_MAX_OFFSET, HlcError, HybridClock, IntervalSource, RemoteSource, RemoteSourceError,
@@ -440,7 +440,7 @@ async fn remote_source_projects_the_last_answer_and_drives_the_hlc() {
     let status = Arc::new(Mutex::new(ClockStatus::Synchronized));
     let server =
         TestServer::spawn((Ipv4Addr::LOCALHOST, 0).into(), pki.server_config(false), Arc::clone(&status), answer_now);
-    let clock = RemoteClock::connect(server.addr, &pki.ca_path).await.unwrap();
+    let clock = RemoteClock::connect(server.addr, SERVER_NAME, &pki.ca_path).await.unwrap();
     let max_age = Duration::from_millis(300);
     let source = RemoteSource::with_max_age(clock, max_age);
     let hlc = HybridClock::new(&source);

@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::pki::Pki;
+use common::pki::{Pki, SERVER_NAME};
 use common::server::{Stop, TestServer};
 use tsod_client::{
     ClockStatus, ErrorCode, Offset, Ppb, RemoteClock, RemoteError, RemoteOptions, SourceKind, TimeInterval, Timescale,
@@ -154,8 +154,8 @@ fn status_response(request_id: u64) -> Vec<u8> {
 async fn now_widens_the_server_interval_by_at_least_the_round_trip() {
     let pki = Pki::new("widen");
     let server = TestServer::start(pki.server_config(false), Behavior::answer());
-    let clock = RemoteClock::connect(server.addr, &pki.ca_path).await.unwrap();
-    assert_eq!(clock.server_name(), "127.0.0.1");
+    let clock = RemoteClock::connect(server.addr, SERVER_NAME, &pki.ca_path).await.unwrap();
+    assert_eq!(clock.server_name(), "site-a");
 
     let delay = Duration::from_millis(100);
     server.set(Reply::Now(ClockStatus::Synchronized), delay);
@@ -189,7 +189,7 @@ async fn now_widens_the_server_interval_by_at_least_the_round_trip() {
 async fn unbounded_statuses_and_error_responses_are_typed_errors() {
     let pki = Pki::new("errors");
     let server = TestServer::start(pki.server_config(false), Behavior::answer());
-    let clock = RemoteClock::connect(server.addr, &pki.ca_path).await.unwrap();
+    let clock = RemoteClock::connect(server.addr, SERVER_NAME, &pki.ca_path).await.unwrap();
 
     server.set(Reply::Now(ClockStatus::Unsynchronized), Duration::ZERO);
     let e = clock.now().await.unwrap_err();
@@ -228,7 +228,7 @@ async fn unbounded_statuses_and_error_responses_are_typed_errors() {
 async fn concurrent_calls_share_one_connection_each_on_its_own_stream() {
     let pki = Pki::new("concurrent");
     let server = TestServer::start(pki.server_config(false), Behavior::answer());
-    let clock = RemoteClock::connect(server.addr, &pki.ca_path).await.unwrap();
+    let clock = RemoteClock::connect(server.addr, SERVER_NAME, &pki.ca_path).await.unwrap();
     server.set(Reply::Now(ClockStatus::Synchronized), Duration::from_millis(20));
     let (a, b, c, d) = tokio::join!(clock.now_at(), clock.now_at(), clock.site_report(), clock.now_at());
     for now in [a.unwrap(), b.unwrap(), d.unwrap()] {
@@ -243,7 +243,7 @@ async fn concurrent_calls_share_one_connection_each_on_its_own_stream() {
 async fn a_response_for_another_request_is_refused() {
     let pki = Pki::new("wrong-id");
     let server = TestServer::start(pki.server_config(false), Behavior { reply: Reply::WrongId, delay: Duration::ZERO });
-    let clock = RemoteClock::connect(server.addr, &pki.ca_path).await.unwrap();
+    let clock = RemoteClock::connect(server.addr, SERVER_NAME, &pki.ca_path).await.unwrap();
     let e = clock.now().await.unwrap_err();
     match e {
         RemoteError::RequestIdMismatch { sent, received } => assert_eq!(received, sent.wrapping_add(1)),
@@ -256,18 +256,30 @@ async fn a_server_whose_certificate_is_not_from_the_ca_or_not_for_the_name_is_re
     let ours = Pki::new("ca-ours");
     let theirs = Pki::new("ca-theirs");
     let server = TestServer::start(theirs.server_config(false), Behavior::answer());
-    let e = RemoteClock::connect(server.addr, &ours.ca_path).await.unwrap_err();
+    let e = RemoteClock::connect(server.addr, SERVER_NAME, &ours.ca_path).await.unwrap_err();
     assert!(matches!(e, RemoteError::Handshake { .. }), "{e:?}");
     assert!(e.to_string().contains("cluster CA"), "{e}");
 
-    // The right CA, but the certificate does not name the expected server.
-    let options = RemoteOptions { server_name: Some("site-b".to_owned()), ..theirs.remote_options() };
-    let e = RemoteClock::connect_with(server.addr, options).await.unwrap_err();
-    assert!(matches!(e, RemoteError::Handshake { .. }), "{e:?}");
-    // By DNS name instead of the IP SAN: accepted.
-    let options = RemoteOptions { server_name: Some("site-a".to_owned()), ..theirs.remote_options() };
-    let clock = RemoteClock::connect_with(server.addr, options).await.unwrap();
+    // The right CA, but the certificate does not name the site asked for.
+    let e = RemoteClock::connect(server.addr, "site-b", &theirs.ca_path).await.unwrap_err();
+    assert!(matches!(&e, RemoteError::Handshake { server_name, .. } if server_name == "site-b"), "{e:?}");
+    assert!(e.to_string().contains("names site-b"), "{e}");
+    // The certificate's DNS name: accepted.
+    let clock = RemoteClock::connect(server.addr, "site-a", &theirs.ca_path).await.unwrap();
     assert!(clock.now().await.is_ok());
+}
+
+#[tokio::test]
+async fn an_ip_address_is_verified_only_when_given_as_the_server_name() {
+    let pki = Pki::new("by-ip");
+    let server = TestServer::start(pki.server_config(false), Behavior::answer());
+    // Asked for explicitly, the address is matched against the IP SANs.
+    let clock = RemoteClock::connect(server.addr, "127.0.0.1", &pki.ca_path).await.unwrap();
+    assert_eq!(clock.server_name(), "127.0.0.1");
+    assert!(clock.now().await.is_ok());
+    // An address the certificate does not carry is refused.
+    let e = RemoteClock::connect(server.addr, "127.0.0.2", &pki.ca_path).await.unwrap_err();
+    assert!(matches!(e, RemoteError::Handshake { .. }), "{e:?}");
 }
 
 #[tokio::test]
@@ -348,7 +360,7 @@ async fn reconnects_after_the_server_restarts_on_the_same_port() {
 async fn status_and_site_report_are_the_server_report_owned() {
     let pki = Pki::new("status");
     let server = TestServer::start(pki.server_config(false), Behavior::answer());
-    let clock = RemoteClock::connect(server.addr, &pki.ca_path).await.unwrap();
+    let clock = RemoteClock::connect(server.addr, SERVER_NAME, &pki.ca_path).await.unwrap();
     assert_eq!(clock.status().await.unwrap(), ClockStatus::Degraded);
     let report = clock.site_report().await.unwrap();
     assert_eq!(report.site, "site-a");
@@ -394,11 +406,13 @@ async fn mutual_tls_with_a_client_certificate_from_the_cluster_ca() {
 async fn bad_options_and_files_are_typed_errors_before_any_traffic() {
     let pki = Pki::new("options");
     let addr: SocketAddr = (Ipv4Addr::LOCALHOST, 9).into();
-    let missing = RemoteOptions::new(pki.dir.0.join("nope.crt"));
+    let missing = RemoteOptions::new(pki.dir.0.join("nope.crt"), SERVER_NAME);
     let e = RemoteClock::connect_with(addr, missing).await.unwrap_err();
     assert!(matches!(e, RemoteError::Pem { .. }), "{e:?}");
     std::fs::write(pki.dir.0.join("garbage.crt"), "not a certificate").unwrap();
-    let e = RemoteClock::connect_with(addr, RemoteOptions::new(pki.dir.0.join("garbage.crt"))).await.unwrap_err();
+    let e = RemoteClock::connect_with(addr, RemoteOptions::new(pki.dir.0.join("garbage.crt"), SERVER_NAME))
+        .await
+        .unwrap_err();
     assert!(matches!(e, RemoteError::Pem { .. }), "{e:?}");
     let e = RemoteClock::connect_with(addr, RemoteOptions { drift_bound: Ppb::new(1_000_001), ..pki.remote_options() })
         .await
@@ -408,6 +422,11 @@ async fn bad_options_and_files_are_typed_errors_before_any_traffic() {
         .await
         .unwrap_err();
     assert!(matches!(e, RemoteError::InvalidOptions(_)), "{e:?}");
+    // No server name, or one that is neither a DNS name nor an IP address.
+    for name in ["", "site a", "site-a:4460", "[::1]"] {
+        let e = RemoteClock::connect(addr, name, &pki.ca_path).await.unwrap_err();
+        assert!(matches!(&e, RemoteError::InvalidOptions(why) if why.contains("server_name")), "{name:?}: {e:?}");
+    }
     // A key that is not the certificate's.
     let options = RemoteOptions {
         client_identity: Some((pki.client_cert.clone(), pki.dir.0.join("nope.key"))),

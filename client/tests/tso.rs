@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::pki::Pki;
+use common::pki::{Pki, SERVER_NAME};
 use common::server::{Stop, TestServer};
 use tsod_client::tso::{Tso, TsoError, TsoOptions, TsoRange};
 use tsod_client::{ErrorCode, HybridTimestamp, RemoteError};
@@ -458,7 +458,7 @@ async fn bad_options_are_refused_before_any_traffic() {
         let e = Tso::connect(addr, options).await.unwrap_err();
         assert!(matches!(e, TsoError::InvalidOptions(_)), "{e:?}");
     }
-    let e = Tso::connect(addr, TsoOptions::new(pki.ca_path.with_file_name("nope.crt"))).await.unwrap_err();
+    let e = Tso::connect(addr, TsoOptions::new(pki.ca_path.with_file_name("nope.crt"), SERVER_NAME)).await.unwrap_err();
     assert!(matches!(&e, TsoError::Transport(r) if matches!(**r, RemoteError::Pem { .. })), "{e:?}");
 }
 

@@ -229,8 +229,7 @@ fn foreign_peers_and_unauthenticated_clients_are_refused() {
         conn.close(0u8.into(), b"done");
 
         // RemoteClock: the interval contains true time on this host.
-        let mut options = RemoteOptions::new(certs.join("ca.crt"));
-        options.server_name = Some("bj-a".into());
+        let mut options = RemoteOptions::new(certs.join("ca.crt"), "bj-a");
         options.client_identity = Some((certs.join("intruder.crt"), certs.join("intruder.key")));
         let remote = RemoteClock::connect_with(addr, options).await.unwrap();
         for _ in 0..20 {
@@ -365,8 +364,7 @@ fn a_client_with_many_connections_shares_one_limit() {
     let addr: SocketAddr = format!("127.0.0.1:{}", target.port).parse().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (ok, limited) = runtime.block_on(async {
-        let mut options = RemoteOptions::new(certs.join("ca.crt"));
-        options.server_name = Some("bj-a".into());
+        let mut options = RemoteOptions::new(certs.join("ca.crt"), "bj-a");
         options.client_identity = Some((certs.join("app.crt"), certs.join("app.key")));
         let mut clocks = Vec::new();
         for _ in 0..4 {

@@ -153,9 +153,7 @@ fn max_term(sites: &[ClusterSite]) -> u64 {
 }
 
 fn options(certs: &Path, site: &str) -> TsoOptions {
-    let mut options = TsoOptions::new(certs.join("ca.crt"));
-    options.remote.server_name = Some(site.to_owned());
-    options
+    TsoOptions::new(certs.join("ca.crt"), site)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -21,7 +21,7 @@
 //! verify is the site's `name`, the CA is `ca`. `segment` is the site's
 //! shared-memory segment (a local client on "that site" opens it), `status`
 //! its status file (`tsod_proto::observe::StatusSnapshot`). For example
-//! `tsbench tso --site "$(jq -r '.sites[0].address' cluster.json)" --ca "$(jq -r .ca cluster.json)"`.
+//! `tsbench tso --site "$(jq -r '.sites[0].address' cluster.json)" --server-name "$(jq -r '.sites[0].name' cluster.json)" --ca "$(jq -r .ca cluster.json)"`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

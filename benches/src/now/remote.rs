@@ -151,12 +151,9 @@ mod tests {
 
     #[test]
     fn an_unreachable_server_is_explained() {
-        let target = RemoteTarget {
-            address: SiteAddress::parse("127.0.0.1:9").unwrap(),
-            ca: PathBuf::from("/nonexistent/ca.crt"),
-            server_name: None,
-            identity: None,
-        };
+        let address = SiteAddress::parse("127.0.0.1:9").unwrap();
+        let ca = PathBuf::from("/nonexistent/ca.crt");
+        let target = RemoteTarget::new("--remote", address, ca, Some("site-a".to_owned()), None).unwrap();
         let error = run(&target, Plan::new(Some(1), None, 1), None, false).err();
         let text = error.map_or_else(String::new, |e| format!("{e:#}"));
         assert!(text.contains("cannot connect to tsod at 127.0.0.1:9"), "{text}");

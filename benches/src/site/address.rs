@@ -52,6 +52,15 @@ impl SiteAddress {
         Ok(Self::Name { host: host.to_owned(), port })
     }
 
+    /// The host name of a `HOST:PORT`, the default server name to verify;
+    /// `None` for an `IP:PORT`.
+    pub(crate) fn host_name(&self) -> Option<&str> {
+        match self {
+            Self::Ip(_) => None,
+            Self::Name { host, .. } => Some(host),
+        }
+    }
+
     /// The addresses to try, in the resolver's order, without duplicates.
     /// Fails with a message naming the host when it resolves to nothing.
     pub(crate) async fn resolve(&self) -> anyhow::Result<Vec<SocketAddr>> {
@@ -109,6 +118,8 @@ mod tests {
         assert_eq!(name, SiteAddress::Name { host: "site-a.example".to_owned(), port: 4460 });
         assert_eq!(name.to_string(), "site-a.example:4460");
         assert_eq!(SiteAddress::parse(" localhost:1 ").unwrap().to_string(), "localhost:1");
+        assert_eq!(name.host_name(), Some("site-a.example"));
+        assert_eq!(v6.host_name(), None);
     }
 
     #[test]

@@ -90,7 +90,8 @@ impl Drop for TsoServer {
     }
 }
 
-/// The CA's PEM and a server config with a certificate for 127.0.0.1.
+/// The CA's PEM and a server config with a certificate for `site-a` (a
+/// DNS SAN) and 127.0.0.1 (an IP SAN).
 fn pki() -> (String, quinn::ServerConfig) {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.distinguished_name.push(DnType::CommonName, "test cluster CA");

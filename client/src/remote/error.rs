@@ -13,7 +13,8 @@ use tsod_proto::wire::{DecodeError, EncodeError, ErrorCode};
 /// a retry must read its own `c1`, so it is the caller's decision.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
-    /// A [`RemoteOptions`](super::RemoteOptions) field is out of range.
+    /// A [`RemoteOptions`](super::RemoteOptions) field is out of range, or
+    /// its server name is empty or neither a DNS name nor an IP address.
     #[error("invalid RemoteOptions: {0}")]
     InvalidOptions(String),
     /// A PEM file (CA, client certificate or key) could not be read or holds

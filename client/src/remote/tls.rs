@@ -1,14 +1,15 @@
 //! The QUIC client configuration of a [`RemoteClock`](super::RemoteClock):
 //! rustls on the `ring` provider, chosen explicitly (no process-wide
 //! default), TLS 1.3 only, trusting only the cluster CA, ALPN exactly
-//! `tsod-client/1`, and optionally a client certificate for mutual TLS.
+//! `tsod-client/1`, and optionally a client certificate for mutual TLS;
+//! and the check of the server name the certificate must carry.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use quinn::crypto::rustls::QuicClientConfig;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tsod_proto::wire::ALPN_CLIENT;
 
@@ -36,6 +37,23 @@ pub(crate) fn quic_client_config(options: &RemoteOptions) -> Result<quinn::Clien
     transport.packet_threshold(REORDERING_PACKETS);
     config.transport_config(Arc::new(transport));
     Ok(config)
+}
+
+/// `name`, if rustls can verify a certificate against it: a DNS name
+/// (matched against the certificate's DNS SANs) or an IP address (its IP
+/// SANs). Anything else, the empty name included, is
+/// [`RemoteError::InvalidOptions`] before any traffic.
+pub(crate) fn check_server_name(name: &str) -> Result<String, RemoteError> {
+    const HINT: &str = "give the site's name as its certificate carries it, e.g. bj-a";
+    if name.is_empty() {
+        return Err(RemoteError::InvalidOptions(format!("server_name is empty; {HINT}")));
+    }
+    ServerName::try_from(name).map_err(|e| {
+        RemoteError::InvalidOptions(format!(
+            "server_name {name:?} is neither a DNS name nor an IP address ({e}); {HINT}"
+        ))
+    })?;
+    Ok(name.to_owned())
 }
 
 /// Reordering, in packets, before QUIC takes a packet as lost (client and

@@ -1,6 +1,6 @@
 //! What the client's integration tests share: a scratch directory
 //! ([`Scratch`]), a test PKI ([`pki::Pki`]: a CA, a server certificate for
-//! 127.0.0.1, a client certificate) and a `tsod-client/1` server skeleton
+//! `site-a` and 127.0.0.1, a client certificate) and a `tsod-client/1` server skeleton
 //! ([`server::TestServer`]: its own thread and runtime, stopped gracefully
 //! or as if it crashed), to which each test file gives its answers.
 

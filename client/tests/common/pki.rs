@@ -1,6 +1,7 @@
-//! [`Pki`]: a cluster CA, a server certificate for `site-a` and 127.0.0.1,
-//! and a client certificate `client-1`, with the QUIC configuration of a
-//! `tsod-client/1` server that uses them.
+//! [`Pki`]: a cluster CA, a server certificate for `site-a` (its DNS SAN,
+//! [`SERVER_NAME`], what clients verify) and 127.0.0.1 (an IP SAN, as site
+//! certificates carry), and a client certificate `client-1`, with the QUIC
+//! configuration of a `tsod-client/1` server that uses them.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -18,6 +19,10 @@ use tsod_client::tso::TsoOptions;
 use tsod_proto::wire::ALPN_CLIENT;
 
 use super::Scratch;
+
+/// The site name the server's certificate carries as a DNS SAN: the name
+/// clients verify unless a test asks for the IP address.
+pub const SERVER_NAME: &str = "site-a";
 
 /// The CA (its PEM file in `dir`), the server's chain and key, and the
 /// client identity (PEM files in `dir`).
@@ -48,7 +53,7 @@ impl Pki {
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             (params.signed_by(&key, &ca).unwrap(), key)
         };
-        let (server_cert, server_key) = leaf("site-a");
+        let (server_cert, server_key) = leaf(SERVER_NAME);
         let (client_cert, client_key) = leaf("client-1");
         let ca_path = dir.0.join("ca.crt");
         std::fs::write(&ca_path, ca.pem()).unwrap();
@@ -96,13 +101,13 @@ impl Pki {
         config
     }
 
-    /// A `RemoteClock`'s options trusting this CA.
+    /// A `RemoteClock`'s options trusting this CA for [`SERVER_NAME`].
     pub fn remote_options(&self) -> RemoteOptions {
-        RemoteOptions::new(&self.ca_path)
+        RemoteOptions::new(&self.ca_path, SERVER_NAME)
     }
 
-    /// A `Tso`'s options trusting this CA.
+    /// A `Tso`'s options trusting this CA for [`SERVER_NAME`].
     pub fn tso_options(&self) -> TsoOptions {
-        TsoOptions::new(&self.ca_path)
+        TsoOptions::new(&self.ca_path, SERVER_NAME)
     }
 }

@@ -28,8 +28,7 @@ pub(crate) fn run(config_path: &Path, count: u32, json: bool) -> anyhow::Result<
     };
     let addr = SocketAddr::new(ip, site.listen.port());
     let dir = &site.cluster_dir;
-    let mut options = TsoOptions::new(dir.join("ca.crt"));
-    options.remote.server_name = Some(site.name.clone());
+    let mut options = TsoOptions::new(dir.join("ca.crt"), site.name.as_str());
     options.remote.client_identity =
         Some((dir.join(format!("{}.crt", site.name)), dir.join(format!("{}.key", site.name))));
     options.deadline = Duration::from_secs(5);

@@ -195,8 +195,7 @@ impl Task {
     }
 
     async fn connect(&self) -> Option<Tso> {
-        let mut options = TsoOptions::new(&self.ca);
-        options.remote.server_name = Some(self.target.name.clone());
+        let options = TsoOptions::new(&self.ca, self.target.name.as_str());
         match tokio::time::timeout(CONNECT_TIMEOUT, Tso::connect(self.target.addr, options)).await {
             Ok(Ok(tso)) => Some(tso),
             Ok(Err(_)) | Err(_) => None,

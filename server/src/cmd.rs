@@ -4,6 +4,7 @@
 pub(crate) mod check_config;
 pub(crate) mod cluster;
 pub(crate) mod decode;
+pub(crate) mod init_config;
 pub(crate) mod now;
 pub(crate) mod run;
 pub(crate) mod status;

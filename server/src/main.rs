@@ -82,6 +82,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a commented configuration that uses the NTP servers this
+    /// host's time daemon (chrony, ntpd, timesyncd) already uses.
+    InitConfig {
+        /// Write it here (never replacing a file, without --force); default:
+        /// print it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace --out if it exists.
+        #[arg(long, requires = "out")]
+        force: bool,
+        /// Read the host's configuration under this directory instead of /.
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
     /// Make or extend the cluster's identity (CA and site certificates for mutual TLS).
     Cluster {
         #[command(subcommand)]
@@ -203,6 +217,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Cluster { command: ClusterCommand::Bootstrap { config } } => cmd::cluster::bootstrap(&config),
         Command::Decode { hex } => cmd::decode::run(&hex),
+        Command::InitConfig { out, force, root } => cmd::init_config::run(out.as_deref(), force, &root),
         Command::Tso { command: Some(TsoCommand::ResetFence { config, reason, json }), .. } => {
             cmd::tso::reset_fence(&config, &reason, json)
         }

@@ -1170,6 +1170,113 @@ fn a_client_connection_flood_keeps_no_peer_out() {
     drop(rt);
 }
 
+/// Thousands of handshakes that never finish, from thousands of loopback
+/// addresses (a flood with spoofed sources: each first packet is a real
+/// client's Initial, and nobody at its address answers the server), hit
+/// the TSO leader while a follower restarts and a client of the third site
+/// asks for timestamps all along. Unfinished handshakes hold a slot for at
+/// most 5 s and beyond 256 at once get a stateless Retry, so the restarted
+/// site reconnects at once (peers' addresses have their own slots) and the
+/// TSO keeps issuing; the longest gap is measured.
+#[test]
+fn thousands_of_unfinished_handshakes_keep_no_peer_out_and_the_tso_issuing() {
+    const FLOOD: usize = 3_000;
+    let scratch = Scratch::new("tso", "half-open");
+    let mut sites = start_cluster(&scratch);
+    let target = leader(&sites, Duration::from_secs(30));
+    let (restarted, asking) = ((target + 1) % 3, (target + 2) % 3);
+    let certs = scratch.join("certs");
+    let rt = runtime();
+    let target_addr = sites[target].addr();
+
+    // Real first packets: a QUIC client dialling a socket of ours.
+    let initials: Vec<Vec<u8>> = rt.block_on(async {
+        let trap = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(quinn::ClientConfig::new(anonymous_client(&certs)));
+        let mut dialling = Vec::new();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        while out.len() < FLOOD {
+            if dialling.len() < FLOOD {
+                dialling.push(endpoint.connect(trap.local_addr().unwrap(), "bj-a").unwrap());
+            }
+            if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), trap.recv(&mut buf)).await {
+                out.push(buf[..n].to_vec());
+            }
+        }
+        drop(dialling);
+        endpoint.close(0u8.into(), b"");
+        out
+    });
+
+    // A client of the third site asks for a timestamp every 20 ms throughout.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asker = {
+        let (stop, options) = (Arc::clone(&stop), options(&certs, sites[asking].name));
+        let addr = sites[asking].addr();
+        rt.spawn(async move {
+            let tso = Tso::connect(addr, options).await.unwrap();
+            let (mut last_ok, mut longest, mut issued) = (Instant::now(), Duration::ZERO, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if tso.next().await.is_ok() {
+                    longest = longest.max(last_ok.elapsed());
+                    last_ok = Instant::now();
+                    issued += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (issued, longest.max(last_ok.elapsed()))
+        })
+    };
+
+    // The flood: each Initial from its own address, 1 000 a second.
+    let flooding = std::thread::spawn(move || {
+        let started = Instant::now();
+        for (i, packet) in initials.iter().enumerate() {
+            let octets = [127, 2, u8::try_from(i / 250).unwrap(), u8::try_from(i % 250 + 1).unwrap()];
+            if let Ok(socket) = std::net::UdpSocket::bind(std::net::SocketAddr::from((octets, 0))) {
+                let _ = socket.send_to(packet, target_addr);
+            }
+            let due = Duration::from_millis(u64::try_from(i).unwrap());
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    sites[restarted].kill();
+    sites[restarted].restart();
+    let down = Instant::now();
+    let deadline = down + Duration::from_secs(20);
+    loop {
+        let connected = sites[restarted]
+            .status()
+            .and_then(|s| s.peers.iter().find(|p| p.name == sites[target].name).map(|p| p.connected))
+            .unwrap_or(false);
+        if connected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restarted site never reconnected to the flooded leader");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reconnected = down.elapsed();
+    flooding.join().unwrap();
+    // Past the handshake timeout: the half-open handshakes were dropped.
+    std::thread::sleep(Duration::from_secs(6));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (issued, longest_gap) = rt.block_on(asker).unwrap();
+    let counters = sites[target].status().map(|s| s.endpoint).unwrap_or_default();
+    eprintln!(
+        "{FLOOD} unfinished handshakes: the restarted site reconnected after {reconnected:?}; {issued} timestamps, \
+         longest gap {longest_gap:?}; the leader's endpoint: {counters:?}"
+    );
+    assert!(reconnected < Duration::from_secs(10), "the restarted site took {reconnected:?} to reconnect");
+    assert!(issued > 100, "the TSO issued only {issued} timestamps during the flood");
+    assert!(longest_gap < Duration::from_secs(3), "the TSO stopped for {longest_gap:?} during the flood");
+    assert!(counters.handshakes_refused > 0, "no unfinished handshake timed out at the leader: {counters:?}");
+}
+
 /// Runs `tsod tso reset-fence` for `site`, as `as_user` (a uid) if given;
 /// its exit status and output.
 fn reset_fence(site: &ClusterSite, reason: &str, as_user: Option<u32>) -> (bool, String) {

@@ -166,3 +166,38 @@ fn systemd_hears_ready_only_once_a_bound_is_published_and_the_watchdog_is_fed() 
     }
     assert!(stopping, "no STOPPING=1 after SIGTERM");
 }
+
+/// The shipped units pass `systemd-analyze verify` (with the binary this
+/// build made in place of /usr/bin/tsod, which verify requires to exist),
+/// and keep the hardening the package promises.
+#[test]
+#[cfg_attr(tsod_no_systemd_analyze, ignore = "needs systemd-analyze (Debian's systemd)")]
+fn the_shipped_units_pass_systemd_analyze_verify() {
+    let scratch = Scratch::new("systemd", "verify");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/debian");
+    let mut units = Vec::new();
+    for name in ["tsod.service", "tsod-wait-sync.service"] {
+        let text = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+        let path = scratch.join(name);
+        std::fs::write(&path, text.replace("/usr/bin/tsod", env!("CARGO_BIN_EXE_tsod"))).unwrap();
+        units.push((text, path));
+    }
+    let out = Command::new("systemd-analyze").arg("verify").args(units.iter().map(|(_, p)| p)).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.trim().is_empty(), "systemd-analyze verify: {text}");
+    let daemon = &units[0].0;
+    for line in [
+        "Type=notify",
+        "WatchdogSec=",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+        "RuntimeDirectory=tsod",
+        "StateDirectory=tsod",
+        "User=tsod",
+    ] {
+        assert!(daemon.lines().any(|l| l.starts_with(line)), "tsod.service lacks {line}");
+    }
+    let settings = daemon.lines().filter(|l| !l.starts_with('#'));
+    assert!(!settings.into_iter().any(|l| l.contains("CAP_SYS_TIME")), "tsod never sets the clock: no CAP_SYS_TIME");
+}

@@ -19,6 +19,7 @@
 pub mod control;
 pub mod event;
 mod gpsd_task;
+mod ntp_pool;
 mod ntp_socket;
 mod ntp_task;
 mod sources;

@@ -32,6 +32,7 @@ use tsod_client::sys;
 use tsod_proto::{DriftModel, MonoInstant, Ppb, Timestamp};
 
 use super::event::SourceEvent as Event;
+use super::ntp_pool::{self, Avoided, PoolSlot, Replacement};
 use super::ntp_socket::NtpSocket;
 use crate::site::SiteView;
 
@@ -48,8 +49,40 @@ pub(super) struct NtpTask {
     /// Bound on the reader clock's rate error (the daemon's `max-drift`).
     pub(super) max_drift: Ppb,
     /// The site's view, whose measured drift model chooses among the kept
-    /// samples (the datasheet bound until one is measured).
+    /// samples (the datasheet bound until one is measured), and whose
+    /// report says whether selection calls this source a falseticker.
     pub(super) view: watch::Receiver<SiteView>,
+    /// A member of a pool source: `address` names the pool, and the member
+    /// polls one of its addresses at a time ([`super::ntp_pool`]).
+    pub(super) pool: Option<PoolSlot>,
+}
+
+impl From<String> for Ended {
+    fn from(why: String) -> Self {
+        Self::Failed(why)
+    }
+}
+
+impl From<&str> for Ended {
+    fn from(why: &str) -> Self {
+        Self::Failed(why.to_owned())
+    }
+}
+
+/// Why [`poll_server`] stopped.
+enum Ended {
+    /// The daemon is stopping.
+    Stopping,
+    /// An I/O or protocol failure: retried with backoff.
+    Failed(String),
+    /// A pool member gives its server up (unreachable or a falseticker)
+    /// and takes another address of the pool.
+    Replace {
+        /// The server given up.
+        server: SocketAddr,
+        /// Why.
+        why: String,
+    },
 }
 
 /// Starts the source's thread; it runs until the daemon stops (its event
@@ -109,10 +142,26 @@ fn ntp_thread(task: NtpTask, clock: &dyn Clock, tx: &mpsc::Sender<Event>) {
     let mut state = State { source, to_service: task.to_service.clone(), last: None, sent: None };
     let readings = Readings { resolution, drift: task.max_drift };
     let mut backoff = Duration::from_secs(1);
+    let mut avoided = Avoided::default();
     loop {
-        match poll_server(&task, clock, tx, &mut state, &readings, &mut backoff) {
-            Ok(()) => return, // the daemon is stopping
-            Err(reason) => {
+        match poll_server(&task, clock, tx, &mut state, &readings, &mut backoff, &mut avoided) {
+            Ended::Stopping => return,
+            Ended::Replace { server, why } => {
+                let reason = format!("{server} replaced: {why}");
+                if tx.blocking_send(Event::Reject(task.id, reason.clone())).is_err() {
+                    return;
+                }
+                warn!(source = %task.name, %reason, "NTP pool member takes another address of the pool");
+                avoided.add(server, std::time::Instant::now());
+                // The filter's samples are the old server's.
+                match NtpSource::new(config) {
+                    Ok(source) => state.source = source,
+                    Err(_) => return,
+                }
+                state.sent = None;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Ended::Failed(reason) => {
                 if tx.blocking_send(Event::Reject(task.id, reason.clone())).is_err() {
                     return;
                 }
@@ -124,7 +173,8 @@ fn ntp_thread(task: NtpTask, clock: &dyn Clock, tx: &mpsc::Sender<Event>) {
     }
 }
 
-/// Polls one server until an I/O error (returned) or the daemon stops (Ok).
+/// Polls one server until the daemon stops, an I/O error, or (a pool
+/// member) the server is to be replaced.
 fn poll_server(
     task: &NtpTask,
     clock: &dyn Clock,
@@ -132,9 +182,52 @@ fn poll_server(
     state: &mut State,
     readings: &Readings,
     backoff: &mut Duration,
-) -> Result<(), String> {
-    let server = resolve(&task.address)?;
-    let mut socket = NtpSocket::connect(server).map_err(|e| format!("connect {server}: {e}"))?;
+    avoided: &mut Avoided,
+) -> Ended {
+    // A pool member holds its address for as long as it polls it.
+    let (server, _claim) = match &task.pool {
+        None => match resolve(&task.address) {
+            Ok(server) => (server, None),
+            Err(e) => return Ended::Failed(e),
+        },
+        Some(slot) => {
+            let resolved = match ntp_pool::resolve_all(&slot.pool) {
+                Ok(resolved) => resolved,
+                Err(e) => return Ended::Failed(e),
+            };
+            match ntp_pool::claim(slot, &resolved, &avoided.at(std::time::Instant::now())) {
+                Some(claim) => (claim.addr, Some(claim)),
+                None => {
+                    return Ended::Failed(format!(
+                        "pool {}: no spare address ({} resolved, every one polled by another member or given up)",
+                        slot.pool,
+                        resolved.len()
+                    ));
+                }
+            }
+        }
+    };
+    let mut replacement = task.pool.as_ref().map(|_| Replacement::new(task.poll, std::time::Instant::now()));
+    match poll_loop(task, clock, tx, state, readings, backoff, server, replacement.as_mut()) {
+        Ok(()) => Ended::Stopping,
+        Err(Ended::Failed(e)) => Ended::Failed(e),
+        Err(other) => other,
+    }
+}
+
+/// Polls `server` (see [`poll_server`]); `Ok` when the daemon stops.
+#[allow(clippy::too_many_arguments, reason = "the thread's state, passed once")]
+fn poll_loop(
+    task: &NtpTask,
+    clock: &dyn Clock,
+    tx: &mpsc::Sender<Event>,
+    state: &mut State,
+    readings: &Readings,
+    backoff: &mut Duration,
+    server: SocketAddr,
+    mut replacement: Option<&mut Replacement>,
+) -> Result<(), Ended> {
+    let mut socket = NtpSocket::connect(server).map_err(|e| Ended::Failed(format!("connect {server}: {e}")))?;
     if !socket.stamping() {
         warn!(
             source = %task.name,
@@ -146,8 +239,18 @@ fn poll_server(
     let mut buf = [0u8; 1024];
     loop {
         let now = look(clock, state)?;
+        if let Some(r) = replacement.as_deref_mut() {
+            let falseticker = task.view.borrow().report.sources.iter().any(|s| s.name == task.name && s.falseticker);
+            if let Some(why) = r.check(std::time::Instant::now(), falseticker) {
+                return Err(Ended::Replace { server, why });
+            }
+        }
         let Some(due) = state.source.next_poll(now.raw) else {
-            return Err("server refused service (kiss-o'-death DENY/RSTR)".into());
+            let why = "it refused service (kiss-o'-death DENY/RSTR)";
+            if replacement.is_some() {
+                return Err(Ended::Replace { server, why: why.to_owned() });
+            }
+            return Err(why.into());
         };
         if due <= now.raw {
             let mut cookie = [0u8; 8];
@@ -185,7 +288,7 @@ fn poll_server(
                 }
                 continue;
             }
-            Err(e) => return Err(format!("receive from {server}: {e}")),
+            Err(e) => return Err(format!("receive from {server}: {e}").into()),
         };
         *backoff = Duration::from_secs(1);
         let arrival = Arrival { arrived: received.arrived, raw: received_raw, realtime: received_realtime, t4 };
@@ -194,6 +297,9 @@ fn poll_server(
         // with: the datasheet's 100 ppm would always favour the newest.
         let choose = task.view.borrow().drift.unwrap_or(datasheet);
         let event = reply_event(task, state, &mut socket, readings, reply, &arrival, &choose);
+        if let (Some(r), Event::Sample(..)) = (replacement.as_deref_mut(), &event) {
+            r.on_sample(std::time::Instant::now());
+        }
         if tx.blocking_send(event).is_err() {
             return Ok(());
         }

@@ -57,6 +57,7 @@ pub(super) fn spawn(
                 to_service: ToService::new(timescale, Arc::clone(leaps)),
                 max_drift,
                 view,
+                pool: None,
             };
             ntp_task::spawn_ntp(task, clock, tx)
         }

@@ -64,8 +64,9 @@ pub struct EngineConfig {
     pub frequency: FrequencyConfig,
 }
 
-/// Index of a source in the order given to [`Engine::new`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A source's stable id: its index in the order given to [`Engine::new`],
+/// or the id given to [`Engine::reconfigure`] for sources added later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SourceId(pub usize);
 
 /// A source as the engine sees it, for `tsod status`.
@@ -126,6 +127,9 @@ pub struct Tick {
 pub struct Engine {
     config: EngineConfig,
     sources: Vec<Slot>,
+    /// Where each [`SourceId`] is in `sources` (`None`: not a source of
+    /// this engine, or removed by a reconfiguration).
+    positions: Vec<Option<usize>>,
     frequency: FrequencyEstimator,
     holdover_from: Option<Sample>,
     disrupted: bool,
@@ -146,6 +150,27 @@ struct Slot {
     /// The sample's instant when it was last compared with the published
     /// bound, and whether it was disjoint from it.
     checked: Option<(MonoInstant, bool)>,
+}
+
+impl Slot {
+    /// A source with nothing heard yet.
+    fn new(name: String, kind: SourceKind) -> Self {
+        Self {
+            state: SourceState {
+                name,
+                kind,
+                usable: false,
+                falseticker: false,
+                offset: None,
+                error: None,
+                last_error: None,
+                samples: 0,
+                rejects: 0,
+            },
+            sample: None,
+            checked: None,
+        }
+    }
 }
 
 /// Gap beyond which `CLOCK_BOOTTIME − CLOCK_MONOTONIC` growth is a suspend.
@@ -170,28 +195,13 @@ impl Engine {
         previous: Option<PublishedState>,
         now: ClockReading,
     ) -> Self {
-        let sources = sources
-            .into_iter()
-            .map(|(name, kind)| Slot {
-                state: SourceState {
-                    name,
-                    kind,
-                    usable: false,
-                    falseticker: false,
-                    offset: None,
-                    error: None,
-                    last_error: None,
-                    samples: 0,
-                    rejects: 0,
-                },
-                sample: None,
-                checked: None,
-            })
-            .collect();
+        let sources: Vec<Slot> = sources.into_iter().map(|(name, kind)| Slot::new(name, kind)).collect();
         let holdover_from = previous.and_then(|p| adoptable(&p, &now));
+        let positions = (0..sources.len()).map(Some).collect();
         Self {
             config,
             sources,
+            positions,
             frequency: FrequencyEstimator::new(config.frequency),
             holdover_from,
             disrupted: false,
@@ -218,7 +228,7 @@ impl Engine {
             self.on_reject(id, "measured before a clock disruption");
             return;
         }
-        if let Some(slot) = self.sources.get_mut(id.0) {
+        if let Some(slot) = self.slot_mut(id) {
             slot.sample = Some(sample);
             slot.state.samples = slot.state.samples.saturating_add(1);
             slot.state.last_error = None;
@@ -227,10 +237,52 @@ impl Engine {
 
     /// Source `id` refused an input (counted and shown; its last good sample stays).
     pub fn on_reject(&mut self, id: SourceId, reason: impl Into<String>) {
-        if let Some(slot) = self.sources.get_mut(id.0) {
+        if let Some(slot) = self.slot_mut(id) {
             slot.state.rejects = slot.state.rejects.saturating_add(1);
             slot.state.last_error = Some(reason.into());
         }
+    }
+
+    /// The slot of source `id`, if it is one of this engine's.
+    fn slot_mut(&mut self, id: SourceId) -> Option<&mut Slot> {
+        let position = self.positions.get(id.0).copied().flatten()?;
+        self.sources.get_mut(position)
+    }
+
+    /// Changes the set of sources (a configuration reload): `sources` lists
+    /// every source to have from now on, in order, each with its stable id.
+    /// An id the engine had keeps its sample, counters and verdicts (its
+    /// name and kind are updated); a new id starts empty; ids not listed
+    /// are dropped with their samples. The published bound, the drift
+    /// measurement and the disruption state carry over, so readers see no
+    /// gap: the next tick selects among the new set (holding over if none
+    /// of it is usable yet). `config` replaces the engine's configuration
+    /// (its defaults may depend on the number of sources).
+    pub fn reconfigure(&mut self, config: EngineConfig, sources: Vec<(SourceId, String, SourceKind)>) {
+        let mut old: Vec<Option<Slot>> = std::mem::take(&mut self.sources).into_iter().map(Some).collect();
+        let old_positions = std::mem::take(&mut self.positions);
+        for (id, name, kind) in sources {
+            let kept = old_positions.get(id.0).copied().flatten().and_then(|p| old.get_mut(p)).and_then(Option::take);
+            let slot = match kept {
+                Some(mut slot) => {
+                    if slot.state.kind != kind {
+                        slot = Slot::new(name, kind);
+                    } else {
+                        slot.state.name = name;
+                    }
+                    slot
+                }
+                None => Slot::new(name, kind),
+            };
+            if self.positions.len() <= id.0 {
+                self.positions.resize(id.0.saturating_add(1), None);
+            }
+            if let Some(position) = self.positions.get_mut(id.0) {
+                *position = Some(self.sources.len());
+            }
+            self.sources.push(slot);
+        }
+        self.config = config;
     }
 
     /// The sources as of the last tick.

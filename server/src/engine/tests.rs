@@ -438,3 +438,41 @@ fn the_kernels_leap_step_is_not_a_disruption() {
     let stepped = at(2 * SEC, BOUNDARY + 3_600 * SEC);
     assert_eq!(detect_disruption(&later, &stepped), Some(Disruption::RealtimeStep));
 }
+
+/// A reload adds one source and removes another: kept sources keep their
+/// samples (the bound stays synchronized at once), a removed one's samples
+/// no longer count, ids not of this engine are ignored, and the new source
+/// joins selection when it reports.
+#[test]
+fn a_reconfiguration_keeps_the_bound_and_the_kept_sources() {
+    let mut e = engine(3, 3);
+    let raw = SEC;
+    for id in 0..3 {
+        e.on_sample(SourceId(id), sample(raw, 20_000, 0));
+    }
+    let before = e.tick(reading(raw));
+    assert_eq!(before.state.anchor.status, ClockStatus::Synchronized);
+    // Keep s0 and s2 (renamed), drop s1, add s5 as id 5.
+    let sources = vec![
+        (SourceId(0), "s0".to_owned(), SourceKind::Ntp),
+        (SourceId(2), "s2-renamed".to_owned(), SourceKind::Ntp),
+        (SourceId(5), "s5".to_owned(), SourceKind::Ntp),
+    ];
+    e.reconfigure(config(2), sources);
+    let names: Vec<&str> = e.sources().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["s0", "s2-renamed", "s5"]);
+    assert_eq!(e.sources().nth(1).unwrap().samples, 1, "s2 kept its counters");
+    let raw = raw + SEC / 4;
+    let t = e.tick(reading(raw));
+    assert_eq!(t.state.anchor.status, ClockStatus::Synchronized, "two kept sources agree");
+    assert_true(&t, raw);
+    // The removed id is ignored, even with a lie.
+    e.on_sample(SourceId(1), sample(raw, 1_000, 5_000_000));
+    e.on_sample(SourceId(5), sample(raw, 20_000, 1_000));
+    e.on_sample(SourceId(0), sample(raw, 20_000, 0));
+    e.on_sample(SourceId(2), sample(raw, 20_000, 0));
+    let t = e.tick(reading(raw));
+    assert_true(&t, raw);
+    assert!(e.sources().all(|s| s.usable && !s.falseticker), "{:?}", e.sources().collect::<Vec<_>>());
+    assert_eq!(e.sources().nth(2).unwrap().samples, 1);
+}

@@ -66,6 +66,16 @@ pub struct StatusSnapshot {
     /// The replicated TSO, when this site runs it.
     #[serde(default)]
     pub tso: Option<TsoStatus>,
+    /// The published interval's latest end at the tick this snapshot
+    /// describes (ns on the service timescale), when that interval is a
+    /// valid bound: the side a TSO leader judges its lease by, so a reader
+    /// can tell the lease's margin (`tso.lease_end_ns` minus this) without
+    /// a clock of its own. It dates the snapshot; it is not a time source.
+    #[serde(default)]
+    pub bound_latest_ns: Option<u64>,
+    /// The NTP server (`[ntp-server]`), when it runs.
+    #[serde(default)]
+    pub ntp_server: Option<NtpServerStatus>,
 }
 
 impl StatusSnapshot {
@@ -264,6 +274,32 @@ pub struct EndpointCounters {
     pub rate_limited: u64,
     /// Client requests answered.
     pub client_requests: u64,
+}
+
+/// The NTP server's state and counters (SPEC.md §2.7).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NtpServerStatus {
+    /// The addresses it listens on.
+    pub listen: Vec<String>,
+    /// The stratum it serves; `None` while it answers "unsynchronized".
+    pub stratum: Option<u8>,
+    /// The reference ID it serves (`GPS`, `PPS`, or an upstream's address).
+    pub reference_id: Option<String>,
+    /// Datagrams received.
+    pub requests: u64,
+    /// Replies sent (time, or "unsynchronized"), kiss-o'-death not included.
+    pub replies: u64,
+    /// Of the replies, those with leap indicator 3 (no valid bound).
+    pub unsynchronized_replies: u64,
+    /// Datagrams dropped unanswered: too short, not mode 3, version 0 or above 4.
+    pub dropped_malformed: u64,
+    /// Requests over a client's rate limit (dropped, or kissed).
+    pub rate_limited: u64,
+    /// `RATE` kiss-o'-death replies sent.
+    pub kod_sent: u64,
+    /// Replies the kernel would not send.
+    pub send_errors: u64,
 }
 
 /// A site's part in the replicated TSO.
@@ -518,6 +554,17 @@ mod tests {
                 failed: Some("storage error".into()),
                 ..TsoStatus::default()
             }),
+            bound_latest_ns: Some(1_700_000_000_000_040_000),
+            ntp_server: Some(NtpServerStatus {
+                listen: vec!["0.0.0.0:123".into()],
+                stratum: Some(1),
+                reference_id: Some("PPS".into()),
+                requests: 10,
+                replies: 7,
+                rate_limited: 3,
+                kod_sent: 1,
+                ..NtpServerStatus::default()
+            }),
         }
     }
 
@@ -536,6 +583,8 @@ mod tests {
         assert_eq!(v["sources"][0]["kind"], "ntp");
         assert_eq!(v["tso"]["role"], "leader-without-quorum");
         assert_eq!(v["tso"]["failed"], "storage error");
+        assert_eq!(v["ntp_server"]["kod_sent"], 1);
+        assert_eq!(v["ntp_server"]["reference_id"], "PPS");
         let report = &v["peers"][0]["report"];
         assert_eq!(report["local-status"], "degraded");
         assert_eq!(report["half-width"], 40_000);
@@ -551,7 +600,8 @@ mod tests {
             "drift_bound_ppb":null,"disruption_count":0,"pid":1,"sources":[]}"#;
         let s = StatusSnapshot::from_json(old).unwrap();
         assert_eq!(s.status, ClockStatus::FreeRunning);
-        assert!(s.tso.is_none() && s.peers.is_empty() && s.site.is_none());
+        assert!(s.tso.is_none() && s.peers.is_empty() && s.site.is_none() && s.bound_latest_ns.is_none());
+        assert!(s.ntp_server.is_none());
     }
 
     #[test]

@@ -22,8 +22,12 @@ use tsod_proto::{Offset, Ppb};
 use crate::clock::{ScriptedStep, StepTrigger};
 use crate::frequency::FrequencyConfig;
 
+mod metrics;
+mod ntp_server;
 mod site;
 
+pub use metrics::MetricsConfig;
+pub use ntp_server::{NtpServerConfig, NtpServerConfigError, RateLimitConfig};
 pub use site::{ClientsConfig, PeerConfig, SiteConfig, TsoConfig};
 
 /// A whole configuration file.
@@ -51,6 +55,12 @@ pub struct Config {
     /// The replicated TSO (with `[site]`).
     #[serde(default)]
     pub tso: TsoConfig,
+    /// Serving NTP clients (`[ntp-server]`; absent: off).
+    #[serde(default)]
+    pub ntp_server: Option<NtpServerConfig>,
+    /// The OpenMetrics/Prometheus endpoint (off without the section).
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
     /// Test-only settings; never set in production.
     #[serde(default)]
     pub testing: TestingConfig,
@@ -333,6 +343,14 @@ pub enum ConfigError {
         /// Which key and why.
         what: String,
     },
+    /// `[ntp-server]` cannot run.
+    #[error("{path}: {what}")]
+    NtpServer {
+        /// The file.
+        path: PathBuf,
+        /// Which key and why (printed here, not as a cause: once is enough).
+        what: NtpServerConfigError,
+    },
 }
 
 impl Config {
@@ -348,6 +366,9 @@ impl Config {
         let config: Self = toml::from_str(text)
             .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(source) })?;
         config.validate().map_err(|what| ConfigError::Invalid { path: path.to_path_buf(), what })?;
+        if let Some(ntp_server) = &config.ntp_server {
+            ntp_server.validate().map_err(|what| ConfigError::NtpServer { path: path.to_path_buf(), what })?;
+        }
         Ok(config)
     }
 
@@ -421,6 +442,9 @@ impl Config {
                     check_poll(*poll_interval_ms).map_err(|e| format!("{at}: {e}"))?;
                 }
             }
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.validate()?;
         }
         self.tso.validate()?;
         site::validate(self.site.as_ref(), &self.peers, &self.clients, &names)
@@ -710,6 +734,21 @@ timescale = "utc"
         }
         let w = parse(&format!("[clock]\nmax-faulty = 2\n{}", ntp_sources(4))).unwrap().voting_warnings();
         assert!(w.len() == 1 && w[0].contains("no majority"), "{w:?}");
+    }
+
+    #[test]
+    fn the_ntp_server_is_off_unless_configured_and_its_errors_are_typed() {
+        assert_eq!(parse(MINIMAL).unwrap().ntp_server, None);
+        let on = parse(&format!("{MINIMAL}\n[ntp-server]\nlisten = [\"0.0.0.0:123\", \"[::]:123\"]\n")).unwrap();
+        let server = on.ntp_server.unwrap();
+        assert_eq!(server.listen.len(), 2);
+        assert_eq!(server.rate_limit, RateLimitConfig::default());
+        let err = parse(&format!("{MINIMAL}\n[ntp-server]\nlisten = []\n")).unwrap_err();
+        assert!(matches!(err, ConfigError::NtpServer { what: NtpServerConfigError::NoListen, .. }), "{err}");
+        assert!(err.to_string().contains("test.toml") && err.to_string().contains("listen is empty"), "{err}");
+        let text =
+            format!("{MINIMAL}\n[ntp-server]\nlisten = [\"127.0.0.1:123\"]\n[ntp-server.rate-limit]\nburst = 0\n");
+        assert!(matches!(parse(&text), Err(ConfigError::NtpServer { what: NtpServerConfigError::Burst(0), .. })));
     }
 
     #[test]

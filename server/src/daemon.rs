@@ -40,6 +40,8 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, SourceId, Tick};
 use crate::net::endpoint::{EndpointError, NetSetup};
 use crate::net::{PeerEvent, PeerTable};
+use crate::ntp_server::identity::Upstream;
+use crate::ntp_server::{self, NtpServer, NtpServerError, Upstreams};
 use crate::publish::{PublishError, Publisher};
 use crate::site::SiteView;
 use crate::timescale::LeapSchedule;
@@ -76,6 +78,9 @@ pub enum DaemonError {
     /// The TSO could not start.
     #[error("starting the TSO: {0}")]
     Tso(#[from] StartError),
+    /// The NTP server (`[ntp-server]`) could not start.
+    #[error("starting the NTP server: {0}")]
+    NtpServer(#[from] NtpServerError),
     /// SIGTERM could not be caught.
     #[error("installing the SIGTERM handler: {0}")]
     Signal(#[source] std::io::Error),
@@ -146,6 +151,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let first_local = local.tick(first);
     let first_site = engine.tick(first);
     let (view_tx, view_rx) = watch::channel(view(&first_local, &first_site, &engine));
+    let upstreams = upstreams_at_start(&config, config.source_count());
     for (index, source) in config.sources.iter().enumerate() {
         sources::spawn(
             SourceId(index),
@@ -154,11 +160,24 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             view_rx.clone(),
             Arc::clone(&clock),
             &leaps,
+            &upstreams,
             tx.clone(),
         )
         .map_err(DaemonError::SourceThread)?;
     }
     drop(tx);
+    let ntp_server = match &config.ntp_server {
+        Some(settings) => {
+            let inputs = ntp_server::Inputs {
+                clock: Arc::clone(&clock),
+                view: view_rx.clone(),
+                upstreams: Arc::clone(&upstreams),
+                max_drift: config.frequency().max_drift,
+            };
+            Some(ntp_server::start(settings, &inputs)?)
+        }
+        None => None,
+    };
     let mut tso_failed: Option<oneshot::Receiver<StartError>> = None;
     let net = match &config.site {
         Some(site) => {
@@ -194,6 +213,23 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let mut interval = tokio::time::interval(config.clock.update_interval());
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut status_every = tokio::time::interval(Duration::from_secs(1));
+    // The metrics endpoint renders the latest status snapshot at each
+    // scrape: the loop only swaps an Arc into this watch, never waits.
+    let metrics_tx = match &config.metrics {
+        Some(m) => match crate::metrics::bind(m.listen) {
+            Ok(listener) => {
+                let (tx, rx) = watch::channel(None);
+                info!(listen = %m.listen, "metrics endpoint: http://{}/metrics", m.listen);
+                tokio::spawn(crate::metrics::serve(listener, rx));
+                Some(tx)
+            }
+            Err(e) => {
+                warn!(error = %e, "no metrics endpoint");
+                None
+            }
+        },
+        None => None,
+    };
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(DaemonError::Signal)?;
     info!(sources = config.sources.len(), peers = config.peers.len(), path = %config.publish.path.display(), "tsod running");
@@ -236,12 +272,16 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             _ = status_every.tick() => {
                 if let Some(tick) = &last {
                     let mut snapshot = status_file::snapshot(tick, engine.sources());
+                    snapshot.ntp_server = ntp_server.as_ref().map(NtpServer::status);
                     if let Some((_, peers)) = &net {
                         let local_status = view_tx.borrow().report.local_status;
                         status_file::add_cluster(&mut snapshot, &site_name, local_status, peers);
                     }
                     if let Err(e) = status_file::write(&status_path, &snapshot) {
                         warn!(error = %e, path = %status_path.display(), "cannot write the status file");
+                    }
+                    if let Some(tx) = &metrics_tx {
+                        tx.send_replace(Some(Arc::new(snapshot)));
                     }
                 }
                 continue;
@@ -357,6 +397,24 @@ impl Systemd {
     fn stopping(&self) {
         Self::notify(&[sd_notify::NotifyState::Stopping]);
     }
+}
+
+/// The table of what each source rests on, for the NTP server's stratum
+/// (`sources` entries: local sources, then peers). NTP and gpsd tasks fill
+/// in theirs as they sample; the kernel source rests on this host's own
+/// discipline and a peer on another site, whose strata tsod cannot see.
+fn upstreams_at_start(config: &Config, sources: usize) -> Arc<Upstreams> {
+    let upstreams = Arc::new(Upstreams::new(sources));
+    let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
+    for (index, source) in config.sources.iter().enumerate() {
+        if let crate::config::SourceConfig::Kernel { .. } = source {
+            upstreams.set(index, Upstream::unknown(localhost));
+        }
+    }
+    for (i, peer) in config.peers.iter().enumerate() {
+        upstreams.set(config.sources.len().saturating_add(i), Upstream::unknown(peer.address.ip()));
+    }
+    upstreams
 }
 
 /// The leap schedule from the list at `path` (`None`: not configured). A

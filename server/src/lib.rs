@@ -24,6 +24,9 @@
 //! * [`publish`]: the shared-memory segment writer (over `tsod-shm`).
 //! * [`net`]: the QUIC endpoint: peer links (probes, gossip), the client
 //!   service, rate limits, the peer table.
+//! * [`ntp_server`]: serving the bound to NTP clients (`[ntp-server]`):
+//!   a pure core (requests, replies, stratum, rate limit) and one thread
+//!   per listen socket.
 //! * [`stream`]: one message per QUIC stream direction (net and TSO).
 //! * [`tso`]: the replicated TSO: Raft node, leases, elections, timing,
 //!   forwarding, and its answers on streams.
@@ -42,7 +45,9 @@ pub mod decode;
 pub mod engine;
 pub mod frequency;
 pub mod leap_list;
+pub mod metrics;
 pub mod net;
+pub mod ntp_server;
 pub mod peer;
 pub mod pki;
 pub mod publish;

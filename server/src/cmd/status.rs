@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use tsod::daemon::status_file::{self, printable};
-use tsod_proto::observe::{StatusSnapshot, TsoStatus, source_kind_name};
+use tsod_proto::observe::{NtpServerStatus, StatusSnapshot, TsoStatus, source_kind_name};
 use tsod_proto::shm::{SHM_DEFAULT_PATH, SHM_PATH_ENV};
 
 pub(crate) fn run(segment: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
@@ -59,6 +59,9 @@ pub(crate) fn run(segment: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
     if let Some(tso) = &snapshot.tso {
         out.push_str(&tso_line(tso));
     }
+    if let Some(ntp) = &snapshot.ntp_server {
+        out.push_str(&ntp_server_line(ntp));
+    }
     super::print_line(out.trim_end())
 }
 
@@ -103,6 +106,26 @@ fn cluster_table(site: &str, snapshot: &StatusSnapshot) -> String {
         ));
     }
     out
+}
+
+/// The NTP server: what it serves and what it counted.
+fn ntp_server_line(ntp: &NtpServerStatus) -> String {
+    let serving = match (ntp.stratum, &ntp.reference_id) {
+        (Some(stratum), Some(id)) => format!("stratum {stratum} ({})", printable(id)),
+        _ => "UNSYNCHRONIZED (leap indicator 3)".to_owned(),
+    };
+    format!(
+        "ntp server on {}: {serving}; requests {}, replies {} ({} unsynchronized), dropped malformed {}, \
+         rate-limited {}, kiss-o'-death sent {}, send errors {}\n",
+        ntp.listen.join(", "),
+        ntp.requests,
+        ntp.replies,
+        ntp.unsynchronized_replies,
+        ntp.dropped_malformed,
+        ntp.rate_limited,
+        ntp.kod_sent,
+        ntp.send_errors,
+    )
 }
 
 /// A fence reset's voters and their reasons, escaped.

@@ -47,6 +47,9 @@ pub(super) struct GpsdTask {
     /// The site's view, whose measured drift model chooses between the
     /// latest PPS and serial samples (the datasheet bound until measured).
     pub(super) view: watch::Receiver<SiteView>,
+    /// Where the sample handed on is recorded as resting on `PPS` or `GPS`
+    /// (the NTP server's reference ID).
+    pub(super) upstreams: std::sync::Arc<crate::ntp_server::Upstreams>,
 }
 
 /// Longest wait for a line from gpsd before the connection is dropped and
@@ -219,7 +222,10 @@ fn handle_line(
     let width = |s: &Sample| choose.extrapolate(s.interval, s.at, reading.raw).map(|i| i.width());
     let best =
         [recent.pps, recent.serial].into_iter().flatten().filter(|s| width(s).is_some()).min_by_key(|s| width(s));
-    best.map(|s| Event::Sample(task.id, s))
+    let best = best?;
+    let pps = recent.pps == Some(best);
+    task.upstreams.set(task.id.0, crate::ntp_server::identity::Upstream::gps(pps));
+    Some(Event::Sample(task.id, best))
 }
 
 /// Reads one line (up to and including `\n`) into `line`, never buffering

@@ -65,6 +65,11 @@ impl NtpSocket {
         Ok(Self { socket, stamping, next_id: 0, departure: None })
     }
 
+    /// The server this socket is connected to.
+    pub(super) fn server(&self) -> Option<SocketAddr> {
+        self.socket.peer_addr().ok()
+    }
+
     /// Whether the kernel timestamps this socket's datagrams.
     pub(super) const fn stamping(&self) -> bool {
         self.stamping

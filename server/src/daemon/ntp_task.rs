@@ -55,6 +55,9 @@ pub(super) struct NtpTask {
     /// A member of a pool source: `address` names the pool, and the member
     /// polls one of its addresses at a time ([`super::ntp_pool`]).
     pub(super) pool: Option<PoolSlot>,
+    /// Where the server's stratum and address are recorded after each
+    /// accepted reply (the NTP server's stratum and reference ID).
+    pub(super) upstreams: Arc<crate::ntp_server::Upstreams>,
 }
 
 impl From<String> for Ended {
@@ -399,6 +402,9 @@ fn reply_event(
         Err(reject) => return Event::Reject(task.id, format!("reply refused: {}", reject.name())),
         Ok(reply) => reply,
     };
+    if let Some(server) = socket.server() {
+        task.upstreams.set(task.id.0, crate::ntp_server::identity::Upstream::ntp(reply.stratum, server.ip()));
+    }
     let chosen = narrowest(state, t4, choose).unwrap_or(reply.sample);
     debug!(
         source = %task.name, delay = ?reply.delay, kernel = ?wire, width = ?reply.sample.interval.width(),

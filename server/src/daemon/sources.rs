@@ -15,6 +15,7 @@ use super::ntp_task::{self, NtpTask};
 use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::engine::SourceId;
+use crate::ntp_server::Upstreams;
 use crate::sample::Sample;
 use crate::site::SiteView;
 use crate::sources::gpsd::GpsdParams;
@@ -31,7 +32,9 @@ pub(super) fn kind_of(source: &SourceConfig) -> SourceKind {
 }
 
 /// Starts the task of source `id`; it runs until `tx` closes. Fails only
-/// when the OS refuses a thread.
+/// when the OS refuses a thread. NTP and gpsd tasks record in `upstreams`
+/// what their samples rest on (the NTP server's stratum and reference ID).
+#[allow(clippy::too_many_arguments, reason = "a source task's context, passed once")]
 pub(super) fn spawn(
     id: SourceId,
     source: SourceConfig,
@@ -39,6 +42,7 @@ pub(super) fn spawn(
     view: watch::Receiver<SiteView>,
     clock: Arc<dyn Clock>,
     leaps: &Arc<LeapSchedule>,
+    upstreams: &Arc<Upstreams>,
     tx: mpsc::Sender<SourceEvent>,
 ) -> std::io::Result<()> {
     match source {
@@ -58,6 +62,7 @@ pub(super) fn spawn(
                 max_drift,
                 view,
                 pool: None,
+                upstreams: Arc::clone(upstreams),
             };
             ntp_task::spawn_ntp(task, clock, tx)
         }
@@ -68,7 +73,8 @@ pub(super) fn spawn(
                 ..GpsdParams::default()
             };
             let to_service = ToService::new(timescale, Arc::clone(leaps));
-            let task = GpsdTask { id, name, address, params, to_service, max_drift, view };
+            let upstreams = Arc::clone(upstreams);
+            let task = GpsdTask { id, name, address, params, to_service, max_drift, view, upstreams };
             tokio::spawn(gpsd_task::gpsd_task(task, tx));
             Ok(())
         }

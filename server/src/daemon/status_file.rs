@@ -44,6 +44,8 @@ pub fn snapshot<'a>(tick: &Tick, sources: impl Iterator<Item = &'a SourceState>)
         peers: Vec::new(),
         endpoint: Default::default(),
         tso: None,
+        bound_latest_ns: anchor.status.is_bounded().then(|| anchor.interval.latest().as_nanos()),
+        ntp_server: None,
     }
 }
 

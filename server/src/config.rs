@@ -66,6 +66,50 @@ pub struct Config {
     pub testing: TestingConfig,
 }
 
+/// One member of an expanded `pool-size` source: member `slot` (0-based)
+/// of `slots`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolMember {
+    /// This member.
+    pub slot: usize,
+    /// How many members the pool has.
+    pub slots: usize,
+}
+
+/// Most members one pool source may have.
+pub const MAX_POOL_SIZE: u8 = 16;
+
+/// Each `pool-size = N` source as its N members (named `NAME-1` …), the
+/// other sources as they are.
+fn expand_pools(sources: Vec<SourceConfig>) -> Result<Vec<SourceConfig>, String> {
+    let mut out = Vec::with_capacity(sources.len());
+    for source in sources {
+        match source {
+            SourceConfig::Ntp {
+                name, address, timescale, poll_interval_ms, interleaved, pool_size: Some(n), ..
+            } => {
+                if !(1..=MAX_POOL_SIZE).contains(&n) {
+                    return Err(format!("source {name}: pool-size = {n} must be within 1 … {MAX_POOL_SIZE}"));
+                }
+                let slots = usize::from(n);
+                for slot in 0..slots {
+                    out.push(SourceConfig::Ntp {
+                        name: format!("{name}-{}", slot + 1),
+                        address: address.clone(),
+                        timescale,
+                        poll_interval_ms,
+                        interleaved,
+                        pool_size: Some(n),
+                        pool_member: Some(PoolMember { slot, slots }),
+                    });
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
 /// `[clock]`: the bound model.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -157,6 +201,16 @@ pub enum SourceConfig {
         /// (SPEC.md §2.2). Default false.
         #[serde(default)]
         interleaved: bool,
+        /// The address names a pool (several servers behind one name, such
+        /// as `2.debian.pool.ntp.org`): this many of its addresses are
+        /// polled at once, as the sources `NAME-1` … `NAME-N`, each
+        /// replaced by another address of the pool when it stays
+        /// unreachable or a falseticker (1 … 16).
+        #[serde(default, rename = "pool-size")]
+        pool_size: Option<u8>,
+        /// Set when a pool is expanded: this source is one member of it.
+        #[serde(skip)]
+        pool_member: Option<PoolMember>,
     },
     /// A GPS receiver through gpsd.
     Gpsd {
@@ -363,8 +417,10 @@ impl Config {
 
     /// Parses and validates `text` (`path` only names it in errors).
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text)
+        let mut config: Self = toml::from_str(text)
             .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(source) })?;
+        config.sources = expand_pools(std::mem::take(&mut config.sources))
+            .map_err(|what| ConfigError::Invalid { path: path.to_path_buf(), what })?;
         config.validate().map_err(|what| ConfigError::Invalid { path: path.to_path_buf(), what })?;
         if let Some(ntp_server) = &config.ntp_server {
             ntp_server.validate().map_err(|what| ConfigError::NtpServer { path: path.to_path_buf(), what })?;
@@ -683,6 +739,25 @@ timescale = "utc"
         assert!(matches!(interleaved.sources.first(), Some(SourceConfig::Ntp { interleaved: true, .. })));
         assert!(matches!(parse(MINIMAL).unwrap().sources.first(), Some(SourceConfig::Ntp { interleaved: false, .. })));
         assert!(parse(&format!("{MINIMAL}interleaved = \"yes\"\n")).is_err());
+    }
+
+    #[test]
+    fn a_pool_source_is_its_members() {
+        let pool = parse(&format!("{MINIMAL}pool-size = 3\n")).unwrap();
+        let members: Vec<(&str, Option<PoolMember>)> = pool
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                SourceConfig::Ntp { name, pool_member, .. } => Some((name.as_str(), *pool_member)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(members.len(), 3);
+        assert_eq!(members[2].1, Some(PoolMember { slot: 2, slots: 3 }));
+        assert!(members[0].0.ends_with("-1") && members[2].0.ends_with("-3"));
+        assert!(parse(&format!("{MINIMAL}pool-size = 0\n")).is_err());
+        assert!(parse(&format!("{MINIMAL}pool-size = 17\n")).is_err());
+        assert!(parse(&format!("{MINIMAL}pool_member = 1\n")).is_err());
         let fastest = parse(&format!("{MINIMAL}poll-interval-ms = 15.625\n")).unwrap();
         assert!(matches!(fastest.sources.first(), Some(SourceConfig::Ntp { poll_interval_ms, .. })
             if poll_interval(*poll_interval_ms) == Duration::from_micros(15_625)));

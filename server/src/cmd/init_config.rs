@@ -213,11 +213,12 @@ pub(crate) fn render(found: &[Found]) -> String {
     let mut taken = BTreeSet::new();
     for f in servers {
         text.push_str(&format!(
-            "\n# from {}{}\n[[source]]\nkind = \"ntp\"\nname = \"{}\"\naddress = \"{}\"\ntimescale = \"utc\"\npoll-interval-ms = 16000\n",
+            "\n# from {}{}\n[[source]]\nkind = \"ntp\"\nname = \"{}\"\naddress = \"{}\"\ntimescale = \"utc\"\npoll-interval-ms = 16000\n{}",
             f.from.display(),
-            if f.pool { " (a pool: tsod uses one of its addresses)" } else { "" },
+            if f.pool { " (a pool: four of its addresses, NAME-1 … NAME-4, each replaced when unreachable or a falseticker)" } else { "" },
             source_name(&f.host, &mut taken),
-            address(f)
+            address(f),
+            if f.pool { "pool-size = 4\n" } else { "" }
         ));
     }
     text.push_str(
@@ -282,7 +283,7 @@ mod tests {
         assert!(text.contains("address = \"ntp1.example.net:1123\""), "{text}");
         assert!(text.contains("address = \"[2001:db8::7]:123\""), "{text}");
         let config = tsod::config::Config::parse(&text, Path::new("t")).unwrap();
-        assert_eq!(config.sources.len(), 5);
+        assert_eq!(config.sources.len(), 8, "the pool is four sources");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -315,7 +316,7 @@ mod tests {
         let text = render(&[]);
         assert!(text.contains("2-debian-pool-ntp-org") && text.contains("2.debian.pool.ntp.org:123"), "{text}");
         let config = tsod::config::Config::parse(&text, Path::new("t")).unwrap();
-        assert_eq!(config.sources.len(), 1);
+        assert_eq!(config.sources.len(), 4, "Debian's pool, four of its servers");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

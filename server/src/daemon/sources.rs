@@ -11,6 +11,7 @@ use tsod_proto::wire::SourceKind;
 
 use super::event::SourceEvent;
 use super::gpsd_task::{self, GpsdTask};
+use super::ntp_pool::PoolSlot;
 use super::ntp_task::{self, NtpTask};
 use crate::clock::Clock;
 use crate::config::SourceConfig;
@@ -51,7 +52,8 @@ pub(super) fn spawn(
             tokio::spawn(kernel_task(id, crate::config::poll_interval(poll_interval_ms), to_service, tx));
             Ok(())
         }
-        SourceConfig::Ntp { name, address, timescale, poll_interval_ms, interleaved } => {
+        SourceConfig::Ntp { name, address, timescale, poll_interval_ms, interleaved, pool_member, .. } => {
+            let pool = pool_member.map(|m| PoolSlot { pool: address.clone(), slot: m.slot, slots: m.slots });
             let task = NtpTask {
                 id,
                 name,
@@ -61,7 +63,7 @@ pub(super) fn spawn(
                 to_service: ToService::new(timescale, Arc::clone(leaps)),
                 max_drift,
                 view,
-                pool: None,
+                pool,
                 upstreams: Arc::clone(upstreams),
             };
             ntp_task::spawn_ntp(task, clock, tx)

@@ -155,6 +155,8 @@ pub struct Site {
     pub plan: SitePlan,
     /// Its QUIC endpoint.
     pub addr: SocketAddr,
+    /// Its metrics endpoint (`http://…/metrics`).
+    pub metrics: SocketAddr,
     /// Its shared-memory segment (what the checker reads, like an application).
     pub segment: PathBuf,
     /// Its status file.
@@ -266,9 +268,11 @@ impl Cluster {
             let segment = site_dir.join("segment");
             let mut status_name = segment.as_os_str().to_os_string();
             status_name.push(".status.json");
+            let metrics_port = crate::ports::free_tcp_port().map_err(io("finding a metrics port"))?;
             cluster.sites.push(Site {
                 plan: site.clone(),
                 addr,
+                metrics: SocketAddr::from(([127, 0, 0, 1], metrics_port)),
                 segment,
                 status: PathBuf::from(status_name),
                 gps,
@@ -353,6 +357,7 @@ impl Cluster {
             self.dir.join("certs").display()
         );
         let _ = writeln!(c, "[clients]\nallow-anonymous = true\nmax-requests-per-second = 1000000\n");
+        let _ = writeln!(c, "[metrics]\nlisten = \"{}\"\n", site.metrics);
         // The TSO's Raft state survives a site's restart, as in production.
         // No timing: the daemon derives it from the round trips it measures.
         let _ = writeln!(c, "[tso]\nstate-dir = \"{}\"", self.dir.join(&plan.name).join("tso").display());

@@ -156,6 +156,9 @@ fn up(topology: &str, run_for: Option<Duration>, common: &Common) -> anyhow::Res
     std::fs::write(&description, cluster.description().to_json()?)
         .with_context(|| format!("writing {}", description.display()))?;
     println!("cluster description (sites, addresses, CA): {}", description.display());
+    for site in cluster.sites() {
+        println!("  {:<10} metrics http://{}/metrics", site.plan.name, site.metrics);
+    }
     let notes = [format!("cluster.json: {}", description.display())];
     let mut checker = Checker::new(cluster.sites().iter().map(|s| (s.plan.name.clone(), s.segment.clone())))
         .with_time(cluster.time());

@@ -35,6 +35,21 @@ pub fn free_udp_port() -> io::Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A loopback TCP port nothing listens on now, drawn as [`free_udp_port`]
+/// does (for a site's metrics endpoint).
+pub fn free_tcp_port() -> io::Result<u16> {
+    let high = ephemeral_start().unwrap_or(32_768);
+    if high > LOW {
+        for _ in 0..DRAWS {
+            let port = LOW + u16::try_from(random() % u64::from(high - LOW)).unwrap_or(0);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 /// The first port of the kernel's ephemeral range (Linux).
 fn ephemeral_start() -> Option<u16> {
     let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;

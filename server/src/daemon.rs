@@ -15,6 +15,8 @@
 //! * [`sources`]: starts one task per `[[source]]`; [`ntp_task`] and
 //!   [`gpsd_task`] are the NTP and gpsd tasks' I/O.
 //! * [`status_file`]: the status file beside the segment.
+//! * [`reload`]: SIGHUP re-reads the `[[source]]` list; anything else that
+//!   changed refuses the reload and the running configuration stays.
 
 pub mod control;
 pub mod event;
@@ -22,9 +24,11 @@ mod gpsd_task;
 mod ntp_pool;
 mod ntp_socket;
 mod ntp_task;
+mod reload;
 mod sources;
 pub mod status_file;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,26 +85,62 @@ pub enum DaemonError {
     /// The NTP server (`[ntp-server]`) could not start.
     #[error("starting the NTP server: {0}")]
     NtpServer(#[from] NtpServerError),
-    /// SIGTERM could not be caught.
-    #[error("installing the SIGTERM handler: {0}")]
+    /// SIGTERM or SIGHUP could not be caught.
+    #[error("installing the SIGTERM and SIGHUP handlers: {0}")]
     Signal(#[source] std::io::Error),
     /// Every local source task stopped (a bug: they retry for ever).
     #[error("every source task stopped")]
     SourcesStopped,
 }
 
-/// Runs the daemon on a runtime of its own until SIGTERM or Ctrl-C.
+/// Runs the daemon on a runtime of its own until SIGTERM or Ctrl-C. With
+/// no file to read again, SIGHUP reloads nothing (see [`run_reloadable`]).
 pub fn run(config: Config) -> Result<(), DaemonError> {
+    run_on_own_runtime(serve(config))
+}
+
+/// [`run`] on `config`, loaded from `path`, which SIGHUP reads again to
+/// reload the sources ([`reload`]).
+pub fn run_reloadable(config: Config, path: PathBuf) -> Result<(), DaemonError> {
+    run_on_own_runtime(serve_reloadable(config, path))
+}
+
+fn run_on_own_runtime(daemon: impl Future<Output = Result<(), DaemonError>>) -> Result<(), DaemonError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(DaemonError::Runtime)?;
-    runtime.block_on(serve(config))
+    runtime.block_on(daemon)
 }
 
 /// Runs the daemon on the current runtime until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    serve_from(config, None).await
+}
+
+/// [`serve`], reloading the sources from `path` on SIGHUP.
+pub async fn serve_reloadable(config: Config, path: PathBuf) -> Result<(), DaemonError> {
+    serve_from(config, Some(path)).await
+}
+
+/// The site engine's and the local basis's settings for `config`.
+fn engine_configs(config: &Config) -> (EngineConfig, EngineConfig) {
+    let site = EngineConfig {
+        max_faulty: config.clock.max_faulty,
+        min_agreeing: config.clock.min_agreeing.unwrap_or(config.source_count()),
+        horizon: config.clock.horizon(),
+        max_sample_age: config.clock.max_sample_age(),
+        holdover: config.clock.holdover(),
+        frequency: config.frequency(),
+    };
+    // The local basis never adopts the previous daemon's bound: that bound
+    // may have come from peers, and the local basis must not (no echo).
+    let local = EngineConfig { max_faulty: None, min_agreeing: config.sources.len().max(1), ..site };
+    (site, local)
+}
+
+async fn serve_from(config: Config, path: Option<PathBuf>) -> Result<(), DaemonError> {
     let clock: Arc<dyn Clock> = match &config.testing.simulated_clock {
         Some(sim) => {
             warn!("running on a SIMULATED clock ([testing.simulated-clock]); never do this in production");
@@ -119,17 +159,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let mut site_sources = local_sources.clone();
     site_sources.extend(config.peers.iter().map(|p| (p.name.clone(), SourceKind::Peer)));
     let n_local = local_sources.len();
-    let engine_config = EngineConfig {
-        max_faulty: config.clock.max_faulty,
-        min_agreeing: config.clock.min_agreeing.unwrap_or(config.source_count()),
-        horizon: config.clock.horizon(),
-        max_sample_age: config.clock.max_sample_age(),
-        holdover: config.clock.holdover(),
-        frequency: config.frequency(),
-    };
-    // The local basis never adopts the previous daemon's bound: that bound
-    // may have come from peers, and the local basis must not (no echo).
-    let local_config = EngineConfig { max_faulty: None, min_agreeing: n_local.max(1), ..engine_config };
+    let (engine_config, local_config) = engine_configs(&config);
     let first = clock.read().map_err(DaemonError::Clock)?;
     let writer = u64::from_ne_bytes(instance);
     let leaps = Arc::new(leap_schedule(config.clock.leap_seconds_list.as_deref(), first.realtime));
@@ -151,20 +181,19 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let first_local = local.tick(first);
     let first_site = engine.tick(first);
     let (view_tx, view_rx) = watch::channel(view(&first_local, &first_site, &engine));
-    let upstreams = upstreams_at_start(&config, config.source_count());
-    for (index, source) in config.sources.iter().enumerate() {
-        sources::spawn(
-            SourceId(index),
-            source.clone(),
-            config.frequency().max_drift,
-            view_rx.clone(),
-            Arc::clone(&clock),
-            &leaps,
-            &upstreams,
-            tx.clone(),
-        )
+    let upstreams = upstreams_at_start(&config);
+    let spawn_context = sources::SpawnContext {
+        max_drift: config.frequency().max_drift,
+        view: view_rx.clone(),
+        clock: Arc::clone(&clock),
+        leaps: Arc::clone(&leaps),
+        upstreams: Arc::clone(&upstreams),
+        tx: tx.downgrade(),
+    };
+    // Local ids are 0 … n_local − 1 and peers' n_local + peer; a source
+    // added by a reload takes an id above all of them.
+    let mut local_sources = reload::LocalSources::start(&config.sources, config.source_count(), &spawn_context)
         .map_err(DaemonError::SourceThread)?;
-    }
     drop(tx);
     let ntp_server = match &config.ntp_server {
         Some(settings) => {
@@ -232,6 +261,9 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     };
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut hangup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    let mut running = config.clone();
     info!(sources = config.sources.len(), peers = config.peers.len(), path = %config.publish.path.display(), "tsod running");
     for warning in config.voting_warnings().into_iter().chain(config.pps_warnings(crate::config::kernel_pps_present()))
     {
@@ -296,6 +328,22 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
                     Ok(e) => return Err(DaemonError::Tso(e)),
                     Err(_) => tso_failed = None,
                 }
+            }
+            _ = hangup.recv() => {
+                let Some(path) = &path else {
+                    warn!("SIGHUP: this daemon was started without a configuration file to read again; nothing reloaded");
+                    continue;
+                };
+                systemd.reloading();
+                let engines = (&mut local, &mut engine);
+                match reload::reload(path, &mut running, &mut local_sources, &spawn_context, engines, n_local) {
+                    Ok(plan) => info!(path = %path.display(), "reload: {plan}"),
+                    Err(e) => warn!(
+                        path = %path.display(),
+                        "reload refused, the running configuration stays: {e}"
+                    ),
+                }
+                systemd.reloaded();
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
@@ -394,6 +442,25 @@ impl Systemd {
         }
     }
 
+    /// A reload starts (RELOADING=1 with the monotonic time, as
+    /// `Type=notify-reload` requires); nothing before the daemon is ready.
+    fn reloading(&self) {
+        if !self.ready {
+            return;
+        }
+        match sd_notify::NotifyState::monotonic_usec_now() {
+            Ok(now) => Self::notify(&[sd_notify::NotifyState::Reloading, now]),
+            Err(e) => warn!(error = %e, "cannot read the monotonic clock for systemd's reload notification"),
+        }
+    }
+
+    /// A reload ended, applied or refused: ready again.
+    fn reloaded(&self) {
+        if self.ready {
+            Self::notify(&[sd_notify::NotifyState::Ready]);
+        }
+    }
+
     fn stopping(&self) {
         Self::notify(&[sd_notify::NotifyState::Stopping]);
     }
@@ -403,16 +470,16 @@ impl Systemd {
 /// (`sources` entries: local sources, then peers). NTP and gpsd tasks fill
 /// in theirs as they sample; the kernel source rests on this host's own
 /// discipline and a peer on another site, whose strata tsod cannot see.
-fn upstreams_at_start(config: &Config, sources: usize) -> Arc<Upstreams> {
-    let upstreams = Arc::new(Upstreams::new(sources));
+fn upstreams_at_start(config: &Config) -> Arc<Upstreams> {
+    let upstreams = Arc::new(Upstreams::new());
     let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
-    for (index, source) in config.sources.iter().enumerate() {
-        if let crate::config::SourceConfig::Kernel { .. } = source {
-            upstreams.set(index, Upstream::unknown(localhost));
+    for source in &config.sources {
+        if let crate::config::SourceConfig::Kernel { name, .. } = source {
+            upstreams.set(name, Upstream::unknown(localhost));
         }
     }
-    for (i, peer) in config.peers.iter().enumerate() {
-        upstreams.set(config.sources.len().saturating_add(i), Upstream::unknown(peer.address.ip()));
+    for peer in &config.peers {
+        upstreams.set(&peer.name, Upstream::unknown(peer.address.ip()));
     }
     upstreams
 }

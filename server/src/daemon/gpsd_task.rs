@@ -224,7 +224,7 @@ fn handle_line(
         [recent.pps, recent.serial].into_iter().flatten().filter(|s| width(s).is_some()).min_by_key(|s| width(s));
     let best = best?;
     let pps = recent.pps == Some(best);
-    task.upstreams.set(task.id.0, crate::ntp_server::identity::Upstream::gps(pps));
+    task.upstreams.set(&task.name, crate::ntp_server::identity::Upstream::gps(pps));
     Some(Event::Sample(task.id, best))
 }
 

@@ -17,6 +17,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::clock::{Clock, ClockReading, realtime_rate_bound};
@@ -58,6 +59,17 @@ pub(super) struct NtpTask {
     /// Where the server's stratum and address are recorded after each
     /// accepted reply (the NTP server's stratum and reference ID).
     pub(super) upstreams: Arc<crate::ntp_server::Upstreams>,
+    /// Set when a reload removes or changes the source: the thread ends
+    /// at its next wake-up (within a poll interval, or a retry's backoff).
+    pub(super) stop: Arc<AtomicBool>,
+}
+
+impl NtpTask {
+    /// The thread is to end: the source was stopped, or the daemon is
+    /// stopping (the event channel closed).
+    fn stopped(&self, tx: &mpsc::Sender<Event>) -> bool {
+        self.stop.load(Ordering::Relaxed) || tx.is_closed()
+    }
 }
 
 impl From<String> for Ended {
@@ -88,8 +100,8 @@ enum Ended {
     },
 }
 
-/// Starts the source's thread; it runs until the daemon stops (its event
-/// channel closes) and reports samples and refusals on `tx`.
+/// Starts the source's thread; it runs until the source is stopped or the
+/// daemon stops (its event channel closes) and reports samples and refusals on `tx`.
 pub(super) fn spawn_ntp(task: NtpTask, clock: Arc<dyn Clock>, tx: mpsc::Sender<Event>) -> std::io::Result<()> {
     let name = format!("ntp-{}", task.name);
     std::thread::Builder::new().name(name).spawn(move || ntp_thread(task, clock.as_ref(), &tx)).map(|_| ())
@@ -147,6 +159,9 @@ fn ntp_thread(task: NtpTask, clock: &dyn Clock, tx: &mpsc::Sender<Event>) {
     let mut backoff = Duration::from_secs(1);
     let mut avoided = Avoided::default();
     loop {
+        if task.stopped(tx) {
+            return;
+        }
         match poll_server(&task, clock, tx, &mut state, &readings, &mut backoff, &mut avoided) {
             Ended::Stopping => return,
             Ended::Replace { server, why } => {
@@ -278,7 +293,7 @@ fn poll_loop(
         let received = match received {
             Ok(received) => received,
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                if tx.is_closed() {
+                if task.stopped(tx) {
                     return Ok(());
                 }
                 continue;
@@ -303,7 +318,7 @@ fn poll_loop(
         if let (Some(r), Event::Sample(..)) = (replacement.as_deref_mut(), &event) {
             r.on_sample(std::time::Instant::now());
         }
-        if tx.blocking_send(event).is_err() {
+        if task.stopped(tx) || tx.blocking_send(event).is_err() {
             return Ok(());
         }
     }
@@ -403,7 +418,7 @@ fn reply_event(
         Ok(reply) => reply,
     };
     if let Some(server) = socket.server() {
-        task.upstreams.set(task.id.0, crate::ntp_server::identity::Upstream::ntp(reply.stratum, server.ip()));
+        task.upstreams.set(&task.name, crate::ntp_server::identity::Upstream::ntp(reply.stratum, server.ip()));
     }
     let chosen = narrowest(state, t4, choose).unwrap_or(reply.sample);
     debug!(

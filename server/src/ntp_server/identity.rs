@@ -61,25 +61,25 @@ impl Upstream {
 /// configuration order, then peers: the engine's order). Written by the
 /// source tasks, read by the NTP server once per published tick.
 #[derive(Debug, Default)]
-pub struct Upstreams(Mutex<Vec<Option<Upstream>>>);
+pub struct Upstreams(Mutex<std::collections::HashMap<String, Upstream>>);
 
 impl Upstreams {
-    /// A table for `sources` sources, none known yet.
-    pub fn new(sources: usize) -> Self {
-        Self(Mutex::new(vec![None; sources]))
+    /// A table with no source known yet.
+    pub fn new() -> Self {
+        Self(Mutex::default())
     }
 
-    /// Records that source `index` rests on `upstream`.
-    pub fn set(&self, index: usize, upstream: Upstream) {
+    /// Records that the source named `name` rests on `upstream` (by name,
+    /// so a reload that adds or removes sources keeps the table right).
+    pub fn set(&self, name: &str, upstream: Upstream) {
         let mut table = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(slot) = table.get_mut(index) {
-            *slot = Some(upstream);
-        }
+        table.insert(name.to_owned(), upstream);
     }
 
-    /// Every source's upstream, by index.
-    pub fn snapshot(&self) -> Vec<Option<Upstream>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    /// The upstream of each source named in `names`, in that order.
+    pub fn of<'a>(&self, names: impl Iterator<Item = &'a str>) -> Vec<Option<Upstream>> {
+        let table = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        names.map(|n| table.get(n).copied()).collect()
     }
 }
 
@@ -187,9 +187,11 @@ mod tests {
         let sources = [judged(SourceKind::Gpsd, false, false)];
         assert_eq!(identity(&sources, &[Some(Upstream::gps(true))]), None);
         assert_eq!(Identity::unknown().stratum, 10);
-        let table = Upstreams::new(2);
-        table.set(1, Upstream::gps(false));
-        table.set(7, Upstream::gps(false)); // out of range: ignored
-        assert_eq!(table.snapshot(), vec![None, Some(Upstream::gps(false))]);
+        // The table is by name: a reload that adds or removes sources keeps
+        // each source's upstream.
+        let table = Upstreams::new();
+        table.set("gps", Upstream::gps(false));
+        table.set("ntp", Upstream::gps(true));
+        assert_eq!(table.of(["kernel", "gps"].into_iter()), vec![None, Some(Upstream::gps(false))]);
     }
 }

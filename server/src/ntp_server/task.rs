@@ -140,17 +140,18 @@ impl Worker {
 
     /// The view to serve after a published tick.
     fn refresh(&mut self) -> ServerView {
-        let (published, sources) = {
+        let (published, sources, upstreams) = {
             let view = self.view.borrow_and_update();
+            let upstreams = self.upstreams.of(view.report.sources.iter().map(|s| s.name.as_str()));
             let sources: Vec<Judged> = view
                 .report
                 .sources
                 .iter()
                 .map(|s| Judged { kind: s.kind, usable: s.usable, falseticker: s.falseticker })
                 .collect();
-            (view.published, sources)
+            (view.published, sources, upstreams)
         };
-        let current = self.tracker.update(&published, &sources, &self.upstreams.snapshot());
+        let current = self.tracker.update(&published, &sources, &upstreams);
         let serving = published.anchor.status.is_bounded();
         *self.shared.serving.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((current.identity, serving));

@@ -112,6 +112,18 @@ fn rich() -> StatusSnapshot {
         ..TsoStatus::default()
     });
     s.bound_latest_ns = Some(1_700_000_000_000_000_000);
+    s.ntp_server = Some(tsod_proto::observe::NtpServerStatus {
+        listen: vec!["0.0.0.0:123".into()],
+        stratum: Some(1),
+        reference_id: Some("PPS".into()),
+        requests: 5_004,
+        replies: 14,
+        unsynchronized_replies: 0,
+        dropped_malformed: 6,
+        rate_limited: 4_990,
+        kod_sent: 1_250,
+        send_errors: 0,
+    });
     s
 }
 

@@ -101,7 +101,34 @@ fn families(snapshot: Option<&StatusSnapshot>) -> Families {
     if let Some(tso) = &s.tso {
         self::tso(&mut out, tso, s.bound_latest_ns);
     }
+    if let Some(ntp) = &s.ntp_server {
+        ntp_server(&mut out, ntp);
+    }
     out
+}
+
+/// The NTP server's counters and what it serves.
+fn ntp_server(out: &mut Families, n: &tsod_proto::observe::NtpServerStatus) {
+    if let Some(stratum) = n.stratum {
+        out.gauge("tsod_ntp_server_serving_stratum", "Stratum the NTP server serves while tsod has a bound")
+            .add(vec![], Value::Whole(u64::from(stratum)));
+    }
+    let counts = [
+        ("tsod_ntp_server_requests", "NTP datagrams received", n.requests),
+        ("tsod_ntp_server_replies", "NTP replies sent (time or unsynchronized), kiss-o'-death excluded", n.replies),
+        (
+            "tsod_ntp_server_unsynchronized_replies",
+            "NTP replies sent with leap indicator 3 (no bound)",
+            n.unsynchronized_replies,
+        ),
+        ("tsod_ntp_server_dropped_malformed", "NTP datagrams dropped as malformed", n.dropped_malformed),
+        ("tsod_ntp_server_rate_limited", "NTP requests over a client's rate limit", n.rate_limited),
+        ("tsod_ntp_server_kod_sent", "RATE kiss-o'-death replies sent", n.kod_sent),
+        ("tsod_ntp_server_send_errors", "NTP replies the kernel would not send", n.send_errors),
+    ];
+    for (name, help, count) in counts {
+        out.counter(name, help).add(vec![], Value::Count(count));
+    }
 }
 
 /// The published bound, its status and the drift model.

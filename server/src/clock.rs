@@ -273,6 +273,15 @@ impl Clock for SimulatedClock {
     }
 }
 
+/// A kernel timespec (a packet timestamp, `SO_TIMESTAMPING`) as a
+/// [`Timestamp`]; zero (no timestamp) and pre-1970 values are `None`.
+pub(crate) fn kernel_timestamp(t: nix::sys::time::TimeSpec) -> Option<Timestamp> {
+    let secs = u64::try_from(t.tv_sec()).ok()?;
+    let nanos = u64::try_from(t.tv_nsec()).ok().filter(|n| *n < 1_000_000_000)?;
+    let total = secs.checked_mul(1_000_000_000)?.checked_add(nanos)?;
+    (total > 0).then(|| Timestamp::from_nanos(total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

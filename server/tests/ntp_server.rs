@@ -253,14 +253,7 @@ fn chronyd_client(dir: &Path, port: u16) -> (Running, PathBuf) {
         ),
     )
     .unwrap();
-    let child = Command::new("chronyd")
-        .args(["-d", "-x", "-u", "root", "-f"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chronyd");
-    (Running(child), socket)
+    (common::spawn_chronyd(&conf), socket)
 }
 
 /// chronyd's view of its one source (`chronyc -c sources`): the state

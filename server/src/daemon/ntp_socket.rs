@@ -19,7 +19,6 @@ use nix::errno::Errno;
 use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, SockaddrStorage, TimestampingFlag, Timestamps, recvmsg, setsockopt, sockopt,
 };
-use nix::sys::time::TimeSpec;
 use tsod_proto::Timestamp;
 
 /// `SCM_TSTAMP_SND`: `ee_info` of a transmit timestamp taken as the
@@ -141,14 +140,7 @@ impl NtpSocket {
     }
 }
 
-/// A kernel timespec as a [`Timestamp`]; zero (no timestamp) and
-/// pre-1970 values are `None`.
-fn timestamp(t: TimeSpec) -> Option<Timestamp> {
-    let secs = u64::try_from(t.tv_sec()).ok()?;
-    let nanos = u64::try_from(t.tv_nsec()).ok().filter(|n| *n < 1_000_000_000)?;
-    let total = secs.checked_mul(1_000_000_000)?.checked_add(nanos)?;
-    (total > 0).then(|| Timestamp::from_nanos(total))
-}
+use crate::clock::kernel_timestamp as timestamp;
 
 #[cfg(test)]
 mod tests {
@@ -167,10 +159,26 @@ mod tests {
         let mut socket = NtpSocket::connect(addr).unwrap();
         assert!(socket.stamping(), "Linux offers software timestamps on every socket");
         let mut buf = [0u8; 64];
+        // Linux switches receive timestamping on for the whole host through
+        // deferred work when the first socket asks for it: on a host where
+        // no other socket has it on, the first datagrams may arrive without
+        // one (the daemon then falls back to its own readings). Warm up.
+        let mut warm = 0u32;
+        loop {
+            let _ = socket.send(b"warm-up").unwrap();
+            let (n, from) = server.recv_from(&mut buf).unwrap();
+            server.send_to(buf.get(..n).unwrap(), from).unwrap();
+            warm += 1;
+            if socket.recv(&mut buf, Duration::from_secs(5)).unwrap().arrived.is_some() {
+                break;
+            }
+            assert!(warm < 100, "no receive timestamp after {warm} datagrams");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         for round in 0..3u32 {
             let before = tsod_client::sys::realtime_now().unwrap();
             let id = socket.send(b"request").unwrap();
-            assert_eq!(id, round);
+            assert_eq!(id, warm + round);
             let (n, from) = server.recv_from(&mut buf).unwrap();
             server.send_to(buf.get(..n).unwrap(), from).unwrap();
             let got = socket.recv(&mut buf, Duration::from_secs(5)).unwrap();
@@ -207,8 +215,8 @@ mod tests {
 
     #[test]
     fn zero_and_negative_kernel_times_are_no_timestamp() {
-        assert_eq!(timestamp(TimeSpec::new(0, 0)), None);
-        assert_eq!(timestamp(TimeSpec::new(-1, 0)), None);
-        assert_eq!(timestamp(TimeSpec::new(1, 5)), Some(Timestamp::from_nanos(1_000_000_005)));
+        assert_eq!(timestamp(nix::sys::time::TimeSpec::new(0, 0)), None);
+        assert_eq!(timestamp(nix::sys::time::TimeSpec::new(-1, 0)), None);
+        assert_eq!(timestamp(nix::sys::time::TimeSpec::new(1, 5)), Some(Timestamp::from_nanos(1_000_000_005)));
     }
 }

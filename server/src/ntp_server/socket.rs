@@ -16,7 +16,6 @@ use nix::sys::socket::{
     AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, SockaddrStorage,
     TimestampingFlag, Timestamps, recvmsg, sendmsg, setsockopt, socket, sockopt,
 };
-use nix::sys::time::TimeSpec;
 use tsod_proto::Timestamp;
 
 /// The local end a request arrived at, to send the reply from.
@@ -92,7 +91,7 @@ impl ServerSocket {
         if let Ok(cmsgs) = message.cmsgs() {
             for c in cmsgs {
                 match c {
-                    ControlMessageOwned::ScmTimestampsns(t) => arrived = timestamp(t.system),
+                    ControlMessageOwned::ScmTimestampsns(t) => arrived = crate::clock::kernel_timestamp(t.system),
                     ControlMessageOwned::Ipv4PacketInfo(info) => local = Some(LocalEnd::V4(info)),
                     ControlMessageOwned::Ipv6PacketInfo(info) => local = Some(LocalEnd::V6(info)),
                     _ => {}
@@ -138,14 +137,6 @@ fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
     address.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
 }
 
-/// A kernel timespec as a [`Timestamp`]; zero and pre-1970 values are `None`.
-fn timestamp(t: TimeSpec) -> Option<Timestamp> {
-    let secs = u64::try_from(t.tv_sec()).ok()?;
-    let nanos = u64::try_from(t.tv_nsec()).ok().filter(|n| *n < 1_000_000_000)?;
-    let total = secs.checked_mul(1_000_000_000)?.checked_add(nanos)?;
-    (total > 0).then(|| Timestamp::from_nanos(total))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
@@ -160,9 +151,20 @@ mod tests {
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client.connect(("127.0.0.2", port)).unwrap();
         client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 64];
+        // Linux turns receive timestamping on host-wide through deferred
+        // work when the first socket asks: the first datagrams may come
+        // without one (a reply then uses the daemon's own reading). Warm up.
+        for warm in 1.. {
+            client.send(b"warm").unwrap();
+            if server.recv(&mut buf).unwrap().arrived.is_some() {
+                break;
+            }
+            assert!(warm < 100, "no receive timestamp after {warm} datagrams");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let before = tsod_client::sys::realtime_now().unwrap();
         client.send(b"ping").unwrap();
-        let mut buf = [0u8; 64];
         let got = server.recv(&mut buf).unwrap();
         let after = tsod_client::sys::realtime_now().unwrap();
         assert_eq!((got.len, got.from), (4, client.local_addr().unwrap()));

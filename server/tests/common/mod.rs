@@ -97,9 +97,15 @@ pub(crate) fn chronyd(dir: &Path, port: u16, source: Option<(u16, &str)>) -> Run
         ),
     )
     .unwrap();
+    spawn_chronyd(&conf)
+}
+
+/// Starts chronyd in the foreground on configuration file `conf`, never
+/// touching the host clock (`-x`).
+pub(crate) fn spawn_chronyd(conf: &Path) -> Running {
     let child = Command::new("chronyd")
         .args(["-d", "-x", "-u", "root", "-f"])
-        .arg(&conf)
+        .arg(conf)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -16,6 +16,7 @@
 //! are `tsod-shm`'s, linked without its `writer` feature; [`mapping`]
 //! re-exports the read-only mapping and [`sys`] the clock reads.
 
+pub mod cluster;
 pub mod hlc;
 mod local;
 pub mod mapping;
@@ -23,6 +24,7 @@ mod remote;
 pub mod sys;
 pub mod tso;
 
+pub use cluster::{ClusterFile, Site};
 pub use local::{ClockError, LocalClock, MAX_MAPPINGS, REOPEN_INTERVAL, slept_between, suspended_since};
 pub use remote::{REORDERING_PACKETS, RemoteClock, RemoteError, RemoteNow, RemoteOptions, SiteStatus, SourceStatus};
 pub use tsod_proto::shm::{BoundError, PublishedState, ShmError};

@@ -65,29 +65,56 @@
 //! # }
 //! ```
 //!
+//! # Several sites, and losing one
+//!
+//! [`RemoteClock::connect_sites`] (or [`RemoteClock::connect_cluster`] with
+//! a cluster file) takes every site of the cluster. It dials them all at
+//! once and asks the nearest by the round trip its handshake measured.
+//! Each site's name is the server name its certificate must carry. The
+//! connection is kept alive by QUIC keep-alives, so a site that dies or is
+//! cut off is noticed within [`RemoteOptions::dead_after`] (or three probe
+//! timeouts, on a slow path) even between requests. A request that fails
+//! for want of its site (no handshake, connection lost, timeout) marks that
+//! site failed, and the next request races handshakes to every other site
+//! and asks the first to answer. [`RemoteClock::now`] does that within the
+//! same call, until its request timeout: each attempt reads its own `c1`,
+//! so the widening stays sound. While away from its nearest site, the
+//! client probes the nearer ones every ten seconds and moves back to the
+//! first that answers. Every site's interval contains true time, so
+//! switching sites never makes an answer untrue; [`Tso`](crate::tso::Tso)
+//! gets the same failover, and its own check that no timestamp is below
+//! one it returned.
+//!
 //! The sans-IO checks and the widening live in `response.rs`, the TLS setup
-//! in `tls.rs`, the error type in `error.rs`.
+//! in `tls.rs`, the error type in `error.rs`, one site's connection in
+//! `link.rs`, the choice of site in `choice.rs`.
 
+mod choice;
 mod error;
+mod link;
 mod response;
 mod tls;
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use quinn::{Connection, ConnectionError, Endpoint, ReadError, ReadToEndError, WriteError};
 use tokio::sync::Mutex;
+use tokio::task::JoinSet;
 use tokio::time::Instant as TokioInstant;
-use tsod_proto::wire::{MAX_MESSAGE_LEN, Message, Request};
+use tsod_proto::wire::{Message, Request};
 use tsod_proto::{ClockStatus, DriftModel, MonoInstant, Ppb, TimeInterval, Timescale};
 
 pub use error::RemoteError;
 pub use response::{SiteStatus, SourceStatus};
 pub use tls::REORDERING_PACKETS;
 
-use crate::sys;
+use crate::cluster::{ClusterFile, Site};
+use choice::Choice;
+pub(crate) use link::Exchange;
+use link::Link;
 
 /// How a [`RemoteClock`] connects and what it accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,6 +144,12 @@ pub struct RemoteOptions {
     /// Longest a call may take, dialling included, before it fails with
     /// [`RemoteError::Timeout`].
     pub request_timeout: Duration,
+    /// Silence after which a site's connection is taken as dead: the client
+    /// sends QUIC keep-alives every third of it, and a connection that hears
+    /// nothing for this long (or for three QUIC probe timeouts, if longer:
+    /// about three round trips on a slow path) closes, so a dead or cut-off
+    /// site shows within it and a site list moves on. At least 10 ms.
+    pub dead_after: Duration,
 }
 
 impl RemoteOptions {
@@ -126,6 +159,10 @@ impl RemoteOptions {
     pub const DEFAULT_MAX_ROUND_TRIP: Duration = Duration::from_secs(1);
     /// Default [`RemoteOptions::request_timeout`]: 2 s.
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default [`RemoteOptions::dead_after`]: 250 ms, below the TSO's
+    /// failover time at a 25 ms round trip (0.29 s, BENCHMARKS.md), so a
+    /// client that loses its site is on another before a new leader issues.
+    pub const DEFAULT_DEAD_AFTER: Duration = Duration::from_millis(250);
 
     /// Options trusting the CA in `ca_path` for the site whose certificate
     /// names `server_name` (its DNS name, e.g. `bj-a`), with every other
@@ -138,6 +175,7 @@ impl RemoteOptions {
             drift_bound: Self::DEFAULT_DRIFT_BOUND,
             max_round_trip: Self::DEFAULT_MAX_ROUND_TRIP,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            dead_after: Self::DEFAULT_DEAD_AFTER,
         }
     }
 }
@@ -171,7 +209,8 @@ impl RemoteNow {
     }
 }
 
-/// A remote tsod site's bounded clock over QUIC `tsod-client/1`.
+/// A remote tsod site's bounded clock over QUIC `tsod-client/1`, from one
+/// site or the nearest of several (see the module doc).
 ///
 /// Share it between tasks (`&self` everywhere): calls run concurrently,
 /// each on its own stream of one connection. Use it inside the tokio runtime
@@ -179,31 +218,29 @@ impl RemoteNow {
 /// that runtime; timeouts use tokio's timer).
 #[derive(Debug)]
 pub struct RemoteClock {
-    addr: SocketAddr,
-    server_name: String,
-    endpoint: Endpoint,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    links: Vec<Link>,
+    choice: StdMutex<Choice>,
+    /// Held while racing handshakes after a failure: one race at a time,
+    /// the other callers wait for its winner.
+    switching: Mutex<()>,
     drift: DriftModel,
     max_round_trip: Duration,
     request_timeout: Duration,
-    connection: Mutex<Option<Connection>>,
     next_request_id: AtomicU64,
-}
-
-/// A request's bytes on the wire and the reader clock around them.
-pub(crate) struct Exchange {
-    pub(crate) response: Vec<u8>,
-    /// `c1`: before the request could leave.
-    sent_at: MonoInstant,
-    /// `c4`: after the whole response had arrived.
-    received_at: MonoInstant,
-    /// `CLOCK_BOOTTIME` at `c1` and `c4`: a suspend in between shows as
-    /// BOOTTIME running ahead of the reader clock.
-    boot_at_send: MonoInstant,
-    boot_at_receive: MonoInstant,
 }
 
 /// The timescale of version 1, the only one this client expects.
 const TIMESCALE: Timescale = Timescale::UtcSmear24h;
+
+/// After the first site of a list answers its handshake, how long the
+/// others get to answer theirs (at least; plus twice the first one's time)
+/// before the nearest of those that did is chosen.
+const RANKING_GRACE: Duration = Duration::from_millis(20);
 
 impl RemoteClock {
     /// Connects to the site at `addr` whose certificate names `server_name`
@@ -217,32 +254,76 @@ impl RemoteClock {
     /// Connects to the site at `addr` with `options`. The first connection
     /// is dialled here, so a wrong address, CA or certificate shows at once.
     pub async fn connect_with(addr: SocketAddr, options: RemoteOptions) -> Result<Self, RemoteError> {
+        let site = Site::new(options.server_name.clone(), addr);
+        Self::connect_sites(vec![site], options).await
+    }
+
+    /// Connects to the sites of the cluster file `cluster` (see
+    /// [`crate::cluster`]) with its CA, and `options` otherwise
+    /// (`options.ca_path` and `options.server_name` are not used).
+    pub async fn connect_cluster(cluster: &ClusterFile, options: RemoteOptions) -> Result<Self, RemoteError> {
+        let sites = cluster.resolve().await.map_err(|e| RemoteError::InvalidOptions(e.to_string()))?;
+        Self::connect_sites(sites, RemoteOptions { ca_path: cluster.ca.clone(), ..options }).await
+    }
+
+    /// Connects to the nearest of `sites`, each verified by its own name
+    /// (`options.server_name` is not used), trusting `options.ca_path`.
+    /// Every site is dialled at once; the nearest of those that answer
+    /// (within 20 ms plus twice the first answer's time) by handshake round
+    /// trip is asked first. An empty list is
+    /// [`RemoteError::InvalidOptions`]; when no site answers within the
+    /// request timeout, the error is the listed-first site's
+    /// ([`RemoteError::NoSiteAnswered`] with each site's reason, for a list
+    /// of more than one).
+    pub async fn connect_sites(sites: Vec<Site>, options: RemoteOptions) -> Result<Self, RemoteError> {
         let drift = DriftModel::symmetric(options.drift_bound)
             .map_err(|e| RemoteError::InvalidOptions(format!("drift_bound: {e}")))?;
         if options.max_round_trip.is_zero() || options.request_timeout.is_zero() {
             return Err(RemoteError::InvalidOptions("max_round_trip and request_timeout must be positive".to_owned()));
         }
-        let server_name = tls::check_server_name(&options.server_name)?;
+        if options.dead_after < Duration::from_millis(10) {
+            return Err(RemoteError::InvalidOptions("dead_after must be at least 10 ms".to_owned()));
+        }
+        if sites.is_empty() {
+            return Err(RemoteError::InvalidOptions("the site list is empty; give at least one site".to_owned()));
+        }
         let config = tls::quic_client_config(&options)?;
-        let bind: SocketAddr = match addr {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let mut endpoint = Endpoint::client(bind).map_err(RemoteError::Socket)?;
-        endpoint.set_default_client_config(config);
+        let mut links = Vec::with_capacity(sites.len());
+        for (i, site) in sites.into_iter().enumerate() {
+            tls::check_server_name(&site.name)?;
+            if links.iter().take(i).any(|l: &Link| l.site.name == site.name) {
+                return Err(RemoteError::InvalidOptions(format!("site {} is listed twice", site.name)));
+            }
+            links.push(Link::new(site, config.clone())?);
+        }
+        let count = links.len();
         let clock = Self {
-            addr,
-            server_name,
-            endpoint,
-            drift,
-            max_round_trip: options.max_round_trip,
-            request_timeout: options.request_timeout,
-            connection: Mutex::new(None),
-            next_request_id: AtomicU64::new(1),
+            inner: Arc::new(Inner {
+                links,
+                choice: StdMutex::new(Choice::new(count, 0)),
+                switching: Mutex::new(()),
+                drift,
+                max_round_trip: options.max_round_trip,
+                request_timeout: options.request_timeout,
+                next_request_id: AtomicU64::new(1),
+            }),
         };
-        let deadline = clock.deadline()?;
-        tokio::time::timeout_at(deadline, clock.connection()).await.map_err(|_| clock.timeout())??;
-        Ok(clock)
+        let deadline = clock.inner.deadline()?;
+        let all: Vec<usize> = (0..count).collect();
+        let (answered, mut failures) = Inner::race(&clock.inner, &all, deadline, true).await;
+        match choice::nearest(&clock.inner.round_trips()) {
+            Some(nearest) if !answered.is_empty() => {
+                clock.inner.choice().choose(nearest, Instant::now());
+                for &i in answered.iter().filter(|&&i| i != nearest) {
+                    if let Some(link) = clock.inner.links.get(i) {
+                        link.release().await;
+                    }
+                }
+                Ok(clock)
+            }
+            _ if count == 1 => Err(failures.pop().map_or_else(|| clock.inner.timeout(0), |(_, e)| e)),
+            _ => Err(RemoteError::NoSiteAnswered { tried: describe(&clock.inner.links, failures) }),
+        }
     }
 
     /// An interval that contains true time now (at the reader instant the
@@ -253,9 +334,292 @@ impl RemoteClock {
 
     /// Like [`RemoteClock::now`], with the reader instant `c4` the interval
     /// holds at, so the caller can extrapolate it ([`RemoteNow::interval_at`]).
+    /// With several sites, a site that fails the request is left for the
+    /// next one within the request timeout (each attempt measures its own
+    /// round trip).
     pub async fn now_at(&self) -> Result<RemoteNow, RemoteError> {
-        let request_id = self.request_id();
-        let exchange = self.request(Message::NowRequest(Request { request_id })).await?;
+        let deadline = self.inner.deadline()?;
+        let mut attempts = self.inner.links.len();
+        loop {
+            let request_id = self.inner.request_id();
+            match self.inner.request_until(Message::NowRequest(Request { request_id }), deadline).await {
+                Ok(exchange) => return self.inner.widen(&exchange, request_id),
+                Err(error) if attempts > 1 && is_site_failure(&error) && TokioInstant::now() < deadline => {
+                    attempts -= 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// The server's status (of its published interval), as
+    /// [`LocalClock::status`](crate::LocalClock::status) gives the local one.
+    /// An unbounded status is a value here, not an error.
+    pub async fn status(&self) -> Result<ClockStatus, RemoteError> {
+        self.site_report().await.map(|r| r.status)
+    }
+
+    /// The server's site report: its status, half-width and sources.
+    pub async fn site_report(&self) -> Result<SiteStatus, RemoteError> {
+        let request_id = self.inner.request_id();
+        let exchange = self.request(Message::StatusRequest(Request { request_id })).await?;
+        response::check_status_response(&exchange.response, request_id, TIMESCALE)
+    }
+
+    /// The address of the site asked now.
+    pub fn addr(&self) -> SocketAddr {
+        self.site().addr
+    }
+
+    /// The name the certificate of the site asked now must carry.
+    pub fn server_name(&self) -> &str {
+        &self.inner.current_link().site.name
+    }
+
+    /// The site asked now.
+    pub fn site(&self) -> Site {
+        self.inner.current_link().site.clone()
+    }
+
+    /// Every site, in the given order, with the round trip its last
+    /// handshake measured (`None` before one answered).
+    pub fn sites(&self) -> Vec<(Site, Option<Duration>)> {
+        self.inner.links.iter().map(|l| (l.site.clone(), l.round_trip())).collect()
+    }
+
+    /// How many times the client moved to another site.
+    pub fn site_switches(&self) -> u64 {
+        self.inner.choice().switches()
+    }
+
+    /// The timescale of every interval this clock returns.
+    pub fn timescale(&self) -> Timescale {
+        TIMESCALE
+    }
+
+    /// The client's drift model (ρ_c, no frequency correction).
+    pub fn drift_model(&self) -> DriftModel {
+        self.inner.drift
+    }
+
+    /// Sends `request` to the current site on a new stream and reads the
+    /// answer, within the request timeout. One attempt: a site that fails
+    /// it is marked, and the next request goes elsewhere.
+    pub(crate) async fn request(&self, request: Message<'_>) -> Result<Exchange, RemoteError> {
+        let deadline = self.inner.deadline()?;
+        self.inner.request_until(request, deadline).await
+    }
+}
+
+impl Inner {
+    fn choice(&self) -> MutexGuard<'_, Choice> {
+        // A panic while holding it cannot leave the choice inconsistent
+        // (every update is one assignment), so a poisoned lock is used as is.
+        self.choice.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn current_link(&self) -> &Link {
+        // `connect_sites` refuses an empty list, and the choice is always
+        // one of the sites.
+        let current = self.choice().current().min(self.links.len().saturating_sub(1));
+        &self.links[current]
+    }
+
+    fn round_trips(&self) -> Vec<Option<Duration>> {
+        self.links.iter().map(Link::round_trip).collect()
+    }
+
+    /// A fresh request id; never 0, which error responses use for "unknown".
+    fn request_id(&self) -> u64 {
+        self.next_request_id.fetch_add(1, Ordering::Relaxed).max(1)
+    }
+
+    /// When a call starting now times out.
+    fn deadline(&self) -> Result<TokioInstant, RemoteError> {
+        TokioInstant::now().checked_add(self.request_timeout).ok_or_else(|| self.timeout(0))
+    }
+
+    fn timeout(&self, site: usize) -> RemoteError {
+        let addr = self.links.get(site).map_or_else(|| self.current_link().addr(), Link::addr);
+        RemoteError::Timeout { addr, after: self.request_timeout }
+    }
+
+    /// One attempt at `request` on the current site (chosen anew if it
+    /// failed), by `deadline`.
+    async fn request_until(
+        self: &Arc<Self>,
+        request: Message<'_>,
+        deadline: TokioInstant,
+    ) -> Result<Exchange, RemoteError> {
+        let bytes = request.to_vec()?;
+        let site = self.usable_site(deadline).await?;
+        let link = self.links.get(site).ok_or_else(|| self.timeout(site))?;
+        let result = match tokio::time::timeout_at(deadline, link.connection()).await {
+            Err(_) => Err(self.timeout(site)),
+            Ok(Err(error)) => Err(error),
+            Ok(Ok(connection)) => {
+                match tokio::time::timeout_at(deadline, link::exchange(&connection, &bytes, link.addr())).await {
+                    Ok(Ok(exchange)) => Ok(exchange),
+                    Ok(Err(error)) => {
+                        if matches!(error, RemoteError::ConnectionLost { .. }) {
+                            link.forget(&connection).await;
+                        }
+                        Err(error)
+                    }
+                    Err(_) => {
+                        link.forget(&connection).await;
+                        Err(self.timeout(site))
+                    }
+                }
+            }
+        };
+        match result {
+            Err(error) if is_site_failure(&error) => {
+                self.choice().fail(site, Instant::now());
+                Err(error)
+            }
+            Ok(exchange) => {
+                self.maybe_probe();
+                Ok(exchange)
+            }
+            other => other,
+        }
+    }
+
+    /// The site to ask: the current one unless it failed; then the first
+    /// other site to answer a handshake (one race at a time; callers that
+    /// arrive meanwhile wait for its winner).
+    async fn usable_site(self: &Arc<Self>, deadline: TokioInstant) -> Result<usize, RemoteError> {
+        {
+            let choice = self.choice();
+            if choice.current_usable() || self.links.len() == 1 {
+                return Ok(choice.current());
+            }
+        }
+        let _one_race = tokio::time::timeout_at(deadline, self.switching.lock())
+            .await
+            .map_err(|_| self.timeout(self.choice().current()))?;
+        let candidates = {
+            let choice = self.choice();
+            if choice.current_usable() {
+                return Ok(choice.current());
+            }
+            choice.candidates(&self.round_trips(), Instant::now())
+        };
+        let (answered, failures) = Self::race(self, &candidates, deadline, false).await;
+        match answered.first() {
+            Some(&winner) => {
+                let previous = self.choice().current();
+                self.choice().choose(winner, Instant::now());
+                tracing::info!(
+                    from = %self.links.get(previous).map_or("?", |l| l.site.name.as_str()),
+                    to = %self.links.get(winner).map_or("?", |l| l.site.name.as_str()),
+                    "tsod site failed: moved to another"
+                );
+                if let Some(link) = self.links.get(previous) {
+                    link.release().await;
+                }
+                Ok(winner)
+            }
+            None => {
+                let now = Instant::now();
+                for &(i, _) in &failures {
+                    self.choice().fail(i, now);
+                }
+                Err(RemoteError::NoSiteAnswered { tried: describe(&self.links, failures) })
+            }
+        }
+    }
+
+    /// Dials `sites` at once until `deadline`. Returns the sites that
+    /// answered in the order they did, and each failure. Unless
+    /// `rank_all`, stops at the first answer; with it, waits for the others
+    /// for [`RANKING_GRACE`] plus twice the first answer's time.
+    async fn race(
+        self: &Arc<Self>,
+        sites: &[usize],
+        deadline: TokioInstant,
+        rank_all: bool,
+    ) -> (Vec<usize>, Vec<(usize, RemoteError)>) {
+        let started = TokioInstant::now();
+        let mut dials: JoinSet<(usize, Result<(), RemoteError>)> = JoinSet::new();
+        for &i in sites {
+            let inner = Arc::clone(self);
+            dials.spawn(async move {
+                let result = match inner.links.get(i) {
+                    Some(link) => link.connection().await.map(|_| ()),
+                    None => Err(inner.timeout(i)),
+                };
+                (i, result)
+            });
+        }
+        let mut answered = Vec::new();
+        let mut failures = Vec::new();
+        let mut until = deadline;
+        loop {
+            match tokio::time::timeout_at(until, dials.join_next()).await {
+                Ok(Some(Ok((i, Ok(()))))) => {
+                    if !rank_all {
+                        answered.push(i);
+                        break;
+                    }
+                    if answered.is_empty() {
+                        let first = started.elapsed();
+                        until = until.min(TokioInstant::now() + RANKING_GRACE + 2 * first);
+                    }
+                    answered.push(i);
+                }
+                Ok(Some(Ok((i, Err(error))))) => failures.push((i, error)),
+                // A dial task cannot panic; one cancelled by a runtime
+                // shutting down has nothing to report.
+                Ok(Some(Err(_))) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    if answered.is_empty() {
+                        let reported: Vec<usize> = failures.iter().map(|&(i, _)| i).collect();
+                        for &i in sites.iter().filter(|i| !reported.contains(i)) {
+                            failures.push((i, self.timeout(i)));
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        // Handshakes still running are abandoned (their sites keep no state).
+        dials.abort_all();
+        (answered, failures)
+    }
+
+    /// While away from the nearest site: every so often, dial the nearer
+    /// ones in the background and move to the first that answers.
+    fn maybe_probe(self: &Arc<Self>) {
+        if self.links.len() < 2 {
+            return;
+        }
+        let nearer = self.choice().probe(&self.round_trips(), Instant::now());
+        if nearer.is_empty() {
+            return;
+        }
+        let inner = Arc::clone(self);
+        tokio::spawn(async move {
+            let Ok(deadline) = inner.deadline() else { return };
+            let (answered, _) = Self::race(&inner, &nearer, deadline, false).await;
+            if let Some(&nearer) = answered.first() {
+                let previous = inner.choice().current();
+                inner.choice().choose(nearer, Instant::now());
+                tracing::info!(
+                    to = %inner.links.get(nearer).map_or("?", |l| l.site.name.as_str()),
+                    "a nearer tsod site answers again: moved back to it"
+                );
+                if let Some(link) = inner.links.get(previous).filter(|_| previous != nearer) {
+                    link.release().await;
+                }
+            }
+        });
+    }
+
+    /// The interval of a `now-response`, widened by its round trip.
+    fn widen(&self, exchange: &Exchange, request_id: u64) -> Result<RemoteNow, RemoteError> {
         let response = response::check_now_response(&exchange.response, request_id, TIMESCALE)?;
         let round_trip_nanos = exchange
             .received_at
@@ -285,128 +649,29 @@ impl RemoteClock {
             drift: self.drift,
         })
     }
-
-    /// The server's status (of its published interval), as
-    /// [`LocalClock::status`](crate::LocalClock::status) gives the local one.
-    /// An unbounded status is a value here, not an error.
-    pub async fn status(&self) -> Result<ClockStatus, RemoteError> {
-        self.site_report().await.map(|r| r.status)
-    }
-
-    /// The server's site report: its status, half-width and sources.
-    pub async fn site_report(&self) -> Result<SiteStatus, RemoteError> {
-        let request_id = self.request_id();
-        let exchange = self.request(Message::StatusRequest(Request { request_id })).await?;
-        response::check_status_response(&exchange.response, request_id, TIMESCALE)
-    }
-
-    /// The server's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The name the server's certificate must carry.
-    pub fn server_name(&self) -> &str {
-        &self.server_name
-    }
-
-    /// The timescale of every interval this clock returns.
-    pub fn timescale(&self) -> Timescale {
-        TIMESCALE
-    }
-
-    /// The client's drift model (ρ_c, no frequency correction).
-    pub fn drift_model(&self) -> DriftModel {
-        self.drift
-    }
-
-    /// A fresh request id; never 0, which error responses use for "unknown".
-    fn request_id(&self) -> u64 {
-        self.next_request_id.fetch_add(1, Ordering::Relaxed).max(1)
-    }
-
-    /// When a call starting now times out.
-    fn deadline(&self) -> Result<TokioInstant, RemoteError> {
-        TokioInstant::now().checked_add(self.request_timeout).ok_or_else(|| self.timeout())
-    }
-
-    fn timeout(&self) -> RemoteError {
-        RemoteError::Timeout { addr: self.addr, after: self.request_timeout }
-    }
-
-    /// Sends `request` on a new stream and reads the answer, within the
-    /// request timeout. A connection that timed out or died is forgotten,
-    /// so the next call dials again.
-    pub(crate) async fn request(&self, request: Message<'_>) -> Result<Exchange, RemoteError> {
-        let bytes = request.to_vec()?;
-        let deadline = self.deadline()?;
-        let connection = tokio::time::timeout_at(deadline, self.connection()).await.map_err(|_| self.timeout())??;
-        match tokio::time::timeout_at(deadline, exchange(&connection, &bytes, self.addr)).await {
-            Ok(Ok(exchange)) => Ok(exchange),
-            Ok(Err(error)) => {
-                if matches!(error, RemoteError::ConnectionLost { .. }) {
-                    self.forget(&connection).await;
-                }
-                Err(error)
-            }
-            Err(_) => {
-                self.forget(&connection).await;
-                Err(self.timeout())
-            }
-        }
-    }
-
-    /// The open connection, dialling if there is none or it has closed.
-    async fn connection(&self) -> Result<Connection, RemoteError> {
-        let mut slot = self.connection.lock().await;
-        match slot.as_ref() {
-            Some(connection) if connection.close_reason().is_none() => return Ok(connection.clone()),
-            _ => *slot = None,
-        }
-        let connecting = self
-            .endpoint
-            .connect(self.addr, &self.server_name)
-            .map_err(|source| RemoteError::Connect { addr: self.addr, source })?;
-        let connection = connecting.await.map_err(|source| RemoteError::Handshake {
-            addr: self.addr,
-            server_name: self.server_name.clone(),
-            source,
-        })?;
-        *slot = Some(connection.clone());
-        Ok(connection)
-    }
-
-    /// Drops `connection` from the cache if it is still the cached one;
-    /// requests still running on it finish or fail on their own.
-    async fn forget(&self, connection: &Connection) {
-        let mut slot = self.connection.lock().await;
-        if slot.as_ref().is_some_and(|c| c.stable_id() == connection.stable_id()) {
-            *slot = None;
-        }
-    }
 }
 
-/// One request on a new bidirectional stream: write, finish, read the whole
-/// answer (at most one message's worth), with `c1` and `c4` around it.
-async fn exchange(connection: &Connection, request: &[u8], addr: SocketAddr) -> Result<Exchange, RemoteError> {
-    let lost = |source: ConnectionError| RemoteError::ConnectionLost { addr, source };
-    let aborted = |why: String| RemoteError::StreamAborted { addr, why };
-    let (mut send, mut recv) = connection.open_bi().await.map_err(lost)?;
-    // Opening a stream sends nothing, so this is still before the request
-    // can leave: c1 ≤ the server's send instant.
-    let sent_at = sys::reader_clock_now().map_err(RemoteError::Clock)?;
-    let boot_at_send = sys::boottime_now().map_err(RemoteError::Clock)?;
-    send.write_all(request).await.map_err(|e| match e {
-        WriteError::ConnectionLost(source) => lost(source),
-        other => aborted(other.to_string()),
-    })?;
-    send.finish().map_err(|e| aborted(e.to_string()))?;
-    let response = recv.read_to_end(MAX_MESSAGE_LEN).await.map_err(|e| match e {
-        ReadToEndError::TooLong => RemoteError::ResponseTooLong,
-        ReadToEndError::Read(ReadError::ConnectionLost(source)) => lost(source),
-        ReadToEndError::Read(other) => aborted(other.to_string()),
-    })?;
-    let boot_at_receive = sys::boottime_now().map_err(RemoteError::Clock)?;
-    let received_at = sys::reader_clock_now().map_err(RemoteError::Clock)?;
-    Ok(Exchange { response, sent_at, received_at, boot_at_send, boot_at_receive })
+/// Whether `error` says the site could not be reached or did not answer
+/// (as opposed to an answer: a refusal, a status, a bad response).
+pub(crate) fn is_site_failure(error: &RemoteError) -> bool {
+    matches!(
+        error,
+        RemoteError::Connect { .. }
+            | RemoteError::Handshake { .. }
+            | RemoteError::ConnectionLost { .. }
+            | RemoteError::Timeout { .. }
+            | RemoteError::NoSiteAnswered { .. }
+    )
+}
+
+/// `name (addr): reason; …` for [`RemoteError::NoSiteAnswered`].
+fn describe(links: &[Link], failures: Vec<(usize, RemoteError)>) -> String {
+    let each: Vec<String> = failures
+        .into_iter()
+        .map(|(i, error)| match links.get(i) {
+            Some(link) => format!("{} ({}): {error}", link.site.name, link.addr()),
+            None => error.to_string(),
+        })
+        .collect();
+    each.join("; ")
 }

@@ -86,6 +86,7 @@ use tsod_proto::wire::{MAX_TSO_COUNT, Message, TsoRequest};
 pub use error::TsoError;
 pub use range::{TsoRange, TsoRangeIter};
 
+use crate::cluster::{ClusterFile, Site};
 use crate::{RemoteClock, RemoteError, RemoteOptions};
 use batch::{BatchConfig, Batcher, Completion, Outgoing};
 use error::ErrorKind;
@@ -302,7 +303,7 @@ pub struct Tso {
 struct Shared {
     calls: mpsc::Sender<Call>,
     counters: Arc<Counters>,
-    addr: SocketAddr,
+    clock: Arc<RemoteClock>,
 }
 
 impl Tso {
@@ -311,13 +312,32 @@ impl Tso {
     /// shows at once (as [`TsoError::Transport`]); later ones are redialled
     /// as needed.
     pub async fn connect(addr: SocketAddr, options: TsoOptions) -> Result<Self, TsoError> {
+        let site = Site::new(options.remote.server_name.clone(), addr);
+        Self::connect_sites(vec![site], options).await
+    }
+
+    /// Connects to the sites of the cluster file `cluster` (see
+    /// [`crate::cluster`]) with its CA and `options` otherwise
+    /// (`options.remote.ca_path` and `server_name` are not used).
+    pub async fn connect_cluster(cluster: &ClusterFile, options: TsoOptions) -> Result<Self, TsoError> {
+        let sites = cluster.resolve().await.map_err(|e| TsoError::InvalidOptions(e.to_string()))?;
+        let remote = RemoteOptions { ca_path: cluster.ca.clone(), ..options.remote.clone() };
+        Self::connect_sites(sites, TsoOptions { remote, ..options }).await
+    }
+
+    /// Connects to the nearest of `sites` and moves to another when it is
+    /// lost ([`RemoteClock::connect_sites`]): requests that failed for want
+    /// of their site are retried on the next one within their deadline,
+    /// and the check that no timestamp is below one already returned spans
+    /// every site.
+    pub async fn connect_sites(sites: Vec<Site>, options: TsoOptions) -> Result<Self, TsoError> {
         let config = options.batch_config()?;
-        let clock = RemoteClock::connect_with(addr, options.remote).await?;
+        let clock = Arc::new(RemoteClock::connect_sites(sites, options.remote).await?);
         let (calls, queue) = mpsc::channel(TsoOptions::CALL_QUEUE);
         let counters = Arc::new(Counters::default());
         let max_queued = options.max_queued;
-        tokio::spawn(drive(queue, Arc::new(clock), Batcher::new(config), max_queued, Arc::clone(&counters)));
-        Ok(Self { shared: Arc::new(Shared { calls, counters, addr }) })
+        tokio::spawn(drive(queue, Arc::clone(&clock), Batcher::new(config), max_queued, Arc::clone(&counters)));
+        Ok(Self { shared: Arc::new(Shared { calls, counters, clock }) })
     }
 
     /// One TSO timestamp.
@@ -341,9 +361,19 @@ impl Tso {
         self.shared.counters.snapshot()
     }
 
-    /// The server's address.
+    /// The address of the site asked now.
     pub fn addr(&self) -> SocketAddr {
-        self.shared.addr
+        self.shared.clock.addr()
+    }
+
+    /// The site asked now.
+    pub fn site(&self) -> Site {
+        self.shared.clock.site()
+    }
+
+    /// How many times the client moved to another site.
+    pub fn site_switches(&self) -> u64 {
+        self.shared.clock.site_switches()
     }
 }
 

@@ -57,6 +57,12 @@ pub enum RemoteError {
         /// quinn's reason.
         source: quinn::ConnectionError,
     },
+    /// None of several sites answered a handshake within the request timeout.
+    #[error("no tsod site answered: {tried}")]
+    NoSiteAnswered {
+        /// Each site's name, address and reason.
+        tried: String,
+    },
     /// The connection died during the request; the next call dials again.
     #[error("connection to {addr} lost: {source}; the next call dials again")]
     ConnectionLost {

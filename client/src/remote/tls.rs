@@ -35,6 +35,12 @@ pub(crate) fn quic_client_config(options: &RemoteOptions) -> Result<quinn::Clien
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     let mut transport = quinn::TransportConfig::default();
     transport.packet_threshold(REORDERING_PACKETS);
+    // A dead or cut-off site shows within `dead_after` even between
+    // requests: keep-alives every third of it, and silence that long closes
+    // the connection (quinn waits at least three probe timeouts, so a slow
+    // path is not taken for a dead one).
+    transport.max_idle_timeout(quinn::IdleTimeout::try_from(options.dead_after).ok());
+    transport.keep_alive_interval(Some(options.dead_after / 3));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

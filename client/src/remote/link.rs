@@ -1,0 +1,132 @@
+//! One site's QUIC connection for a [`RemoteClock`](super::RemoteClock):
+//! dialled lazily, shared by every request (each on its own stream), and
+//! forgotten when it dies so the next use dials again; and the exchange of
+//! one request with the reader clock read around it.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use quinn::{Connection, ConnectionError, Endpoint, ReadError, ReadToEndError, WriteError};
+use tokio::sync::Mutex;
+use tsod_proto::MonoInstant;
+use tsod_proto::wire::MAX_MESSAGE_LEN;
+
+use super::RemoteError;
+use crate::cluster::Site;
+use crate::sys;
+
+/// A request's bytes on the wire and the reader clock around them.
+pub(crate) struct Exchange {
+    pub(crate) response: Vec<u8>,
+    /// `c1`: before the request could leave.
+    pub(crate) sent_at: MonoInstant,
+    /// `c4`: after the whole response had arrived.
+    pub(crate) received_at: MonoInstant,
+    /// `CLOCK_BOOTTIME` at `c1` and `c4`: a suspend in between shows as
+    /// BOOTTIME running ahead of the reader clock.
+    pub(crate) boot_at_send: MonoInstant,
+    pub(crate) boot_at_receive: MonoInstant,
+}
+
+/// Round trip not measured yet.
+const UNKNOWN: u64 = u64::MAX;
+
+/// One site: its endpoint, its cached connection, the round trip its last
+/// handshake measured.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) site: Site,
+    endpoint: Endpoint,
+    connection: Mutex<Option<Connection>>,
+    /// quinn's round-trip estimate when the last connection was made, ns.
+    rtt: AtomicU64,
+}
+
+impl Link {
+    /// A link to `site` with its own UDP socket; dials nothing yet.
+    pub(crate) fn new(site: Site, config: quinn::ClientConfig) -> Result<Self, RemoteError> {
+        let bind: SocketAddr = match site.addr {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let mut endpoint = Endpoint::client(bind).map_err(RemoteError::Socket)?;
+        endpoint.set_default_client_config(config);
+        Ok(Self { site, endpoint, connection: Mutex::new(None), rtt: AtomicU64::new(UNKNOWN) })
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.site.addr
+    }
+
+    /// The round trip measured by the last handshake, if any.
+    pub(crate) fn round_trip(&self) -> Option<Duration> {
+        let nanos = self.rtt.load(Ordering::Relaxed);
+        (nanos != UNKNOWN).then(|| Duration::from_nanos(nanos))
+    }
+
+    /// The open connection, dialling if there is none or it has closed.
+    pub(crate) async fn connection(&self) -> Result<Connection, RemoteError> {
+        let mut slot = self.connection.lock().await;
+        match slot.as_ref() {
+            Some(connection) if connection.close_reason().is_none() => return Ok(connection.clone()),
+            _ => *slot = None,
+        }
+        let addr = self.site.addr;
+        let connecting =
+            self.endpoint.connect(addr, &self.site.name).map_err(|source| RemoteError::Connect { addr, source })?;
+        let connection = connecting.await.map_err(|source| RemoteError::Handshake {
+            addr,
+            server_name: self.site.name.clone(),
+            source,
+        })?;
+        let rtt = u64::try_from(connection.rtt().as_nanos()).unwrap_or(UNKNOWN - 1);
+        self.rtt.store(rtt, Ordering::Relaxed);
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Drops `connection` from the cache if it is still the cached one;
+    /// requests still running on it finish or fail on their own.
+    pub(crate) async fn forget(&self, connection: &Connection) {
+        let mut slot = self.connection.lock().await;
+        if slot.as_ref().is_some_and(|c| c.stable_id() == connection.stable_id()) {
+            *slot = None;
+        }
+    }
+
+    /// Drops the cached connection, if any: quinn closes it once the
+    /// requests still running on it have let go of it.
+    pub(crate) async fn release(&self) {
+        self.connection.lock().await.take();
+    }
+}
+
+/// One request on a new bidirectional stream: write, finish, read the whole
+/// answer (at most one message's worth), with `c1` and `c4` around it.
+pub(crate) async fn exchange(
+    connection: &Connection,
+    request: &[u8],
+    addr: SocketAddr,
+) -> Result<Exchange, RemoteError> {
+    let lost = |source: ConnectionError| RemoteError::ConnectionLost { addr, source };
+    let aborted = |why: String| RemoteError::StreamAborted { addr, why };
+    let (mut send, mut recv) = connection.open_bi().await.map_err(lost)?;
+    // Opening a stream sends nothing, so this is still before the request
+    // can leave: c1 ≤ the server's send instant.
+    let sent_at = sys::reader_clock_now().map_err(RemoteError::Clock)?;
+    let boot_at_send = sys::boottime_now().map_err(RemoteError::Clock)?;
+    send.write_all(request).await.map_err(|e| match e {
+        WriteError::ConnectionLost(source) => lost(source),
+        other => aborted(other.to_string()),
+    })?;
+    send.finish().map_err(|e| aborted(e.to_string()))?;
+    let response = recv.read_to_end(MAX_MESSAGE_LEN).await.map_err(|e| match e {
+        ReadToEndError::TooLong => RemoteError::ResponseTooLong,
+        ReadToEndError::Read(ReadError::ConnectionLost(source)) => lost(source),
+        ReadToEndError::Read(other) => aborted(other.to_string()),
+    })?;
+    let boot_at_receive = sys::boottime_now().map_err(RemoteError::Clock)?;
+    let received_at = sys::reader_clock_now().map_err(RemoteError::Clock)?;
+    Ok(Exchange { response, sent_at, received_at, boot_at_send, boot_at_receive })
+}

@@ -68,22 +68,25 @@
 //! # Several sites, and losing one
 //!
 //! [`RemoteClock::connect_sites`] (or [`RemoteClock::connect_cluster`] with
-//! a cluster file) takes every site of the cluster. It dials them all at
-//! once and asks the nearest by the round trip its handshake measured.
-//! Each site's name is the server name its certificate must carry. The
-//! connection is kept alive by QUIC keep-alives, so a site that dies or is
-//! cut off is noticed within [`RemoteOptions::dead_after`] (or three probe
-//! timeouts, on a slow path) even between requests. A request that fails
-//! for want of its site (no handshake, connection lost, timeout) marks that
-//! site failed, and the next request races handshakes to every other site
-//! and asks the first to answer. [`RemoteClock::now`] does that within the
-//! same call, until its request timeout: each attempt reads its own `c1`,
-//! so the widening stays sound. While away from its nearest site, the
-//! client probes the nearer ones every ten seconds and moves back to the
-//! first that answers. Every site's interval contains true time, so
-//! switching sites never makes an answer untrue; [`Tso`](crate::tso::Tso)
-//! gets the same failover, and its own check that no timestamp is below
-//! one it returned.
+//! a cluster file) takes every site of the cluster. Each site's name is the
+//! server name its certificate must carry. It dials them all at once, asks
+//! each for the time three times, and uses the nearest: the shortest round
+//! trip of those that answered within 20 ms plus twice the first answer's
+//! time. The connection is kept alive by QUIC keep-alives, so a site that
+//! dies or is cut off is noticed within [`RemoteOptions::dead_after`] (or
+//! three QUIC probe timeouts, on a slow path) even between requests. A
+//! request that fails for want of its site (no handshake, connection lost,
+//! timeout) marks that site failed, and the next request races every other
+//! site (a handshake and one request each) and uses the first to answer.
+//! [`RemoteClock::now`] does that within the same call, until its request
+//! timeout: each attempt reads its own `c1`, so the widening stays sound.
+//! Every ten seconds the client measures the sites that may be nearer than
+//! the one it uses (those measured nearer, or never measured; once a
+//! minute, all) in the background, and moves to the nearest that answered
+//! if it is clearly nearer (by a fifth, and at least 0.5 ms). Every site's
+//! interval contains true time, so switching sites never makes an answer
+//! untrue; [`Tso`](crate::tso::Tso) gets the same failover, and its own
+//! check that no timestamp is below one it returned spans every site.
 //!
 //! The sans-IO checks and the widening live in `response.rs`, the TLS setup
 //! in `tls.rs`, the error type in `error.rs`, one site's connection in
@@ -237,10 +240,31 @@ struct Inner {
 /// The timescale of version 1, the only one this client expects.
 const TIMESCALE: Timescale = Timescale::UtcSmear24h;
 
-/// After the first site of a list answers its handshake, how long the
-/// others get to answer theirs (at least; plus twice the first one's time)
-/// before the nearest of those that did is chosen.
+/// After the first site of a list answers, how long the others get to
+/// answer (at least; plus twice the first one's time) before the nearest
+/// of those that did is chosen.
 const RANKING_GRACE: Duration = Duration::from_millis(20);
+
+/// How a [`Inner::race`] ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Race {
+    /// At the first site to answer (a failover: any site will do, now).
+    First,
+    /// When every site answered, or a grace period after the first (to rank them).
+    All,
+}
+
+impl Race {
+    /// Requests sent to each site to measure its round trip (the shortest
+    /// counts): one when any site will do, three to rank them, so that one
+    /// answer delayed by a busy host does not rank a near site far.
+    fn samples(self) -> usize {
+        match self {
+            Self::First => 1,
+            Self::All => 3,
+        }
+    }
+}
 
 impl RemoteClock {
     /// Connects to the site at `addr` whose certificate names `server_name`
@@ -310,14 +334,12 @@ impl RemoteClock {
         };
         let deadline = clock.inner.deadline()?;
         let all: Vec<usize> = (0..count).collect();
-        let (answered, mut failures) = Inner::race(&clock.inner, &all, deadline, true).await;
+        let (answered, mut failures) = Inner::race(&clock.inner, &all, deadline, Race::All).await;
         match choice::nearest(&clock.inner.round_trips()) {
             Some(nearest) if !answered.is_empty() => {
                 clock.inner.choice().choose(nearest, Instant::now());
-                for &i in answered.iter().filter(|&&i| i != nearest) {
-                    if let Some(link) = clock.inner.links.get(i) {
-                        link.release().await;
-                    }
+                for &i in &answered {
+                    clock.inner.release_unless_current(i).await;
                 }
                 Ok(clock)
             }
@@ -479,6 +501,7 @@ impl Inner {
                 Err(error)
             }
             Ok(exchange) => {
+                link.observe(&exchange);
                 self.maybe_probe();
                 Ok(exchange)
             }
@@ -506,19 +529,10 @@ impl Inner {
             }
             choice.candidates(&self.round_trips(), Instant::now())
         };
-        let (answered, failures) = Self::race(self, &candidates, deadline, false).await;
+        let (answered, failures) = Self::race(self, &candidates, deadline, Race::First).await;
         match answered.first() {
             Some(&winner) => {
-                let previous = self.choice().current();
-                self.choice().choose(winner, Instant::now());
-                tracing::info!(
-                    from = %self.links.get(previous).map_or("?", |l| l.site.name.as_str()),
-                    to = %self.links.get(winner).map_or("?", |l| l.site.name.as_str()),
-                    "tsod site failed: moved to another"
-                );
-                if let Some(link) = self.links.get(previous) {
-                    link.release().await;
-                }
+                self.move_to(winner, "its site failed: moved to the first other site to answer").await;
                 Ok(winner)
             }
             None => {
@@ -531,25 +545,38 @@ impl Inner {
         }
     }
 
-    /// Dials `sites` at once until `deadline`. Returns the sites that
-    /// answered in the order they did, and each failure. Unless
-    /// `rank_all`, stops at the first answer; with it, waits for the others
-    /// for [`RANKING_GRACE`] plus twice the first answer's time.
+    /// Dials `sites` at once and asks each for the time ([`Race::samples`]
+    /// times, to measure its round trip), until `deadline`. Returns the sites that answered,
+    /// in the order they did, and each failure. With [`Race::First`] it
+    /// stops at the first answer; with [`Race::All`] it waits for the others
+    /// for [`RANKING_GRACE`] plus twice the first answer's time. Sites still
+    /// dialling then finish in the background, and their connections are
+    /// let go unless one became the current site.
     async fn race(
         self: &Arc<Self>,
         sites: &[usize],
         deadline: TokioInstant,
-        rank_all: bool,
+        race: Race,
     ) -> (Vec<usize>, Vec<(usize, RemoteError)>) {
         let started = TokioInstant::now();
         let mut dials: JoinSet<(usize, Result<(), RemoteError>)> = JoinSet::new();
         for &i in sites {
             let inner = Arc::clone(self);
             dials.spawn(async move {
-                let result = match inner.links.get(i) {
-                    Some(link) => link.connection().await.map(|_| ()),
-                    None => Err(inner.timeout(i)),
+                let measure = async {
+                    let link = inner.links.get(i).ok_or_else(|| inner.timeout(i))?;
+                    let connection = link.connection().await?;
+                    let mut shortest = u64::MAX;
+                    for _ in 0..race.samples() {
+                        let request_id = inner.request_id();
+                        let bytes = Message::NowRequest(Request { request_id }).to_vec()?;
+                        let exchange = link::exchange(&connection, &bytes, link.addr()).await?;
+                        shortest = shortest.min(link::round_trip(&exchange).unwrap_or(u64::MAX));
+                    }
+                    link.measured(shortest);
+                    Ok(())
                 };
+                let result = tokio::time::timeout_at(deadline, measure).await.unwrap_or_else(|_| Err(inner.timeout(i)));
                 (i, result)
             });
         }
@@ -559,15 +586,13 @@ impl Inner {
         loop {
             match tokio::time::timeout_at(until, dials.join_next()).await {
                 Ok(Some(Ok((i, Ok(()))))) => {
-                    if !rank_all {
-                        answered.push(i);
-                        break;
-                    }
                     if answered.is_empty() {
-                        let first = started.elapsed();
-                        until = until.min(TokioInstant::now() + RANKING_GRACE + 2 * first);
+                        until = until.min(TokioInstant::now() + RANKING_GRACE + 2 * started.elapsed());
                     }
                     answered.push(i);
+                    if race == Race::First {
+                        break;
+                    }
                 }
                 Ok(Some(Ok((i, Err(error))))) => failures.push((i, error)),
                 // A dial task cannot panic; one cancelled by a runtime
@@ -585,34 +610,73 @@ impl Inner {
                 }
             }
         }
-        // Handshakes still running are abandoned (their sites keep no state).
-        dials.abort_all();
+        if !dials.is_empty() {
+            // Not cancelled: an abandoned handshake is a refusal in the
+            // server's log. Each ends by `deadline`.
+            let inner = Arc::clone(self);
+            tokio::spawn(async move {
+                while let Some(joined) = dials.join_next().await {
+                    if let Ok((i, Ok(()))) = joined {
+                        inner.release_unless_current(i).await;
+                    }
+                }
+            });
+        }
         (answered, failures)
     }
 
-    /// While away from the nearest site: every so often, dial the nearer
-    /// ones in the background and move to the first that answers.
+    /// Lets go of site `site`'s connection unless it is the current site.
+    async fn release_unless_current(&self, site: usize) {
+        if self.choice().current() != site
+            && let Some(link) = self.links.get(site)
+        {
+            link.release().await;
+        }
+    }
+
+    /// Moves to `site` (if not there already) and lets go of the previous
+    /// site's connection.
+    async fn move_to(&self, site: usize, why: &str) {
+        let previous = {
+            let mut choice = self.choice();
+            let previous = choice.current();
+            choice.choose(site, Instant::now());
+            previous
+        };
+        if previous != site {
+            tracing::info!(
+                from = %self.links.get(previous).map_or("?", |l| l.site.name.as_str()),
+                to = %self.links.get(site).map_or("?", |l| l.site.name.as_str()),
+                "tsod client: {why}"
+            );
+            self.release_unless_current(previous).await;
+        }
+    }
+
+    /// While away from the nearest site: every so often, measure the sites
+    /// that may be nearer (or were never measured) in the background, and
+    /// move to the nearest that answered if it is clearly nearer.
     fn maybe_probe(self: &Arc<Self>) {
         if self.links.len() < 2 {
             return;
         }
-        let nearer = self.choice().probe(&self.round_trips(), Instant::now());
-        if nearer.is_empty() {
+        let worth = self.choice().probe(&self.round_trips(), Instant::now());
+        if worth.is_empty() {
             return;
         }
         let inner = Arc::clone(self);
         tokio::spawn(async move {
             let Ok(deadline) = inner.deadline() else { return };
-            let (answered, _) = Self::race(&inner, &nearer, deadline, false).await;
-            if let Some(&nearer) = answered.first() {
-                let previous = inner.choice().current();
-                inner.choice().choose(nearer, Instant::now());
-                tracing::info!(
-                    to = %inner.links.get(nearer).map_or("?", |l| l.site.name.as_str()),
-                    "a nearer tsod site answers again: moved back to it"
-                );
-                if let Some(link) = inner.links.get(previous).filter(|_| previous != nearer) {
-                    link.release().await;
+            let (answered, _) = Self::race(&inner, &worth, deadline, Race::All).await;
+            let round_trips = inner.round_trips();
+            let best = answered.iter().copied().min_by_key(|&i| round_trips.get(i).copied().flatten());
+            let nearer = best.filter(|&i| inner.choice().clearly_nearer(&round_trips, i));
+            match nearer {
+                Some(site) => inner.move_to(site, "a nearer site answers: moved to it").await,
+                None => {
+                    for i in answered {
+                        inner.release_unless_current(i).await;
+                    }
                 }
             }
         });

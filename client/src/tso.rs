@@ -375,6 +375,12 @@ impl Tso {
     pub fn site_switches(&self) -> u64 {
         self.shared.clock.site_switches()
     }
+
+    /// Every site, in the given order, with the round trip its last
+    /// handshake measured ([`RemoteClock::sites`]).
+    pub fn sites(&self) -> Vec<(Site, Option<Duration>)> {
+        self.shared.clock.sites()
+    }
 }
 
 /// Calls taken from the queue in one go, at most.

@@ -520,6 +520,23 @@ impl Cluster {
         self.start_site(index)
     }
 
+    /// Every site as a client in site `home`'s region reaches it: `home`
+    /// directly, each other site through the WAN link from `home` (its
+    /// delay, loss and partitions), each with its name.
+    pub fn client_sites(&self, home: usize) -> Vec<tsod_client::Site> {
+        self.sites
+            .iter()
+            .enumerate()
+            .map(|(i, site)| {
+                let addr = match self.relays.get(&(home, i)) {
+                    Some(relay) if i != home => relay.local_addr(),
+                    _ => site.addr,
+                };
+                tsod_client::Site::new(site.plan.name.clone(), addr)
+            })
+            .collect()
+    }
+
     /// Cuts (or restores) every link to and from site `index`.
     pub fn partition(&mut self, index: usize, partitioned: bool) {
         if let Some(site) = self.sites.get_mut(index) {

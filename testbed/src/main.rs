@@ -163,7 +163,7 @@ fn up(topology: &str, run_for: Option<Duration>, common: &Common) -> anyhow::Res
     let mut checker = Checker::new(cluster.sites().iter().map(|s| (s.plan.name.clone(), s.segment.clone())))
         .with_time(cluster.time());
     let started = Instant::now();
-    let load = timeline::tso_load(&cluster, started).context("starting the TSO load")?;
+    let load = timeline::tso_load(&cluster, started, None).context("starting the TSO load")?;
     let mut rates = TsoRates::default();
     let terminal = std::io::stdout().is_terminal();
     let title = format!("tsod-testbed: {} ({} sites)", topology.name(), plan.sites.len());

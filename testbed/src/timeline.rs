@@ -104,10 +104,15 @@ pub struct Progress<'a> {
     pub applied: &'a [String],
 }
 
-/// The TSO load for `cluster`'s sites, its times counted from `zero`.
-pub fn tso_load(cluster: &Cluster, zero: Instant) -> Result<TsoLoad, ClusterError> {
-    let targets: Vec<TsoTarget> =
-        cluster.sites().iter().map(|s| TsoTarget { name: s.plan.name.clone(), addr: s.addr }).collect();
+/// The TSO load for `cluster`'s sites, its times counted from `zero`, and
+/// the failover clients of the region of `failover_home`, if given
+/// (recorded last, as `clients@<home>`).
+pub fn tso_load(cluster: &Cluster, zero: Instant, failover_home: Option<&str>) -> Result<TsoLoad, ClusterError> {
+    let mut targets: Vec<TsoTarget> = cluster.sites().iter().map(|s| TsoTarget::site(&s.plan.name, s.addr)).collect();
+    if let Some(home) = failover_home {
+        let index = cluster.index_of(home).ok_or_else(|| ClusterError::Plan(format!("no site {home}")))?;
+        targets.push(TsoTarget { name: format!("clients@{home}"), sites: cluster.client_sites(index) });
+    }
     TsoLoad::start(&targets, &cluster.ca_path(), zero, LoadOptions { time: cluster.time(), ..LoadOptions::default() })
         .map_err(|source| ClusterError::Io { what: "starting the TSO load's runtime".to_owned(), source })
 }
@@ -221,7 +226,7 @@ pub fn run(
     std::thread::sleep(Duration::from_nanos(plan.origin.as_nanos().saturating_sub(now.as_nanos())));
     let late = Duration::from_nanos(host_realtime().as_nanos().saturating_sub(plan.origin.as_nanos()));
     let started = Instant::now().checked_sub(late).unwrap_or_else(Instant::now);
-    let tso = tso_load(&cluster, started + warmup)?;
+    let tso = tso_load(&cluster, started + warmup, scenario.failover_home())?;
     let t = |now: Instant| now.duration_since(started).as_secs_f64() - warmup.as_secs_f64();
     let end = scenario.duration().as_secs_f64();
     let mut pending = scenario.events().iter().peekable();

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 pub(crate) const FAILED_HOLD: Duration = Duration::from_secs(5);
 /// While the client is not on its nearest site, it probes the nearer ones this often.
 pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(10);
+/// Every this many probe times, every other site is measured again, nearer
+/// or not (once a minute): a round trip measured while a site or the host
+/// was busy would otherwise rank a near site far for good.
+pub(crate) const REMEASURE_ALL_EVERY: u32 = 6;
 
 /// The choice among `n` sites.
 #[derive(Debug)]
@@ -20,11 +24,13 @@ pub(crate) struct Choice {
     next_probe: Option<Instant>,
     /// Site changes so far.
     switches: u64,
+    /// Probe times so far (every [`REMEASURE_ALL_EVERY`]th measures all).
+    probes: u32,
 }
 
 impl Choice {
     pub(crate) fn new(sites: usize, current: usize) -> Self {
-        Self { current, failed_at: vec![None; sites], next_probe: None, switches: 0 }
+        Self { current, failed_at: vec![None; sites], next_probe: None, switches: 0, probes: 0 }
     }
 
     pub(crate) fn current(&self) -> usize {
@@ -78,19 +84,40 @@ impl Choice {
         self.next_probe = Some(now + PROBE_EVERY);
     }
 
-    /// The sites nearer than the current one that are worth a probe at
-    /// `now`, nearest first (none while the current is the nearest, or
-    /// before the next probe is due). Asking schedules the next probe.
+    /// The sites worth a probe at `now`, nearest first: those nearer than
+    /// the current one and those never measured (every site, every
+    /// [`REMEASURE_ALL_EVERY`]th time), except sites that failed within
+    /// [`FAILED_HOLD`] (none before the next probe is due). Asking
+    /// schedules the next probe.
     pub(crate) fn probe(&mut self, round_trips: &[Option<Duration>], now: Instant) -> Vec<usize> {
         if self.next_probe.is_some_and(|at| now < at) {
             return Vec::new();
         }
         self.next_probe = Some(now + PROBE_EVERY);
+        self.probes = self.probes.wrapping_add(1);
+        let everyone = self.probes % REMEASURE_ALL_EVERY == 0;
         let mine = rank(round_trips, self.current);
-        let mut nearer: Vec<usize> =
-            (0..self.failed_at.len()).filter(|&i| i != self.current && rank(round_trips, i) < mine).collect();
-        nearer.sort_by_key(|&i| rank(round_trips, i));
-        nearer
+        let recent = |i: usize| {
+            self.failed_at.get(i).copied().flatten().is_some_and(|at| now.saturating_duration_since(at) < FAILED_HOLD)
+        };
+        let mut worth: Vec<usize> = (0..self.failed_at.len())
+            .filter(|&i| i != self.current && !recent(i))
+            .filter(|&i| everyone || rank(round_trips, i) < mine || round_trips.get(i).copied().flatten().is_none())
+            .collect();
+        worth.sort_by_key(|&i| rank(round_trips, i));
+        worth
+    }
+
+    /// Whether to move from the current site to `site`: it is clearly
+    /// nearer (by a fifth of the current round trip, and at least 0.5 ms),
+    /// so that sites about as near do not take turns.
+    pub(crate) fn clearly_nearer(&self, round_trips: &[Option<Duration>], site: usize) -> bool {
+        let get = |i: usize| round_trips.get(i).copied().flatten();
+        match (get(site), get(self.current)) {
+            (Some(there), Some(here)) => there + (here / 5).max(Duration::from_micros(500)) <= here,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
     }
 }
 
@@ -146,10 +173,25 @@ mod tests {
         let mut choice = Choice::new(3, 1);
         choice.choose(1, t0);
         assert!(choice.probe(&rtts, t0 + PROBE_EVERY).is_empty(), "on the nearest: nothing to probe");
+        for k in 2..REMEASURE_ALL_EVERY {
+            assert!(choice.probe(&rtts, t0 + PROBE_EVERY * k).is_empty());
+        }
+        assert_eq!(choice.probe(&rtts, t0 + PROBE_EVERY * REMEASURE_ALL_EVERY), vec![0, 2], "all, now and then");
         choice.choose(2, t0);
         assert!(choice.probe(&rtts, t0).is_empty(), "not due yet");
         assert_eq!(choice.probe(&rtts, t0 + PROBE_EVERY), vec![1, 0]);
         assert!(choice.probe(&rtts, t0 + PROBE_EVERY).is_empty(), "scheduled again");
         assert_eq!(choice.probe(&rtts, t0 + 2 * PROBE_EVERY), vec![1, 0]);
+        // A site that failed lately is left alone; one never measured is probed.
+        choice.fail(1, t0 + 3 * PROBE_EVERY);
+        assert_eq!(choice.probe(&rtts, t0 + 3 * PROBE_EVERY), vec![0]);
+        let unmeasured = [ms(25), None, ms(100)];
+        choice.choose(0, t0);
+        assert_eq!(choice.probe(&unmeasured, t0 + 5 * PROBE_EVERY), vec![1]);
+        // Moving needs a clear difference.
+        assert!(choice.clearly_nearer(&[ms(25), ms(1), None], 1));
+        assert!(!choice.clearly_nearer(&[ms(25), ms(21), None], 1));
+        assert!(!choice.clearly_nearer(&[Some(Duration::from_micros(900)), Some(Duration::from_micros(600)), None], 1));
+        assert!(!choice.clearly_nearer(&[ms(25), ms(1), None], 2));
     }
 }

@@ -32,14 +32,16 @@ pub(crate) struct Exchange {
 /// Round trip not measured yet.
 const UNKNOWN: u64 = u64::MAX;
 
-/// One site: its endpoint, its cached connection, the round trip its last
-/// handshake measured.
+/// One site: its endpoint, its cached connection, the shortest round trip
+/// a request to it took.
 #[derive(Debug)]
 pub(crate) struct Link {
     pub(crate) site: Site,
     endpoint: Endpoint,
     connection: Mutex<Option<Connection>>,
-    /// quinn's round-trip estimate when the last connection was made, ns.
+    /// Its round trip, ns: the shortest `c4 − c1` of the last measurement
+    /// (a few requests in a row), lowered by any request since (the path's
+    /// base round trip: queueing and the server's work only add to it).
     rtt: AtomicU64,
 }
 
@@ -59,10 +61,23 @@ impl Link {
         self.site.addr
     }
 
-    /// The round trip measured by the last handshake, if any.
+    /// The shortest round trip of a request to it, if one was answered.
     pub(crate) fn round_trip(&self) -> Option<Duration> {
         let nanos = self.rtt.load(Ordering::Relaxed);
         (nanos != UNKNOWN).then(|| Duration::from_nanos(nanos))
+    }
+
+    /// A request to it took `exchange`'s round trip.
+    pub(crate) fn observe(&self, exchange: &Exchange) {
+        if let Some(nanos) = round_trip(exchange) {
+            self.rtt.fetch_min(nanos, Ordering::Relaxed);
+        }
+    }
+
+    /// A measurement found `shortest` the shortest round trip: it replaces
+    /// what was known.
+    pub(crate) fn measured(&self, shortest: u64) {
+        self.rtt.store(shortest.min(UNKNOWN - 1), Ordering::Relaxed);
     }
 
     /// The open connection, dialling if there is none or it has closed.
@@ -80,8 +95,6 @@ impl Link {
             server_name: self.site.name.clone(),
             source,
         })?;
-        let rtt = u64::try_from(connection.rtt().as_nanos()).unwrap_or(UNKNOWN - 1);
-        self.rtt.store(rtt, Ordering::Relaxed);
         *slot = Some(connection.clone());
         Ok(connection)
     }
@@ -100,6 +113,11 @@ impl Link {
     pub(crate) async fn release(&self) {
         self.connection.lock().await.take();
     }
+}
+
+/// `c4 − c1` of `exchange`, ns.
+pub(crate) fn round_trip(exchange: &Exchange) -> Option<u64> {
+    exchange.received_at.as_nanos().checked_sub(exchange.sent_at.as_nanos()).map(|n| n.min(UNKNOWN - 1))
 }
 
 /// One request on a new bidirectional stream: write, finish, read the whole

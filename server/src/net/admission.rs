@@ -89,6 +89,8 @@ enum Held {
     /// Someone else, open and not a client (a peer that dialled from
     /// another address than its configured one): the prefix share only.
     Other,
+    /// Nothing any more (a client from a peer's address that was refused).
+    Gone,
 }
 
 /// One connection's slot, released on drop.
@@ -158,8 +160,43 @@ impl Admission {
 impl Slot {
     /// The handshake is done and the connection is a client's: it moves to
     /// a client slot, or is refused when they are all taken (the slot then
-    /// keeps only its prefix share until dropped).
+    /// keeps only its prefix share until dropped). A client that dialled
+    /// from a configured peer's address (an application on that site's
+    /// host) gives the peer's slot back and is counted as any client, in
+    /// its prefix too: clients never hold the slots a peer needs.
     pub fn into_client(mut self) -> Result<Self, (Refusal, Self)> {
+        if self.held == Held::Peer {
+            let limits = self.shared.limits;
+            let refusal = match self.shared.counts.lock() {
+                Ok(mut counts) => {
+                    if let Some(n) = counts.per_peer.get_mut(&self.ip) {
+                        *n = n.saturating_sub(1);
+                    }
+                    let key = prefix(self.ip);
+                    let in_prefix = counts.per_prefix.get(&key).copied().unwrap_or(0);
+                    if in_prefix >= limits.per_prefix {
+                        Some(Refusal::Prefix)
+                    } else if counts.clients >= limits.clients {
+                        Some(Refusal::Clients)
+                    } else {
+                        counts.per_prefix.insert(key, in_prefix.saturating_add(1));
+                        counts.clients = counts.clients.saturating_add(1);
+                        None
+                    }
+                }
+                Err(_) => Some(Refusal::Clients),
+            };
+            return match refusal {
+                None => {
+                    self.held = Held::Client;
+                    Ok(self)
+                }
+                Some(why) => {
+                    self.held = Held::Gone;
+                    Err((why, self))
+                }
+            };
+        }
         if self.held != Held::Handshake {
             return Ok(self);
         }
@@ -210,6 +247,7 @@ impl Drop for Slot {
             Held::Handshake => counts.handshakes = counts.handshakes.saturating_sub(1),
             Held::Client => counts.clients = counts.clients.saturating_sub(1),
             Held::Other => {}
+            Held::Gone => return,
         }
         let key = prefix(self.ip);
         if let Some(n) = counts.per_prefix.get_mut(&key) {
@@ -256,6 +294,26 @@ mod tests {
         assert!(a.handshake(ip("127.0.0.1")).is_ok());
         drop(held);
         assert_eq!(a.load(), 0);
+    }
+
+    #[test]
+    fn clients_on_a_peers_host_give_the_peers_slots_back() {
+        let a = Admission::new(LIMITS, [ip("10.9.0.1")]);
+        // Applications on the peer's host, once they are known to be
+        // clients, count as clients of its prefix (2), not as the peer (2).
+        let c1 = a.handshake(ip("10.9.0.1")).unwrap().into_client().unwrap();
+        let c2 = a.handshake(ip("10.9.0.1")).unwrap().into_client().unwrap();
+        assert_eq!(a.load(), 2);
+        let (why, refused) = a.handshake(ip("10.9.0.1")).unwrap().into_client().err().unwrap();
+        assert_eq!(why, Refusal::Prefix);
+        drop(refused);
+        // The peer itself still gets both of its slots.
+        let p1 = a.handshake(ip("10.9.0.1")).unwrap();
+        let p2 = a.handshake(ip("10.9.0.1")).unwrap();
+        assert_eq!(a.handshake(ip("10.9.0.1")).err(), Some(Refusal::PeerAddress));
+        drop((c1, c2, p1, p2));
+        assert_eq!(a.load(), 0);
+        assert!(a.handshake(ip("10.9.0.7")).is_ok(), "the prefix share was given back");
     }
 
     #[test]

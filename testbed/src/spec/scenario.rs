@@ -122,6 +122,17 @@
 //! gap-sites = "others"  # "all" (default) or "others"
 //! ```
 //!
+//! # Failover clients
+//!
+//! `failover-home = "bj-a"` (top level) adds four TSO clients that live in
+//! that site's region and are given every site, as an application given
+//! the cluster file is ([`tsod_client::tso::Tso::connect_sites`]): the home
+//! site directly, each other site through the WAN link from the home site
+//! (so they attach to the home site, the nearest, and a partition of it
+//! cuts them off from the others as it would). They are recorded as one
+//! more "site", `clients@<home>`, so the report shows their longest gap
+//! after each event and `max-gap-ms` judges it like a site's.
+//!
 //! # Invariants of a [`Scenario`]
 //!
 //! * its topology is valid, and every site and link an event names is in it;
@@ -194,6 +205,7 @@ const BUILTINS: Builtins = Builtins::new(
         ("tso-minority-partition", include_str!("../../scenarios/tso-minority-partition.toml")),
         ("tso-restart-cycles", include_str!("../../scenarios/tso-restart-cycles.toml")),
         ("tso-returning-follower", include_str!("../../scenarios/tso-returning-follower.toml")),
+        ("tso-client-failover", include_str!("../../scenarios/tso-client-failover.toml")),
         ("tso-global-leader-loss", include_str!("../../scenarios/tso-global-leader-loss.toml")),
         ("tso-global-leader-pause", include_str!("../../scenarios/tso-global-leader-pause.toml")),
         ("tso-global-minority-partition", include_str!("../../scenarios/tso-global-minority-partition.toml")),
@@ -216,6 +228,7 @@ pub struct Scenario {
     duration: Duration,
     warmup: Duration,
     events: Vec<Event>,
+    failover_home: Option<String>,
 }
 
 /// Largest `max-gap-ms` (ms): one hour.
@@ -291,6 +304,8 @@ struct ScenarioFile {
     warmup_s: f64,
     #[serde(rename = "event", default)]
     events: Vec<EventFile>,
+    #[serde(default)]
+    failover_home: Option<String>,
 }
 
 fn default_topology() -> String {
@@ -382,6 +397,12 @@ impl Scenario {
         self.warmup
     }
 
+    /// `failover-home`: the site whose region the failover clients are in,
+    /// if the scenario has them (see the module doc).
+    pub fn failover_home(&self) -> Option<&str> {
+        self.failover_home.as_deref()
+    }
+
     /// The events, sorted by time (ties in file order).
     pub fn events(&self) -> &[Event] {
         &self.events
@@ -431,7 +452,20 @@ impl Scenario {
         let warmup = seconds("warmup-s", file.warmup_s).map_err(invalid)?;
         let events = timeline(file.events, file.duration_s, &topology).map_err(invalid)?;
         check_leap_and_slews(&events, file.warmup_s, file.duration_s).map_err(invalid)?;
-        Ok(Self { name: file.name, description: file.description, topology, duration, warmup, events })
+        if let Some(home) = &file.failover_home
+            && !topology.sites().iter().any(|s| s.name() == home)
+        {
+            return Err(invalid(format!("failover-home = {home:?} is not a site of the topology")));
+        }
+        Ok(Self {
+            name: file.name,
+            description: file.description,
+            topology,
+            duration,
+            warmup,
+            events,
+            failover_home: file.failover_home,
+        })
     }
 }
 

@@ -19,7 +19,9 @@
 //! ([`crate::tso::check::SitePhase::longest_gap_s`]). Where a call takes
 //! longer than the period (a far site: a round trip to the leader) each
 //! task calls again at its first tick after the call returned, so the gaps
-//! there are up to about that round trip. A task that cannot connect (the
+//! there are up to about that round trip. A [`TsoTarget`] may also be a
+//! group of failover clients, given several sites: they are recorded under
+//! the group's name like a site. A task that cannot connect (the
 //! daemon is down or paused) records a [`FailureKind::Connect`] and tries
 //! again 100 ms later; once connected, the client redials by itself.
 //!
@@ -37,6 +39,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tsod_client::Site;
 use tsod_client::tso::{Tso, TsoError, TsoOptions};
 
 use crate::checker::host_now;
@@ -49,13 +52,24 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a task waits after a failed connection.
 const CONNECT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// One site to load.
+/// One group of callers to record under one name: a site's own clients
+/// (one site), or failover clients given several sites
+/// ([`Tso::connect_sites`]: they ask the nearest and move on when it is lost).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TsoTarget {
-    /// Its name (the server name its certificate carries).
+    /// The name its calls are recorded under: the site's name, or the
+    /// failover clients' (`clients@<home>`).
     pub name: String,
-    /// Its client address (the daemon's QUIC listen address).
-    pub addr: SocketAddr,
+    /// The sites its clients are given, each with its name (the server name
+    /// its certificate carries) and the address they reach it at.
+    pub sites: Vec<Site>,
+}
+
+impl TsoTarget {
+    /// A site's own clients: the site `name` at `addr`.
+    pub fn site(name: &str, addr: SocketAddr) -> Self {
+        Self { name: name.to_owned(), sites: vec![Site::new(name, addr)] }
+    }
 }
 
 /// How hard to load each site.
@@ -195,8 +209,9 @@ impl Task {
     }
 
     async fn connect(&self) -> Option<Tso> {
-        let options = TsoOptions::new(&self.ca, self.target.name.as_str());
-        match tokio::time::timeout(CONNECT_TIMEOUT, Tso::connect(self.target.addr, options)).await {
+        let name = self.target.sites.first().map_or("", |s| s.name.as_str());
+        let options = TsoOptions::new(&self.ca, name);
+        match tokio::time::timeout(CONNECT_TIMEOUT, Tso::connect_sites(self.target.sites.clone(), options)).await {
             Ok(Ok(tso)) => Some(tso),
             Ok(Err(_)) | Err(_) => None,
         }
@@ -359,7 +374,7 @@ mod tests {
         // A UDP port nobody serves QUIC on, and a CA file that does not
         // exist: every connection attempt fails.
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let target = TsoTarget { name: "xa".to_owned(), addr: silent.local_addr().unwrap() };
+        let target = TsoTarget::site("xa", silent.local_addr().unwrap());
         let dir = std::env::temp_dir().join(format!("tsod-testbed-tso-load-{}", std::process::id()));
         let load = TsoLoad::start(
             &[target],

@@ -143,6 +143,10 @@ enum ClusterCommand {
         /// Site certificate validity in days (the CA gets four times as long).
         #[arg(long)]
         validity_days: Option<i64>,
+        /// The sites' client port, for the cluster file (cluster.json) that
+        /// applications are given.
+        #[arg(long, default_value_t = 4460)]
+        client_port: u16,
     },
     /// Add a site certificate to an existing cluster directory.
     AddSite {
@@ -158,6 +162,9 @@ enum ClusterCommand {
         /// Validity in days.
         #[arg(long)]
         validity_days: Option<i64>,
+        /// Its client port, for the directory's cluster.json (if there is one).
+        #[arg(long, default_value_t = 4460)]
+        client_port: u16,
     },
     /// Add an application's client certificate (client authentication only,
     /// named NAME.client: it can never pass for a site).
@@ -206,11 +213,11 @@ fn main() -> anyhow::Result<()> {
             let args = cmd::wait_sync::WaitSync { segment, max_half_width, timeout, degraded_ok };
             std::process::exit(i32::from(cmd::wait_sync::run(&args)));
         }
-        Command::Cluster { command: ClusterCommand::Init { out, sites, validity_days } } => {
-            cmd::cluster::init(&out, &sites, validity_days)
+        Command::Cluster { command: ClusterCommand::Init { out, sites, validity_days, client_port } } => {
+            cmd::cluster::init(&out, &sites, validity_days, client_port)
         }
-        Command::Cluster { command: ClusterCommand::AddSite { dir, ca_dir, site, validity_days } } => {
-            cmd::cluster::add_site(&dir, ca_dir.as_deref(), &site, validity_days)
+        Command::Cluster { command: ClusterCommand::AddSite { dir, ca_dir, site, validity_days, client_port } } => {
+            cmd::cluster::add_site(&dir, ca_dir.as_deref(), &site, validity_days, client_port)
         }
         Command::Cluster { command: ClusterCommand::AddClient { dir, ca_dir, name, validity_days } } => {
             cmd::cluster::add_client(&dir, ca_dir.as_deref(), &name, validity_days)

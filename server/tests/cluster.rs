@@ -64,10 +64,19 @@ fn sites_are_certified_by_their_cluster_only() {
     assert!(accepts(&v, &out.join("bj-a.crt"), "127.0.0.2"), "the address is in the SAN");
     assert!(!accepts(&v, &out.join("bj-a.crt"), "xa"), "a site's certificate does not name another site");
 
-    // A site added later, with the CA read back from disk, is trusted too.
-    let added = tsod(&["cluster", "add-site", "--dir", out_s, "--site", "sh-c"]);
+    // The cluster file lists every site's client address for applications.
+    let file = tsod_client::ClusterFile::load(&out.join("cluster.json")).unwrap();
+    assert_eq!(file.ca, out.join("ca.crt"));
+    let listed: Vec<(&str, &str)> = file.sites.iter().map(|s| (s.name.as_str(), s.address.as_str())).collect();
+    assert_eq!(listed, [("bj-a", "127.0.0.2:4460"), ("xa", "xa:4460")]);
+
+    // A site added later, with the CA read back from disk, is trusted too,
+    // and the cluster file lists it.
+    let added = tsod(&["cluster", "add-site", "--dir", out_s, "--site", "sh-c=::1", "--client-port", "4470"]);
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     assert!(accepts(&v, &out.join("sh-c.crt"), "sh-c"));
+    let file = tsod_client::ClusterFile::load(&out.join("cluster.json")).unwrap();
+    assert_eq!(file.sites.last().map(|s| s.address.as_str()), Some("[::1]:4470"));
 
     // An application's certificate: client authentication only, named
     // NAME.client, so it can serve as no site (a server verifier refuses

@@ -5,19 +5,63 @@ use std::path::Path;
 use anyhow::Context;
 
 use tsod::pki::{self, DEFAULT_VALIDITY_DAYS, SiteSpec};
+use tsod_client::cluster::{ClusterFile, SiteEntry};
 
-pub(crate) fn init(out: &Path, sites: &[String], validity_days: Option<i64>) -> anyhow::Result<()> {
+/// The cluster file `tsod cluster init` writes beside the certificates.
+pub(crate) const CLUSTER_FILE: &str = "cluster.json";
+
+pub(crate) fn init(out: &Path, sites: &[String], validity_days: Option<i64>, client_port: u16) -> anyhow::Result<()> {
     let specs = sites.iter().map(|s| SiteSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
     let ca_dir = pki::ca_dir(out);
     pki::init(out, &ca_dir, &specs, validity_days.unwrap_or(DEFAULT_VALIDITY_DAYS))?;
+    let file = ClusterFile { ca: "ca.crt".into(), sites: specs.iter().map(|s| entry(s, client_port)).collect() };
+    write_cluster_file(out, &file)?;
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     super::print_line(&format!(
-        "cluster CA and {} site certificate(s) in {}: {}\nthe CA key is in {}: keep it off the sites (they refuse a cluster-dir holding it); give each site ca.crt and its own .crt/.key",
+        "cluster CA and {} site certificate(s) in {}: {}\nthe CA key is in {}: keep it off the sites (they refuse a cluster-dir holding it); give each site ca.crt and its own .crt/.key\n{}: every site's client address, for applications (Tso::connect_cluster, tsbench --cluster); check the addresses and ports",
         specs.len(),
         out.display(),
         names.join(", "),
-        ca_dir.display()
+        ca_dir.display(),
+        out.join(CLUSTER_FILE).display()
     ))
+}
+
+/// A site's entry in the cluster file: its first address (or its name, for
+/// DNS) and the client port.
+fn entry(spec: &SiteSpec, port: u16) -> SiteEntry {
+    let address = match spec.addresses.first() {
+        Some(ip) => std::net::SocketAddr::new(*ip, port).to_string(),
+        None => format!("{}:{port}", spec.name),
+    };
+    SiteEntry { name: spec.name.clone(), address }
+}
+
+/// Writes `dir/cluster.json` (mode 0644: it holds no secret).
+fn write_cluster_file(dir: &Path, file: &ClusterFile) -> anyhow::Result<()> {
+    let path = dir.join(CLUSTER_FILE);
+    let text = serde_json::to_string_pretty(file).context("encoding the cluster file")? + "\n";
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Adds `spec` to `dir/cluster.json`, if there is one and it does not list
+/// the site yet (a file that does not parse is left alone, with a warning).
+fn add_to_cluster_file(dir: &Path, spec: &SiteSpec, port: u16) -> anyhow::Result<Option<String>> {
+    let path = dir.join(CLUSTER_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut file = match std::fs::read_to_string(&path).map(|text| ClusterFile::parse(&text, &path)) {
+        Ok(Ok(file)) => file,
+        Ok(Err(e)) => return Ok(Some(format!("{e}: not updated; add {} yourself", spec.name))),
+        Err(e) => return Ok(Some(format!("{}: {e}: not updated", path.display()))),
+    };
+    if file.sites.iter().any(|s| s.name == spec.name) {
+        return Ok(Some(format!("{} already lists {}", path.display(), spec.name)));
+    }
+    file.sites.push(entry(spec, port));
+    write_cluster_file(dir, &file)?;
+    Ok(Some(format!("{} now lists {}", path.display(), spec.name)))
 }
 
 pub(crate) fn add_site(
@@ -25,11 +69,16 @@ pub(crate) fn add_site(
     ca_dir: Option<&Path>,
     site: &str,
     validity_days: Option<i64>,
+    client_port: u16,
 ) -> anyhow::Result<()> {
     let spec = SiteSpec::parse(site)?;
     let ca_dir = ca_dir.map_or_else(|| pki::ca_dir(dir), Path::to_path_buf);
     pki::add_site(dir, &ca_dir, &spec, validity_days.unwrap_or(DEFAULT_VALIDITY_DAYS))?;
-    super::print_line(&format!("{}/{}.crt and {}.key written", dir.display(), spec.name, spec.name))
+    super::print_line(&format!("{}/{}.crt and {}.key written", dir.display(), spec.name, spec.name))?;
+    match add_to_cluster_file(dir, &spec, client_port)? {
+        Some(note) => super::print_line(&note),
+        None => Ok(()),
+    }
 }
 
 /// `tsod cluster add-client --dir DIR --name NAME`.

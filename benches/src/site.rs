@@ -220,6 +220,7 @@ pub(crate) fn remote_error_kind(error: &RemoteError) -> String {
         RemoteError::RoundTripTooLong { .. } => "round-trip-too-long",
         RemoteError::OutOfRange => "out-of-range",
         RemoteError::Clock(_) => "clock",
+        RemoteError::NoSiteAnswered { .. } => "no-site-answered",
         _ => "other",
     };
     kind.to_owned()

@@ -27,6 +27,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tsod_client::ClusterFile;
 use tsod_client::tso::{Tso, TsoError, TsoOptions, TsoRange};
 use tsod_proto::wire::MAX_TSO_COUNT;
 
@@ -46,14 +47,20 @@ const PROGRESS_REDRAW: Duration = Duration::from_millis(200);
 
 /// Options of `tsbench tso`.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["site", "cluster"])))]
 pub(crate) struct TsoArgs {
     /// The tsod site's tsod-client/1 address, IP:PORT or HOST:PORT (every
     /// address the name resolves to is tried in turn).
-    #[arg(long, value_name = "ADDR", value_parser = SiteAddress::parse)]
-    site: SiteAddress,
-    /// PEM file of the cluster CA (ca.crt from `tsod cluster init`).
+    #[arg(long, value_name = "ADDR", value_parser = SiteAddress::parse, requires = "ca")]
+    site: Option<SiteAddress>,
+    /// Every site of the cluster, from its cluster file (cluster.json from
+    /// `tsod cluster init` or `tsod-testbed up`): the client uses the
+    /// nearest and moves to another when it is lost (Tso::connect_cluster).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["site", "ca", "server_name"])]
+    cluster: Option<std::path::PathBuf>,
+    /// PEM file of the cluster CA (ca.crt from `tsod cluster init`); with --site.
     #[arg(long, value_name = "FILE")]
-    ca: std::path::PathBuf,
+    ca: Option<std::path::PathBuf>,
     /// The site's name as its certificate carries it (e.g. bj-a). Default:
     /// the host of a --site HOST:PORT; required with an IP:PORT. An IP
     /// address given here is matched against the certificate's IP
@@ -175,20 +182,37 @@ struct TaskResult {
     not_increasing: u64,
 }
 
+/// The client `args` ask for, and the target as the report names it.
+async fn connect(args: &TsoArgs) -> anyhow::Result<(Tso, String)> {
+    let tune =
+        |options: TsoOptions| TsoOptions { max_in_flight: args.in_flight, batch_wait: args.batch_wait, ..options };
+    match (&args.cluster, &args.site, &args.ca) {
+        (Some(path), _, _) => {
+            let cluster = ClusterFile::load(path)?;
+            let mut options = tune(cluster.tso_options());
+            options.remote.client_identity = args.cert.clone().zip(args.key.clone());
+            let tso = Tso::connect_cluster(&cluster, options)
+                .await
+                .with_context(|| format!("cannot connect to any site of {}", path.display()))?;
+            Ok((tso, path.display().to_string()))
+        }
+        (None, Some(site), Some(ca)) => {
+            let target = RemoteTarget::new(
+                "--site",
+                site.clone(),
+                ca.clone(),
+                args.server_name.clone(),
+                args.cert.clone().zip(args.key.clone()),
+            )?;
+            let tso = target.connect_tso(tune(TsoOptions::from(target.remote_options()))).await?;
+            Ok((tso, site.to_string()))
+        }
+        _ => anyhow::bail!("give --site ADDR --ca FILE, or --cluster FILE"),
+    }
+}
+
 async fn call_until_done(args: &TsoArgs, plan: Plan) -> anyhow::Result<TsoReport> {
-    let target = RemoteTarget::new(
-        "--site",
-        args.site.clone(),
-        args.ca.clone(),
-        args.server_name.clone(),
-        args.cert.clone().zip(args.key.clone()),
-    )?;
-    let options = TsoOptions {
-        max_in_flight: args.in_flight,
-        batch_wait: args.batch_wait,
-        ..TsoOptions::from(target.remote_options())
-    };
-    let tso = target.connect_tso(options).await?;
+    let (tso, target) = connect(args).await?;
 
     let started = Instant::now();
     let shared = Arc::new(Shared {
@@ -238,12 +262,7 @@ async fn call_until_done(args: &TsoArgs, plan: Plan) -> anyhow::Result<TsoReport
     let seconds = elapsed.as_secs_f64();
     let per_second = |n: u64| if seconds > 0.0 { round_to(n as f64 / seconds, 1) } else { 0.0 };
     Ok(TsoReport {
-        run: RunHeader {
-            command: "tso",
-            mode: None,
-            target: args.site.to_string(),
-            address: Some(tso.addr().to_string()),
-        },
+        run: RunHeader { command: "tso", mode: None, target, address: Some(tso.addr().to_string()) },
         concurrency: args.concurrency,
         count_per_call: args.count_per_call,
         in_flight: args.in_flight,
@@ -339,6 +358,9 @@ mod tests {
         assert!(tuned.json);
         assert!(TsoArgs::from_words(&["--ca", "ca.crt"]).is_err(), "--site is required");
         assert!(TsoArgs::from_words(&["--site", "127.0.0.1:4460"]).is_err(), "--ca is required");
+        let cluster = TsoArgs::from_words(&["--cluster", "cluster.json"]).unwrap();
+        assert_eq!(cluster.cluster.as_deref(), Some(std::path::Path::new("cluster.json")));
+        assert!(TsoArgs::from_words(&["--cluster", "c.json", "--site", "127.0.0.1:4460", "--ca", "ca.crt"]).is_err());
         let base = ["--site", "127.0.0.1:4460", "--ca", "ca.crt"];
         for bad in [
             &["--count-per-call", "0"][..],

@@ -149,3 +149,30 @@ fn an_ip_address_needs_a_server_name() {
     assert!(output.status.success(), "tsbench failed: {}", stderr(&output));
     assert_eq!(u64_at(&json_of(&output), "/calls"), 10);
 }
+
+#[test]
+fn a_cluster_file_is_enough_and_a_silent_site_in_it_is_passed_over() {
+    let server = TsoServer::start("tso-cluster", Grants::Honest);
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = server.ca_path.parent().unwrap();
+    let file = dir.join("cluster.json");
+    let ca = server.ca_path.file_name().unwrap().to_str().unwrap();
+    let text = format!(
+        r#"{{"ca": "{ca}", "sites": [{{"name": "site-b", "address": "{}"}}, {{"name": "site-a", "address": "{}"}}]}}"#,
+        silent.local_addr().unwrap(),
+        server.addr
+    );
+    std::fs::write(&file, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tsbench"))
+        .args(["tso", "--cluster"])
+        .arg(&file)
+        .args(["--count", "500", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "tsbench failed: {}", stderr(&output));
+    let json = json_of(&output);
+    assert_eq!(json["target"], file.display().to_string());
+    assert_eq!(json["address"], server.addr.to_string(), "the site that answers");
+    assert_eq!(u64_at(&json, "/timestamps"), 500);
+    assert_eq!(u64_at(&json, "/violations/total"), 0);
+}

@@ -22,10 +22,12 @@ use tsod_proto::{Offset, Ppb};
 use crate::clock::{ScriptedStep, StepTrigger};
 use crate::frequency::FrequencyConfig;
 
+mod clockbound;
 mod metrics;
 mod ntp_server;
 mod site;
 
+pub use clockbound::ClockBoundConfig;
 pub use metrics::MetricsConfig;
 pub use ntp_server::{NtpServerConfig, NtpServerConfigError, RateLimitConfig};
 pub use site::{ClientsConfig, PeerConfig, SiteConfig, TsoConfig};
@@ -61,6 +63,9 @@ pub struct Config {
     /// The OpenMetrics/Prometheus endpoint (off without the section).
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
+    /// The ClockBound-compatible segment (`[clockbound]`; absent: off).
+    #[serde(default)]
+    pub clockbound: Option<ClockBoundConfig>,
     /// Test-only settings; never set in production.
     #[serde(default)]
     pub testing: TestingConfig,
@@ -501,6 +506,9 @@ impl Config {
         }
         if let Some(metrics) = &self.metrics {
             metrics.validate()?;
+        }
+        if let Some(clockbound) = &self.clockbound {
+            clockbound.validate(&self.publish.path)?;
         }
         self.tso.validate()?;
         site::validate(self.site.as_ref(), &self.peers, &self.clients, &names)

@@ -40,6 +40,7 @@ use tsod_proto::{DriftModel, Offset, Ppb, Timescale};
 
 pub use self::event::SourceEvent;
 use crate::clock::{Clock, SimulatedClock, SystemClock, VmClockWatched};
+use crate::clockbound::ClockBoundPublisher;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, SourceId, Tick};
 use crate::net::endpoint::{EndpointError, NetSetup};
@@ -64,6 +65,9 @@ pub enum DaemonError {
     /// The shared-memory segment could not be set up.
     #[error("setting up the shared-memory segment: {0}")]
     Segment(#[from] PublishError),
+    /// The ClockBound-compatible segment (`[clockbound]`) could not be set up.
+    #[error("setting up the ClockBound segment: {0}")]
+    ClockBound(#[from] crate::clockbound::ClockBoundError),
     /// The OS gave no randomness for the writer instance.
     #[error("no randomness from the OS")]
     Randomness,
@@ -150,6 +154,7 @@ async fn serve_from(config: Config, path: Option<PathBuf>) -> Result<(), DaemonE
     };
     let clock = watch_hypervisor(clock, config.clock.vmclock.as_deref());
     let (publisher, previous) = Publisher::open(&config.publish.path, Timescale::UtcSmear24h)?;
+    let mut clockbound = config.clockbound.as_ref().map(ClockBoundPublisher::open).transpose()?;
     let status_path = status_file::status_path(&config.publish.path);
     let mut instance = [0u8; 8];
     SystemRandom::new().fill(&mut instance).map_err(|_| DaemonError::Randomness)?;
@@ -366,6 +371,9 @@ async fn serve_from(config: Config, path: Option<PathBuf>) -> Result<(), DaemonE
             info!(status = %anchor.status, ?half_width, "status");
         }
         publisher.publish(&tick.state);
+        if let Some(clockbound) = clockbound.as_mut() {
+            clockbound.publish(&tick.state);
+        }
         view_tx.send_replace(view(&local_tick, &tick, &engine));
         systemd.published(&tick.state.anchor);
         last = Some(tick);

@@ -22,6 +22,7 @@
 //! * [`daemon`]: the main loop, the source tasks, the status file.
 //! * [`site`]: the [`site::SiteView`] the loop hands to the shell and TSO.
 //! * [`publish`]: the shared-memory segment writer (over `tsod-shm`).
+//! * [`clockbound`]: the same bound in AWS ClockBound's segment layout (`[clockbound]`).
 //! * [`net`]: the QUIC endpoint: peer links (probes, gossip), the client
 //!   service, rate limits, the peer table.
 //! * [`ntp_server`]: serving the bound to NTP clients (`[ntp-server]`):
@@ -39,6 +40,7 @@
 //! `daemon` → `net` → `tso` → `site`/`stream`; `config` → `tso::timing`.
 
 pub mod clock;
+pub mod clockbound;
 pub mod config;
 pub mod daemon;
 pub mod decode;

@@ -22,7 +22,8 @@
 //! * `writer` (the daemon only, and tests that play the daemon):
 //!   [`WriteMapping`], [`allocate`] (`posix_fallocate`) and
 //!   [`ExclusiveLock`], the lock that makes the daemon the segment's one
-//!   writer.
+//!   writer; [`ClockBoundMapping`], AWS ClockBound's segment layout
+//!   (SPEC.md §5.8), with `CLOCK_MONOTONIC_COARSE`, the clock its readers use.
 //! * `adjtimex` (the daemon only): [`kernel_clock_state`], the read-only
 //!   query of the kernel's clock discipline state.
 //! * `vmclock` (the daemon only): [`VmClock`], the hypervisor's VMClock
@@ -60,6 +61,8 @@
 
 mod boot;
 mod clock;
+#[cfg(feature = "writer")]
+mod clockbound;
 #[cfg(feature = "adjtimex")]
 mod kernel;
 #[cfg(feature = "writer")]
@@ -73,6 +76,11 @@ mod vmclock;
 pub use boot::{parse_boot_id, this_boot_id};
 pub use clock::{
     ClockId, ClockReadError, Timespec, boottime_now, clock_gettime, monotonic_now, reader_clock_now, realtime_now,
+};
+#[cfg(feature = "writer")]
+pub use clockbound::{
+    CLOCKBOUND_FILE_SIZE, CLOCKBOUND_LAYOUT_VERSION, CLOCKBOUND_MAGIC, CLOCKBOUND_SEGMENT_SIZE, ClockBoundMapping,
+    ClockBoundRecord, ClockBoundStatus, TSOD_MARKER, coarse_monotonic_now, coarse_monotonic_resolution,
 };
 #[cfg(feature = "adjtimex")]
 pub use kernel::{KernelClockState, KernelStateError, kernel_clock_state};

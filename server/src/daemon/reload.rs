@@ -106,13 +106,14 @@ pub(super) fn plan(running: &Config, new: &Config) -> Result<Plan, ReloadError> 
                 .to_owned(),
         ));
     }
-    let sections: [(&str, bool); 7] = [
+    let sections: [(&str, bool); 8] = [
         ("[clock]", new.clock == running.clock),
         ("[publish]", new.publish == running.publish),
         ("[clients]", new.clients == running.clients),
         ("[tso]", new.tso == running.tso),
         ("[ntp-server]", new.ntp_server == running.ntp_server),
         ("[metrics]", new.metrics == running.metrics),
+        ("[clockbound]", new.clockbound == running.clockbound),
         ("[testing]", new.testing == running.testing),
     ];
     if let Some((what, _)) = sections.iter().find(|(_, same)| !same) {

@@ -1,7 +1,7 @@
 //! Cluster files: which sites a client may use, and the CA that vouches for
 //! them, in one JSON file that `tsod cluster init` writes next to the
 //! certificates and `tsod-testbed up` writes for a running testbed
-//! (`cluster.json`; SPEC.md §4.15):
+//! (`cluster.json`; SPEC.md §4.16):
 //!
 //! ```json
 //! {

@@ -81,8 +81,8 @@
 //! [`RemoteClock::now`] does that within the same call, until its request
 //! timeout: each attempt reads its own `c1`, so the widening stays sound.
 //! Every ten seconds the client measures the sites that may be nearer than
-//! the one it uses (those measured nearer, or never measured; once a
-//! minute, all) in the background, and moves to the nearest that answered
+//! the one it uses (those measured nearer, or never measured; two seconds
+//! after connecting and once a minute, all) in the background, and moves to the nearest that answered
 //! if it is clearly nearer (by a fifth, and at least 0.5 ms). Every site's
 //! interval contains true time, so switching sites never makes an answer
 //! untrue; [`Tso`](crate::tso::Tso) gets the same failover, and its own
@@ -337,7 +337,11 @@ impl RemoteClock {
         let (answered, mut failures) = Inner::race(&clock.inner, &all, deadline, Race::All).await;
         match choice::nearest(&clock.inner.round_trips()) {
             Some(nearest) if !answered.is_empty() => {
-                clock.inner.choice().choose(nearest, Instant::now());
+                {
+                    let mut choice = clock.inner.choice();
+                    choice.choose(nearest, Instant::now());
+                    choice.remeasure_soon(Instant::now());
+                }
                 for &i in &answered {
                     clock.inner.release_unless_current(i).await;
                 }

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 pub(crate) const FAILED_HOLD: Duration = Duration::from_secs(5);
 /// While the client is not on its nearest site, it probes the nearer ones this often.
 pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(10);
+/// After the first choice, the first probe (of every site) comes this soon:
+/// round trips measured while everything starts at once (a fleet of
+/// clients, a site just up) rank by noise.
+pub(crate) const FIRST_PROBE_AFTER: Duration = Duration::from_secs(2);
 /// Every this many probe times, every other site is measured again, nearer
 /// or not (once a minute): a round trip measured while a site or the host
 /// was busy would otherwise rank a near site far for good.
@@ -108,6 +112,13 @@ impl Choice {
         worth
     }
 
+    /// The client just connected: the first probe comes after
+    /// [`FIRST_PROBE_AFTER`] and measures every site.
+    pub(crate) fn remeasure_soon(&mut self, now: Instant) {
+        self.next_probe = Some(now + FIRST_PROBE_AFTER);
+        self.probes = REMEASURE_ALL_EVERY - 1;
+    }
+
     /// Whether to move from the current site to `site`: it is clearly
     /// nearer (by a fifth of the current round trip, and at least 0.5 ms),
     /// so that sites about as near do not take turns.
@@ -177,6 +188,11 @@ mod tests {
             assert!(choice.probe(&rtts, t0 + PROBE_EVERY * k).is_empty());
         }
         assert_eq!(choice.probe(&rtts, t0 + PROBE_EVERY * REMEASURE_ALL_EVERY), vec![0, 2], "all, now and then");
+        // Just connected: all of them, soon.
+        choice.remeasure_soon(t0);
+        assert!(choice.probe(&rtts, t0 + FIRST_PROBE_AFTER / 2).is_empty());
+        assert_eq!(choice.probe(&rtts, t0 + FIRST_PROBE_AFTER), vec![0, 2]);
+        assert!(choice.probe(&rtts, t0 + FIRST_PROBE_AFTER + PROBE_EVERY).is_empty());
         choice.choose(2, t0);
         assert!(choice.probe(&rtts, t0).is_empty(), "not due yet");
         assert_eq!(choice.probe(&rtts, t0 + PROBE_EVERY), vec![1, 0]);

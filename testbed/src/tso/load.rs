@@ -20,7 +20,8 @@
 //! longer than the period (a far site: a round trip to the leader) each
 //! task calls again at its first tick after the call returned, so the gaps
 //! there are up to about that round trip. A [`TsoTarget`] may also be a
-//! group of failover clients, given several sites: they are recorded under
+//! group of failover clients, given several sites: its tasks share one
+//! [`Tso`] client (so the group's gaps are that client's), recorded under
 //! the group's name like a site. A task that cannot connect (the
 //! daemon is down or paused) records a [`FailureKind::Connect`] and tries
 //! again 100 ms later; once connected, the client redials by itself.
@@ -169,6 +170,10 @@ fn kind_of(error: &TsoError) -> FailureKind {
     }
 }
 
+/// The one client a group of failover clients' tasks share (so that its
+/// gaps are one client's: a site's own tasks each have their own).
+type SharedClient = Arc<tokio::sync::Mutex<Option<Tso>>>;
+
 /// What one task needs.
 struct Task {
     site: usize,
@@ -179,6 +184,8 @@ struct Task {
     time: TrueTime,
     /// When its first call is due (its share of the stagger).
     first: tokio::time::Instant,
+    /// For a failover group: the client its tasks share.
+    shared: Option<SharedClient>,
     stop: watch::Receiver<bool>,
     recorded: Arc<Mutex<Recorded>>,
     counters: Arc<[SiteCounters]>,
@@ -209,6 +216,15 @@ impl Task {
     }
 
     async fn connect(&self) -> Option<Tso> {
+        let Some(shared) = &self.shared else { return self.dial().await };
+        let mut slot = shared.lock().await;
+        if slot.is_none() {
+            *slot = self.dial().await;
+        }
+        slot.clone()
+    }
+
+    async fn dial(&self) -> Option<Tso> {
         let name = self.target.sites.first().map_or("", |s| s.name.as_str());
         let options = TsoOptions::new(&self.ca, name);
         match tokio::time::timeout(CONNECT_TIMEOUT, Tso::connect_sites(self.target.sites.clone(), options)).await {
@@ -296,6 +312,7 @@ impl TsoLoad {
         let period = Duration::from_secs_f64(tasks as f64 / rate);
         let start = tokio::time::Instant::now();
         for (site, target) in targets.iter().enumerate() {
+            let shared: Option<SharedClient> = (target.sites.len() > 1).then(SharedClient::default);
             for first in stagger(start, period, tasks) {
                 let task = Task {
                     site,
@@ -303,6 +320,7 @@ impl TsoLoad {
                     ca: ca.to_path_buf(),
                     period,
                     first,
+                    shared: shared.clone(),
                     zero,
                     time: options.time,
                     stop: stopped.clone(),

@@ -64,6 +64,8 @@ const SPIN_BELOW: Duration = Duration::from_micros(200);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest a fence-reset vote may take to reach the leader and commit.
 const VOTE_TIMEOUT: Duration = Duration::from_secs(10);
+/// What a site that does not lead answers a fence-reset vote (the voter asks again).
+const NOT_LEADING: &str = "this site does not lead the TSO group";
 /// Requests queued at a follower before new ones are refused.
 const QUEUE: usize = 4_096;
 /// How often each peer gets a hello (merits, handover) and the timing is
@@ -1233,16 +1235,34 @@ impl TsoNode {
             floor_ns: at_ns.saturating_add(u64::try_from(margin.as_nanos()).unwrap_or(u64::MAX)),
             reason: reason.to_owned(),
         };
-        let leader = self.raft.metrics().borrow().current_leader;
-        match leader {
-            None => Err("no TSO leader elected: the vote needs one to be committed; try again".into()),
-            Some(id) if id == self.me => self.commit_vote(self.me, request).await,
-            Some(id) => {
-                let name = self.conns.name(id).unwrap_or("?");
-                super::network::reset_vote(&self.conns, &self.group, id, &request, VOTE_TIMEOUT)
-                    .await
-                    .map_err(|e| format!("sending the vote to the TSO leader {name}: {e}"))?
-                    .map_err(|e| format!("the TSO leader {name}: {e}"))
+        // Leadership may be changing hands (an election, a lame duck, a
+        // leader not yet holding a lease): the vote goes to whoever leads,
+        // asked again for up to half of VOTE_TIMEOUT rather than failing
+        // the operator's command on a transient answer.
+        let deadline = tokio::time::Instant::now() + VOTE_TIMEOUT / 2;
+        loop {
+            let leader = self.raft.metrics().borrow().current_leader;
+            let result = match leader {
+                None => Err(NOT_LEADING.to_owned()),
+                Some(id) if id == self.me => self.commit_vote(self.me, request.clone()).await,
+                Some(id) => {
+                    let name = self.conns.name(id).unwrap_or("?");
+                    super::network::reset_vote(&self.conns, &self.group, id, &request, VOTE_TIMEOUT)
+                        .await
+                        .map_err(|e| format!("sending the vote to the TSO leader {name}: {e}"))?
+                        .map_err(|e| format!("the TSO leader {name}: {e}"))
+                }
+            };
+            match result {
+                Err(why) if why.ends_with(NOT_LEADING) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(why) if leader.is_none() => {
+                    return Err(format!(
+                        "no TSO leader elected ({why}): the vote needs one to be committed; try again"
+                    ));
+                }
+                other => return other,
             }
         }
     }
@@ -1257,7 +1277,7 @@ impl TsoNode {
             return Err("the vote's floor is below its own time".into());
         }
         let Some(term) = self.leading_term() else {
-            return Err("this site does not lead the TSO group".into());
+            return Err(NOT_LEADING.into());
         };
         let vote = ResetVote {
             site,

@@ -135,8 +135,9 @@ pub struct RemoteOptions {
     /// Certificate chain and private key (PEM files) for mutual TLS, for
     /// servers that require a client certificate from the cluster CA. With
     /// TLS 1.3 the server checks it after the client's side of the handshake
-    /// is done, so a refusal may show on the first request
-    /// ([`RemoteError::ConnectionLost`]) rather than in `connect`.
+    /// is done, so a refusal shows as [`RemoteError::ConnectionLost`] on
+    /// the first request (with several sites, one of those `connect_sites`
+    /// sends to rank them) rather than as [`RemoteError::Handshake`].
     pub client_identity: Option<(PathBuf, PathBuf)>,
     /// ρ_c: bound on this host's reader-clock rate error, 0 … 10⁶ ppb. Every
     /// interval is widened by the round trip at this rate.
@@ -252,6 +253,8 @@ enum Race {
     First,
     /// When every site answered, or a grace period after the first (to rank them).
     All,
+    /// A handshake only (one site: nothing to rank), ending when it does.
+    Dial,
 }
 
 impl Race {
@@ -260,6 +263,7 @@ impl Race {
     /// answer delayed by a busy host does not rank a near site far.
     fn samples(self) -> usize {
         match self {
+            Self::Dial => 0,
             Self::First => 1,
             Self::All => 3,
         }
@@ -334,8 +338,9 @@ impl RemoteClock {
         };
         let deadline = clock.inner.deadline()?;
         let all: Vec<usize> = (0..count).collect();
-        let (answered, mut failures) = Inner::race(&clock.inner, &all, deadline, Race::All).await;
-        match choice::nearest(&clock.inner.round_trips()) {
+        let race = if count == 1 { Race::Dial } else { Race::All };
+        let (answered, mut failures) = Inner::race(&clock.inner, &all, deadline, race).await;
+        match choice::nearest(&clock.inner.round_trips()).or_else(|| answered.first().copied()) {
             Some(nearest) if !answered.is_empty() => {
                 {
                     let mut choice = clock.inner.choice();
@@ -550,9 +555,9 @@ impl Inner {
     }
 
     /// Dials `sites` at once and asks each for the time ([`Race::samples`]
-    /// times, to measure its round trip), until `deadline`. Returns the sites that answered,
-    /// in the order they did, and each failure. With [`Race::First`] it
-    /// stops at the first answer; with [`Race::All`] it waits for the others
+    /// times, to measure its round trip), until `deadline`. Returns the
+    /// sites that answered, in the order they did, and each failure. With
+    /// [`Race::First`] or [`Race::Dial`] it stops at the first answer; with [`Race::All`] it waits for the others
     /// for [`RANKING_GRACE`] plus twice the first answer's time. Sites still
     /// dialling then finish in the background, and their connections are
     /// let go unless one became the current site.
@@ -571,6 +576,9 @@ impl Inner {
                     let link = inner.links.get(i).ok_or_else(|| inner.timeout(i))?;
                     let connection = link.connection().await?;
                     let mut shortest = u64::MAX;
+                    if race.samples() == 0 {
+                        return Ok(());
+                    }
                     for _ in 0..race.samples() {
                         let request_id = inner.request_id();
                         let bytes = Message::NowRequest(Request { request_id }).to_vec()?;
@@ -594,7 +602,7 @@ impl Inner {
                         until = until.min(TokioInstant::now() + RANKING_GRACE + 2 * started.elapsed());
                     }
                     answered.push(i);
-                    if race == Race::First {
+                    if race != Race::All {
                         break;
                     }
                 }

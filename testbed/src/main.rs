@@ -48,7 +48,7 @@ use tsod_testbed::{description, status_file, tso};
 enum Command {
     /// Start a cluster and show it live until Ctrl-C.
     Up {
-        /// A built-in topology (`dr`, `global`) or a topology file (TOML).
+        /// A built-in topology (`dr`, `global`, `global-priority`, `two-regions-five`, `three-regions-seven`, `pair`) or a topology file (TOML).
         #[arg(long, default_value = "dr")]
         topology: String,
         /// Stop by itself after this many seconds.

@@ -87,6 +87,8 @@ const BUILTINS: Builtins = Builtins::new(
         ("dr", include_str!("../../topologies/dr.toml")),
         ("global", include_str!("../../topologies/global.toml")),
         ("global-priority", include_str!("../../topologies/global-priority.toml")),
+        ("two-regions-five", include_str!("../../topologies/two-regions-five.toml")),
+        ("three-regions-seven", include_str!("../../topologies/three-regions-seven.toml")),
         ("pair", include_str!("../../topologies/pair.toml")),
     ],
 );

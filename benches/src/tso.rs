@@ -4,24 +4,37 @@
 //! # Method
 //!
 //! One `Tso` client (one QUIC connection, one batching task) is shared by
-//! `--concurrency` tasks on a tokio runtime of 2 worker threads. Each task
-//! calls `Tso::next()` (or `Tso::reserve(K)` with `--count-per-call K`) in
-//! a loop, timing every call on its own, until `--count` calls have been
-//! claimed among all tasks or `--duration` has passed (no call starts after
-//! it; a call in flight then ends within the client's 3 s deadline).
+//! `--concurrency` tasks on a tokio runtime of `--threads` worker threads
+//! (default 2). Each task calls `Tso::next()` (or `Tso::reserve(K)` with
+//! `--count-per-call K`) in a loop, timing every call on its own, until
+//! `--count` calls have been claimed among all tasks or `--duration` has
+//! passed (no call starts after it; a call in flight then ends within the
+//! client's 3 s deadline).
 //!
-//! Every range received is checked (`uniqueness.rs`): it must start above
-//! the last timestamp its task received (the client's real-time order), and
-//! share no timestamp with any range received before by any task. A failed
-//! call is counted by kind and the task goes on. The run fails, after
-//! printing its report, if any promise was broken or no call succeeded. The
-//! JSON fields are documented in `tso/report.rs`.
+//! Every range received is checked: it must start above the last timestamp
+//! its task received (the client's real-time order, checked in the task),
+//! and share no timestamp with any range received before by any task
+//! (`uniqueness.rs`, on a thread of its own: `checker.rs`, which also
+//! records every latency). A failed call is counted by kind and the task
+//! goes on. The run fails, after printing its report, if any promise was
+//! broken or no call succeeded. The JSON fields are documented in
+//! `tso/report.rs`.
+//!
+//! # What the load generator costs
+//!
+//! The report says what the whole tsbench process used (client library,
+//! runtime, checking) as CPU time and as a share of the cores it may run
+//! on, how much of it the checking thread took, and what the callers' own
+//! per-call bookkeeping (clock reads, order check, hand-over) costs,
+//! timed before the run. The rest of the process's time is the client
+//! library and the runtime.
 
+mod checker;
 mod report;
 pub(crate) mod uniqueness;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -33,10 +46,12 @@ use tsod_proto::wire::MAX_TSO_COUNT;
 
 use crate::plan::{self, Plan};
 use crate::progress::Progress;
-use crate::report::{ErrorTally, RunHeader, Series, round_to};
+use crate::report::{ErrorTally, RunHeader, round_to};
 use crate::site::{RemoteTarget, SiteAddress, tso_error_kind};
+use checker::{CHUNK, Checker, Record};
+use report::LoadGenerator;
 pub(crate) use report::TsoReport;
-use uniqueness::{FLUSH_EVERY, GrantedSet, TaskOrder};
+use uniqueness::TaskOrder;
 
 /// Calls made when neither `--count` nor `--duration` is given.
 const DEFAULT_COUNT: u64 = 100_000;
@@ -44,6 +59,14 @@ const DEFAULT_COUNT: u64 = 100_000;
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
 /// How often the progress bar is redrawn.
 const PROGRESS_REDRAW: Duration = Duration::from_millis(200);
+/// Calls a task claims at once under `--count` (one shared addition
+/// each), at most: a small count is claimed in smaller blocks
+/// ([`claim_block_for`]), so that every task gets its share.
+const CLAIM_BLOCK: u64 = 64;
+/// Calls a task makes between two additions to the progress count.
+const PROGRESS_EVERY: u64 = 64;
+/// Synthetic calls timed to calibrate the callers' bookkeeping.
+const CALIBRATION_CALLS: u64 = 200_000;
 
 /// Options of `tsbench tso`.
 #[derive(Debug, clap::Args)]
@@ -77,6 +100,11 @@ pub(crate) struct TsoArgs {
     /// Tasks calling at once, sharing one Tso client.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     concurrency: u32,
+    /// Worker threads of the tokio runtime the tasks run on (to see how
+    /// throughput grows with cores; with `taskset` to pin them).
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    threads: usize,
     /// How long a lone call waits for others to join its request (e.g.
     /// 100us, 1ms; 0 sends at once). TsoOptions::batch_wait.
     #[arg(long, value_name = "D", default_value = "0", value_parser = parse_batch_wait)]
@@ -136,46 +164,54 @@ pub(crate) fn run(args: &TsoArgs) -> anyhow::Result<()> {
 pub(crate) fn measure(args: &TsoArgs) -> anyhow::Result<TsoReport> {
     let plan = Plan::new(args.count, args.duration, DEFAULT_COUNT);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(args.threads)
         .enable_all()
         .build()
         .context("cannot start a tokio runtime")?;
     runtime.block_on(call_until_done(args, plan))
 }
 
-/// What the tasks share: when to stop, the calls claimed and done, and
-/// every timestamp received.
+/// What the tasks share: when to stop, and the calls claimed and done.
 #[derive(Debug)]
 struct Shared {
     plan: Plan,
     /// No call starts at or after this.
     stop_at: Option<Instant>,
+    /// Calls claimed at once ([`claim_block_for`]).
+    block: u64,
     claimed: AtomicU64,
     done: AtomicU64,
-    granted: Mutex<GrantedSet>,
+}
+
+/// How many calls a task claims at once: [`CLAIM_BLOCK`], or less when the
+/// count is small, so that the tasks share it (at least a quarter of an
+/// even share each, never less than one call).
+fn claim_block_for(plan: Plan, tasks: u32) -> u64 {
+    plan.count().map_or(CLAIM_BLOCK, |count| (count / (4 * u64::from(tasks.max(1)))).clamp(1, CLAIM_BLOCK))
 }
 
 impl Shared {
-    /// Claims the next call; false once the plan is used up.
-    fn claim(&self) -> bool {
-        if self.stop_at.is_some_and(|at| Instant::now() >= at) {
-            return false;
+    /// Claims up to `block` calls for one task; 0 once the plan's count is
+    /// used up (unlimited without a count).
+    fn claim_block(&self) -> u64 {
+        match self.plan.count() {
+            None => u64::MAX,
+            Some(count) => {
+                let from = self.claimed.fetch_add(self.block, Ordering::Relaxed);
+                count.saturating_sub(from).min(self.block)
+            }
         }
-        let claimed = self.claimed.fetch_add(1, Ordering::Relaxed);
-        self.plan.count().is_none_or(|count| claimed < count)
     }
 
-    /// Adds a task's buffered ranges to the shared set and empties the buffer.
-    fn flush(&self, ranges: &mut Vec<(u64, u64)>) {
-        self.granted.lock().unwrap_or_else(PoisonError::into_inner).insert_all(ranges);
-        ranges.clear();
+    /// Whether a call may start at `now`.
+    fn open_at(&self, now: Instant) -> bool {
+        self.stop_at.is_none_or(|at| now < at)
     }
 }
 
-/// What one task measured.
+/// What one task measured (its latencies went to the checker).
 #[derive(Debug)]
 struct TaskResult {
-    latency: Series,
     calls: u64,
     timestamps: u64,
     errors: ErrorTally,
@@ -212,25 +248,24 @@ async fn connect(args: &TsoArgs) -> anyhow::Result<(Tso, String)> {
 }
 
 async fn call_until_done(args: &TsoArgs, plan: Plan) -> anyhow::Result<TsoReport> {
+    let bookkeeping_ns = checker::calibrate(CALIBRATION_CALLS);
     let (tso, target) = connect(args).await?;
+    let (checker, records) = Checker::start(MAX_LATENCY_NS, usize::try_from(args.concurrency).unwrap_or(usize::MAX))?;
 
+    let cpu_before = checker::process_cpu_time();
     let started = Instant::now();
     let shared = Arc::new(Shared {
         plan,
         stop_at: plan.duration().and_then(|d| started.checked_add(d)),
+        block: claim_block_for(plan, args.concurrency),
         claimed: AtomicU64::new(0),
         done: AtomicU64::new(0),
-        granted: Mutex::new(GrantedSet::default()),
     });
     let mut tasks = JoinSet::new();
     for _ in 0..args.concurrency {
-        tasks.spawn(call_in_a_loop(
-            tso.clone(),
-            args.count_per_call,
-            Arc::clone(&shared),
-            Series::new(MAX_LATENCY_NS, 1)?,
-        ));
+        tasks.spawn(call_in_a_loop(tso.clone(), args.count_per_call, Arc::clone(&shared), records.clone()));
     }
+    drop(records);
 
     let mut progress = Progress::new(plan, !args.json);
     let mut results = Vec::new();
@@ -247,23 +282,24 @@ async fn call_until_done(args: &TsoArgs, plan: Plan) -> anyhow::Result<TsoReport
     }
     progress.finish();
     let elapsed = started.elapsed();
+    let checked = checker.finish().await?;
+    let cpu = cpu_before.zip(checker::process_cpu_time()).map(|(before, after)| after.saturating_sub(before));
 
-    let mut latency = Series::new(MAX_LATENCY_NS, 1)?;
     let (mut calls, mut timestamps, mut not_increasing) = (0u64, 0u64, 0u64);
     let mut errors = ErrorTally::default();
     for result in results {
-        latency.merge(&result.latency)?;
         calls = calls.saturating_add(result.calls);
         timestamps = timestamps.saturating_add(result.timestamps);
         not_increasing = not_increasing.saturating_add(result.not_increasing);
         errors.merge(result.errors);
     }
-    let granted = shared.granted.lock().unwrap_or_else(PoisonError::into_inner);
     let seconds = elapsed.as_secs_f64();
     let per_second = |n: u64| if seconds > 0.0 { round_to(n as f64 / seconds, 1) } else { 0.0 };
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     Ok(TsoReport {
         run: RunHeader { command: "tso", mode: None, target, address: Some(tso.addr().to_string()) },
         concurrency: args.concurrency,
+        threads: args.threads,
         count_per_call: args.count_per_call,
         in_flight: args.in_flight,
         batch_wait_s: args.batch_wait.as_secs_f64(),
@@ -272,23 +308,39 @@ async fn call_until_done(args: &TsoArgs, plan: Plan) -> anyhow::Result<TsoReport
         timestamps,
         calls_per_s: per_second(calls),
         timestamps_per_s: per_second(timestamps),
-        latency: latency.summary(),
+        latency: checked.latency.summary(),
         errors,
-        violations: granted.violations(not_increasing),
-        ranges_forgotten: granted.forgotten(),
+        violations: checked.granted.violations(not_increasing),
+        ranges_forgotten: checked.granted.forgotten(),
         tso_stats: tso.stats(),
+        load_generator: LoadGenerator::new(cpu, checked.cpu, bookkeeping_ns, calls, seconds, cores),
     })
 }
 
 /// One task: claims calls and makes them until the plan is used up,
-/// checking every range received.
-async fn call_in_a_loop(tso: Tso, count_per_call: u32, shared: Arc<Shared>, mut latency: Series) -> TaskResult {
+/// checking each range's order here and handing it to the checker.
+async fn call_in_a_loop(
+    tso: Tso,
+    count_per_call: u32,
+    shared: Arc<Shared>,
+    records: tokio::sync::mpsc::Sender<Vec<Record>>,
+) -> TaskResult {
     let mut order = TaskOrder::default();
-    let mut buffer: Vec<(u64, u64)> = Vec::with_capacity(FLUSH_EVERY);
-    let (mut calls, mut timestamps) = (0u64, 0u64);
+    let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
+    let (mut calls, mut timestamps, mut claimed, mut unreported) = (0u64, 0u64, 0u64, 0u64);
     let mut errors = ErrorTally::default();
-    while shared.claim() {
+    loop {
         let start = Instant::now();
+        if !shared.open_at(start) {
+            break;
+        }
+        if claimed == 0 {
+            claimed = shared.claim_block();
+            if claimed == 0 {
+                break;
+            }
+        }
+        claimed -= 1;
         let answer = if count_per_call == 1 {
             tso.next().await.map(|first| TsoRange::new(first, 1))
         } else {
@@ -296,16 +348,24 @@ async fn call_in_a_loop(tso: Tso, count_per_call: u32, shared: Arc<Shared>, mut 
         };
         let took = start.elapsed();
         calls = calls.saturating_add(1);
-        shared.done.fetch_add(1, Ordering::Relaxed);
+        unreported += 1;
+        if unreported == PROGRESS_EVERY {
+            shared.done.fetch_add(unreported, Ordering::Relaxed);
+            unreported = 0;
+        }
         match answer {
             Ok(Some(range)) => {
-                latency.record(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
                 timestamps = timestamps.saturating_add(u64::from(range.count()));
                 let (first, last) = uniqueness::bounds(&range);
                 order.observe(first, last);
-                buffer.push((first, last));
-                if buffer.len() >= FLUSH_EVERY {
-                    shared.flush(&mut buffer);
+                let latency_ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+                chunk.push(Record { first, last, latency_ns });
+                if chunk.len() == CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    if records.send(full).await.is_err() {
+                        errors.add("checker-stopped");
+                        break;
+                    }
                 }
             }
             // `next()` at HybridTimestamp::MAX: no range of one to check.
@@ -318,8 +378,11 @@ async fn call_in_a_loop(tso: Tso, count_per_call: u32, shared: Arc<Shared>, mut 
             }
         }
     }
-    shared.flush(&mut buffer);
-    TaskResult { latency, calls, timestamps, errors, not_increasing: order.not_increasing() }
+    shared.done.fetch_add(unreported, Ordering::Relaxed);
+    if !chunk.is_empty() && records.send(chunk).await.is_err() {
+        errors.add("checker-stopped");
+    }
+    TaskResult { calls, timestamps, errors, not_increasing: order.not_increasing() }
 }
 
 #[cfg(test)]
@@ -333,6 +396,7 @@ mod tests {
     fn options_default_sensibly_and_refuse_out_of_range_values() {
         let defaults = TsoArgs::from_words(&["--site", "127.0.0.1:4460", "--ca", "ca.crt"]).unwrap();
         assert_eq!((defaults.concurrency, defaults.in_flight, defaults.count_per_call), (8, 64, 1));
+        assert_eq!(defaults.threads, 2);
         assert_eq!(defaults.batch_wait, Duration::ZERO);
         assert_eq!((defaults.count, defaults.duration), (None, None));
         let tuned = TsoArgs::from_words(&[
@@ -367,6 +431,7 @@ mod tests {
             &["--count-per-call", "65537"],
             &["--in-flight", "0"],
             &["--concurrency", "0"],
+            &["--threads", "0"],
             &["--cert", "c.pem"],
             &["--batch-wait", "5"],
         ] {
@@ -378,14 +443,24 @@ mod tests {
     #[test]
     fn claims_stop_at_the_count() {
         let shared = Shared {
-            plan: Plan::new(Some(3), None, 0),
+            plan: Plan::new(Some(CLAIM_BLOCK * 2 + 3), None, 0),
             stop_at: None,
+            block: CLAIM_BLOCK,
             claimed: AtomicU64::new(0),
             done: AtomicU64::new(0),
-            granted: Mutex::new(GrantedSet::default()),
         };
-        assert_eq!((0..10).filter(|_| shared.claim()).count(), 3);
-        let expired = Shared { stop_at: Some(Instant::now()), plan: Plan::new(Some(3), None, 0), ..shared };
-        assert!(!expired.claim(), "no call starts after the duration");
+        let blocks: Vec<u64> = (0..5).map(|_| shared.claim_block()).collect();
+        assert_eq!(blocks, [CLAIM_BLOCK, CLAIM_BLOCK, 3, 0, 0], "exactly the count, in blocks");
+        // A small count is shared out among the tasks, not taken by the first.
+        assert_eq!(claim_block_for(Plan::new(Some(20), None, 0), 2), 2);
+        assert_eq!(claim_block_for(Plan::new(Some(3), None, 0), 8), 1);
+        assert_eq!(claim_block_for(Plan::new(Some(1_000_000), None, 0), 8), CLAIM_BLOCK);
+        assert_eq!(claim_block_for(Plan::new(None, Some(Duration::from_secs(1)), 0), 8), CLAIM_BLOCK);
+        assert!(shared.open_at(Instant::now()));
+        let unlimited = Shared { plan: Plan::new(None, Some(Duration::from_secs(1)), 0), ..shared };
+        assert_eq!(unlimited.claim_block(), u64::MAX);
+        let now = Instant::now();
+        let expired = Shared { stop_at: Some(now), ..unlimited };
+        assert!(!expired.open_at(now), "no call starts after the duration");
     }
 }

@@ -14,17 +14,24 @@
 //! [`TsoStats`] counts it. Responses to requests in flight at the same time
 //! may legitimately arrive in any order and are not flagged.
 //!
-//! # Batching (as TiDB's PD client does)
+//! # Batching (as TiDB's PD client does, without a per-call hop)
 //!
-//! A call costs a oneshot channel and one send on an unbounded channel. One
-//! background task takes up every call pending and sends one `tso-request`
-//! for the sum of their counts (several when the sum exceeds
-//! [`TsoOptions::max_batch`], whole calls each); the granted range is split
-//! among the calls in order. Up to [`TsoOptions::max_in_flight`] requests may
-//! be unanswered at once, so throughput is not one batch per round trip;
-//! [`TsoOptions::batch_wait`] (default 0) lets a lone call wait for company.
-//! Each request runs on its own QUIC stream of one shared connection, dialled
-//! and redialled by the same machinery as [`RemoteClock`].
+//! A call does not go through a queue to a background task: it joins the
+//! batch entry waiting to be sent under one short lock (an addition: its
+//! offset in the entry), then waits on the entry's shared slot. One
+//! background task sends one `tso-request` per entry (several entries per
+//! request only when retried ones meet), up to [`TsoOptions::max_batch`]
+//! timestamps each (a call is never split), and sets the slot's answer
+//! once; each caller takes its part at its offset. So the work done for
+//! each call is the join and one wake-up, in the caller's own task, and
+//! what the background task does per request does not grow with the calls
+//! in it: no serial step runs once per call, and throughput grows with the
+//! threads the callers run on. Up to [`TsoOptions::max_in_flight`] requests
+//! may be unanswered at once, so throughput is not one batch per round
+//! trip; [`TsoOptions::batch_wait`] (default 0) lets a lone call wait for
+//! company. Each request runs on its own QUIC stream of one shared
+//! connection, dialled and redialled by the same machinery as
+//! [`RemoteClock`].
 //!
 //! # Retries and the deadline
 //!
@@ -35,7 +42,8 @@
 //! request leaves before the server's `retry-after` (capped by
 //! [`TsoOptions::max_retry_after`]) or, without advice, a backoff doubling
 //! from 10 ms. A call is retried as long as the retry starts before its
-//! deadline, [`TsoOptions::deadline`] after the client took it up; then it
+//! deadline, [`TsoOptions::deadline`] after the first call of its entry
+//! joined (at most one batching window before the call itself); then it
 //! fails with [`TsoError::DeadlineExceeded`], which carries the last error.
 //! Every call is sent at least once; an attempt is cut when every call in it
 //! has passed its deadline, and always by
@@ -70,14 +78,17 @@ mod range;
 mod response;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant as TokioInstant;
 use tsod_proto::HybridTimestamp;
@@ -114,8 +125,7 @@ pub struct TsoOptions {
     /// Longest wait before a retry, whatever `retry-after` the server
     /// advises (at least 1 ms).
     pub max_retry_after: Duration,
-    /// Calls pending or in flight, at most (at least 1). Beyond it, and
-    /// beyond [`TsoOptions::CALL_QUEUE`] calls waiting to be taken up,
+    /// Calls pending or in flight, at most (at least 1). Beyond it
     /// [`Tso::reserve`] waits for room: a server that stops answering
     /// holds the callers back instead of the queue growing without bound.
     pub max_queued: usize,
@@ -136,8 +146,6 @@ impl TsoOptions {
     pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(1);
     /// Default [`TsoOptions::max_queued`]: 65 536 calls.
     pub const DEFAULT_MAX_QUEUED: usize = 65_536;
-    /// Calls handed to the background task and not yet taken up, at most.
-    pub const CALL_QUEUE: usize = 1_024;
 
     /// Options trusting the CA in `ca_path` for the site whose certificate
     /// names `server_name` (its DNS name, e.g. `bj-a`; see
@@ -192,7 +200,7 @@ impl From<RemoteOptions> for TsoOptions {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct TsoStats {
-    /// [`Tso::next`] and [`Tso::reserve`] calls taken up.
+    /// [`Tso::next`] and [`Tso::reserve`] calls sent (counted at their first request).
     pub calls: u64,
     /// `tso-request`s sent, retries included.
     pub requests_sent: u64,
@@ -284,10 +292,79 @@ impl Counters {
     }
 }
 
-/// One call handed to the background task.
-struct Call {
+/// The reply handle of one batch entry (see `batch.rs`): the callers that
+/// joined it wait here for its one answer, each taking its part by offset.
+#[derive(Debug, Default)]
+struct Slot {
+    answer: OnceLock<Result<TsoRange, TsoError>>,
+    /// The wakers of callers still waiting; taken (and woken) once the
+    /// answer is set.
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl Slot {
+    /// Sets the answer (the first one stays) and wakes every waiting caller.
+    fn finish(&self, answer: Result<TsoRange, TsoError>) {
+        let _ = self.answer.set(answer);
+        let wakers = std::mem::take(&mut *lock(&self.wakers));
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+}
+
+/// A caller's wait for its part of a slot's answer.
+struct SlotWait {
+    slot: Arc<Slot>,
+    offset: u32,
     count: u32,
-    reply: oneshot::Sender<Result<TsoRange, TsoError>>,
+    /// Where this caller's waker sits in the slot's list, once registered.
+    registered: Option<usize>,
+}
+
+impl SlotWait {
+    fn part(&self, answer: &Result<TsoRange, TsoError>) -> Result<TsoRange, TsoError> {
+        let entry = answer.as_ref().map_err(Clone::clone)?;
+        // The entry's range covers every call's part (offset + count ≤ its
+        // count), so this only fails if that bookkeeping were wrong.
+        entry
+            .first()
+            .checked_add_ticks(u64::from(self.offset))
+            .and_then(|first| TsoRange::new(first, self.count))
+            .filter(|part| part.last() <= entry.last())
+            .ok_or(TsoError::CountMismatch { asked: self.offset.saturating_add(self.count), granted: entry.count() })
+    }
+}
+
+impl Future for SlotWait {
+    type Output = Result<TsoRange, TsoError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(answer) = self.slot.answer.get() {
+            return Poll::Ready(self.part(answer));
+        }
+        let slot = Arc::clone(&self.slot);
+        let mut wakers = lock(&slot.wakers);
+        // Set before the wakers are taken: seen here, or this waker is woken.
+        if let Some(answer) = slot.answer.get() {
+            drop(wakers);
+            return Poll::Ready(self.part(answer));
+        }
+        match self.registered.and_then(|at| wakers.get_mut(at)) {
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => {
+                self.registered = Some(wakers.len());
+                wakers.push(cx.waker().clone());
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// Locks a mutex, whether or not a holder panicked (every critical section
+/// here leaves its data consistent at each step).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A client of tsod's TSO (see the module doc). Cheap to clone: clones share
@@ -296,14 +373,44 @@ struct Call {
 /// the background task ends when the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct Tso {
+    handle: Arc<Handle>,
+}
+
+/// What every clone holds; dropping the last one stops the background task.
+#[derive(Debug)]
+struct Handle {
     shared: Arc<Shared>,
 }
 
+impl Drop for Handle {
+    fn drop(&mut self) {
+        lock(&self.shared.core).closed = true;
+        self.shared.wake_sender.notify_one();
+    }
+}
+
+/// What the callers and the background task share.
 #[derive(Debug)]
 struct Shared {
-    calls: mpsc::Sender<Call>,
+    core: Mutex<Core>,
+    /// Wakes the background task: a call started an entry, or the last
+    /// clone is gone.
+    wake_sender: Notify,
+    /// Wakes callers waiting for room under [`TsoOptions::max_queued`].
+    room: Notify,
+    max_queued: usize,
     counters: Arc<Counters>,
     clock: Arc<RemoteClock>,
+}
+
+/// The state behind the lock.
+#[derive(Debug)]
+struct Core {
+    batcher: Batcher<Arc<Slot>>,
+    /// Every clone is gone: the background task ends.
+    closed: bool,
+    /// The background task has ended: calls fail with [`TsoError::Stopped`].
+    stopped: bool,
 }
 
 impl Tso {
@@ -333,11 +440,16 @@ impl Tso {
     pub async fn connect_sites(sites: Vec<Site>, options: TsoOptions) -> Result<Self, TsoError> {
         let config = options.batch_config()?;
         let clock = Arc::new(RemoteClock::connect_sites(sites, options.remote).await?);
-        let (calls, queue) = mpsc::channel(TsoOptions::CALL_QUEUE);
-        let counters = Arc::new(Counters::default());
-        let max_queued = options.max_queued;
-        tokio::spawn(drive(queue, Arc::clone(&clock), Batcher::new(config), max_queued, Arc::clone(&counters)));
-        Ok(Self { shared: Arc::new(Shared { calls, counters, clock }) })
+        let shared = Arc::new(Shared {
+            core: Mutex::new(Core { batcher: Batcher::new(config), closed: false, stopped: false }),
+            wake_sender: Notify::new(),
+            room: Notify::new(),
+            max_queued: options.max_queued,
+            counters: Arc::new(Counters::default()),
+            clock,
+        });
+        tokio::spawn(drive(Arc::clone(&shared)));
+        Ok(Self { handle: Arc::new(Handle { shared }) })
     }
 
     /// One TSO timestamp.
@@ -351,70 +463,92 @@ impl Tso {
         if !(1..=MAX_TSO_COUNT).contains(&count) {
             return Err(TsoError::InvalidCount(count));
         }
-        let (reply, answer) = oneshot::channel();
-        self.shared.calls.send(Call { count, reply }).await.map_err(|_| TsoError::Stopped)?;
-        answer.await.map_err(|_| TsoError::Stopped)?
+        let shared = &self.handle.shared;
+        let joined = loop {
+            let room = {
+                let mut core = lock(&shared.core);
+                if core.stopped {
+                    return Err(TsoError::Stopped);
+                }
+                if core.batcher.outstanding() < shared.max_queued {
+                    break core.batcher.join(count, Instant::now, Arc::default);
+                }
+                // Registered before the lock is released: an answer that
+                // frees room after this point wakes it.
+                let mut notified = Box::pin(shared.room.notified());
+                notified.as_mut().enable();
+                notified
+            };
+            room.await;
+        };
+        if joined.started {
+            shared.wake_sender.notify_one();
+        }
+        SlotWait { slot: joined.reply, offset: joined.offset, count, registered: None }.await
     }
 
     /// The counters so far.
     pub fn stats(&self) -> TsoStats {
-        self.shared.counters.snapshot()
+        self.handle.shared.counters.snapshot()
     }
 
     /// The address of the site asked now.
     pub fn addr(&self) -> SocketAddr {
-        self.shared.clock.addr()
+        self.handle.shared.clock.addr()
     }
 
     /// The site asked now.
     pub fn site(&self) -> Site {
-        self.shared.clock.site()
+        self.handle.shared.clock.site()
     }
 
     /// How many times the client moved to another site.
     pub fn site_switches(&self) -> u64 {
-        self.shared.clock.site_switches()
+        self.handle.shared.clock.site_switches()
     }
 
     /// Every site, in the given order, with the round trip its last
     /// handshake measured ([`RemoteClock::sites`]).
     pub fn sites(&self) -> Vec<(Site, Option<Duration>)> {
-        self.shared.clock.sites()
+        self.handle.shared.clock.sites()
     }
 }
 
-/// Calls taken from the queue in one go, at most.
-const DRAIN: usize = 1024;
-
-/// The background task: takes up calls, sends what the batcher says, hands
-/// back answers. Ends when every [`Tso`] clone is gone.
-async fn drive(
-    mut queue: mpsc::Receiver<Call>,
-    clock: Arc<RemoteClock>,
-    mut batcher: Batcher<oneshot::Sender<Result<TsoRange, TsoError>>>,
-    max_queued: usize,
-    counters: Arc<Counters>,
-) {
+/// The background task: sends what the batcher says, hands answers to
+/// the slots. Ends when every [`Tso`] clone is gone; whatever it leaves
+/// unanswered (then, or if the runtime cancels it) fails with
+/// [`TsoError::Stopped`].
+async fn drive(shared: Arc<Shared>) {
+    let stop = StopOnDrop(Arc::clone(&shared));
+    let counters = &shared.counters;
     let mut attempts: JoinSet<(u64, Result<HybridTimestamp, TsoError>)> = JoinSet::new();
     // Which request each attempt task carries, to answer it even if the
     // task itself is lost (it never panics; a shutting-down runtime cancels it).
     let mut requests: HashMap<tokio::task::Id, u64> = HashMap::new();
-    let mut taken = Vec::with_capacity(DRAIN);
+    let mut outgoing = Vec::new();
     loop {
-        let now = Instant::now();
-        for (reply, result) in batcher.expire(now) {
-            counters.error(ErrorKind::DeadlineExceeded, 1);
-            let _ = reply.send(result);
-        }
-        while let Some(outgoing) = batcher.poll_send(now) {
+        let (expired, wake) = {
+            let mut core = lock(&shared.core);
+            if core.closed {
+                break;
+            }
+            let now = Instant::now();
+            let expired = core.batcher.expire(now);
+            while let Some(send) = core.batcher.poll_send(now) {
+                outgoing.push(send);
+            }
+            (expired, core.batcher.next_wake())
+        };
+        deliver(expired, &shared);
+        for send in outgoing.drain(..) {
+            Counters::add(&counters.calls, u64::from(send.new_calls));
             Counters::add(&counters.requests_sent, 1);
-            if outgoing.retry {
+            if send.retry {
                 Counters::add(&counters.retries, 1);
             }
-            let handle = attempts.spawn(attempt(Arc::clone(&clock), outgoing));
-            requests.insert(handle.id(), outgoing.request_id);
+            let handle = attempts.spawn(attempt(Arc::clone(&shared.clock), send));
+            requests.insert(handle.id(), send.request_id);
         }
-        let wake = batcher.next_wake();
         tokio::select! {
             biased;
             joined = attempts.join_next_with_id(), if !attempts.is_empty() => {
@@ -432,36 +566,52 @@ async fn drive(
                 if let Err(error) = &result {
                     counters.error(error.kind(), 1);
                 }
-                deliver(batcher.complete(request_id, result, Instant::now()), &counters);
+                let completion = lock(&shared.core).batcher.complete(request_id, result, Instant::now());
+                deliver(completion, &shared);
             }
-            received = queue.recv_many(&mut taken, DRAIN.min(max_queued.saturating_sub(batcher.outstanding()))),
-                if batcher.outstanding() < max_queued =>
-            {
-                if received == 0 {
-                    return;
-                }
-                let now = Instant::now();
-                Counters::add(&counters.calls, u64::try_from(taken.len()).unwrap_or(u64::MAX));
-                for call in taken.drain(..) {
-                    batcher.push(call.reply, call.count, now);
-                }
-            }
-            () = tokio::time::sleep_until(TokioInstant::from_std(wake.unwrap_or(now))), if wake.is_some() => {}
+            () = shared.wake_sender.notified() => {}
+            () = tokio::time::sleep_until(TokioInstant::from_std(wake.unwrap_or_else(Instant::now))), if wake.is_some() => {}
         }
+    }
+    drop(stop);
+}
+
+/// Ends the background task's work however it ends: no call is taken up
+/// after, and every entry pending or in flight fails with
+/// [`TsoError::Stopped`], so no caller waits for an answer that cannot come.
+struct StopOnDrop(Arc<Shared>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let slots = {
+            let mut core = lock(&self.0.core);
+            core.stopped = true;
+            core.batcher.drain()
+        };
+        for slot in slots {
+            slot.finish(Err(TsoError::Stopped));
+        }
+        self.0.room.notify_waiters();
     }
 }
 
-/// Hands a completion's answers to their callers and counts it.
-fn deliver(completion: Completion<oneshot::Sender<Result<TsoRange, TsoError>>>, counters: &Counters) {
+/// Hands a completion's answers to their slots (waking their callers) and
+/// counts it.
+fn deliver(completion: Completion<Arc<Slot>>, shared: &Shared) {
+    let counters = &shared.counters;
     Counters::add(&counters.timestamps_received, completion.granted);
     if completion.went_backwards {
         counters.error(ErrorKind::WentBackwards, 1);
     }
     counters.error(ErrorKind::DeadlineExceeded, u64::try_from(completion.expired).unwrap_or(u64::MAX));
-    for (reply, result) in completion.replies {
-        // A caller that stopped waiting dropped its receiver: nothing to do.
-        let _ = reply.send(result);
+    if completion.replies.is_empty() {
+        return;
     }
+    for (slot, answer) in completion.replies {
+        slot.finish(answer);
+    }
+    // Calls left the queue: callers waiting for room may go on.
+    shared.room.notify_waiters();
 }
 
 /// One `tso-request` on its own stream, checked against what was asked.

@@ -20,7 +20,8 @@
 //! | `command` | `"tso"` |
 //! | `target` | the address as given, `IP:PORT` or `HOST:PORT` |
 //! | `address` | the `IP:PORT` connected to |
-//! | `concurrency` | tasks calling at once, sharing one `Tso` client (on 2 runtime worker threads) |
+//! | `concurrency` | tasks calling at once, sharing one `Tso` client |
+//! | `threads` | the tokio runtime's worker threads the tasks run on (`--threads`) |
 //! | `count-per-call` | timestamps asked for per call: 1 calls `Tso::next()`, more `Tso::reserve(K)` |
 //! | `in-flight` | `TsoOptions::max_in_flight`: requests unanswered at once, at most |
 //! | `batch-wait-s` | `TsoOptions::batch_wait`, in seconds |
@@ -36,6 +37,12 @@
 //! | `violations.duplicate-timestamps` | timestamps received more than once (each extra receipt counts) |
 //! | `violations.total` | `not-increasing` + `duplicate-ranges`; the run fails unless it is 0 |
 //! | `ranges-forgotten` | intervals the duplicate check dropped to bound its memory (see `tso/uniqueness.rs`); 0 unless the received timestamps leave over a million gaps |
+//! | `load-generator.process-cpu-s` | CPU time (user + system) the whole tsbench process used from the first call to the last check: client library, runtime and checking; `null` where `/proc/self/stat` is unreadable |
+//! | `load-generator.checker-cpu-s` | of it, the checking thread's (duplicate check and latency histogram, off the callers' path) |
+//! | `load-generator.bookkeeping-ns-per-call` | the callers' own per-call work (two clock reads, the order check, the hand-over to the checker), timed on synthetic calls before the run |
+//! | `load-generator.cores` | cores tsbench may run on (its CPU affinity, e.g. under `taskset`) |
+//! | `load-generator.cpu-share` | `process-cpu-s` over `elapsed-s` × `cores`: the share of its cores the load generator and client took |
+//! | `load-generator.bookkeeping-share` | (`checker-cpu-s` + `calls` × `bookkeeping-ns-per-call`) over `elapsed-s` × `cores`: the share of its cores tsbench's own measuring took |
 //! | `tso-stats` | the client's own counters (`Tso::stats()`, `TsoStats`): `calls`, `requests-sent`, `timestamps-received`, `retries`, and `errors` by kind (`unavailable`, `rate-limited`, `overloaded`, `connection`, `timeout`, `mismatch`, `refused`, `went-backwards`, `deadline-exceeded`), counting failed requests rather than calls |
 
 use std::fmt::Write as _;
@@ -45,7 +52,7 @@ use tsod_bench::text::plural;
 use tsod_client::tso::TsoStats;
 
 use super::uniqueness::Violations;
-use crate::report::{ErrorTally, Report, RunHeader, Summary, render_table};
+use crate::report::{ErrorTally, Report, RunHeader, Summary, render_table, round_to};
 
 /// The result of `tsbench tso`; the module doc describes each JSON field.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -56,6 +63,8 @@ pub(crate) struct TsoReport {
     pub(crate) run: RunHeader,
     /// Tasks calling at once.
     pub(crate) concurrency: u32,
+    /// The runtime's worker threads.
+    pub(crate) threads: usize,
     /// Timestamps per call.
     pub(crate) count_per_call: u32,
     /// Requests in flight at most.
@@ -83,6 +92,46 @@ pub(crate) struct TsoReport {
     pub(crate) ranges_forgotten: u64,
     /// The client's counters.
     pub(crate) tso_stats: TsoStats,
+    /// What tsbench itself cost.
+    pub(crate) load_generator: LoadGenerator,
+}
+
+/// What the load generator cost (see the module doc's table).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct LoadGenerator {
+    pub(crate) process_cpu_s: Option<f64>,
+    pub(crate) checker_cpu_s: Option<f64>,
+    pub(crate) bookkeeping_ns_per_call: f64,
+    pub(crate) cores: usize,
+    pub(crate) cpu_share: Option<f64>,
+    pub(crate) bookkeeping_share: Option<f64>,
+}
+
+impl LoadGenerator {
+    /// From the process's and the checker's CPU time over a run of
+    /// `elapsed_s` seconds on `cores` cores, `calls` calls and the
+    /// calibrated per-call bookkeeping.
+    pub(crate) fn new(
+        process: Option<std::time::Duration>,
+        checker: Option<std::time::Duration>,
+        bookkeeping_ns_per_call: f64,
+        calls: u64,
+        elapsed_s: f64,
+        cores: usize,
+    ) -> Self {
+        let capacity = elapsed_s * cores.max(1) as f64;
+        let share = |seconds: f64| (capacity > 0.0).then(|| round_to(seconds / capacity, 4));
+        let hot_path_s = calls as f64 * bookkeeping_ns_per_call / 1e9;
+        Self {
+            process_cpu_s: process.map(|d| round_to(d.as_secs_f64(), 3)),
+            checker_cpu_s: checker.map(|d| round_to(d.as_secs_f64(), 3)),
+            bookkeeping_ns_per_call: round_to(bookkeeping_ns_per_call, 1),
+            cores,
+            cpu_share: process.and_then(|d| share(d.as_secs_f64())),
+            bookkeeping_share: checker.and_then(|d| share(d.as_secs_f64() + hot_path_s)),
+        }
+    }
 }
 
 impl Report for TsoReport {
@@ -124,6 +173,18 @@ impl Report for TsoReport {
             let _ = writeln!(out, "duplicate check: {} intervals forgotten (memory bound)", self.ranges_forgotten);
         }
         let _ = writeln!(out, "errors: {} of {} calls ({})", self.errors.total, self.calls, self.errors.kinds_text());
+        let load = &self.load_generator;
+        let percent = |share: Option<f64>| share.map_or_else(|| "?".to_owned(), |s| format!("{:.1} %", s * 100.0));
+        let _ = writeln!(
+            out,
+            "load generator: {} of {} core{} (client, runtime and checks), of which its own measuring {} \
+             ({:.0} ns per call in the callers, the rest on the checking thread)",
+            percent(load.cpu_share),
+            load.cores,
+            plural(u64::try_from(load.cores).unwrap_or(u64::MAX)),
+            percent(load.bookkeeping_share),
+            load.bookkeeping_ns_per_call
+        );
         out
     }
 }
@@ -143,6 +204,7 @@ mod tests {
                 address: Some("127.0.0.1:4460".to_owned()),
             },
             concurrency: 8,
+            threads: 2,
             count_per_call: 1,
             in_flight: 2,
             batch_wait_s: 0.0,
@@ -156,6 +218,14 @@ mod tests {
             violations: Violations::default(),
             ranges_forgotten: 0,
             tso_stats: TsoStats::default(),
+            load_generator: LoadGenerator::new(
+                Some(std::time::Duration::from_millis(1_500)),
+                Some(std::time::Duration::from_millis(200)),
+                40.0,
+                1_000,
+                1.0,
+                2,
+            ),
         }
     }
 
@@ -178,8 +248,10 @@ mod tests {
                 "errors",
                 "in-flight",
                 "latency",
+                "load-generator",
                 "ranges-forgotten",
                 "target",
+                "threads",
                 "timestamps",
                 "timestamps-per-s",
                 "tso-stats",
@@ -190,12 +262,22 @@ mod tests {
         assert_eq!(violations, ["duplicate-ranges", "duplicate-timestamps", "not-increasing", "total"]);
         assert_eq!(json["tso-stats"]["errors"]["went-backwards"], 0);
         assert_eq!(json["tso-stats"]["requests-sent"], 0);
+        // 1.5 s of CPU over 1 s on 2 cores; the checker's 0.2 s and 1000
+        // calls × 40 ns in the callers.
+        assert_eq!(json["load-generator"]["cpu-share"], 0.75);
+        assert_eq!(json["load-generator"]["bookkeeping-share"], 0.1);
     }
 
     #[test]
     fn human_output_names_the_call_and_the_violations() {
         let text = sample().to_human();
-        for needle in ["Tso::next()", "call latency", "violations: 0", "errors: 0 of 1000 calls"] {
+        for needle in [
+            "Tso::next()",
+            "call latency",
+            "violations: 0",
+            "errors: 0 of 1000 calls",
+            "load generator: 75.0 % of 2 cores",
+        ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
         let reserve = TsoReport { count_per_call: 16, ..sample() };

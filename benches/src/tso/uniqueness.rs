@@ -22,9 +22,6 @@ use tsod_client::tso::TsoRange;
 /// Disjoint intervals a [`GrantedSet`] keeps at most (about 50 MB).
 pub(crate) const MAX_INTERVALS: usize = 1 << 20;
 
-/// Ranges a task buffers before adding them to the shared [`GrantedSet`].
-pub(crate) const FLUSH_EVERY: usize = 1024;
-
 /// The broken promises found, by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -95,13 +92,62 @@ pub(crate) struct GrantedSet {
 
 impl GrantedSet {
     /// Adds the ranges `first..=last` (raw values, `first <= last`), in any
-    /// order; each that shares timestamps with one already present counts
-    /// as a duplicate.
+    /// order; each that shares timestamps with one already present (or
+    /// given before it here) counts as a duplicate. They are sorted and
+    /// runs of adjacent ranges (several callers' consecutive timestamps)
+    /// go into the set as one interval, so the cost is mostly the sort;
+    /// a run that meets what is already there goes in range by range, to
+    /// count each duplicate as `insert` does.
     pub(crate) fn insert_all(&mut self, ranges: &mut [(u64, u64)]) {
         ranges.sort_unstable();
-        for &(first, last) in ranges.iter() {
-            self.insert(first, last);
+        let mut run: Option<(usize, u64, u64)> = None;
+        for i in 0..ranges.len() {
+            let Some(&(first, last)) = ranges.get(i) else { break };
+            run = match run {
+                Some((from, low, high)) if first <= high || high.checked_add(1) == Some(first) => {
+                    if first <= high {
+                        // Within the batch: handed out twice.
+                        let seen = last.min(high) - first + 1;
+                        self.duplicate_ranges = self.duplicate_ranges.saturating_add(1);
+                        self.duplicate_timestamps = self.duplicate_timestamps.saturating_add(seen);
+                    }
+                    Some((from, low, high.max(last)))
+                }
+                Some(done) => {
+                    self.insert_run(ranges, done, i);
+                    Some((i, first, last))
+                }
+                None => Some((i, first, last)),
+            };
         }
+        if let Some(done) = run {
+            self.insert_run(ranges, done, ranges.len());
+        }
+    }
+
+    /// Adds the coalesced run `low..=high` of `ranges[from..to]`: as one
+    /// interval when it meets nothing present, else range by range.
+    fn insert_run(&mut self, ranges: &[(u64, u64)], (from, low, high): (usize, u64, u64), to: usize) {
+        if !self.overlaps(low, high) {
+            self.insert(low, high);
+            return;
+        }
+        // Duplicates within the run were counted already: insert each range
+        // minus what the run's earlier ranges covered.
+        let mut covered: Option<u64> = None;
+        for &(first, last) in ranges.get(from..to).unwrap_or_default() {
+            let start = covered.map_or(first, |c| first.max(c.saturating_add(1)));
+            if covered.is_none_or(|c| c < last) && start <= last {
+                self.insert(start, last);
+            }
+            covered = Some(covered.map_or(last, |c| c.max(last)));
+        }
+    }
+
+    /// Whether any timestamp of `first..=last` is present.
+    fn overlaps(&self, first: u64, last: u64) -> bool {
+        let before = self.intervals.range(..=first).next_back().is_some_and(|(_, &end)| end >= first);
+        before || self.intervals.range(first..=last).next().is_some()
     }
 
     /// Adds the range `first..=last`; returns how many of its timestamps
@@ -221,5 +267,31 @@ mod tests {
         let mut a = Violations { total: 1, not_increasing: 1, ..Violations::default() };
         a.merge(&Violations { total: 2, not_increasing: 0, duplicate_ranges: 2, duplicate_timestamps: 7 });
         assert_eq!(a, Violations { total: 3, not_increasing: 1, duplicate_ranges: 2, duplicate_timestamps: 7 });
+    }
+
+    #[test]
+    fn a_batch_coalesces_into_runs_and_counts_duplicates_within_it_and_against_the_set() {
+        let mut set = GrantedSet::default();
+        let mut batch: Vec<(u64, u64)> = (0..1000).rev().map(|i| (i * 2, i * 2 + 1)).collect();
+        set.insert_all(&mut batch);
+        assert_eq!(set.intervals(), 1, "0..=1999 in one run");
+        assert_eq!(set.violations(0).total, 0);
+        // Within a batch: 3000..=3009 twice, and 3005 inside a third range.
+        let mut batch = vec![(3000, 3009), (2500, 2599), (3000, 3009), (3005, 3005), (3010, 3020)];
+        set.insert_all(&mut batch);
+        let v = set.violations(0);
+        assert_eq!((v.duplicate_ranges, v.duplicate_timestamps), (2, 11));
+        assert_eq!(set.intervals(), 3, "0..=1999, 2500..=2599, 3000..=3020");
+        // Against the set: a run 1990..=2010 meets 0..=1999 in one of its
+        // ranges only; 4000.. is new.
+        let mut batch = vec![(1990, 1999), (2000, 2010), (4000, 4000)];
+        set.insert_all(&mut batch);
+        let v = set.violations(0);
+        assert_eq!((v.duplicate_ranges, v.duplicate_timestamps), (3, 21));
+        assert_eq!(set.intervals(), 4);
+        // The top of the range does not wrap.
+        let mut batch = vec![(u64::MAX, u64::MAX), (0, 0)];
+        set.insert_all(&mut batch);
+        assert_eq!(set.violations(0).duplicate_ranges, 4, "0 was there already");
     }
 }

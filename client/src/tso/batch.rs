@@ -2,13 +2,28 @@
 //! `tso-request`, how a granted range is split among them, the
 //! real-time-order check, and when to retry or give up. No sockets, no
 //! tokio: every method takes the time as an argument, and the reply handle
-//! `W` is whatever the shell uses (a oneshot sender; plain numbers in tests).
+//! `W` is whatever the shell uses (a shared slot its callers wait on; plain
+//! numbers in tests).
+//!
+//! # Entries
+//!
+//! The unit the batcher queues, sends, splits and retries is an *entry*:
+//! one or more calls that [`Batcher::join`]ed it while it waited to be
+//! sent, each at its own offset, together asking for at most `max_batch`
+//! timestamps (a single call may ask for more and then stands alone). A
+//! call costs the caller one `join` (an addition) and the batcher nothing
+//! more: sending, splitting and retrying are per entry, so the work behind
+//! a busy client's calls does not grow with the number of calls. An entry
+//! gets one reply, a range its calls share by offset, or one error they
+//! all get.
 //!
 //! # Invariants
 //!
-//! * Calls are served in the order they were pushed (requeued calls go back
-//!   to the front); a batch takes whole calls, at least one, and asks for at
-//!   most `max_batch` timestamps unless its single call asks for more.
+//! * Entries are served in the order they were started (requeued ones go
+//!   back to the front); a call joins only the youngest entry, and only one
+//!   never sent, so calls are served in the order they joined. A batch
+//!   takes whole entries, at least one, and asks for at most `max_batch`
+//!   timestamps unless its single entry asks for more.
 //! * At most `max_in_flight` batches are sent and unanswered. Up to
 //!   `max(2, answer time / STAGGER)` of them leave at once (the answer time
 //!   is the smoothed time successful requests took); beyond that a new one
@@ -63,12 +78,15 @@ pub(crate) struct BatchConfig {
     pub(crate) max_retry_after: Duration,
 }
 
-/// One caller waiting for `count` timestamps.
+/// One entry: the calls waiting for `count` timestamps in all.
 #[derive(Debug)]
 struct Waiter<W> {
     reply: W,
     count: u32,
-    /// When the batcher took the call up: its deadline runs from here.
+    /// Calls that joined it.
+    calls: u32,
+    /// When its first call joined: the entry's deadline runs from here (so
+    /// a call's deadline may start up to one batching window early).
     since: Instant,
     /// Requests sent for it so far.
     attempts: u32,
@@ -111,12 +129,25 @@ pub(crate) struct Outgoing {
     pub(crate) cut_at: Instant,
     /// Whether it carries a call that was tried before.
     pub(crate) retry: bool,
+    /// Calls it carries that were never sent before.
+    pub(crate) new_calls: u32,
+}
+
+/// Where [`Batcher::join`] put a call.
+#[derive(Debug)]
+pub(crate) struct Joined<W> {
+    /// The entry's reply handle (a clone).
+    pub(crate) reply: W,
+    /// The call's first timestamp is the entry's first plus this.
+    pub(crate) offset: u32,
+    /// The call started a new entry (the shell wakes its sender then).
+    pub(crate) started: bool,
 }
 
 /// What one answer (or failed attempt) did.
 #[derive(Debug)]
 pub(crate) struct Completion<W> {
-    /// Answers to hand to callers now, in batch order.
+    /// Answers to hand to the entries now, in batch order.
     pub(crate) replies: Vec<(W, Result<TsoRange, TsoError>)>,
     /// Timestamps accepted from the response.
     pub(crate) granted: u64,
@@ -139,8 +170,10 @@ impl<W> Completion<W> {
 pub(crate) struct Batcher<W> {
     config: BatchConfig,
     pending: VecDeque<Waiter<W>>,
-    /// Sum of the pending calls' counts.
+    /// Sum of the pending entries' counts.
     pending_count: u64,
+    /// Calls pending or in flight.
+    outstanding: usize,
     in_flight: Vec<InFlight<W>>,
     /// No request leaves before this (the last error's retry advice or
     /// backoff); cleared by any success.
@@ -159,6 +192,7 @@ impl<W> Batcher<W> {
             config,
             pending: VecDeque::new(),
             pending_count: 0,
+            outstanding: 0,
             in_flight: Vec::new(),
             hold_until: None,
             max_received: None,
@@ -167,15 +201,57 @@ impl<W> Batcher<W> {
         }
     }
 
-    /// Takes up a call for `count` timestamps (1 … 65 536, checked by the caller).
+    /// Takes up a call for `count` timestamps (1 … 65 536, checked by the
+    /// caller): it joins the youngest pending entry if that was never sent
+    /// and still has room for `count` within `max_batch`; otherwise it
+    /// starts a new entry, with the reply handle `make` gives and the time
+    /// `now` gives (neither is called for a join).
+    pub(crate) fn join(&mut self, count: u32, now: impl FnOnce() -> Instant, make: impl FnOnce() -> W) -> Joined<W>
+    where
+        W: Clone,
+    {
+        let max_batch = self.config.max_batch;
+        self.pending_count += u64::from(count);
+        self.outstanding += 1;
+        match self.pending.back_mut() {
+            Some(entry)
+                if entry.attempts == 0 && entry.count.checked_add(count).is_some_and(|sum| sum <= max_batch) =>
+            {
+                let offset = entry.count;
+                entry.count += count;
+                entry.calls += 1;
+                Joined { reply: entry.reply.clone(), offset, started: false }
+            }
+            _ => {
+                let reply = make();
+                let waiter =
+                    Waiter { reply: reply.clone(), count, calls: 1, since: now(), attempts: 0, last_error: None };
+                self.pending.push_back(waiter);
+                Joined { reply, offset: 0, started: true }
+            }
+        }
+    }
+
+    /// Takes up a call for `count` timestamps as an entry of its own.
+    #[cfg(test)]
     pub(crate) fn push(&mut self, reply: W, count: u32, now: Instant) {
         self.pending_count += u64::from(count);
-        self.pending.push_back(Waiter { reply, count, since: now, attempts: 0, last_error: None });
+        self.outstanding += 1;
+        self.pending.push_back(Waiter { reply, count, calls: 1, since: now, attempts: 0, last_error: None });
     }
 
     /// Calls pending or in flight.
     pub(crate) fn outstanding(&self) -> usize {
-        self.pending.len() + self.in_flight.iter().map(|b| b.waiters.len()).sum::<usize>()
+        self.outstanding
+    }
+
+    /// Empties the batcher: the reply handles of every entry pending or in
+    /// flight, to be failed by the shell (which is stopping).
+    pub(crate) fn drain(&mut self) -> Vec<W> {
+        self.pending_count = 0;
+        self.outstanding = 0;
+        let in_flight = self.in_flight.drain(..).flat_map(|b| b.waiters);
+        self.pending.drain(..).chain(in_flight).map(|w| w.reply).collect()
     }
 
     /// The largest timestamp accepted so far.
@@ -186,10 +262,10 @@ impl<W> Batcher<W> {
 
     /// Requeued calls whose deadline has passed while they waited to be
     /// sent again: they fail now with the error that requeued them.
-    pub(crate) fn expire(&mut self, now: Instant) -> Vec<(W, Result<TsoRange, TsoError>)> {
-        let mut expired = Vec::new();
+    pub(crate) fn expire(&mut self, now: Instant) -> Completion<W> {
+        let mut expired = Completion::empty();
         let mut i = 0;
-        // Requeued calls sit at the front (push_front), fresh ones behind.
+        // Requeued entries sit at the front (push_front), fresh ones behind.
         while i < self.pending.len() {
             let due = match self.pending.get(i) {
                 Some(w) if w.attempts > 0 => w.deadline(&self.config) <= now,
@@ -201,8 +277,10 @@ impl<W> Batcher<W> {
             }
             if let Some(mut waiter) = self.pending.remove(i) {
                 self.pending_count -= u64::from(waiter.count);
+                self.outstanding -= calls(&waiter);
+                expired.expired += calls(&waiter);
                 let last = waiter.last_error.take().unwrap_or(TsoError::Stopped);
-                expired.push(waiter.expire(&self.config, last));
+                expired.replies.push(waiter.expire(&self.config, last));
             }
         }
         expired
@@ -231,6 +309,7 @@ impl<W> Batcher<W> {
         let mut waiters = Vec::new();
         let mut count: u32 = 0;
         let mut retry = false;
+        let mut new_calls: u32 = 0;
         let mut cut_at = now;
         while let Some(next) = self.pending.front() {
             let fits = count.checked_add(next.count).is_some_and(|sum| sum <= self.config.max_batch);
@@ -241,6 +320,9 @@ impl<W> Batcher<W> {
             self.pending_count -= u64::from(waiter.count);
             count = count.saturating_add(waiter.count);
             retry |= waiter.attempts > 0;
+            if waiter.attempts == 0 {
+                new_calls = new_calls.saturating_add(waiter.calls);
+            }
             waiter.attempts = waiter.attempts.saturating_add(1);
             cut_at = cut_at.max(waiter.deadline(&self.config));
             waiters.push(waiter);
@@ -248,7 +330,7 @@ impl<W> Batcher<W> {
         let request_id = self.next_request_id;
         self.next_request_id = self.next_request_id.wrapping_add(1).max(1);
         self.in_flight.push(InFlight { request_id, count, floor: self.max_received, waiters, sent: now });
-        Some(Outgoing { request_id, count, cut_at, retry })
+        Some(Outgoing { request_id, count, cut_at, retry, new_calls })
     }
 
     /// When [`Batcher::poll_send`] or [`Batcher::expire`] may have something
@@ -315,6 +397,7 @@ impl<W> Batcher<W> {
             return Completion::empty();
         };
         let batch = self.in_flight.swap_remove(at);
+        self.outstanding -= batch.waiters.iter().map(calls).sum::<usize>();
         match result {
             Ok(first) => {
                 let took = now.saturating_duration_since(batch.sent);
@@ -361,10 +444,11 @@ impl<W> Batcher<W> {
         let mut completion = Completion::empty();
         for mut waiter in batch.waiters.into_iter().rev() {
             if waiter.deadline(&self.config) <= retry_at {
-                completion.expired += 1;
+                completion.expired += calls(&waiter);
                 completion.replies.push(waiter.expire(&self.config, error.clone()));
             } else {
-                completion.requeued += 1;
+                completion.requeued += calls(&waiter);
+                self.outstanding += calls(&waiter);
                 self.pending_count += u64::from(waiter.count);
                 waiter.last_error = Some(error.clone());
                 self.pending.push_front(waiter);
@@ -386,6 +470,11 @@ impl<W> Batcher<W> {
             None => FIRST_BACKOFF.saturating_mul(1 << attempts.saturating_sub(1).min(16)).min(cap),
         }
     }
+}
+
+/// The calls an entry holds.
+fn calls<W>(waiter: &Waiter<W>) -> usize {
+    usize::try_from(waiter.calls).unwrap_or(usize::MAX)
 }
 
 /// Every call of a batch gets `error`.
@@ -697,9 +786,10 @@ mod tests {
         assert_eq!(b.complete(c.request_id, Err(unavailable(200)), now + ms(955)).requeued, 1);
         assert_eq!(b.poll_send(now + ms(999)), None);
         assert_eq!(b.next_wake(), Some(now + ms(1000)), "call 1's deadline comes first");
-        assert!(b.expire(now + ms(999)).is_empty());
+        assert!(b.expire(now + ms(999)).replies.is_empty());
         let expired = b.expire(now + ms(1000));
-        match &expired[..] {
+        assert_eq!(expired.expired, 1);
+        match &expired.replies[..] {
             [(1, Err(TsoError::DeadlineExceeded { attempts: 1, last, .. }))] => {
                 assert!(matches!(**last, TsoError::Transport(_)), "{last:?}");
             }
@@ -709,5 +799,74 @@ mod tests {
         let retry = b.poll_send(now + ms(1155)).unwrap();
         assert_eq!((retry.count, retry.retry), (1, true));
         assert_eq!(b.outstanding(), 1);
+    }
+
+    #[test]
+    fn calls_join_the_waiting_entry_up_to_max_batch_and_share_its_range_by_offset() {
+        let now = Instant::now();
+        let mut b = Batcher::new(BatchConfig { max_batch: 10, ..config() });
+        let mut made = 0;
+        let mut join = |b: &mut Batcher<u32>, count| {
+            let j = b.join(
+                count,
+                || now,
+                || {
+                    made += 1;
+                    made
+                },
+            );
+            (j.reply, j.offset, j.started)
+        };
+        assert_eq!(join(&mut b, 1), (1, 0, true), "the first call starts an entry");
+        assert_eq!(join(&mut b, 4), (1, 1, false));
+        assert_eq!(join(&mut b, 5), (1, 5, false), "exactly max_batch fits");
+        assert_eq!(join(&mut b, 1), (2, 0, true), "a full entry takes no more");
+        assert_eq!(join(&mut b, 12), (3, 0, true), "a call above max_batch stands alone");
+        assert_eq!(join(&mut b, 1), (4, 0, true));
+        assert_eq!(b.outstanding(), 6);
+        let first = b.poll_send(now).unwrap();
+        assert_eq!((first.count, first.new_calls), (10, 3));
+        // A call joins the youngest entry still waiting, never one sent.
+        assert_eq!(join(&mut b, 2), (4, 1, false));
+        let second = b.poll_send(now).unwrap();
+        assert_eq!((second.count, second.new_calls), (1, 1), "entry 2; entry 3 does not fit beside it");
+        let done = b.complete(first.request_id, Ok(h(100)), now);
+        let replies: Vec<(u32, u64, u32)> =
+            done.replies.into_iter().map(|(w, r)| r.map(|r| (w, r.first().raw(), r.count())).unwrap()).collect();
+        assert_eq!(replies, [(1, 100, 10)], "one answer per entry, not per call");
+        assert_eq!(b.outstanding(), 4, "entry 1's three calls are done");
+    }
+
+    #[test]
+    fn a_call_never_joins_a_requeued_entry_and_a_requeued_entry_keeps_its_calls() {
+        let now = Instant::now();
+        let mut b = Batcher::new(config());
+        let joined = |b: &mut Batcher<u32>, count, id| b.join(count, || now, || id).reply;
+        assert_eq!(joined(&mut b, 1, 1), 1);
+        assert_eq!(joined(&mut b, 1, 99), 1);
+        let send = b.poll_send(now).unwrap();
+        let done = b.complete(send.request_id, Err(unavailable(5)), now);
+        assert_eq!((done.requeued, done.expired), (2, 0), "counted in calls");
+        assert_eq!(joined(&mut b, 1, 2), 2, "a new entry behind the requeued one");
+        assert_eq!(b.outstanding(), 3);
+        let retry = b.poll_send(now + Duration::from_millis(5)).unwrap();
+        assert_eq!((retry.count, retry.retry, retry.new_calls), (3, true, 1));
+        assert_eq!(granted(b.complete(retry.request_id, Ok(h(7)), now)), [(1, 7), (2, 9)]);
+        assert_eq!(b.outstanding(), 0);
+    }
+
+    #[test]
+    fn drain_hands_back_every_entry_pending_or_in_flight() {
+        let now = Instant::now();
+        let mut b = Batcher::new(BatchConfig { max_batch: 2, ..config() });
+        for id in 1..=3 {
+            b.join(2, || now, || id);
+        }
+        assert!(b.poll_send(now).is_some());
+        let mut left = b.drain();
+        left.sort_unstable();
+        assert_eq!(left, [1, 2, 3]);
+        assert_eq!(b.outstanding(), 0);
+        assert_eq!(b.poll_send(now), None);
     }
 }

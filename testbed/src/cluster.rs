@@ -19,7 +19,8 @@
 //! it was; the kernel's leap step (an announced leap) fires when the
 //! site's own realtime reaches the end of the day.
 //! [`Cluster::description`] says where each site can be reached (what
-//! `tsod-testbed up` writes to `cluster.json` for other tools).
+//! `tsod-testbed up` writes to `cluster.json` for other tools), and
+//! [`Cluster::write_links_file`] what the relays carried (`links.json`).
 //!
 //! A site's daemon can be killed and restarted, or paused (SIGSTOP) and
 //! resumed (SIGCONT) — a process that stops running without losing its
@@ -37,6 +38,7 @@ use std::time::{Duration, SystemTime};
 use tsod_proto::{Offset, Ppb, Timestamp};
 
 use crate::description::{ClusterDescription, SiteDescription};
+use crate::links_file::{self, LinkCounts, LinksSnapshot};
 use crate::sim::gpsd::{GpsFault, GpsdSim, RealtimeSlew};
 use crate::sim::host_realtime;
 use crate::sim::ntp::{NtpFault, NtpSim, NtpSimConfig};
@@ -598,6 +600,26 @@ impl Cluster {
     /// The cluster CA's certificate (PEM), which clients trust.
     pub fn ca_path(&self) -> PathBuf {
         self.dir.join("certs").join("ca.crt")
+    }
+
+    /// Every relay's counters, by the names of the sites it links, from
+    /// site 0's links on (each site's in the topology's order).
+    pub fn link_counts(&self) -> Vec<LinkCounts> {
+        let mut links: Vec<(&(usize, usize), &WanRelay)> = self.relays.iter().collect();
+        links.sort_by_key(|(pair, _)| **pair);
+        let name = |i: usize| self.sites.get(i).map(|s| s.plan.name.clone()).unwrap_or_else(|| format!("#{i}"));
+        links
+            .into_iter()
+            .map(|(&(from, to), relay)| LinkCounts { from: name(from), to: name(to), stats: relay.stats() })
+            .collect()
+    }
+
+    /// Rewrites `links.json` in the scratch directory with the relays'
+    /// counters now ([`crate::links_file`]); its path.
+    pub fn write_links_file(&self) -> Result<PathBuf, ClusterError> {
+        let at = host_realtime().as_nanos() / 1_000_000;
+        let snapshot = LinksSnapshot { at_unix_ms: at, links: self.link_counts() };
+        snapshot.write_to(&self.dir).map_err(io(format!("writing {}", self.dir.join(links_file::FILE_NAME).display())))
     }
 
     /// Where each site can be reached.

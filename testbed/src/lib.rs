@@ -17,7 +17,9 @@
 //! take them first. [`status_file`] reads a site's status file as the
 //! daemon's own schema (`tsod_proto::observe`), [`description`] is
 //! `cluster.json` (where a running cluster's sites are, read back by
-//! `tsbench`), and [`plot::axis`] the axis code `tsbench`'s plot shares.
+//! `tsbench`), [`links_file`] is `links.json` (what the WAN relays
+//! carried, for the measuring scripts), and [`plot::axis`] the axis code
+//! `tsbench`'s plot shares.
 //! [`truth`] is true time on the service timescale (the host's realtime,
 //! shifted and smeared for a scenario's leap second: the testbed's own
 //! arithmetic, never the daemon's), and [`leap_list`] the
@@ -25,8 +27,9 @@
 //!
 //! Who uses whom, one way only: [`truth`] depends on nothing here;
 //! [`spec`] (formats) depends on [`wan`] (shapes) and [`truth`] (a leap's
-//! sign); [`sim`] and [`leap_list`] on [`truth`]; [`cluster`] runs a
-//! topology with [`sim`], [`wan`] and [`leap_list`]; [`timeline`] runs a
+//! sign); [`sim`] and [`leap_list`] on [`truth`]; [`links_file`] on
+//! [`wan`] (its counters); [`cluster`] runs a topology with [`sim`],
+//! [`wan`], [`leap_list`] and [`links_file`]; [`timeline`] runs a
 //! scenario on a cluster with [`checker`], [`tso`] and [`status_file`];
 //! the binary adds [`view`].
 
@@ -34,6 +37,7 @@ pub mod checker;
 pub mod cluster;
 pub mod description;
 pub mod leap_list;
+pub mod links_file;
 pub mod plot;
 pub mod ports;
 pub mod sim;

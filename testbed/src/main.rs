@@ -24,7 +24,10 @@
 //! span without a timestamp per site).
 //!
 //! `up` writes `cluster.json` in its scratch directory, so that other tools
-//! can find the sites: see [`tsod_testbed::description`].
+//! can find the sites: see [`tsod_testbed::description`]. Both `up` and
+//! `run` rewrite `links.json` there once a second: what each WAN relay
+//! carried so far ([`tsod_testbed::links_file`]). The scratch directory is
+//! `<--work>/tsod-testbed-<pid of this program>`.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -40,7 +43,7 @@ use tsod_testbed::spec::{Scenario, Topology};
 use tsod_testbed::timeline::{self, TsoReport};
 use tsod_testbed::tso::load::TsoLoad;
 use tsod_testbed::view;
-use tsod_testbed::{description, status_file, tso};
+use tsod_testbed::{description, links_file, status_file, tso};
 
 /// Multi-region tsod cluster on one machine, with faults and a truth checker.
 #[derive(Parser)]
@@ -159,6 +162,9 @@ fn up(topology: &str, run_for: Option<Duration>, common: &Common) -> anyhow::Res
     for site in cluster.sites() {
         println!("  {:<10} metrics http://{}/metrics", site.plan.name, site.metrics);
     }
+    let mut links = LinksWriter::default();
+    links.write(&cluster);
+    println!("relay counters, rewritten every second: {}", cluster.dir().join(links_file::FILE_NAME).display());
     let notes = [format!("cluster.json: {}", description.display())];
     let mut checker = Checker::new(cluster.sites().iter().map(|s| (s.plan.name.clone(), s.segment.clone())))
         .with_time(cluster.time());
@@ -172,6 +178,7 @@ fn up(topology: &str, run_for: Option<Duration>, common: &Common) -> anyhow::Res
         checker.sample(started.elapsed().as_secs_f64());
         if Instant::now() >= next_view {
             next_view += Duration::from_secs(1);
+            links.write(&cluster);
             let tso = rates.line(&mut cluster, &load);
             let text = live_view(&title, started.elapsed(), &mut cluster, &checker, Some(&tso), &notes);
             let mut out = std::io::stdout().lock();
@@ -199,6 +206,24 @@ fn up(topology: &str, run_for: Option<Duration>, common: &Common) -> anyhow::Res
     anyhow::ensure!(!failed, "true time was outside a synchronized interval");
     anyhow::ensure!(tso.clean(), "the TSO handed out duplicate, out-of-order or dishonest timestamps");
     Ok(())
+}
+
+/// Rewrites the cluster's `links.json`; if that fails, says so once and
+/// goes on without it (the run does not depend on it).
+#[derive(Debug, Default)]
+struct LinksWriter {
+    failed: bool,
+}
+
+impl LinksWriter {
+    fn write(&mut self, cluster: &Cluster) {
+        if let Err(e) = cluster.write_links_file() {
+            if !self.failed {
+                eprintln!("tsod-testbed: {e} (going on without it)");
+            }
+            self.failed = true;
+        }
+    }
 }
 
 /// The live view's TSO line: rates from the load's totals between two views,
@@ -272,8 +297,10 @@ fn run(name: &str, json: bool, plot: Option<&Path>, common: &Common) -> anyhow::
     let title = format!("tsod-testbed run {} on {}", scenario.name(), scenario.topology().name());
     let mut shown = 0;
     let mut rates = TsoRates::default();
+    let mut links = LinksWriter::default();
     let (report, series) =
         timeline::run(&scenario, &tsod, &common.work, &|| stop.load(Ordering::SeqCst), |cluster, progress| {
+            links.write(cluster);
             if terminal {
                 let elapsed = Duration::from_secs_f64(progress.at.max(0.0));
                 let tso = rates.line(cluster, progress.tso);

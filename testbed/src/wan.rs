@@ -57,6 +57,13 @@
 //!   before looking at their stop flag, and never spin: dropping the relay
 //!   (or [`WanRelay::shutdown`]) stops and joins them all, discards what is
 //!   still in flight and closes every socket.
+//!
+//! # Counters
+//!
+//! [`WanRelay::stats`] counts, per direction, the datagrams that arrived
+//! and their bytes, and what became of them (forwarded, lost, partitioned,
+//! overflowed, failed, or still in flight). A running cluster writes every
+//! relay's counters to `links.json` ([`crate::links_file`]).
 
 mod queue;
 mod rng;
@@ -70,6 +77,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use crate::sim::{POLL, require_loopback};
 use queue::{DelayQueue, Route, Way};
@@ -138,9 +147,17 @@ impl LinkShape {
     }
 }
 
-/// What happened to the datagrams of one direction so far.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What happened to the datagrams of one direction so far (kebab-case keys
+/// in JSON: [`crate::links_file`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct DirectionStats {
+    /// Arrived from a served client (forward) or from the target (reverse):
+    /// each is then forwarded, lost, partitioned, overflowed, failed, or
+    /// still in flight.
+    pub arrived: u64,
+    /// Their payload bytes (UDP payloads: QUIC packets, headers included).
+    pub arrived_bytes: u64,
     /// Delivered to the other side.
     pub forwarded: u64,
     /// Dropped by the random loss.
@@ -156,8 +173,9 @@ pub struct DirectionStats {
     pub in_flight: usize,
 }
 
-/// A snapshot of a relay's counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// A snapshot of a relay's counters (kebab-case keys in JSON).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct RelayStats {
     /// Client → target.
     pub forward: DirectionStats,
@@ -172,6 +190,8 @@ pub struct RelayStats {
 
 #[derive(Debug, Default)]
 struct DirectionCounters {
+    arrived: AtomicU64,
+    arrived_bytes: AtomicU64,
     forwarded: AtomicU64,
     lost: AtomicU64,
     partitioned: AtomicU64,
@@ -182,6 +202,8 @@ struct DirectionCounters {
 impl DirectionCounters {
     fn snapshot(&self, in_flight: usize) -> DirectionStats {
         DirectionStats {
+            arrived: self.arrived.load(Ordering::Relaxed),
+            arrived_bytes: self.arrived_bytes.load(Ordering::Relaxed),
             forwarded: self.forwarded.load(Ordering::Relaxed),
             lost: self.lost.load(Ordering::Relaxed),
             partitioned: self.partitioned.load(Ordering::Relaxed),
@@ -231,6 +253,9 @@ impl Shared {
     /// arrived at `arrival`, and queues it if it survives.
     fn admit(&self, way: Way, arrival: Instant, route: Route, payload: &[u8], rng: &mut Rng) {
         let counters = self.counters(way);
+        bump(&counters.arrived);
+        let bytes = u64::try_from(payload.len()).unwrap_or(u64::MAX);
+        counters.arrived_bytes.fetch_add(bytes, Ordering::Relaxed);
         if self.partitioned.load(Ordering::Relaxed) {
             bump(&counters.partitioned);
             return;

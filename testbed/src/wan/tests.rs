@@ -107,6 +107,9 @@ fn round_trip_takes_both_one_way_delays() {
     let stats = wait_for_stats(&relay, |s| s.reverse.forwarded == 3);
     assert_eq!((stats.forward.forwarded, stats.reverse.forwarded, stats.clients), (3, 3, 1));
     assert_eq!((stats.forward.in_flight, stats.reverse.in_flight), (0, 0));
+    // Every datagram arrived once each way, 32 bytes each.
+    assert_eq!((stats.forward.arrived, stats.forward.arrived_bytes), (3, 96));
+    assert_eq!((stats.reverse.arrived, stats.reverse.arrived_bytes), (3, 96));
 }
 
 #[test]
@@ -158,6 +161,8 @@ fn total_loss_drops_everything_and_counts_it() {
     let stats = wait_for_stats(&relay, |s| s.forward.lost == 20);
     assert_eq!(stats.forward.lost, 20);
     assert_eq!(stats.forward.forwarded, 0);
+    // Lost datagrams arrived all the same: they count as sent.
+    assert_eq!((stats.forward.arrived, stats.forward.arrived_bytes), (20, 20));
     assert!(client.recv_from(&mut [0u8; 16]).is_err(), "nothing comes back");
     assert_eq!(echo.echoed(), 0);
 
@@ -184,6 +189,9 @@ fn partition_drops_both_ways_until_healed() {
     target.send_to(b"lost reverse", upstream).unwrap();
     let stats = wait_for_stats(&relay, |s| s.forward.partitioned == 1 && s.reverse.partitioned == 1);
     assert_eq!((stats.forward.partitioned, stats.reverse.partitioned), (1, 1));
+    // "hello" and "lost forward" arrived forward, "lost reverse" in reverse.
+    assert_eq!((stats.forward.arrived, stats.forward.arrived_bytes), (2, 17));
+    assert_eq!((stats.reverse.arrived, stats.reverse.arrived_bytes), (1, 12));
     assert!(target.recv_from(&mut buf).is_err(), "nothing reaches the target");
     assert!(client.recv_from(&mut buf).is_err(), "nothing reaches the client");
 

@@ -9,11 +9,13 @@
 //! half-width and status over time, with an optional plot; `tsbench tso`,
 //! the throughput and latency of a site's timestamp oracle, checking every
 //! timestamp is unique and increasing; `tsbench commit-wait`, how long
-//! commit-waits last and how late they notice; and `tsbench compare`, which
+//! commit-waits last and how late they notice; `tsbench compare`, which
 //! starts a local testbed cluster, runs the others on it and prints tsod's
-//! figures beside the published figures of reference systems.
+//! figures beside the published figures of reference systems; and `tsbench
+//! clients`, thousands of clients each with its own connection to one
+//! site, and what they cost it.
 //!
-//! Modules: `now`, `uncertainty`, `tso` and `commit_wait` run the
+//! Modules: `now`, `uncertainty`, `tso`, `commit_wait` and `clients` run the
 //! measurements, each with its report; `site` reaches the local segment or
 //! a remote site (`IP:PORT` or `HOST:PORT`), `report` holds what every
 //! report shares (summaries, errors, the run header, JSON or text),
@@ -24,6 +26,7 @@
 //! the testbed's sites) is the `tsod_bench` library (`lib.rs`).
 
 mod cli;
+mod clients;
 mod clock;
 mod commit_wait;
 mod compare;
@@ -81,6 +84,13 @@ enum Command {
     /// host's clock: half-widths, misses, and each read's cost against
     /// clock_gettime (benches/clockbound-compare.sh sets up the daemons).
     SideBySide(side_by_side::SideBySideArgs),
+    /// A fleet of clients against one site, each with its own connection
+    /// (RemoteClock::now() or Tso::next() every --call-interval), ramped up
+    /// at --ramp-rate and held for --hold: handshake rate, call latency,
+    /// and, with --daemon-pid and --segment, the daemon's memory per
+    /// connection, its CPU and its published half-width before and under
+    /// the load (benches/clients.sh runs it against a site).
+    Clients(clients::ClientsArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +101,7 @@ fn main() -> ExitCode {
         Command::CommitWait(args) => commit_wait::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::SideBySide(args) => side_by_side::run(&args),
+        Command::Clients(args) => clients::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -221,6 +221,8 @@ pub(crate) fn remote_error_kind(error: &RemoteError) -> String {
         RemoteError::OutOfRange => "out-of-range",
         RemoteError::Clock(_) => "clock",
         RemoteError::NoSiteAnswered { .. } => "no-site-answered",
+        RemoteError::Socket(_) => "socket",
+        RemoteError::Bind { .. } => "bind",
         _ => "other",
     };
     kind.to_owned()

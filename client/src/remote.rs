@@ -98,7 +98,7 @@ mod link;
 mod response;
 mod tls;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
@@ -154,6 +154,16 @@ pub struct RemoteOptions {
     /// about three round trips on a slow path) closes, so a dead or cut-off
     /// site shows within it and a site list moves on. At least 10 ms.
     pub dead_after: Duration,
+    /// The local IP address the client's UDP sockets (one per site) are
+    /// bound to, on a port the system picks; `None` (the default): the
+    /// unspecified address of each site's family, so the routing table
+    /// picks the source address. For hosts with several addresses, and for
+    /// load tests that spread clients over many source addresses (the
+    /// server counts its connections per /24 or /64, SPEC.md §4.12). An
+    /// address of another family than a site's is
+    /// [`RemoteError::InvalidOptions`]; one that is not this host's fails
+    /// with [`RemoteError::Bind`].
+    pub local_address: Option<IpAddr>,
 }
 
 impl RemoteOptions {
@@ -180,6 +190,7 @@ impl RemoteOptions {
             max_round_trip: Self::DEFAULT_MAX_ROUND_TRIP,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
             dead_after: Self::DEFAULT_DEAD_AFTER,
+            local_address: None,
         }
     }
 }
@@ -319,10 +330,18 @@ impl RemoteClock {
         let mut links = Vec::with_capacity(sites.len());
         for (i, site) in sites.into_iter().enumerate() {
             tls::check_server_name(&site.name)?;
+            if let Some(local) = options.local_address
+                && local.is_ipv4() != site.addr.is_ipv4()
+            {
+                return Err(RemoteError::InvalidOptions(format!(
+                    "local_address {local} and site {} at {} are of different address families",
+                    site.name, site.addr
+                )));
+            }
             if links.iter().take(i).any(|l: &Link| l.site.name == site.name) {
                 return Err(RemoteError::InvalidOptions(format!("site {} is listed twice", site.name)));
             }
-            links.push(Link::new(site, config.clone())?);
+            links.push(Link::new(site, config.clone(), options.local_address)?);
         }
         let count = links.len();
         let clock = Self {

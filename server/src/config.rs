@@ -22,15 +22,17 @@ use tsod_proto::{Offset, Ppb};
 use crate::clock::{ScriptedStep, StepTrigger};
 use crate::frequency::FrequencyConfig;
 
+mod clients;
 mod clockbound;
 mod metrics;
 mod ntp_server;
 mod site;
 
+pub use clients::{ClientsConfig, ClientsConfigError};
 pub use clockbound::ClockBoundConfig;
 pub use metrics::MetricsConfig;
 pub use ntp_server::{NtpServerConfig, NtpServerConfigError, RateLimitConfig};
-pub use site::{ClientsConfig, PeerConfig, SiteConfig, TsoConfig};
+pub use site::{PeerConfig, SiteConfig, TsoConfig};
 
 /// A whole configuration file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -410,6 +412,14 @@ pub enum ConfigError {
         /// Which key and why (printed here, not as a cause: once is enough).
         what: NtpServerConfigError,
     },
+    /// `[clients]` cannot run.
+    #[error("{path}: {what}")]
+    Clients {
+        /// The file.
+        path: PathBuf,
+        /// Which key and why.
+        what: ClientsConfigError,
+    },
 }
 
 impl Config {
@@ -427,6 +437,7 @@ impl Config {
         config.sources = expand_pools(std::mem::take(&mut config.sources))
             .map_err(|what| ConfigError::Invalid { path: path.to_path_buf(), what })?;
         config.validate().map_err(|what| ConfigError::Invalid { path: path.to_path_buf(), what })?;
+        config.clients.validate().map_err(|what| ConfigError::Clients { path: path.to_path_buf(), what })?;
         if let Some(ntp_server) = &config.ntp_server {
             ntp_server.validate().map_err(|what| ConfigError::NtpServer { path: path.to_path_buf(), what })?;
         }
@@ -511,7 +522,7 @@ impl Config {
             clockbound.validate(&self.publish.path)?;
         }
         self.tso.validate()?;
-        site::validate(self.site.as_ref(), &self.peers, &self.clients, &names)
+        site::validate(self.site.as_ref(), &self.peers, &names)
     }
 
     /// Local sources plus peers: what selection counts.

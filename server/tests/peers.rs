@@ -388,3 +388,62 @@ fn a_client_with_many_connections_shares_one_limit() {
     assert!(limited >= 100, "only {limited} of 400 were limited");
     assert!(ok >= 40, "only {ok} answered");
 }
+
+/// `[clients]` connection limits hold on the wire: with
+/// `max-connections-per-prefix = 2` a third client from one /24 is refused
+/// before its handshake, with `max-connections = 4` a fifth client from a
+/// fresh /24 is closed once its handshake says it is a client, and a slot
+/// given back is taken again. The clients bind source addresses across
+/// 127.0.0.0/8 (`RemoteOptions::local_address`).
+#[test]
+fn configured_client_connection_limits_hold() {
+    let scratch = Scratch::new("peers", "client-limits");
+    let certs = cluster_dir(&scratch, "certs", &["bj-a", "bj-b", "xa", "app"]);
+    let sites = start_cluster(&scratch, &certs, "[clients]\nmax-connections = 4\nmax-connections-per-prefix = 2\n");
+    let target = &sites[0];
+    wait_for(target, "all peers usable", Duration::from_secs(20), all_peers_usable);
+    let addr: SocketAddr = format!("127.0.0.1:{}", target.port).parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let from = |local: [u8; 4]| {
+            let mut options = RemoteOptions::new(certs.join("ca.crt"), "bj-a");
+            options.client_identity = Some((certs.join("app.crt"), certs.join("app.key")));
+            options.request_timeout = Duration::from_secs(1);
+            options.local_address = Some(local.into());
+            options
+        };
+        // A client is admitted when it connects and its first call is answered.
+        let admitted = |local: [u8; 4]| {
+            let options = from(local);
+            async move {
+                let clock = RemoteClock::connect_with(addr, options).await.map_err(|e| e.to_string())?;
+                clock.now().await.map_err(|e| e.to_string())?;
+                Ok::<RemoteClock, String>(clock)
+            }
+        };
+        let mut held = Vec::new();
+        for local in [[127, 0, 1, 1], [127, 0, 1, 2], [127, 0, 2, 1], [127, 0, 2, 2]] {
+            held.push(admitted(local).await.unwrap_or_else(|e| panic!("{local:?}: {e}")));
+        }
+        let Err(prefix_full) = admitted([127, 0, 1, 3]).await else {
+            panic!("a third client from 127.0.1.0/24 was admitted")
+        };
+        let Err(clients_full) = admitted([127, 0, 3, 1]).await else { panic!("a fifth client was admitted") };
+        eprintln!("refused: {prefix_full}; {clients_full}");
+        // One of 127.0.2.0/24 leaves: its slot goes to the next client.
+        drop(held.pop());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match admitted([127, 0, 3, 1]).await {
+                Ok(clock) => {
+                    held.push(clock);
+                    break;
+                }
+                Err(e) => assert!(Instant::now() < deadline, "the freed slot was not given back: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let s = wait_for(target, "refusals counted", Duration::from_secs(5), |s| s.endpoint.connections_over_limit >= 2);
+    assert!(all_peers_usable(&s), "the peers were never kept out: {s:#?}");
+}

@@ -4,6 +4,7 @@
 //! stream from one counter, either honestly or, to prove the checks work,
 //! handing the same range to two requests in flight at once.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -38,12 +39,17 @@ struct Counter {
     next: u64,
     tickets: u64,
     waiting: Option<(u64, u32, oneshot::Sender<u64>)>,
+    /// The source address of every connection established.
+    remotes: BTreeSet<IpAddr>,
+    /// Connections established.
+    connections: u64,
 }
 
 /// A TSO server on its own thread and runtime; stopped when dropped.
 pub struct TsoServer {
     pub addr: SocketAddr,
     pub ca_path: PathBuf,
+    counter: Arc<Mutex<Counter>>,
     _dir: Scratch,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -59,7 +65,10 @@ impl TsoServer {
             next: HybridTimestamp::from_parts(1_700_000_000_000_000, 0).unwrap().raw(),
             tickets: 0,
             waiting: None,
+            remotes: BTreeSet::new(),
+            connections: 0,
         }));
+        let served = Arc::clone(&counter);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel();
         let thread = std::thread::spawn(move || {
@@ -69,13 +78,19 @@ impl TsoServer {
                 addr_tx.send(endpoint.local_addr().unwrap()).unwrap();
                 tokio::select! {
                     _ = stop_rx => {}
-                    () = serve(endpoint, counter, grants) => {}
+                    () = serve(endpoint, served, grants) => {}
                 }
             });
             runtime.shutdown_background();
         });
         let addr = addr_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        Self { addr, ca_path, _dir: dir, stop: Some(stop_tx), thread: Some(thread) }
+        Self { addr, ca_path, counter, _dir: dir, stop: Some(stop_tx), thread: Some(thread) }
+    }
+
+    /// Connections established so far, and their distinct source addresses.
+    pub fn connections(&self) -> (u64, BTreeSet<IpAddr>) {
+        let counter = self.counter.lock().unwrap();
+        (counter.connections, counter.remotes.clone())
     }
 }
 
@@ -126,6 +141,11 @@ async fn serve(endpoint: quinn::Endpoint, counter: Arc<Mutex<Counter>>, grants: 
         let counter = Arc::clone(&counter);
         tokio::spawn(async move {
             let Ok(connection) = incoming.await else { return };
+            {
+                let mut counter = counter.lock().unwrap();
+                counter.connections += 1;
+                counter.remotes.insert(connection.remote_address().ip());
+            }
             while let Ok((send, recv)) = connection.accept_bi().await {
                 tokio::spawn(answer(send, recv, Arc::clone(&counter), grants));
             }

@@ -33,6 +33,17 @@ pub enum RemoteError {
     /// The local UDP socket for QUIC could not be opened.
     #[error("cannot open a UDP socket for QUIC: {0}; RemoteClock must be used inside a tokio runtime")]
     Socket(io::Error),
+    /// The UDP socket for QUIC could not be bound to
+    /// [`RemoteOptions::local_address`](super::RemoteOptions::local_address).
+    #[error(
+        "cannot bind a UDP socket for QUIC to {addr}: {source}; local_address must be one of this host's addresses"
+    )]
+    Bind {
+        /// The local address asked for (port 0: any).
+        addr: SocketAddr,
+        /// The system's reason.
+        source: io::Error,
+    },
     /// quinn refused to start a connection (bad server name, endpoint
     /// stopping, unreachable address family).
     #[error("cannot start a QUIC connection to {addr}: {source}")]

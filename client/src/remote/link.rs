@@ -3,7 +3,7 @@
 //! forgotten when it dies so the next use dials again; and the exchange of
 //! one request with the reader clock read around it.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -46,13 +46,23 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    /// A link to `site` with its own UDP socket; dials nothing yet.
-    pub(crate) fn new(site: Site, config: quinn::ClientConfig) -> Result<Self, RemoteError> {
-        let bind: SocketAddr = match site.addr {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    /// A link to `site` with its own UDP socket, bound to `local` (any
+    /// port) or else to the unspecified address of the site's family;
+    /// dials nothing yet.
+    pub(crate) fn new(site: Site, config: quinn::ClientConfig, local: Option<IpAddr>) -> Result<Self, RemoteError> {
+        let mut endpoint = match local {
+            Some(ip) => {
+                let bind = SocketAddr::new(ip, 0);
+                Endpoint::client(bind).map_err(|source| RemoteError::Bind { addr: bind, source })?
+            }
+            None => {
+                let bind: SocketAddr = match site.addr {
+                    SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+                    SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+                };
+                Endpoint::client(bind).map_err(RemoteError::Socket)?
+            }
         };
-        let mut endpoint = Endpoint::client(bind).map_err(RemoteError::Socket)?;
         endpoint.set_default_client_config(config);
         Ok(Self { site, endpoint, connection: Mutex::new(None), rtt: AtomicU64::new(UNKNOWN) })
     }

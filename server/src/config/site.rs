@@ -1,5 +1,5 @@
-//! `[site]`, `[[peer]]` and `[clients]`: this daemon as one site of a
-//! cluster. Without `[site]` the daemon serves only its host (shared
+//! `[site]` and `[[peer]]`: this daemon as one site of a cluster
+//! (`[clients]` is `clients.rs`). Without `[site]` the daemon serves only its host (shared
 //! memory); with it, it opens one QUIC endpoint for its peers
 //! (`tsod-peer/1`) and, unless disabled, remote clients (`tsod-client/1`).
 
@@ -63,37 +63,6 @@ pub struct PeerConfig {
     pub name: String,
     /// Its QUIC endpoint.
     pub address: SocketAddr,
-}
-
-/// `[clients]`: remote clients on `tsod-client/1`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct ClientsConfig {
-    /// Serve remote clients at all.
-    pub enabled: bool,
-    /// Accept clients without a certificate from the cluster CA.
-    pub allow_anonymous: bool,
-    /// Requests per second one connection may make (a burst of as many is allowed).
-    pub max_requests_per_second: u32,
-    /// Timestamps per second one client may take over all its connections
-    /// (a TSO request counts the timestamps it asks for, a now or status
-    /// request one). A client is its certificate; an anonymous one, its /24
-    /// or /64.
-    pub max_timestamps_per_second_per_client: u32,
-    /// Timestamps per second all clients of this site may take together.
-    pub max_timestamps_per_second: u32,
-}
-
-impl Default for ClientsConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            allow_anonymous: false,
-            max_requests_per_second: 10_000,
-            max_timestamps_per_second_per_client: 4_000_000,
-            max_timestamps_per_second: 16_000_000,
-        }
-    }
 }
 
 /// `[tso]`: the replicated timestamp oracle (with `[site]`).
@@ -231,12 +200,11 @@ impl SiteConfig {
     }
 }
 
-/// Checks `[site]`, `[[peer]]` and `[clients]` together; `source_names`
-/// are the local sources' names (a peer may not reuse one).
+/// Checks `[site]` and `[[peer]]` together; `source_names` are the local
+/// sources' names (a peer may not reuse one).
 pub(super) fn validate(
     site: Option<&SiteConfig>,
     peers: &[PeerConfig],
-    clients: &ClientsConfig,
     source_names: &HashSet<&str>,
 ) -> Result<(), String> {
     let Some(site) = site else {
@@ -274,12 +242,6 @@ pub(super) fn validate(
         if p.address.port() == 0 {
             return Err(format!("{at}: address needs a port"));
         }
-    }
-    if clients.max_requests_per_second == 0 {
-        return Err("clients.max-requests-per-second must be at least 1".into());
-    }
-    if clients.max_timestamps_per_second_per_client == 0 || clients.max_timestamps_per_second == 0 {
-        return Err("clients.max-timestamps-per-second and …-per-client must be at least 1".into());
     }
     Ok(())
 }

@@ -12,6 +12,10 @@
 //!   /24 for IPv4 and a /64 for IPv6 (what one host or one customer of a
 //!   provider usually holds): [`Limits::per_prefix`].
 //!
+//! The three shared limits are `[clients]` `max-handshakes`,
+//! `max-connections` and `max-connections-per-prefix` (defaults 256,
+//! 1 024 and 64; `config/clients.rs`).
+//!
 //! Every [`Slot`] is released when dropped; the counts are in one mutex,
 //! taken for a few instructions per connection.
 
@@ -35,8 +39,9 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The daemon's limits.
-    pub const DEFAULT: Self = Self { handshakes: 256, clients: 1_024, per_prefix: 64, per_peer_address: 8 };
+    /// Connections one configured peer's address may hold at once (not
+    /// configurable: a peer needs two, the rest is room for redials).
+    pub const PER_PEER_ADDRESS: usize = 8;
 }
 
 /// Why a connection was not admitted.

@@ -146,7 +146,7 @@ async fn accept_loop(
     view: watch::Receiver<SiteView>,
     peers: Arc<PeerTable>,
 ) {
-    let admission = Admission::new(Limits::DEFAULT, setup.peers.iter().map(|p| p.address.ip()));
+    let admission = Admission::new(admission_limits(&setup.clients), setup.peers.iter().map(|p| p.address.ip()));
     let limits = Arc::new(ClientLimits::new(
         setup.clients.max_timestamps_per_second_per_client,
         setup.clients.max_timestamps_per_second,
@@ -189,6 +189,16 @@ async fn accept_loop(
             };
             route(conn, slot, &setup, &limits, clock, view, peers).await;
         });
+    }
+}
+
+/// The admission limits `[clients]` sets (peers' own slots are fixed).
+fn admission_limits(clients: &ClientsConfig) -> Limits {
+    Limits {
+        handshakes: clients.max_handshakes,
+        clients: clients.max_connections,
+        per_prefix: clients.max_connections_per_prefix,
+        per_peer_address: Limits::PER_PEER_ADDRESS,
     }
 }
 
@@ -260,4 +270,79 @@ fn peer_of(conn: &quinn::Connection, peers: &[PeerConfig]) -> Option<usize> {
         ServerName::try_from(p.name.as_str())
             .is_ok_and(|name| rustls::client::verify_server_name(&parsed, &name).is_ok())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+
+    use std::net::IpAddr;
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::net::admission::Refusal;
+
+    fn clients(section: &str) -> ClientsConfig {
+        let text = format!(
+            "[site]\nname = \"bj-a\"\nlisten = \"127.0.0.1:4460\"\ncluster-dir = \"/c\"\n\
+             [[peer]]\nname = \"bj-b\"\naddress = \"127.0.0.2:4460\"\n[clients]\n{section}"
+        );
+        Config::parse(&text, Path::new("t.toml")).unwrap().clients
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_defaults_are_the_documented_limits() {
+        let limits = admission_limits(&clients(""));
+        assert_eq!(limits, Limits { handshakes: 256, clients: 1_024, per_prefix: 64, per_peer_address: 8 });
+    }
+
+    /// What `[clients]` configures is what the endpoint's admission enforces.
+    #[test]
+    fn admission_honours_the_configured_limits() {
+        let config = clients("max-connections = 5\nmax-connections-per-prefix = 3\nmax-handshakes = 4\n");
+        let admission = Admission::new(admission_limits(&config), [ip("127.0.0.2")]);
+        // Three from one /24, then that prefix is full.
+        let mut held: Vec<_> = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+            .into_iter()
+            .map(|s| admission.handshake(ip(s)).unwrap().into_client().unwrap())
+            .collect();
+        assert_eq!(admission.handshake(ip("10.0.0.4")).err(), Some(Refusal::Prefix));
+        // Two more clients from elsewhere reach max-connections = 5 …
+        for s in ["10.0.1.1", "10.0.2.1"] {
+            held.push(admission.handshake(ip(s)).unwrap().into_client().unwrap());
+        }
+        let (why, refused) = admission.handshake(ip("10.0.3.1")).unwrap().into_client().err().unwrap();
+        assert_eq!(why, Refusal::Clients);
+        drop(refused);
+        // … and four handshakes at once fill max-handshakes = 4.
+        let handshakes: Vec<_> = ["10.0.4.1", "10.0.5.1", "10.0.6.1", "10.0.7.1"]
+            .into_iter()
+            .map(|s| admission.handshake(ip(s)).unwrap())
+            .collect();
+        assert_eq!(admission.handshake(ip("10.0.8.1")).err(), Some(Refusal::Handshakes));
+        // The peer's address keeps its own slots through all of it.
+        assert!(admission.handshake(ip("127.0.0.2")).is_ok());
+        drop((held, handshakes));
+        assert_eq!(admission.load(), 0);
+
+        // Raised, the same admission takes 2 000 clients from 40 /24s.
+        let raised = clients("max-connections = 2000\nmax-connections-per-prefix = 50\n");
+        let admission = Admission::new(admission_limits(&raised), []);
+        let many: Vec<_> = (0..2_000u32)
+            .map(|i| {
+                let addr = IpAddr::from([10, 1, u8::try_from(i / 50).unwrap(), u8::try_from(i % 50 + 1).unwrap()]);
+                admission.handshake(addr).unwrap().into_client().unwrap()
+            })
+            .collect();
+        assert_eq!(admission.load(), 2_000);
+        assert_eq!(admission.handshake(ip("10.1.0.200")).err(), Some(Refusal::Prefix));
+        let (why, _) = admission.handshake(ip("10.2.0.1")).unwrap().into_client().err().unwrap();
+        assert_eq!(why, Refusal::Clients);
+        drop(many);
+    }
 }

@@ -138,12 +138,21 @@ impl<T, E: Into<redb::Error>> OrStoreError<T> for Result<T, E> {
     }
 }
 
+/// redb's page cache (reads and the write buffer). The store holds at most
+/// a few thousand small entries and one snapshot of a few bytes, and is
+/// read back only to replicate recent entries, which this keeps. The cache
+/// fills and then stays full, so it is memory the daemon holds for good:
+/// at redb's default (1 GiB) a site's RSS grew by megabytes with every
+/// snapshot and purge, at 4 MiB by 4 MB in the first minutes of a soak
+/// (BENCHMARKS.md, soak).
+const CACHE_BYTES: usize = 1024 * 1024;
+
 /// Opens (creating if needed) the store at `path`, checks its format version
 /// and returns its two halves. The directory holding `path` must exist; it is
 /// fsynced so a newly created file survives a power loss. Blocking: call it at
 /// startup, before the runtime serves anything.
 pub fn open(path: &Path) -> Result<(LogStore, StateMachine), StoreError> {
-    let db = Database::create(path).map_err(|source| match source {
+    let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(|source| match source {
         DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.to_owned() },
         DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
             StoreError::Corrupt { path: path.to_owned(), detail }

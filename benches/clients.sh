@@ -28,6 +28,9 @@ PER_PREFIX=${PER_PREFIX:-50}
 THREADS=${THREADS:-1}
 MAX_CONNECTIONS=${MAX_CONNECTIONS:-20000}
 PIN=${PIN:-1}
+# Each client's RemoteOptions::dead_after (e.g. 3s); empty: the client
+# library's default (250 ms: a keep-alive every ~83 ms per idle client).
+DEAD_AFTER=${DEAD_AFTER:-}
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release -q -p tsod -p tsod-bench
 tsod=$target/release/tsod
@@ -128,8 +131,8 @@ sys.exit(0 if t.get("role") == "leader" else 1)' && return 0
   return 1
 }
 
-echo "| clients | call | established | handshakes/s | p50 | p99 | max | call errors | daemon RSS before → held | per connection | daemon CPU before / ramp / held | half-width p50 (p99) before | held | tsbench CPU held |"
-echo "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---|---|---|---:|"
+echo "| clients | call | dead after | established | handshakes/s | p50 | p99 | max | call errors | daemon RSS before → held | per connection | daemon CPU before / ramp / held | half-width p50 (p99) before | held | tsbench CPU held |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---|---:|"
 for n in $COUNTS; do
   start_daemon
   out=$work/clients-$n.json
@@ -137,7 +140,7 @@ for n in $COUNTS; do
     --cert "$cert" --key "$key" --connections "$n" --call "$CALL" --call-interval "$CALL_INTERVAL" \
     --ramp-rate "$RAMP_RATE" --in-flight "$IN_FLIGHT" --sources 127.0.0.0/8 --per-prefix "$PER_PREFIX" \
     --threads "$THREADS" --hold "$HOLD" --before "$BEFORE" --daemon-pid "$daemon" --segment "$work/segment" \
-    --json >"$out" || echo "tsbench clients with $n clients failed (figures below)" >&2
+    ${DEAD_AFTER:+--dead-after "$DEAD_AFTER"} --json >"$out" || echo "tsbench clients with $n clients failed (figures below)" >&2
   [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp "$out" "$KEEP/"
   python3 - "$out" <<'PY'
 import json, sys
@@ -149,8 +152,8 @@ mib = lambda k: "-" if k is None else "%.1f MiB" % (k / 1024)
 pct = lambda x: "-" if x is None else "%.1f %%" % (x * 100)
 errors = "%d" % r["errors"] + ("" if not r["error-kinds"] else " (%s)" % ", ".join("%s %d" % kv for kv in r["error-kinds"].items()))
 failed = "" if not r["connect-error-kinds"] else " (failed: %s)" % ", ".join("%s %d" % kv for kv in r["connect-error-kinds"].items())
-print("| %d | %s | %d%s | %.0f | %s | %s | %s | %s | %s → %s | %s | %s / %s / %s | %s | %s | %s |" % (
-    r["connections"], r["call"], r["established"], failed, r["handshakes-per-s"],
+print("| %d | %s | %g s | %d%s | %.0f | %s | %s | %s | %s | %s → %s | %s | %s / %s / %s | %s | %s | %s |" % (
+    r["connections"], r["call"], r["dead-after-s"], r["established"], failed, r["handshakes-per-s"],
     ms(r["latency"]["p50-ns"]), ms(r["latency"]["p99-ns"]), ms(r["latency"]["max-ns"]), errors,
     mib(d.get("rss-before-kib")), mib(d.get("rss-held-kib")),
     "-" if d.get("rss-per-connection-kib") is None else "%.1f KiB" % d["rss-per-connection-kib"],

@@ -125,6 +125,12 @@ pub(crate) struct ClientsArgs {
     /// Time between two calls of one client (e.g. 1s, 250ms).
     #[arg(long, value_name = "D", default_value = "1s", value_parser = plan::parse_duration)]
     call_interval: Duration,
+    /// Each client's `RemoteOptions::dead_after` (e.g. 3s): a silent site
+    /// is noticed within it, and the client sends a QUIC keep-alive every
+    /// third of it while idle. Default: the client library's (250 ms, so
+    /// about 12 keep-alives a second per idle client).
+    #[arg(long, value_name = "D", value_parser = plan::parse_duration)]
+    dead_after: Option<Duration>,
     /// What each client calls: now (a remote clock read) or next (a TSO timestamp).
     #[arg(long, value_enum, default_value_t = Call::Now)]
     call: Call,
@@ -348,7 +354,11 @@ fn note(args: &ClientsArgs, text: &str) {
 
 async fn run_fleet(args: &ClientsArgs, target: &RemoteTarget, daemon: Option<Daemon>) -> anyhow::Result<ClientsReport> {
     let addr = *target.address.resolve().await?.first().context("the site's address resolves to nothing")?;
-    let base = target.remote_options();
+    let mut base = target.remote_options();
+    if let Some(dead_after) = args.dead_after {
+        base.dead_after = dead_after;
+    }
+    let base_dead_after = base.dead_after;
     let myself = Daemon::new(std::process::id())?;
     let watcher = Watcher::start(daemon, args.segment.as_deref())?;
     let before_start = snapshot(daemon);
@@ -429,6 +439,7 @@ async fn run_fleet(args: &ClientsArgs, target: &RemoteTarget, daemon: Option<Dae
         sources: args.sources.map(|r| SourcesField { range: r.to_string(), per_prefix: args.per_prefix }),
         ramp_rate: args.ramp_rate,
         call_interval_s: round_to(args.call_interval.as_secs_f64(), 6),
+        dead_after_s: round_to(base_dead_after.as_secs_f64(), 6),
         established,
         connect_errors: connect_errors.total,
         connect_error_kinds: connect_errors.by_kind,
@@ -510,6 +521,7 @@ mod tests {
         assert_eq!((a.connections, a.ramp_rate, a.in_flight, a.per_prefix, a.threads), (1_000, 1_000, 64, 50, 2));
         assert_eq!((a.hold, a.call_interval, a.call), (Duration::from_secs(30), Duration::from_secs(1), Call::Now));
         assert_eq!((a.sources, a.daemon_pid, a.segment, a.json), (None, None, None, false));
+        assert_eq!(a.dead_after, None, "the client library's own by default");
         let a = args(&[
             "--connections",
             "10000",
@@ -531,10 +543,13 @@ mod tests {
             "app.crt",
             "--key",
             "app.key",
+            "--dead-after",
+            "3s",
             "--json",
         ])
         .unwrap();
         assert_eq!((a.connections, a.call, a.per_prefix), (10_000, Call::Next, 40));
+        assert_eq!(a.dead_after, Some(Duration::from_secs(3)));
         assert_eq!(a.sources.map(|r| r.to_string()), Some("127.0.0.0/8".to_owned()));
         assert_eq!((a.hold, a.call_interval), (Duration::from_secs(60), Duration::from_millis(250)));
         assert_eq!((a.daemon_pid, a.segment), (Some(42), Some(PathBuf::from("/run/seg"))));

@@ -153,6 +153,13 @@ pub struct RemoteOptions {
     /// nothing for this long (or for three QUIC probe timeouts, if longer:
     /// about three round trips on a slow path) closes, so a dead or cut-off
     /// site shows within it and a site list moves on. At least 10 ms.
+    ///
+    /// Each idle connection costs the site a keep-alive every third of it:
+    /// at the default, about 12 packets a second per client. A fleet of
+    /// thousands of clients on one site should set a few seconds: on a
+    /// 2-core test host, 5 000 clients calling once a second cost the site a
+    /// third of a core at 3 s, and at 250 ms 12 % of them failed to connect
+    /// (BENCHMARKS.md, clients per site).
     pub dead_after: Duration,
     /// The local IP address the client's UDP sockets (one per site) are
     /// bound to, on a port the system picks; `None` (the default): the

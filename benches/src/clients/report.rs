@@ -14,6 +14,7 @@
 //! | `sources` | the range their source addresses were spread over, and `per-prefix` of them in each /24; `null`: the system's choice |
 //! | `ramp-rate` | connections started per second, at most |
 //! | `call-interval-s` | time between two calls of one client |
+//! | `dead-after-s` | each client's `RemoteOptions::dead_after` (an idle client sends a QUIC keep-alive every third of it) |
 //! | `established` | clients whose connection was established |
 //! | `connect-errors`, `connect-error-kinds` | clients whose connection failed, by kind (`handshake`, `timeout`, …) |
 //! | `ramp-s` | from the first connection started to the last one established or failed |
@@ -79,6 +80,7 @@ pub(crate) struct ClientsReport {
     pub(crate) sources: Option<SourcesField>,
     pub(crate) ramp_rate: u32,
     pub(crate) call_interval_s: f64,
+    pub(crate) dead_after_s: f64,
     pub(crate) established: u64,
     pub(crate) connect_errors: u64,
     pub(crate) connect_error_kinds: BTreeMap<String, u64>,
@@ -124,12 +126,13 @@ fn half_width_text(summary: Option<&Summary>) -> String {
 impl Report for ClientsReport {
     fn to_human(&self) -> String {
         let mut out = format!(
-            "tsbench clients: {} connections to {} ({}), {} every {:.3} s each\n",
+            "tsbench clients: {} connections to {} ({}), {} every {:.3} s each, dead after {:.3} s\n",
             self.connections,
             self.header.target,
             self.header.address.as_deref().unwrap_or("?"),
             self.call,
-            self.call_interval_s
+            self.call_interval_s,
+            self.dead_after_s
         );
         if let Some(s) = &self.sources {
             let _ = writeln!(out, "sources: {} at {} a /24", s.range, s.per_prefix);
@@ -212,6 +215,7 @@ mod tests {
             sources: Some(SourcesField { range: "127.0.0.0/8".to_owned(), per_prefix: 50 }),
             ramp_rate: 500,
             call_interval_s: 1.0,
+            dead_after_s: 0.25,
             established: 1000,
             connect_errors: 0,
             connect_error_kinds: BTreeMap::new(),
@@ -250,6 +254,7 @@ mod tests {
         assert_eq!(json["daemon"]["cpu-held"], 0.2);
         assert_eq!(json["half-width"]["held"], serde_json::Value::Null);
         assert_eq!(json["sources"]["per-prefix"], 50);
+        assert_eq!(json["dead-after-s"], 0.25);
         assert_eq!(json["errors"], 0);
         assert!(json.get("mode").is_none());
     }

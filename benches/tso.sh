@@ -30,7 +30,7 @@ up=$!
 trap 'kill -INT $up 2>/dev/null; wait $up 2>/dev/null; rm -rf "$work"' EXIT
 
 status() { cat "$work"/tsod-testbed-*/"$1"/segment.status.json 2>/dev/null; }
-listen() { sed -n 's/^listen = "\(.*\)"/\1/p' "$work"/tsod-testbed-*/"$1"/tsod.toml; }
+listen() { sed -n '/^\[site\]/,/^$/s/^listen = "\(.*\)"/\1/p' "$work"/tsod-testbed-*/"$1"/tsod.toml; }
 for _ in $(seq 1 60); do
   ls "$work"/tsod-testbed-*/*/tsod.toml >/dev/null 2>&1 && break
   sleep 0.5
@@ -113,6 +113,7 @@ run "leader, 8 callers, next()"       "$leader" 8    1  64
 run "leader, 64 callers, next()"      "$leader" 64   1  64
 run "leader, 256 callers, next()"     "$leader" 256  1  64
 run "leader, 1024 callers, next()"    "$leader" 1024 1  64
+run "leader, 2048 callers, next()"    "$leader" 2048 1  64
 run "leader, 64 callers, reserve(16)" "$leader" 64   16 64
 if [ "${SCALING:-0}" = 1 ]; then
   for threads in 1 2 4 8; do

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::process::{Command, Output};
 
 use common::tso_server::{Grants, TsoServer};
-use common::u64_at;
+use common::{json_of, stderr, u64_at};
 use serde_json::Value;
 
 fn clients(site: &str, ca: &std::path::Path, args: &[&str]) -> Output {
@@ -26,16 +26,6 @@ fn clients(site: &str, ca: &std::path::Path, args: &[&str]) -> Output {
         .arg("--json")
         .output()
         .unwrap()
-}
-
-fn json_of(output: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(stdout.lines().count(), 1, "one JSON object on one line: {stdout}\n{}", stderr(output));
-    serde_json::from_str(&stdout).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// 30 clients, 10 in each of three /24s of 127.0.0.0/8: each is its own

@@ -15,8 +15,7 @@ mod common;
 use std::process::{Command, Output};
 
 use common::tso_server::{Grants, TsoServer};
-use common::u64_at;
-use serde_json::Value;
+use common::{json_of, stderr, u64_at};
 
 /// `tsbench tso --site ADDR --server-name site-a --ca CA ARGS… --json`
 /// against `server`.
@@ -28,17 +27,6 @@ fn tso(server: &TsoServer, args: &[&str]) -> Output {
         .arg("--json")
         .output()
         .unwrap()
-}
-
-/// The one-line JSON report on stdout.
-fn json_of(output: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(stdout.lines().count(), 1, "one JSON object on one line: {stdout}\n{}", stderr(output));
-    serde_json::from_str(&stdout).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::fs::{OpenOptions, Permissions};
 use std::io::Read as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -103,6 +103,19 @@ impl Segment {
 /// valid for an hour, as the daemon would publish it.
 pub fn publish_segment(dir: &Scratch, name: &str, status: ClockStatus) -> PathBuf {
     Segment::publish(dir, name, status, Duration::from_micros(20), Drift::Realistic).path
+}
+
+/// The one-line JSON report a `--json` run printed on stdout (whether or
+/// not it succeeded).
+pub fn json_of(output: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.lines().count(), 1, "one JSON object on one line: {stdout}\n{}", stderr(output));
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// What a run printed on stderr.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 pub fn u64_at(json: &Value, pointer: &str) -> u64 {

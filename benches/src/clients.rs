@@ -5,9 +5,15 @@
 //!
 //! `--connections` clients, each a `RemoteClock` (`--call now`, calling
 //! `now()`) or a `Tso` (`--call next`, calling `next()`) of its own: its
-//! own QUIC connection and UDP socket, bound with `--sources` to a source
-//! address of its own, `--per-prefix` of them in each /24 of the range
-//! (`sources.rs`), since the site counts connections per /24.
+//! own QUIC connection and TLS session. `--per-socket` clients in a row
+//! share one UDP socket (a `ClientSocket`), bound with `--sources` to a
+//! source address of their own, `--per-prefix` clients in each /24 of the
+//! range (`sources.rs`), since the site counts connections per /24. One
+//! socket per client (the default) is what a fleet of separate hosts
+//! looks like to the site, but costs this process a receive loop per
+//! client: past a few thousand clients on one core it is the load
+//! generator, not the site, that saturates, and sharing a socket among a
+//! few dozen clients measures the site instead.
 //!
 //! 1. **Before**: with `--daemon-pid` or `--segment`, the site is watched
 //!    for `--before` with no client (`daemon.rs`).
@@ -30,8 +36,8 @@
 //! after printing its report when no client connected or more than 1 % of
 //! the clients or calls failed. JSON fields: `clients/report.rs`.
 //!
-//! Every client holds a UDP socket: the process's open-file limit
-//! (`ulimit -n`) must exceed `--connections`, and is checked first.
+//! Every socket holds a descriptor: the process's open-file limit
+//! (`ulimit -n`) must exceed the number of sockets, and is checked first.
 
 mod daemon;
 mod report;
@@ -48,7 +54,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tsod_client::tso::{Tso, TsoOptions};
-use tsod_client::{RemoteClock, RemoteOptions};
+use tsod_client::{ClientSocket, RemoteClock, RemoteOptions};
 
 use crate::plan;
 use crate::report::{ErrorTally, RunHeader, Series, round_to};
@@ -106,10 +112,16 @@ pub(crate) struct ClientsArgs {
     /// The client certificate's private key (PEM); needs --cert.
     #[arg(long, value_name = "FILE", requires = "cert")]
     key: Option<PathBuf>,
-    /// Clients, each with its own connection and UDP socket.
+    /// Clients, each with its own connection.
     #[arg(long, value_name = "N", default_value_t = 1_000,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     connections: u32,
+    /// Clients that share one UDP socket (and, with --sources, one source
+    /// address); with --sources it must divide --per-prefix. Default 1:
+    /// a socket of its own for every client.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=253))]
+    per_socket: u32,
     /// Clients started per second, at most.
     #[arg(long, value_name = "PER_SECOND", default_value_t = 1_000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -187,8 +199,8 @@ pub(crate) fn run(args: &ClientsArgs) -> anyhow::Result<()> {
 
 /// Checks what the run needs of this host, then runs it.
 fn measure(args: &ClientsArgs) -> anyhow::Result<ClientsReport> {
-    check_sources(args.sources, args.per_prefix, args.connections)?;
-    check_open_files(args.connections)?;
+    check_sources(args.sources, args.per_prefix, args.connections, args.per_socket)?;
+    check_open_files(sockets(args.connections, args.per_socket))?;
     let target = RemoteTarget::new(
         "--site",
         args.site.clone(),
@@ -205,9 +217,20 @@ fn measure(args: &ClientsArgs) -> anyhow::Result<ClientsReport> {
     runtime.block_on(run_fleet(args, &target, daemon))
 }
 
-/// Whether `range` holds `connections` clients at `per_prefix` a /24.
-fn check_sources(range: Option<SourceRange>, per_prefix: u32, connections: u32) -> anyhow::Result<()> {
+/// The UDP sockets `connections` clients need at `per_socket` a socket.
+fn sockets(connections: u32, per_socket: u32) -> u32 {
+    connections.div_ceil(per_socket.max(1))
+}
+
+/// Whether `range` holds `connections` clients at `per_prefix` a /24, in
+/// whole groups of `per_socket`.
+fn check_sources(range: Option<SourceRange>, per_prefix: u32, connections: u32, per_socket: u32) -> anyhow::Result<()> {
     if let Some(range) = range {
+        anyhow::ensure!(
+            per_prefix % per_socket == 0,
+            "--per-socket {per_socket} does not divide --per-prefix {per_prefix}: the clients of one socket share \
+             its source address, so they must fit in one /24"
+        );
         let capacity = range.capacity(per_prefix);
         anyhow::ensure!(
             u64::from(connections) <= capacity,
@@ -218,14 +241,14 @@ fn check_sources(range: Option<SourceRange>, per_prefix: u32, connections: u32) 
     Ok(())
 }
 
-/// Whether this process may open a socket per client.
-fn check_open_files(connections: u32) -> anyhow::Result<()> {
+/// Whether this process may open `sockets` UDP sockets.
+fn check_open_files(sockets: u32) -> anyhow::Result<()> {
     let limits = std::fs::read_to_string("/proc/self/limits").context("reading /proc/self/limits")?;
     let (soft, hard) = daemon::parse_open_files_limit(&limits).context("no open-files limit in /proc/self/limits")?;
-    let needed = u64::from(connections).saturating_add(SPARE_FDS);
+    let needed = u64::from(sockets).saturating_add(SPARE_FDS);
     anyhow::ensure!(
         soft >= needed,
-        "{connections} connections need {needed} open files, and this process may open {soft}: raise it with \
+        "{sockets} UDP sockets need {needed} open files, and this process may open {soft}: raise it with \
          `ulimit -n {needed}` (the hard limit is {})",
         hard.map_or_else(|| "unlimited".to_owned(), |h| h.to_string())
     );
@@ -386,11 +409,27 @@ async fn run_fleet(args: &ClientsArgs, target: &RemoteTarget, daemon: Option<Dae
     note(args, &format!("connecting {} clients at most {}/s", args.connections, args.ramp_rate));
     let started = Instant::now();
     let spacing = Duration::from_secs(1) / args.ramp_rate;
+    let mut socket: Option<ClientSocket> = None;
     for index in 0..args.connections {
         tokio::time::sleep_until(started + spacing * index).await;
         let permit = Arc::clone(&in_flight).acquire_owned().await.context("the handshake permits were closed")?;
-        let local_address = args.sources.and_then(|r| r.address(u64::from(index), args.per_prefix)).map(IpAddr::V4);
-        let options = RemoteOptions { local_address, ..base.clone() };
+        // The first client of each group of --per-socket opens its socket,
+        // at its own source address; the others of the group share it.
+        let first = index - index % args.per_socket;
+        let local_address = args.sources.and_then(|r| r.address(u64::from(first), args.per_prefix)).map(IpAddr::V4);
+        let options = if args.per_socket == 1 {
+            RemoteOptions { local_address, ..base.clone() }
+        } else {
+            if index == first || socket.is_none() {
+                let bind = match (local_address, addr) {
+                    (Some(ip), _) => SocketAddr::new(ip, 0),
+                    (None, SocketAddr::V4(_)) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+                    (None, SocketAddr::V6(_)) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+                };
+                socket = Some(ClientSocket::bind(bind).with_context(|| format!("opening a UDP socket at {bind}"))?);
+            }
+            RemoteOptions { socket: socket.clone(), ..base.clone() }
+        };
         clients.spawn(client(index, options, Arc::clone(&fleet), permit, connected_tx.clone(), stop_rx.clone()));
     }
     drop(connected_tx);
@@ -436,6 +475,7 @@ async fn run_fleet(args: &ClientsArgs, target: &RemoteTarget, daemon: Option<Dae
         },
         call: args.call.name(),
         connections: u64::from(args.connections),
+        per_socket: args.per_socket,
         sources: args.sources.map(|r| SourcesField { range: r.to_string(), per_prefix: args.per_prefix }),
         ramp_rate: args.ramp_rate,
         call_interval_s: round_to(args.call_interval.as_secs_f64(), 6),
@@ -577,12 +617,21 @@ mod tests {
     #[test]
     fn the_source_range_must_hold_every_client() {
         let range = SourceRange::parse("127.0.0.0/8").ok();
-        assert!(check_sources(range, 50, 10_000).is_ok());
-        assert!(check_sources(None, 50, 100_000).is_ok(), "no range: nothing to check");
+        assert!(check_sources(range, 50, 10_000, 1).is_ok());
+        assert!(check_sources(None, 50, 100_000, 7).is_ok(), "no range: nothing to check");
         let small = SourceRange::parse("127.9.0.0/22").ok();
-        assert!(check_sources(small, 50, 200).is_ok());
-        let error = check_sources(small, 50, 201).unwrap_err().to_string();
+        assert!(check_sources(small, 50, 200, 25).is_ok());
+        let error = check_sources(small, 50, 201, 1).unwrap_err().to_string();
         assert!(error.contains("holds 200 clients"), "{error}");
+        let error = check_sources(range, 50, 100, 3).unwrap_err().to_string();
+        assert!(error.contains("does not divide"), "{error}");
+    }
+
+    #[test]
+    fn clients_share_sockets_in_whole_groups() {
+        assert_eq!(sockets(10_000, 1), 10_000);
+        assert_eq!(sockets(10_000, 50), 200);
+        assert_eq!(sockets(101, 50), 3, "a last, partial group has its own socket");
     }
 
     #[test]

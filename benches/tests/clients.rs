@@ -85,6 +85,50 @@ fn a_fleet_connects_from_spread_sources_and_every_client_calls() {
     assert_eq!(prefixes.len(), 3, "10 per /24: {remotes:?}");
 }
 
+/// 30 clients, 5 to a socket, 10 to a /24: 30 connections from 6 source
+/// addresses (one per socket) in three /24s, every client calling; and a
+/// --per-socket that does not divide --per-prefix is refused before any
+/// traffic.
+#[test]
+fn clients_sharing_sockets_each_keep_their_own_connection() {
+    let server = TsoServer::start("clients-shared", Grants::Honest);
+    let site = server.addr.to_string();
+    let fleet = |per_socket: &str| {
+        let args = [
+            "--call",
+            "next",
+            "--connections",
+            "30",
+            "--per-socket",
+            per_socket,
+            "--sources",
+            "127.0.0.0/8",
+            "--per-prefix",
+            "10",
+            "--hold",
+            "1s",
+            "--call-interval",
+            "100ms",
+        ];
+        clients(&site, &server.ca_path, &args)
+    };
+    let refused = fleet("3");
+    assert!(!refused.status.success(), "3 does not divide 10");
+    assert!(stderr(&refused).contains("does not divide"), "{}", stderr(&refused));
+    assert_eq!(server.connections().0, 0, "refused before any traffic");
+
+    let output = fleet("5");
+    assert!(output.status.success(), "tsbench failed: {}", stderr(&output));
+    let json = json_of(&output);
+    assert_eq!(u64_at(&json, "/per-socket"), 5);
+    assert_eq!(u64_at(&json, "/established"), 30, "{json}");
+    assert_eq!(u64_at(&json, "/errors"), 0, "{json}");
+    assert!(u64_at(&json, "/latency/count") >= 150, "{json}");
+    let (connections, remotes) = server.connections();
+    assert_eq!(connections, 30, "one connection per client");
+    assert_eq!(remotes.len(), 6, "one source address per socket: {remotes:?}");
+}
+
 /// Nothing listens: every client fails to connect, the failures are
 /// counted by kind, and the run fails after its report.
 #[test]

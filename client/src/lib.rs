@@ -26,7 +26,9 @@ pub mod tso;
 
 pub use cluster::{ClusterFile, Site};
 pub use local::{ClockError, LocalClock, MAX_MAPPINGS, REOPEN_INTERVAL, slept_between, suspended_since};
-pub use remote::{REORDERING_PACKETS, RemoteClock, RemoteError, RemoteNow, RemoteOptions, SiteStatus, SourceStatus};
+pub use remote::{
+    ClientSocket, REORDERING_PACKETS, RemoteClock, RemoteError, RemoteNow, RemoteOptions, SiteStatus, SourceStatus,
+};
 pub use tsod_proto::shm::{BoundError, PublishedState, ShmError};
 pub use tsod_proto::wire::{ErrorCode, SourceKind};
 pub use tsod_proto::{

@@ -96,6 +96,7 @@ mod choice;
 mod error;
 mod link;
 mod response;
+mod socket;
 mod tls;
 
 use std::net::{IpAddr, SocketAddr};
@@ -112,6 +113,7 @@ use tsod_proto::{ClockStatus, DriftModel, MonoInstant, Ppb, TimeInterval, Timesc
 
 pub use error::RemoteError;
 pub use response::{SiteStatus, SourceStatus};
+pub use socket::ClientSocket;
 pub use tls::REORDERING_PACKETS;
 
 use crate::cluster::{ClusterFile, Site};
@@ -171,6 +173,12 @@ pub struct RemoteOptions {
     /// [`RemoteError::InvalidOptions`]; one that is not this host's fails
     /// with [`RemoteError::Bind`].
     pub local_address: Option<IpAddr>,
+    /// A UDP socket shared with other clients of this process, in place of
+    /// one of its own per site (see [`ClientSocket`]); `None` (the
+    /// default): its own. Every site must be of the socket's address
+    /// family, and [`RemoteOptions::local_address`] must be `None` (the
+    /// socket is bound already); otherwise [`RemoteError::InvalidOptions`].
+    pub socket: Option<ClientSocket>,
 }
 
 impl RemoteOptions {
@@ -198,6 +206,7 @@ impl RemoteOptions {
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
             dead_after: Self::DEFAULT_DEAD_AFTER,
             local_address: None,
+            socket: None,
         }
     }
 }
@@ -333,22 +342,30 @@ impl RemoteClock {
         if sites.is_empty() {
             return Err(RemoteError::InvalidOptions("the site list is empty; give at least one site".to_owned()));
         }
+        if let (Some(socket), Some(local)) = (&options.socket, options.local_address) {
+            return Err(RemoteError::InvalidOptions(format!(
+                "local_address {local} with a shared socket (bound to {}): give one or the other",
+                socket.local_addr()
+            )));
+        }
         let config = tls::quic_client_config(&options)?;
+        let local = options.local_address.or_else(|| options.socket.as_ref().map(|s| s.local_addr().ip()));
         let mut links = Vec::with_capacity(sites.len());
         for (i, site) in sites.into_iter().enumerate() {
             tls::check_server_name(&site.name)?;
-            if let Some(local) = options.local_address
+            if let Some(local) = local
                 && local.is_ipv4() != site.addr.is_ipv4()
             {
+                let what = if options.socket.is_some() { "the shared socket's address" } else { "local_address" };
                 return Err(RemoteError::InvalidOptions(format!(
-                    "local_address {local} and site {} at {} are of different address families",
+                    "{what} {local} and site {} at {} are of different address families",
                     site.name, site.addr
                 )));
             }
             if links.iter().take(i).any(|l: &Link| l.site.name == site.name) {
                 return Err(RemoteError::InvalidOptions(format!("site {} is listed twice", site.name)));
             }
-            links.push(Link::new(site, config.clone(), options.local_address)?);
+            links.push(Link::new(site, config.clone(), options.local_address, options.socket.as_ref())?);
         }
         let count = links.len();
         let clock = Self {

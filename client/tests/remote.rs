@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use common::pki::{Pki, SERVER_NAME};
 use common::server::{Stop, TestServer};
 use tsod_client::{
-    ClockStatus, ErrorCode, Offset, Ppb, RemoteClock, RemoteError, RemoteOptions, SourceKind, TimeInterval, Timescale,
-    Timestamp,
+    ClientSocket, ClockStatus, ErrorCode, Offset, Ppb, RemoteClock, RemoteError, RemoteOptions, SourceKind,
+    TimeInterval, Timescale, Timestamp,
 };
 use tsod_proto::wire::{
     self, ErrorResponse, MAX_MESSAGE_LEN, Message, NowResponse, SiteReport, SourceReport, StatusResponse,
@@ -407,6 +407,65 @@ async fn mutual_tls_with_a_client_certificate_from_the_cluster_ca() {
             assert!(matches!(e, RemoteError::ConnectionLost { .. } | RemoteError::Timeout { .. }), "{e:?}");
         }
     }
+}
+
+/// Clients on one shared socket: each its own connection and TLS session
+/// (a client without the certificate the server requires is refused, the
+/// others are not), all from the socket's address, and one client going
+/// away leaves the others working.
+#[tokio::test]
+async fn clients_sharing_a_socket_keep_their_own_connections_and_options() {
+    let pki = Pki::new("shared-socket");
+    let server = TestServer::start(pki.server_config(true), Behavior::answer());
+    let socket = ClientSocket::bind((Ipv4Addr::LOCALHOST, 0).into()).unwrap();
+    let with_identity = RemoteOptions {
+        client_identity: Some((pki.client_cert.clone(), pki.client_key.clone())),
+        request_timeout: Duration::from_millis(500),
+        socket: Some(socket.clone()),
+        ..pki.remote_options()
+    };
+    let a = RemoteClock::connect_with(server.addr, with_identity.clone()).await.unwrap();
+    let b = RemoteClock::connect_with(server.addr, with_identity).await.unwrap();
+    a.now().await.unwrap();
+    b.now().await.unwrap();
+    assert_eq!(server.connections(), 2);
+    assert_eq!(server.remotes(), vec![socket.local_addr(); 2], "both from the shared socket");
+
+    // Without the certificate: refused, on the same socket, while a and b go on.
+    let anonymous = RemoteOptions {
+        request_timeout: Duration::from_millis(500),
+        socket: Some(socket.clone()),
+        ..pki.remote_options()
+    };
+    let refused = match RemoteClock::connect_with(server.addr, anonymous).await {
+        Err(e) => e,
+        Ok(clock) => clock.now().await.unwrap_err(),
+    };
+    assert!(
+        matches!(
+            refused,
+            RemoteError::Handshake { .. } | RemoteError::ConnectionLost { .. } | RemoteError::Timeout { .. }
+        ),
+        "{refused:?}"
+    );
+    drop(a);
+    for _ in 0..3 {
+        b.now().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_shared_socket_must_match_the_site_and_excludes_local_address() {
+    let pki = Pki::new("shared-socket-options");
+    let socket = ClientSocket::bind((Ipv4Addr::LOCALHOST, 0).into()).unwrap();
+    let v6_site: SocketAddr = (std::net::Ipv6Addr::LOCALHOST, 9).into();
+    let options = RemoteOptions { socket: Some(socket.clone()), ..pki.remote_options() };
+    let e = RemoteClock::connect_with(v6_site, options).await.unwrap_err();
+    assert!(matches!(&e, RemoteError::InvalidOptions(why) if why.contains("address families")), "{e:?}");
+    let options =
+        RemoteOptions { socket: Some(socket), local_address: Some(Ipv4Addr::LOCALHOST.into()), ..pki.remote_options() };
+    let e = RemoteClock::connect_with((Ipv4Addr::LOCALHOST, 9).into(), options).await.unwrap_err();
+    assert!(matches!(&e, RemoteError::InvalidOptions(why) if why.contains("local_address")), "{e:?}");
 }
 
 #[tokio::test]

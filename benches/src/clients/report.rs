@@ -10,7 +10,8 @@
 //! | field | meaning |
 //! |---|---|
 //! | `call` | `"now"` (`RemoteClock::now()`) or `"next"` (`Tso::next()`) |
-//! | `connections` | clients asked for, each its own QUIC connection and UDP socket |
+//! | `connections` | clients asked for, each its own QUIC connection |
+//! | `per-socket` | clients sharing one UDP socket (and source address); 1: a socket each |
 //! | `sources` | the range their source addresses were spread over, and `per-prefix` of them in each /24; `null`: the system's choice |
 //! | `ramp-rate` | connections started per second, at most |
 //! | `call-interval-s` | time between two calls of one client |
@@ -77,6 +78,7 @@ pub(crate) struct ClientsReport {
     pub(crate) header: RunHeader,
     pub(crate) call: &'static str,
     pub(crate) connections: u64,
+    pub(crate) per_socket: u32,
     pub(crate) sources: Option<SourcesField>,
     pub(crate) ramp_rate: u32,
     pub(crate) call_interval_s: f64,
@@ -126,8 +128,9 @@ fn half_width_text(summary: Option<&Summary>) -> String {
 impl Report for ClientsReport {
     fn to_human(&self) -> String {
         let mut out = format!(
-            "tsbench clients: {} connections to {} ({}), {} every {:.3} s each, dead after {:.3} s\n",
+            "tsbench clients: {} connections ({} a UDP socket) to {} ({}), {} every {:.3} s each, dead after {:.3} s\n",
             self.connections,
+            self.per_socket,
             self.header.target,
             self.header.address.as_deref().unwrap_or("?"),
             self.call,
@@ -212,6 +215,7 @@ mod tests {
             },
             call: "now",
             connections: 1000,
+            per_socket: 1,
             sources: Some(SourcesField { range: "127.0.0.0/8".to_owned(), per_prefix: 50 }),
             ramp_rate: 500,
             call_interval_s: 1.0,

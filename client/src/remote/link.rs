@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use tsod_proto::MonoInstant;
 use tsod_proto::wire::MAX_MESSAGE_LEN;
 
-use super::RemoteError;
+use super::{ClientSocket, RemoteError};
 use crate::cluster::Site;
 use crate::sys;
 
@@ -32,12 +32,14 @@ pub(crate) struct Exchange {
 /// Round trip not measured yet.
 const UNKNOWN: u64 = u64::MAX;
 
-/// One site: its endpoint, its cached connection, the shortest round trip
-/// a request to it took.
+/// One site: its endpoint (its own, or a shared [`ClientSocket`]'s), the
+/// connection options, its cached connection, the shortest round trip a
+/// request to it took.
 #[derive(Debug)]
 pub(crate) struct Link {
     pub(crate) site: Site,
     endpoint: Endpoint,
+    config: quinn::ClientConfig,
     connection: Mutex<Option<Connection>>,
     /// Its round trip, ns: the shortest `c4 − c1` of the last measurement
     /// (a few requests in a row), lowered by any request since (the path's
@@ -46,16 +48,22 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    /// A link to `site` with its own UDP socket, bound to `local` (any
-    /// port) or else to the unspecified address of the site's family;
-    /// dials nothing yet.
-    pub(crate) fn new(site: Site, config: quinn::ClientConfig, local: Option<IpAddr>) -> Result<Self, RemoteError> {
-        let mut endpoint = match local {
-            Some(ip) => {
+    /// A link to `site` on `socket`, or else on its own UDP socket, bound
+    /// to `local` (any port) or else to the unspecified address of the
+    /// site's family; dials nothing yet.
+    pub(crate) fn new(
+        site: Site,
+        config: quinn::ClientConfig,
+        local: Option<IpAddr>,
+        socket: Option<&ClientSocket>,
+    ) -> Result<Self, RemoteError> {
+        let endpoint = match (socket, local) {
+            (Some(socket), _) => socket.endpoint().clone(),
+            (None, Some(ip)) => {
                 let bind = SocketAddr::new(ip, 0);
                 Endpoint::client(bind).map_err(|source| RemoteError::Bind { addr: bind, source })?
             }
-            None => {
+            (None, None) => {
                 let bind: SocketAddr = match site.addr {
                     SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
                     SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -63,8 +71,7 @@ impl Link {
                 Endpoint::client(bind).map_err(RemoteError::Socket)?
             }
         };
-        endpoint.set_default_client_config(config);
-        Ok(Self { site, endpoint, connection: Mutex::new(None), rtt: AtomicU64::new(UNKNOWN) })
+        Ok(Self { site, endpoint, config, connection: Mutex::new(None), rtt: AtomicU64::new(UNKNOWN) })
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
@@ -98,8 +105,10 @@ impl Link {
             _ => *slot = None,
         }
         let addr = self.site.addr;
-        let connecting =
-            self.endpoint.connect(addr, &self.site.name).map_err(|source| RemoteError::Connect { addr, source })?;
+        let connecting = self
+            .endpoint
+            .connect_with(self.config.clone(), addr, &self.site.name)
+            .map_err(|source| RemoteError::Connect { addr, source })?;
         let connection = connecting.await.map_err(|source| RemoteError::Handshake {
             addr,
             server_name: self.site.name.clone(),

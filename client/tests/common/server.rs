@@ -6,8 +6,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How a [`TestServer`] stops.
@@ -25,6 +25,8 @@ pub struct TestServer<S> {
     pub state: Arc<S>,
     /// Connections accepted so far.
     connections: Arc<AtomicUsize>,
+    /// Their clients' addresses, in the order they were accepted.
+    remotes: Arc<Mutex<Vec<SocketAddr>>>,
     stop: Option<tokio::sync::oneshot::Sender<Stop>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -40,6 +42,8 @@ impl<S: Send + Sync + 'static> TestServer<S> {
     {
         let connections = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&connections);
+        let remotes = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&remotes);
         let shared = Arc::clone(&state);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -59,7 +63,7 @@ impl<S: Send + Sync + 'static> TestServer<S> {
                 addr_tx.send(endpoint.local_addr().unwrap()).unwrap();
                 let stop = tokio::select! {
                     stop = stop_rx => stop.unwrap_or(Stop::Crash),
-                    () = serve(endpoint.clone(), shared, counter, Arc::new(answer)) => Stop::Crash,
+                    () = serve(endpoint.clone(), shared, counter, seen, Arc::new(answer)) => Stop::Crash,
                 };
                 if let Stop::Graceful = stop {
                     endpoint.close(0u32.into(), b"restart");
@@ -70,7 +74,7 @@ impl<S: Send + Sync + 'static> TestServer<S> {
             runtime.shutdown_background();
         });
         let addr = addr_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        Self { addr, state, connections, stop: Some(stop_tx), thread: Some(thread) }
+        Self { addr, state, connections, remotes, stop: Some(stop_tx), thread: Some(thread) }
     }
 }
 
@@ -78,6 +82,12 @@ impl<S> TestServer<S> {
     /// Connections accepted so far.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// The clients' addresses of the connections accepted so far.
+    #[allow(dead_code, reason = "not every test file asks")]
+    pub fn remotes(&self) -> Vec<SocketAddr> {
+        self.remotes.lock().unwrap().clone()
     }
 
     pub fn stop(mut self, how: Stop) {
@@ -100,17 +110,24 @@ impl<S> Drop for TestServer<S> {
     }
 }
 
-async fn serve<S, A, F>(endpoint: quinn::Endpoint, state: Arc<S>, connections: Arc<AtomicUsize>, answer: Arc<A>)
-where
+async fn serve<S, A, F>(
+    endpoint: quinn::Endpoint,
+    state: Arc<S>,
+    connections: Arc<AtomicUsize>,
+    remotes: Arc<Mutex<Vec<SocketAddr>>>,
+    answer: Arc<A>,
+) where
     S: Send + Sync + 'static,
     A: Fn(quinn::SendStream, quinn::RecvStream, Arc<S>) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
     while let Some(incoming) = endpoint.accept().await {
         let (state, connections, answer) = (Arc::clone(&state), Arc::clone(&connections), Arc::clone(&answer));
+        let remotes = Arc::clone(&remotes);
         tokio::spawn(async move {
             let Ok(connection) = incoming.await else { return };
             connections.fetch_add(1, Ordering::SeqCst);
+            remotes.lock().unwrap().push(connection.remote_address());
             while let Ok((send, recv)) = connection.accept_bi().await {
                 tokio::spawn(answer(send, recv, Arc::clone(&state)));
             }

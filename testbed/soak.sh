@@ -148,25 +148,27 @@ udp_queue() {
 }
 # One sample of every site at timeline second $1.
 sample() {
-    local t=$1 name pid up age rss fds threads q inflight
+    local t=$1 name pid up age rss anon file fds threads q inflight
     inflight=$(jq '[.links[] | .forward["in-flight"] + .reverse["in-flight"]] | add' "$dir/links.json" 2>/dev/null || echo "")
     up=$(awk '{ print $1 }' /proc/uptime)
     for name in "${sites[@]}"; do
         pid=$(pgrep -f "tsod run --config $dir/$name/tsod.toml" | head -1 || true)
         if [ -z "$pid" ] || [ ! -r "/proc/$pid/status" ]; then
-            echo "$t,$name,,,,,,,,$inflight," >>"$samples"
+            echo "$t,$name,,,,,,,,$inflight,,," >>"$samples"
             continue
         fi
         age=$(awk -v up="$up" -v hz="$hz" '{ sub(/^.*\) /, ""); printf "%.0f", up - $20 / hz }' "/proc/$pid/stat" 2>/dev/null || echo "")
         rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo "")
+        anon=$(awk '/^RssAnon/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo "")
+        file=$(awk '/^RssFile/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo "")
         threads=$(awk '/^Threads/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo "")
         fds=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
         q=$(udp_queue "$pid")
         applied=$(curl -s --max-time 2 "http://${metrics[$name]}/metrics" | awk '/^tsod_tso_applied_index / { print $2 }' || true)
-        echo "$t,$name,$pid,$age,$rss,$fds,$threads,${q% *},${q#* },$inflight,$applied" >>"$samples"
+        echo "$t,$name,$pid,$age,$rss,$fds,$threads,${q% *},${q#* },$inflight,$applied,$anon,$file" >>"$samples"
     done
 }
-echo "t_s,site,pid,age_s,rss_kb,fds,threads,udp_rx_queue_bytes,udp_drops,relay_in_flight,raft_applied_index" >"$samples"
+echo "t_s,site,pid,age_s,rss_kb,fds,threads,udp_rx_queue_bytes,udp_drops,relay_in_flight,raft_applied_index,rss_anon_kb,rss_file_kb" >"$samples"
 # Each site's metrics endpoint, from its configuration.
 declare -A metrics
 for name in "${sites[@]}"; do
@@ -181,7 +183,7 @@ for t in "${times[@]}"; do
     ((wait_s > 0)) && sleep "$wait_s"
     kill -0 "$tb" 2>/dev/null || { echo "soak.sh: the testbed ended early (see $out/testbed.stderr)" >&2; break; }
     sample "$t"
-    awk -F, -v t="$t" '$1 == t { printf "  t=%5ss %-5s pid %-7s RSS %6.1f MB  fds %3s  threads %3s  udp rxq %s B  Raft applied %s\n", t, $2, $3, $5 / 1024, $6, $7, $8, $11 }' "$samples"
+    awk -F, -v t="$t" '$1 == t { printf "  t=%5ss %-5s pid %-7s RSS %6.1f MB (anon %5.1f, file %5.1f)  fds %3s  threads %3s  udp rxq %s B  Raft applied %s\n", t, $2, $3, $5 / 1024, $12 / 1024, $13 / 1024, $6, $7, $8, $11 }' "$samples"
 done
 rc=0
 wait "$tb" || rc=$?

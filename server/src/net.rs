@@ -22,6 +22,7 @@ pub mod client_service;
 pub mod endpoint;
 pub mod limit;
 pub mod peer_link;
+pub mod udp;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};

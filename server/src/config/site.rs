@@ -37,6 +37,11 @@ pub struct SiteConfig {
     /// Time between gossip reports to each peer (ms).
     #[serde(default = "default_gossip_interval_ms")]
     pub gossip_interval_ms: u64,
+    /// Receive buffer asked for the QUIC socket (KiB): room for the
+    /// packets that arrive while the daemon waits for the CPU. Granted up
+    /// to `net.core.rmem_max`, or past it with `CAP_NET_ADMIN`.
+    #[serde(default = "default_receive_buffer_kib")]
+    pub receive_buffer_kib: u32,
 }
 
 fn default_probe_interval_ms() -> u64 {
@@ -53,6 +58,9 @@ fn default_dead_after_ms() -> u64 {
 }
 fn default_gossip_interval_ms() -> u64 {
     1_000
+}
+fn default_receive_buffer_kib() -> u32 {
+    SiteConfig::DEFAULT_RECEIVE_BUFFER_KIB
 }
 
 /// `[[peer]]`: another site, used as a time source.
@@ -178,6 +186,15 @@ impl TsoConfig {
 }
 
 impl SiteConfig {
+    /// Default `receive-buffer-kib`: 4 MiB, about 3 000 full-size packets
+    /// (BENCHMARKS.md, clients per site: at the system's 208 KiB a site
+    /// ramping to thousands of clients dropped handshake packets).
+    pub const DEFAULT_RECEIVE_BUFFER_KIB: u32 = 4_096;
+
+    /// `receive-buffer-kib` in bytes.
+    pub fn receive_buffer(&self) -> usize {
+        usize::try_from(self.receive_buffer_kib).unwrap_or(usize::MAX).saturating_mul(1024)
+    }
     /// `probe-interval-ms`.
     pub fn probe_interval(&self) -> Duration {
         Duration::from_millis(self.probe_interval_ms)
@@ -228,6 +245,9 @@ pub(super) fn validate(
     }
     if !(100..=3_600_000).contains(&site.gossip_interval_ms) {
         return Err(format!("site.gossip-interval-ms = {} must be within 100 … 3600000", site.gossip_interval_ms));
+    }
+    if !(64..=1_048_576).contains(&site.receive_buffer_kib) {
+        return Err(format!("site.receive-buffer-kib = {} must be within 64 … 1048576", site.receive_buffer_kib));
     }
     let mut names = HashSet::new();
     for (i, p) in peers.iter().enumerate() {
@@ -285,6 +305,9 @@ address = "127.0.0.3:4460"
     fn peers_alone_are_enough_and_count_as_sources() {
         let c = parse(SITE).unwrap();
         assert_eq!(c.site.as_ref().unwrap().dead_after(), std::time::Duration::from_secs(3));
+        assert_eq!(c.site.as_ref().unwrap().receive_buffer(), 4 * 1024 * 1024);
+        let small = parse(&SITE.replace("cluster-dir", "receive-buffer-kib = 256\ncluster-dir")).unwrap();
+        assert_eq!(small.site.unwrap().receive_buffer(), 256 * 1024);
         assert_eq!((c.sources.len(), c.peers.len(), c.source_count()), (0, 2, 2));
         assert!(c.clients.enabled && !c.clients.allow_anonymous);
         assert!(parse(&format!("[clock]\nmin-agreeing = 2\n{SITE}")).is_ok());
@@ -302,6 +325,8 @@ address = "127.0.0.3:4460"
             (SITE.replace("cluster-dir", "probe-interval-ms = 10\ncluster-dir"), "probe-interval-ms"),
             (SITE.replace("cluster-dir", "probe-timeout-ms = 10\ncluster-dir"), "max-round-trip-ms"),
             (SITE.replace("cluster-dir", "dead-after-ms = 1\ncluster-dir"), "dead-after-ms"),
+            (SITE.replace("cluster-dir", "receive-buffer-kib = 8\ncluster-dir"), "receive-buffer-kib"),
+            (SITE.replace("cluster-dir", "receive-buffer-kib = 2000000\ncluster-dir"), "receive-buffer-kib"),
             (format!("{SITE}\n[clients]\nmax-requests-per-second = 0\n"), "max-requests-per-second"),
             (SITE.replace("listen = \"127.0.0.1:4460\"", "listen = \"nowhere\""), "listen"),
             (SITE.replace("cluster-dir", "colour = 1\ncluster-dir"), "colour"),

@@ -19,7 +19,7 @@ use tsod_proto::wire::{ALPN_CLIENT, ALPN_PEER};
 
 use super::admission::{Admission, Limits, Slot};
 use super::limit::{ClientIdentity, ClientLimits};
-use super::{Count, PeerEvent, PeerTable, client_service, peer_link};
+use super::{Count, PeerEvent, PeerTable, client_service, peer_link, udp};
 use crate::clock::Clock;
 use crate::config::{ClientsConfig, PeerConfig, SiteConfig};
 use crate::site::SiteView;
@@ -114,8 +114,27 @@ pub fn start(
     client_config.transport_config(transport);
 
     let addr = setup.site.listen;
-    let mut endpoint =
-        quinn::Endpoint::server(server_config, addr).map_err(|source| EndpointError::Bind { addr, source })?;
+    let asked = setup.site.receive_buffer();
+    let bound = udp::bind(addr, asked).map_err(|source| EndpointError::Bind { addr, source })?;
+    if bound.short {
+        warn!(
+            %addr,
+            asked_kib = asked / 1024,
+            granted_kib = bound.receive_buffer / 2 / 1024,
+            "the QUIC socket's receive buffer is smaller than site.receive-buffer-kib: packets arriving while the \
+             daemon waits for the CPU may be dropped; raise net.core.rmem_max (sysctl) or give the daemon \
+             CAP_NET_ADMIN"
+        );
+    } else {
+        debug!(%addr, granted_kib = bound.receive_buffer / 2 / 1024, "QUIC socket receive buffer");
+    }
+    let mut endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server_config),
+        bound.socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|source| EndpointError::Bind { addr, source })?;
     endpoint.set_default_client_config(client_config);
     let peers = Arc::new(PeerTable::new(setup.peers.iter().map(|p| (p.name.clone(), p.address.to_string()))));
     info!(%addr, site = %setup.site.name, peers = setup.peers.len(), "QUIC endpoint listening");

@@ -20,8 +20,15 @@
 # (tsod_tso_applied_index: a snapshot is taken every 1 000 entries).
 #
 # Like with like: a killed site's daemon comes back as a new process. A
-# site whose PID is the same at the first and last sample is compared
-# start → end; a restarted site compares its newest process, at its age at
+# site whose PID is the same at the settled sample (the first at or after
+# SETTLED_AT s) and the last is compared settled → end, and t = 0 → end is
+# shown beside it. SETTLED_AT (300 s) is one round of the five fault kinds
+# and past the first Raft snapshot: the daemon's live heap is a sawtooth
+# (the Raft log grows ~3 KB/s between snapshots, and each snapshot's purge
+# frees it), and the allocator keeps the pages of the first rounds'
+# highest water mark, so RSS steps up by 2 – 3 MB in the first minutes and
+# is flat after (BENCHMARKS.md, soak: the heap measured with heaptrack).
+# A site whose PID changed is compared its newest process, at its age at
 # the last sample, with its earliest process sampled at the same age
 # (within AGE_MATCH s), or says n/a. The leader kill can only hit a site
 # that leads, so xa (the far site, which does not lead on dr) normally
@@ -38,7 +45,7 @@
 # Env: SOAK_MINUTES (30), FAULT_EVERY (s, 60), WARMUP (s, 60), SAMPLE_EVERY
 #      (s, 60), LATENCY_WINDOW (s, 300, at most half the run),
 #      RSS_TOLERANCE_PCT (10), FD_TOLERANCE (2), LATENCY_FACTOR (2),
-#      AGE_MATCH (s, 30), PROFILE (release), OUT (a new /tmp/tsod-soak.* dir,
+#      AGE_MATCH (s, 30), SETTLED_AT (s, 300), PROFILE (release), OUT (a new /tmp/tsod-soak.* dir,
 #      kept: soak.toml, report.json, samples.csv, summary.md).
 # Run by hand on an otherwise idle machine; a short check: SOAK_MINUTES=4 FAULT_EVERY=30.
 set -euo pipefail
@@ -51,8 +58,9 @@ rss_tol=${RSS_TOLERANCE_PCT:-10}
 fd_tol=${FD_TOLERANCE:-2}
 lat_factor=${LATENCY_FACTOR:-2}
 age_match=${AGE_MATCH:-30}
+settled_at=${SETTLED_AT:-300}
 profile=${PROFILE:-release}
-for v in minutes fault_every warmup sample_every rss_tol fd_tol age_match; do
+for v in minutes fault_every warmup sample_every rss_tol fd_tol age_match settled_at; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "soak.sh: $v must be a whole number, not '${!v}'" >&2; exit 2; }
 done
 [[ $lat_factor =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "soak.sh: LATENCY_FACTOR must be a number" >&2; exit 2; }
@@ -220,28 +228,37 @@ elif awk -v a="$first_p50" -v b="$last_p50" -v f="$lat_factor" 'BEGIN { exit !(b
     fail+=("TSO p50 grew from $first_p50 ms to $last_p50 ms (limit ${lat_factor}× + 1 ms)")
 fi
 
-# Per site: start → end, like with like.
+# Per site: settled → end, like with like.
 first_t=${times[0]}
 last_t=$(awk -F, 'NR > 1 { t = $1 } END { print t }' "$samples")
+# The settled sample: the first at or after SETTLED_AT, if before the end.
+settled_t=$(awk -F, -v s="$settled_at" -v last="$last_t" 'NR > 1 && $1 >= s && $1 < last { print $1; exit }' "$samples")
+[ -n "$settled_t" ] || settled_t=$first_t
 row() { awk -F, -v t="$1" -v s="$2" '$1 == t && $2 == s && $3 != "" { print; exit }' "$samples"; }
 {
     echo "## Soak: $minutes min of dr under TSO load, a fault every $fault_every s"
     echo
-    echo "| site | PIDs seen | compared | RSS MB | fds | threads | UDP rx queue, B (end) | verdict |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| site | PIDs seen | compared | RSS MB | RSS MB from t = $first_t s (not judged) | fds | threads | UDP rx queue, B (end) | verdict |"
+    echo "|---|---|---|---|---|---|---|---|---|"
 } >"$summary"
 compared=0
 for name in "${sites[@]}"; do
     pids=$(awk -F, -v s="$name" '$2 == s && $3 != "" && !seen[$3]++ { n++ } END { print n + 0 }' "$samples")
-    a=$(row "$first_t" "$name")
+    a=$(row "$settled_t" "$name")
     b=$(row "$last_t" "$name")
+    z=$(row "$first_t" "$name")
     how=
+    since_start=
     if [ -z "$a" ] || [ -z "$b" ]; then
-        echo "| $name | $pids | no sample at t = $first_t or $last_t s | | | | | n/a |" >>"$summary"
+        echo "| $name | $pids | no sample at t = $settled_t or $last_t s | | | | | | n/a |" >>"$summary"
         continue
     fi
+    if [ -n "$z" ] && [ "$(cut -d, -f3 <<<"$z")" = "$(cut -d, -f3 <<<"$b")" ]; then
+        since_start=$(awk -v a="$(cut -d, -f5 <<<"$z")" -v b="$(cut -d, -f5 <<<"$b")" \
+            'BEGIN { printf "%.1f → %.1f (%+.1f %%)", a / 1024, b / 1024, 100 * (b - a) / a }')
+    fi
     if [ "$(cut -d, -f3 <<<"$a")" = "$(cut -d, -f3 <<<"$b")" ]; then
-        how="one process, t = $first_t → $last_t s"
+        how="one process, t = $settled_t → $last_t s"
     else
         # The newest process at its age now, against the earliest process
         # of this site sampled at the nearest age.
@@ -252,7 +269,7 @@ for name in "${sites[@]}"; do
                 if (d <= m && (!(($3) in best) || d < bestd[$3])) { best[$3] = $0; bestd[$3] = d; if (!(($3) in order)) order[$3] = NR } }
             END { for (k in best) if (first == "" || order[k] < order[first]) first = k; if (first != "") print best[first] }' "$samples")
         if [ -z "$a" ]; then
-            echo "| $name | $pids | newest process $age s old: no earlier one sampled at that age | | | | $(cut -d, -f8 <<<"$b") | n/a |" >>"$summary"
+            echo "| $name | $pids | newest process $age s old: no earlier one sampled at that age | | | | | $(cut -d, -f8 <<<"$b") | n/a |" >>"$summary"
             continue
         fi
         how="restarted: PID $(cut -d, -f3 <<<"$a") at $(cut -d, -f4 <<<"$a") s old → PID $pid at $age s old"
@@ -270,9 +287,9 @@ for name in "${sites[@]}"; do
         fail+=("$name: open fds grew from $fd0 to $fd1 (over $fd_tol)")
     fi
     rss=$(awk -v a="$rss0" -v b="$rss1" 'BEGIN { printf "%.1f → %.1f (%+.1f %%)", a / 1024, b / 1024, 100 * (b - a) / a }')
-    echo "| $name | $pids | $how | $rss | $fd0 → $fd1 | $th0 → $th1 | $q1 | $verdict |" >>"$summary"
+    echo "| $name | $pids | $how | $rss | ${since_start:--} | $fd0 → $fd1 | $th0 → $th1 | $q1 | $verdict |" >>"$summary"
 done
-((compared > 0)) || fail+=("no site could be compared start → end")
+((compared > 0)) || fail+=("no site could be compared settled → end")
 max_q=$(awk -F, 'NR > 1 && $8 > m { m = $8 } END { print m + 0 }' "$samples")
 max_inflight=$(awk -F, 'NR > 1 && $10 > m { m = $10 } END { print m + 0 }' "$samples")
 {

@@ -114,19 +114,18 @@ pub fn start(
     client_config.transport_config(transport);
 
     let addr = setup.site.listen;
-    let asked = setup.site.receive_buffer();
-    let bound = udp::bind(addr, asked).map_err(|source| EndpointError::Bind { addr, source })?;
-    if bound.short {
+    let bound = udp::bind(addr, setup.site.receive_buffer()).map_err(|source| EndpointError::Bind { addr, source })?;
+    if bound.short() {
         warn!(
             %addr,
-            asked_kib = asked / 1024,
-            granted_kib = bound.receive_buffer / 2 / 1024,
+            asked_kib = bound.asked / 1024,
+            granted_kib = bound.granted / 1024,
             "the QUIC socket's receive buffer is smaller than site.receive-buffer-kib: packets arriving while the \
              daemon waits for the CPU may be dropped; raise net.core.rmem_max (sysctl) or give the daemon \
              CAP_NET_ADMIN"
         );
     } else {
-        debug!(%addr, granted_kib = bound.receive_buffer / 2 / 1024, "QUIC socket receive buffer");
+        debug!(%addr, granted_kib = bound.granted / 1024, "QUIC socket receive buffer");
     }
     let mut endpoint = quinn::Endpoint::new(
         quinn::EndpointConfig::default(),

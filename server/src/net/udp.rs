@@ -18,17 +18,24 @@ use std::os::fd::AsFd;
 
 use nix::sys::socket::{setsockopt, sockopt};
 
-/// The socket and the receive buffer the kernel granted it (as
-/// `getsockopt(SO_RCVBUF)` reports it: twice what was asked, the kernel's
-/// bookkeeping share included).
+/// The socket, the receive buffer asked for and the one granted.
 #[derive(Debug)]
 pub struct BoundSocket {
     /// The bound socket, blocking mode as bound (quinn sets what it needs).
     pub socket: UdpSocket,
-    /// `SO_RCVBUF` as the kernel reports it, bytes.
-    pub receive_buffer: usize,
-    /// Whether the grant is below what was asked (`net.core.rmem_max`).
-    pub short: bool,
+    /// Bytes asked for.
+    pub asked: usize,
+    /// Bytes granted, comparable with `asked`: half what
+    /// `getsockopt(SO_RCVBUF)` reports, since the kernel doubles every
+    /// grant for its own bookkeeping.
+    pub granted: usize,
+}
+
+impl BoundSocket {
+    /// Whether the grant is below the ask (`net.core.rmem_max` capped it).
+    pub fn short(&self) -> bool {
+        self.granted < self.asked
+    }
 }
 
 /// Binds `addr` and asks for `receive_buffer` bytes of receive buffer:
@@ -37,16 +44,14 @@ pub struct BoundSocket {
 /// not grant leaves the socket with what it has.
 pub fn bind(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<BoundSocket> {
     let socket = UdpSocket::bind(addr)?;
-    // Errors here only mean a smaller buffer: the grant is read back below.
+    let granted = || nix::sys::socket::getsockopt(&socket.as_fd(), sockopt::RcvBuf).unwrap_or(0) / 2;
+    // Errors here only mean a smaller buffer: the grant is read back.
     let _ = setsockopt(&socket.as_fd(), sockopt::RcvBuf, &receive_buffer);
-    let granted = || nix::sys::socket::getsockopt(&socket.as_fd(), sockopt::RcvBuf).unwrap_or(0);
-    // The kernel doubles what it grants; below the ask means rmem_max capped it.
-    if granted() < receive_buffer.saturating_mul(2) {
+    if granted() < receive_buffer {
         let _ = setsockopt(&socket.as_fd(), sockopt::RcvBufForce, &receive_buffer);
     }
-    let receive_buffer_granted = granted();
-    let short = receive_buffer_granted < receive_buffer.saturating_mul(2);
-    Ok(BoundSocket { socket, receive_buffer: receive_buffer_granted, short })
+    let granted = granted();
+    Ok(BoundSocket { socket, asked: receive_buffer, granted })
 }
 
 #[cfg(test)]
@@ -63,17 +68,17 @@ mod tests {
         let asked = 2 * 1024 * 1024;
         let bound = bind(([127, 0, 0, 1], 0).into(), asked).expect("loopback binds");
         let reported = nix::sys::socket::getsockopt(&bound.socket.as_fd(), sockopt::RcvBuf).expect("getsockopt");
-        assert_eq!(bound.receive_buffer, reported);
+        assert_eq!(bound.granted, reported / 2);
         // At least what rmem_max allows; more with CAP_NET_ADMIN (root, in CI).
         let allowed = rmem_max().map_or(0, |m| m.min(asked));
-        assert!(bound.receive_buffer >= 2 * allowed, "granted {} of {asked} (allowed {allowed})", bound.receive_buffer);
-        assert_eq!(bound.short, bound.receive_buffer < 2 * asked);
+        assert!(bound.granted >= allowed, "granted {} of {asked} (allowed {allowed})", bound.granted);
+        assert_eq!(bound.short(), bound.granted < asked);
     }
 
     #[test]
     fn a_small_ask_is_granted_and_not_short() {
         let bound = bind(([127, 0, 0, 1], 0).into(), 64 * 1024).expect("loopback binds");
-        assert!(!bound.short, "{bound:?}");
+        assert!(!bound.short(), "{bound:?}");
     }
 
     #[test]

@@ -83,7 +83,10 @@
 //! Every ten seconds the client measures the sites that may be nearer than
 //! the one it uses (those measured nearer, or never measured; two seconds
 //! after connecting and once a minute, all) in the background, and moves to the nearest that answered
-//! if it is clearly nearer (by a fifth, and at least 0.5 ms). Every site's
+//! if it is clearly nearer (by a fifth, and at least 0.5 ms). A site's
+//! round trip is the shortest of its last four measurements (the latest
+//! lowered by every request answered since), so one measured while the host
+//! was busy does not rank a near site far. Every site's
 //! interval contains true time, so switching sites never makes an answer
 //! untrue; [`Tso`](crate::tso::Tso) gets the same failover, and its own
 //! check that no timestamp is below one it returned spans every site.
@@ -455,8 +458,9 @@ impl RemoteClock {
         self.inner.current_link().site.clone()
     }
 
-    /// Every site, in the given order, with the round trip its last
-    /// handshake measured (`None` before one answered).
+    /// Every site, in the given order, with its round trip: the shortest
+    /// of its last four measurements and the requests since (`None` before
+    /// one answered).
     pub fn sites(&self) -> Vec<(Site, Option<Duration>)> {
         self.inner.links.iter().map(|l| (l.site.clone(), l.round_trip())).collect()
     }

@@ -507,8 +507,8 @@ impl Tso {
         self.handle.shared.clock.site_switches()
     }
 
-    /// Every site, in the given order, with the round trip its last
-    /// handshake measured ([`RemoteClock::sites`]).
+    /// Every site, in the given order, with its measured round trip
+    /// ([`RemoteClock::sites`]).
     pub fn sites(&self) -> Vec<(Site, Option<Duration>)> {
         self.handle.shared.clock.sites()
     }

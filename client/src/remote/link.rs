@@ -32,6 +32,14 @@ pub(crate) struct Exchange {
 /// Round trip not measured yet.
 const UNKNOWN: u64 = u64::MAX;
 
+/// A site's round trip is the shortest of this many measurements, the
+/// latest (lowered by the requests answered since) and the ones before it.
+/// One measurement on a busy host, where every round trip carries the
+/// scheduler's delay, then ranks a near site far only if every one kept
+/// did; a path that really grew longer is ranked by it once this many
+/// measurements have seen it.
+pub(crate) const KEPT_MEASUREMENTS: usize = 4;
+
 /// One site: its endpoint (its own, or a shared [`ClientSocket`]'s), the
 /// connection options, its cached connection, the shortest round trip a
 /// request to it took.
@@ -41,10 +49,8 @@ pub(crate) struct Link {
     endpoint: Endpoint,
     config: quinn::ClientConfig,
     connection: Mutex<Option<Connection>>,
-    /// Its round trip, ns: the shortest `c4 − c1` of the last measurement
-    /// (a few requests in a row), lowered by any request since (the path's
-    /// base round trip: queueing and the server's work only add to it).
-    rtt: AtomicU64,
+    /// Its round trip.
+    rtt: RoundTrip,
 }
 
 impl Link {
@@ -71,30 +77,29 @@ impl Link {
                 Endpoint::client(bind).map_err(RemoteError::Socket)?
             }
         };
-        Ok(Self { site, endpoint, config, connection: Mutex::new(None), rtt: AtomicU64::new(UNKNOWN) })
+        Ok(Self { site, endpoint, config, connection: Mutex::new(None), rtt: RoundTrip::default() })
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
         self.site.addr
     }
 
-    /// The shortest round trip of a request to it, if one was answered.
+    /// The shortest round trip of a request to it over the last
+    /// [`KEPT_MEASUREMENTS`] measurements, if one was answered.
     pub(crate) fn round_trip(&self) -> Option<Duration> {
-        let nanos = self.rtt.load(Ordering::Relaxed);
-        (nanos != UNKNOWN).then(|| Duration::from_nanos(nanos))
+        self.rtt.get()
     }
 
     /// A request to it took `exchange`'s round trip.
     pub(crate) fn observe(&self, exchange: &Exchange) {
         if let Some(nanos) = round_trip(exchange) {
-            self.rtt.fetch_min(nanos, Ordering::Relaxed);
+            self.rtt.observe(nanos);
         }
     }
 
-    /// A measurement found `shortest` the shortest round trip: it replaces
-    /// what was known.
+    /// A measurement found `shortest` (ns) the shortest round trip.
     pub(crate) fn measured(&self, shortest: u64) {
-        self.rtt.store(shortest.min(UNKNOWN - 1), Ordering::Relaxed);
+        self.rtt.measured(shortest);
     }
 
     /// The open connection, dialling if there is none or it has closed.
@@ -134,6 +139,58 @@ impl Link {
     }
 }
 
+/// A site's round trip, ns: the shortest `c4 − c1` of each of the last
+/// [`KEPT_MEASUREMENTS`] measurements (a few requests in a row each), the
+/// latest lowered by any request answered since (the path's base round
+/// trip: queueing and the server's work only add to it).
+#[derive(Debug)]
+pub(crate) struct RoundTrip {
+    latest: AtomicU64,
+    /// The measurements before the latest, newest first.
+    earlier: [AtomicU64; KEPT_MEASUREMENTS - 1],
+    /// Serialises measurements' shifts of `earlier`. Readers do not wait:
+    /// mid-shift they see a measurement twice or miss one, and the
+    /// shortest of real measurements is still a real round trip.
+    shifting: std::sync::Mutex<()>,
+}
+
+impl Default for RoundTrip {
+    fn default() -> Self {
+        Self {
+            latest: AtomicU64::new(UNKNOWN),
+            earlier: std::array::from_fn(|_| AtomicU64::new(UNKNOWN)),
+            shifting: std::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl RoundTrip {
+    /// The shortest kept, if any was measured.
+    pub(crate) fn get(&self) -> Option<Duration> {
+        let nanos =
+            self.earlier.iter().fold(self.latest.load(Ordering::Relaxed), |m, e| m.min(e.load(Ordering::Relaxed)));
+        (nanos != UNKNOWN).then(|| Duration::from_nanos(nanos))
+    }
+
+    /// A request took `nanos`: it lowers the latest measurement.
+    pub(crate) fn observe(&self, nanos: u64) {
+        self.latest.fetch_min(nanos.min(UNKNOWN - 1), Ordering::Relaxed);
+    }
+
+    /// A measurement's shortest was `nanos`: it becomes the latest, and
+    /// the oldest kept is let go.
+    pub(crate) fn measured(&self, nanos: u64) {
+        let _one_shift = self.shifting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for i in (1..self.earlier.len()).rev() {
+            self.earlier[i].store(self.earlier[i - 1].load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        if let Some(newest) = self.earlier.first() {
+            newest.store(self.latest.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        self.latest.store(nanos.min(UNKNOWN - 1), Ordering::Relaxed);
+    }
+}
+
 /// `c4 − c1` of `exchange`, ns.
 pub(crate) fn round_trip(exchange: &Exchange) -> Option<u64> {
     exchange.received_at.as_nanos().checked_sub(exchange.sent_at.as_nanos()).map(|n| n.min(UNKNOWN - 1))
@@ -166,4 +223,31 @@ pub(crate) async fn exchange(
     let boot_at_receive = sys::boottime_now().map_err(RemoteError::Clock)?;
     let received_at = sys::reader_clock_now().map_err(RemoteError::Clock)?;
     Ok(Exchange { response, sent_at, received_at, boot_at_send, boot_at_receive })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sites_round_trip_is_the_shortest_of_its_last_few_measurements() {
+        let rtt = RoundTrip::default();
+        assert_eq!(rtt.get(), None);
+        rtt.measured(300_000);
+        rtt.observe(250_000);
+        rtt.observe(900_000);
+        assert_eq!(rtt.get(), Some(Duration::from_micros(250)), "requests lower the latest");
+        // A busy host's measurements do not rank the site far...
+        for _ in 1..KEPT_MEASUREMENTS {
+            rtt.measured(9_000_000);
+            assert_eq!(rtt.get(), Some(Duration::from_micros(250)));
+        }
+        // ...until every kept one says so: then the path did grow longer.
+        rtt.measured(8_000_000);
+        assert_eq!(rtt.get(), Some(Duration::from_millis(8)));
+        rtt.measured(20_000_000);
+        assert_eq!(rtt.get(), Some(Duration::from_millis(8)));
+        rtt.measured(1_000);
+        assert_eq!(rtt.get(), Some(Duration::from_micros(1)), "a shorter one counts at once");
+    }
 }

@@ -17,13 +17,15 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, Utc};
 use common::{
-    Running, Scratch, check_truth, chronyd, free_udp_port, ntp_source, realtime, require, synchronized, tsod_with,
+    Running, RunningGroup, Scratch, check_truth, chronyd, free_udp_port, ntp_source, realtime, require, synchronized,
+    tsod_with,
 };
 use tsod::daemon::status_file::{self, StatusSnapshot};
 use tsod_proto::ClockStatus;
@@ -48,15 +50,18 @@ fn nmea_log(path: &Path, start: i64, seconds: i64) {
 }
 
 /// gpsfake serving `log` once, three sentences a second, on `port`.
-fn gpsfake(log: &Path, port: u16) -> Running {
+/// It runs in its own process group with the gpsd it starts, so the test's
+/// end stops both.
+fn gpsfake(log: &Path, port: u16) -> RunningGroup {
     let child = Command::new("gpsfake")
         .args(["-q", "-1", "-c", "0.333", "-P", &port.to_string()])
         .arg(log)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("start gpsfake");
-    Running(child)
+    RunningGroup(child)
 }
 
 fn gpsd_source(port: u16) -> String {

@@ -71,6 +71,29 @@ impl Drop for Running {
     }
 }
 
+/// A child started as the leader of its own process group
+/// (`CommandExt::process_group(0)`) with the processes it starts (gpsfake
+/// runs gpsd): when dropped, the group is asked to stop (SIGTERM, so the
+/// leader can stop what it started), then killed after 3 s. A SIGKILL to
+/// the leader alone would leave its children running.
+pub(crate) struct RunningGroup(pub(crate) Child);
+
+impl Drop for RunningGroup {
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, killpg};
+        let Ok(id) = i32::try_from(self.0.id()) else { return };
+        let group = nix::unistd::Pid::from_raw(id);
+        let _ = killpg(group, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // What is left of the group (the leader, or a child it did not stop).
+        let _ = killpg(group, Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
 /// A port for a daemon to bind in a moment (see `tsod_testbed::ports`).
 pub(crate) fn free_udp_port() -> u16 {
     tsod_testbed::ports::free_udp_port().unwrap()

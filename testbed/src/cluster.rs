@@ -31,6 +31,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
@@ -180,6 +181,12 @@ impl Site {
     /// Its daemon's process exists (running, or paused).
     pub fn is_up(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The process id the testbed started for it (its daemon, or a
+    /// `--tsod` wrapper), which leads the site's process group.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Its daemon is paused (SIGSTOP, not yet resumed).
@@ -432,6 +439,10 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
+            // Its own process group: signals reach what a wrapper forked,
+            // and a Ctrl-C at the terminal reaches only the testbed, which
+            // stops every site itself.
+            .process_group(0)
             .spawn()
             .map_err(io(format!("starting {} for site {}", tsod.display(), site.plan.name)))?;
         site.child = Some(child);
@@ -456,11 +467,15 @@ impl Cluster {
     }
 
     /// Kills site `index`'s daemon (SIGKILL: no goodbye to its peers; a
-    /// paused one dies too).
+    /// paused one dies too), with its process group: whatever a `--tsod`
+    /// wrapper started.
     pub fn kill(&mut self, index: usize) {
         if let Some(site) = self.sites.get_mut(index) {
             site.paused = false;
             if let Some(mut child) = site.child.take() {
+                if let Some(group) = group_of(&child) {
+                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                }
                 let _ = child.kill();
                 let _ = child.wait();
             }
@@ -470,7 +485,7 @@ impl Cluster {
     /// Pauses site `index`'s daemon (SIGSTOP): it keeps its sockets and
     /// state but runs no more until [`Cluster::resume`].
     pub fn pause(&mut self, index: usize) -> Result<(), ClusterError> {
-        self.signal(index, "STOP")?;
+        self.signal(index, nix::sys::signal::Signal::SIGSTOP)?;
         if let Some(site) = self.sites.get_mut(index) {
             site.paused = true;
         }
@@ -479,7 +494,7 @@ impl Cluster {
 
     /// Resumes site `index`'s paused daemon (SIGCONT).
     pub fn resume(&mut self, index: usize) -> Result<(), ClusterError> {
-        self.signal(index, "CONT")?;
+        self.signal(index, nix::sys::signal::Signal::SIGCONT)?;
         if let Some(site) = self.sites.get_mut(index) {
             site.paused = false;
             site.back_at = SystemTime::now();
@@ -487,25 +502,17 @@ impl Cluster {
         Ok(())
     }
 
-    /// Sends `SIG<signal>` to site `index`'s daemon with `kill(1)`.
-    fn signal(&self, index: usize, signal: &str) -> Result<(), ClusterError> {
+    /// Sends `signal` to site `index`'s daemon and its process group.
+    fn signal(&self, index: usize, signal: nix::sys::signal::Signal) -> Result<(), ClusterError> {
         let site = self.sites.get(index).ok_or_else(|| ClusterError::Plan(format!("no site #{index}")))?;
         let child = site
             .child
             .as_ref()
             .ok_or_else(|| ClusterError::Plan(format!("site {}: its daemon is not running", site.plan.name)))?;
-        let what = format!("sending SIG{signal} to site {}'s tsod (pid {})", site.plan.name, child.id());
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(child.id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .map_err(io(what.clone()))?;
-        if !status.success() {
-            return Err(ClusterError::Io { what, source: std::io::Error::other(format!("kill exited with {status}")) });
-        }
-        Ok(())
+        let what = format!("sending {signal} to site {}'s tsod (process group {})", site.plan.name, child.id());
+        let group = group_of(child).ok_or_else(|| ClusterError::Plan(what.clone()))?;
+        nix::sys::signal::killpg(group, signal)
+            .map_err(|errno| ClusterError::Io { what, source: std::io::Error::from(errno) })
     }
 
     /// Restarts site `index`'s daemon (killing it first if it runs), with
@@ -639,6 +646,11 @@ impl Cluster {
                 .collect(),
         }
     }
+}
+
+/// The process group `child` leads (started with `process_group(0)`).
+fn group_of(child: &Child) -> Option<nix::unistd::Pid> {
+    i32::try_from(child.id()).ok().filter(|&id| id > 0).map(nix::unistd::Pid::from_raw)
 }
 
 impl Drop for Cluster {

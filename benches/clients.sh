@@ -166,7 +166,9 @@ us = lambda s: "-" if not s else "%.1f µs (%.1f)" % (s["p50-ns"] / 1e3, s["p99-
 mib = lambda k: "-" if k is None else "%.1f MiB" % (k / 1024)
 pct = lambda x: "-" if x is None else "%.1f %%" % (x * 100)
 errors = "%d" % r["errors"] + ("" if not r["error-kinds"] else " (%s)" % ", ".join("%s %d" % kv for kv in r["error-kinds"].items()))
-failed = "" if not r["connect-error-kinds"] else " (failed: %s)" % ", ".join("%s %d" % kv for kv in r["connect-error-kinds"].items())
+at = r.get("connect-errors-dialled-at-s") or []
+when = "" if not at else ", dialled %.1f – %.1f s into the ramp" % (at[0], at[-1])
+failed = "" if not r["connect-error-kinds"] else " (failed: %s%s)" % (", ".join("%s %d" % kv for kv in r["connect-error-kinds"].items()), when)
 print("| %d | %d | %s | %g s | %d%s | %.0f | %s | %s | %s | %s | %s → %s | %s | %s / %s / %s | %s | %s | %s |" % (
     r["connections"], r["per-socket"], r["call"], r["dead-after-s"], r["established"], failed, r["handshakes-per-s"],
     ms(r["latency"]["p50-ns"]), ms(r["latency"]["p99-ns"]), ms(r["latency"]["max-ns"]), errors,

@@ -73,6 +73,8 @@ const LINGER: Duration = Duration::from_millis(500);
 /// Descriptors the process needs besides one per client (runtime, files,
 /// quinn's probe sockets).
 const SPARE_FDS: u64 = 128;
+/// At most this many failed clients' dialling times are reported.
+const MAX_FAILED_AT: usize = 1_000;
 
 /// What each client calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -318,8 +320,9 @@ impl Fleet {
     }
 }
 
-/// How one client's connection went: its handshake time, or the failure's kind.
-type Connected = Result<Duration, String>;
+/// How one client's connection went: its handshake time, or the failure's
+/// kind and when the client started dialling.
+type Connected = Result<Duration, (String, Instant)>;
 
 /// One client's life: connect (holding one of the in-flight permits), say
 /// how it went, call every interval until told to stop, let go.
@@ -340,7 +343,7 @@ async fn client(
             client
         }
         Err(kind) => {
-            let _ = connected.send(Err(kind));
+            let _ = connected.send(Err((kind, started)));
             return;
         }
     };
@@ -435,13 +438,20 @@ async fn run_fleet(args: &ClientsArgs, target: &RemoteTarget, daemon: Option<Dae
     drop(connected_tx);
     let mut handshake = Series::new(MAX_LATENCY_NS, 1)?;
     let mut connect_errors = ErrorTally::default();
+    let mut failed_at = Vec::new();
     // Every client says once how its connection went, within its timeout.
     while let Some(outcome) = connected_rx.recv().await {
         match outcome {
             Ok(took) => handshake.record_duration(took),
-            Err(kind) => connect_errors.add(&kind),
+            Err((kind, dialled)) => {
+                connect_errors.add(&kind);
+                if failed_at.len() < MAX_FAILED_AT {
+                    failed_at.push(round_to(dialled.saturating_duration_since(started).as_secs_f64(), 3));
+                }
+            }
         }
     }
+    failed_at.sort_by(f64::total_cmp);
     let ramp = started.elapsed();
     let established = handshake.samples();
     note(args, &format!("{established} connected in {ramp:.2?}; holding them for {:?}", args.hold));
@@ -483,6 +493,7 @@ async fn run_fleet(args: &ClientsArgs, target: &RemoteTarget, daemon: Option<Dae
         established,
         connect_errors: connect_errors.total,
         connect_error_kinds: connect_errors.by_kind,
+        connect_errors_dialled_at_s: failed_at,
         ramp_s: round_to(ramp_s, 3),
         handshakes_per_s: if ramp_s > 0.0 { round_to(established as f64 / ramp_s, 1) } else { 0.0 },
         handshake: handshake.summary(),

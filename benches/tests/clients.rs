@@ -61,6 +61,7 @@ fn a_fleet_connects_from_spread_sources_and_every_client_calls() {
     assert_eq!(u64_at(&json, "/connections"), 30);
     assert_eq!(u64_at(&json, "/established"), 30, "{json}");
     assert_eq!(u64_at(&json, "/connect-errors"), 0, "{json}");
+    assert_eq!(json["connect-errors-dialled-at-s"], serde_json::json!([]), "{json}");
     assert_eq!(u64_at(&json, "/errors"), 0, "{json}");
     assert_eq!(json["sources"]["per-prefix"], 10);
     // 30 clients calling every 100 ms for a 1 s hold: about 300 calls held.
@@ -148,5 +149,10 @@ fn a_site_that_is_not_there_fails_the_run_with_its_connect_errors_counted() {
     assert_eq!(u64_at(&json, "/established"), 0, "{json}");
     assert_eq!(u64_at(&json, "/connect-errors"), 4, "{json}");
     assert!(json["connect-error-kinds"].as_object().is_some_and(|k| !k.is_empty()), "{json}");
+    // When each failed client started dialling: all four, sorted, within the ramp.
+    let dialled: Vec<f64> =
+        json["connect-errors-dialled-at-s"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(dialled.len(), 4, "{json}");
+    assert!(dialled.windows(2).all(|w| w[0] <= w[1]) && dialled.iter().all(|&t| (0.0..5.0).contains(&t)), "{json}");
     assert!(stderr(&output).contains("could not connect"), "{}", stderr(&output));
 }

@@ -18,6 +18,7 @@
 //! | `dead-after-s` | each client's `RemoteOptions::dead_after` (an idle client sends a QUIC keep-alive every third of it) |
 //! | `established` | clients whose connection was established |
 //! | `connect-errors`, `connect-error-kinds` | clients whose connection failed, by kind (`handshake`, `timeout`, …) |
+//! | `connect-errors-dialled-at-s` | when each of those clients started dialling, s from the ramp's start, sorted (the first 1 000 to fail) |
 //! | `ramp-s` | from the first connection started to the last one established or failed |
 //! | `handshakes-per-s` | `established` / `ramp-s` |
 //! | `handshake` | summary of the connection times (dial to established) |
@@ -86,6 +87,7 @@ pub(crate) struct ClientsReport {
     pub(crate) established: u64,
     pub(crate) connect_errors: u64,
     pub(crate) connect_error_kinds: BTreeMap<String, u64>,
+    pub(crate) connect_errors_dialled_at_s: Vec<f64>,
     pub(crate) ramp_s: f64,
     pub(crate) handshakes_per_s: f64,
     pub(crate) handshake: Summary,
@@ -154,6 +156,11 @@ impl Report for ClientsReport {
                 self.connect_error_kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect::<Vec<_>>().join(", ")
             }
         );
+        if let (Some(first), Some(last)) =
+            (self.connect_errors_dialled_at_s.first(), self.connect_errors_dialled_at_s.last())
+        {
+            let _ = writeln!(out, "the clients that failed started dialling {first:.3} s to {last:.3} s into the ramp");
+        }
         let _ = writeln!(out, "held {:.1} s; {} calls answered\n", self.held_s, self.calls);
         out.push_str(&render_table(&[
             ("handshake", &self.handshake),
@@ -222,6 +229,7 @@ mod tests {
             dead_after_s: 0.25,
             established: 1000,
             connect_errors: 0,
+            connect_errors_dialled_at_s: Vec::new(),
             connect_error_kinds: BTreeMap::new(),
             ramp_s: 2.5,
             handshakes_per_s: 400.0,

@@ -1548,3 +1548,42 @@ fn an_empty_or_silent_site_list_fails_with_a_typed_error_within_its_deadline() {
         assert!(took >= Duration::from_millis(450) && took < Duration::from_millis(1_500), "{took:?}");
     });
 }
+
+/// A daemon stopped with SIGTERM stops its Raft node itself: it exits
+/// cleanly and logs no error (the "Raft node stopped" alarm is for a node
+/// that stops on its own: a full disk, a panic).
+#[test]
+fn a_daemon_stopped_with_sigterm_exits_cleanly_without_a_raft_alarm() {
+    let scratch = Scratch::new("tso", "sigterm");
+    let mut sites = start_cluster(&scratch);
+    leader(&sites, Duration::from_secs(20));
+    // Site 0 again, with its log kept.
+    sites[0].kill();
+    let log = scratch.join("bj-a.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tsod"))
+        .args(["run", "--config"])
+        .arg(&sites[0].config)
+        .env("TSOD_LOG", "warn,openraft=off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sites[0].status().and_then(|s| s.tso).is_some_and(|t| matches!(t.role, TsoRole::Leader | TsoRole::Follower))
+    {
+        assert!(Instant::now() < deadline, "the restarted site did not rejoin the TSO group");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(kill_with_command(child.id(), libc::SIGTERM), 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "tsod did not stop within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}: {text}");
+    assert!(!text.contains("ERROR"), "an error logged on a clean stop: {text}");
+}

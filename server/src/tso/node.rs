@@ -175,6 +175,9 @@ pub struct TsoNode {
     site: String,
     /// Why the Raft node stopped for good, once it has.
     failed: Mutex<Option<String>>,
+    /// The daemon is stopping Raft itself ([`TsoNode::shutdown`]): its
+    /// end is no failure to shout about.
+    stopping: AtomicBool,
 }
 
 impl std::fmt::Debug for TsoNode {
@@ -344,6 +347,7 @@ impl TsoNode {
             sites: u32::try_from(all_sites.len()).unwrap_or(u32::MAX),
             site: site.to_owned(),
             failed: Mutex::new(None),
+            stopping: AtomicBool::new(false),
         });
         let members: BTreeMap<NodeId, BasicNode> =
             all_sites.iter().map(|s| (node_id(s), BasicNode::new(s.clone()))).collect();
@@ -495,7 +499,10 @@ impl TsoNode {
                 break "the Raft node stopped".to_owned();
             }
         };
-        if self.failed.locked().replace(why.clone()).is_none() {
+        let first = self.failed.locked().replace(why.clone()).is_none();
+        if first && self.stopping.load(Ordering::Acquire) {
+            tracing::debug!(reason = %why, "the TSO's Raft node stopped: tsod is stopping");
+        } else if first {
             tracing::error!(
                 reason = %why,
                 "the TSO's Raft node stopped: this site serves no TSO timestamps until tsod is restarted \
@@ -894,6 +901,7 @@ impl TsoNode {
 
     /// Stops Raft (on daemon shutdown).
     pub async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
         if let Err(e) = self.raft.shutdown().await {
             warn!(error = %e, "stopping Raft");
         }

@@ -176,6 +176,10 @@ print("| %d | %d | %s | %g s | %d%s | %.0f | %s | %s | %s | %s | %s → %s | %s 
     "-" if d.get("rss-per-connection-kib") is None else "%.1f KiB" % d["rss-per-connection-kib"],
     pct(d.get("cpu-before")), pct(d.get("cpu-ramp")), pct(d.get("cpu-held")),
     us(h.get("before")), us(h.get("held")), pct(r.get("tsbench-cpu-held"))))
+slow = r.get("slow-calls-by-second") or []
+if any(slow):
+    print("%d clients: calls failed or over 100 ms, by second from the ramp's start (ramp %.1f s): %s" % (
+        r["connections"], r["ramp-s"], " ".join("%d:%d" % (t, n) for t, n in enumerate(slow) if n)), file=sys.stderr)
 PY
   stop_daemon
 done

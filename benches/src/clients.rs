@@ -75,6 +75,10 @@ const LINGER: Duration = Duration::from_millis(500);
 const SPARE_FDS: u64 = 128;
 /// At most this many failed clients' dialling times are reported.
 const MAX_FAILED_AT: usize = 1_000;
+/// A call that took longer than this is counted as slow, by second.
+const SLOW_CALL: Duration = Duration::from_millis(100);
+/// Slow calls are counted by second for at most this many seconds of the run.
+const MAX_SECONDS: usize = 86_400;
 
 /// What each client calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -305,15 +309,33 @@ struct Fleet {
     held_latency: Mutex<Series>,
     errors: Mutex<ErrorTally>,
     calls: AtomicU64,
+    /// When the ramp started.
+    since: Instant,
+    /// Per second since `since` (by when each call started): calls that
+    /// failed or took over [`SLOW_CALL`], so that a stall shows when.
+    slow: Mutex<Vec<u64>>,
 }
 
 impl Fleet {
     fn record(&self, started: Instant, held: bool, result: Result<(), String>) {
+        let took = started.elapsed();
+        if result.is_err() || took > SLOW_CALL {
+            let second = usize::try_from(started.saturating_duration_since(self.since).as_secs()).unwrap_or(usize::MAX);
+            let mut slow = self.slow.lock().unwrap_or_else(PoisonError::into_inner);
+            if second < MAX_SECONDS {
+                if slow.len() <= second {
+                    slow.resize(second + 1, 0);
+                }
+                if let Some(n) = slow.get_mut(second) {
+                    *n += 1;
+                }
+            }
+        }
         match result {
             Ok(()) => {
                 self.calls.fetch_add(1, Ordering::Relaxed);
                 let series = if held { &self.held_latency } else { &self.ramp_latency };
-                series.lock().unwrap_or_else(PoisonError::into_inner).record_duration(started.elapsed());
+                series.lock().unwrap_or_else(PoisonError::into_inner).record_duration(took);
             }
             Err(kind) => self.errors.lock().unwrap_or_else(PoisonError::into_inner).add(&kind),
         }
@@ -404,6 +426,8 @@ async fn run_fleet(args: &ClientsArgs, target: &RemoteTarget, daemon: Option<Dae
         held_latency: Mutex::new(Series::new(MAX_LATENCY_NS, 1)?),
         errors: Mutex::new(ErrorTally::default()),
         calls: AtomicU64::new(0),
+        since: Instant::now(),
+        slow: Mutex::new(Vec::new()),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (connected_tx, mut connected_rx) = mpsc::unbounded_channel();
@@ -494,6 +518,7 @@ async fn run_fleet(args: &ClientsArgs, target: &RemoteTarget, daemon: Option<Dae
         connect_errors: connect_errors.total,
         connect_error_kinds: connect_errors.by_kind,
         connect_errors_dialled_at_s: failed_at,
+        slow_calls_by_second: fleet.slow.lock().unwrap_or_else(PoisonError::into_inner).clone(),
         ramp_s: round_to(ramp_s, 3),
         handshakes_per_s: if ramp_s > 0.0 { round_to(established as f64 / ramp_s, 1) } else { 0.0 },
         handshake: handshake.summary(),

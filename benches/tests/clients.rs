@@ -156,3 +156,26 @@ fn a_site_that_is_not_there_fails_the_run_with_its_connect_errors_counted() {
     assert!(dialled.windows(2).all(|w| w[0] <= w[1]) && dialled.iter().all(|&t| (0.0..5.0).contains(&t)), "{json}");
     assert!(stderr(&output).contains("could not connect"), "{}", stderr(&output));
 }
+
+/// A site that answers each lone request only after 200 ms: every call is
+/// slow, and the report counts each by the second it started in, so a
+/// stall shows when it happened.
+#[test]
+fn slow_calls_are_counted_by_the_second_they_started_in() {
+    let server = TsoServer::start("clients-slow", Grants::DuplicatePairs);
+    let output = clients(
+        &server.addr.to_string(),
+        &server.ca_path,
+        &["--call", "next", "--connections", "1", "--hold", "2s", "--call-interval", "500ms"],
+    );
+    assert!(output.status.success(), "tsbench failed: {}", stderr(&output));
+    let json = json_of(&output);
+    let by_second: Vec<u64> =
+        json["slow-calls-by-second"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let slow: u64 = by_second.iter().sum();
+    let calls = u64_at(&json, "/calls");
+    assert!(calls >= 3, "{json}");
+    assert_eq!(slow, calls + u64_at(&json, "/errors"), "every call took 200 ms: {json}");
+    // One client calling every 500 ms for a 2 s hold: no second holds more than three.
+    assert!(by_second.iter().all(|&n| n <= 3) && by_second.len() >= 2, "{json}");
+}

@@ -18,6 +18,7 @@
 //! | `dead-after-s` | each client's `RemoteOptions::dead_after` (an idle client sends a QUIC keep-alive every third of it) |
 //! | `established` | clients whose connection was established |
 //! | `connect-errors`, `connect-error-kinds` | clients whose connection failed, by kind (`handshake`, `timeout`, …) |
+//! | `slow-calls-by-second` | calls that failed or took over 100 ms, by the second (from the ramp's start) they started in; a stall shows as a run of seconds |
 //! | `connect-errors-dialled-at-s` | when each of those clients started dialling, s from the ramp's start, sorted (the first 1 000 to fail) |
 //! | `ramp-s` | from the first connection started to the last one established or failed |
 //! | `handshakes-per-s` | `established` / `ramp-s` |
@@ -88,6 +89,7 @@ pub(crate) struct ClientsReport {
     pub(crate) connect_errors: u64,
     pub(crate) connect_error_kinds: BTreeMap<String, u64>,
     pub(crate) connect_errors_dialled_at_s: Vec<f64>,
+    pub(crate) slow_calls_by_second: Vec<u64>,
     pub(crate) ramp_s: f64,
     pub(crate) handshakes_per_s: f64,
     pub(crate) handshake: Summary,
@@ -161,7 +163,17 @@ impl Report for ClientsReport {
         {
             let _ = writeln!(out, "the clients that failed started dialling {first:.3} s to {last:.3} s into the ramp");
         }
-        let _ = writeln!(out, "held {:.1} s; {} calls answered\n", self.held_s, self.calls);
+        let _ = writeln!(out, "held {:.1} s; {} calls answered", self.held_s, self.calls);
+        let seconds = self.slow_calls_by_second.iter().filter(|&&n| n > 0).count();
+        if let Some((worst, n)) =
+            self.slow_calls_by_second.iter().enumerate().max_by_key(|&(_, n)| *n).filter(|&(_, n)| *n > 0)
+        {
+            let _ = writeln!(
+                out,
+                "calls failed or over 100 ms in {seconds} seconds of the run; the worst, {worst} s after the ramp's start, had {n}"
+            );
+        }
+        out.push('\n');
         out.push_str(&render_table(&[
             ("handshake", &self.handshake),
             ("call while ramping", &self.latency_ramp),
@@ -230,6 +242,7 @@ mod tests {
             established: 1000,
             connect_errors: 0,
             connect_errors_dialled_at_s: Vec::new(),
+            slow_calls_by_second: Vec::new(),
             connect_error_kinds: BTreeMap::new(),
             ramp_s: 2.5,
             handshakes_per_s: 400.0,

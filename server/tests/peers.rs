@@ -351,6 +351,45 @@ fn a_client_that_never_reads_its_answer_is_reset() {
     });
 }
 
+/// A client connection is granted 64 concurrent streams in its handshake,
+/// a peer's is raised to 256 once its certificate names it: the daemon
+/// keeps the state of every stream slot a connection has used, so what a
+/// client is granted is what its connection costs once settled.
+#[test]
+fn a_client_connection_gets_fewer_streams_than_a_peer() {
+    let scratch = Scratch::new("peers", "stream-limits");
+    let certs = cluster_dir(&scratch, "certs", &["bj-a", "bj-b", "xa", "app"]);
+    let sites = start_cluster(&scratch, &certs, "");
+    let target = &sites[0];
+    wait_for(target, "all peers usable", Duration::from_secs(20), all_peers_usable);
+    let addr: SocketAddr = format!("127.0.0.1:{}", target.port).parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        // How many streams the server lets us open at once: opening is
+        // local (nothing is sent on an unwritten stream), so the first
+        // open that waits has met the limit the server granted.
+        async fn open_until_refused(conn: &quinn::Connection, most: usize) -> usize {
+            let mut held = Vec::new();
+            while held.len() < most {
+                match tokio::time::timeout(Duration::from_millis(300), conn.open_bi()).await {
+                    Ok(Ok(stream)) => held.push(stream),
+                    Ok(Err(e)) => panic!("{e}"),
+                    Err(_) => break,
+                }
+            }
+            held.len()
+        }
+        let client = dial(&certs, &certs, "app", addr, tsod_proto::wire::ALPN_CLIENT).await.unwrap();
+        assert_eq!(open_until_refused(&client, 300).await, 64);
+        let peer = dial(&certs, &certs, "bj-b", addr, tsod_proto::wire::ALPN_PEER).await.unwrap();
+        // The raise follows the handshake by one packet.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(open_until_refused(&peer, 300).await, 256);
+        client.close(0u8.into(), b"done");
+        peer.close(0u8.into(), b"done");
+    });
+}
+
 /// A client's limit holds however many connections it opens: four
 /// connections with one certificate share its 50 timestamps a second,
 /// though each stays far under the per-connection limit.

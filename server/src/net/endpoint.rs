@@ -30,11 +30,20 @@ use crate::tls::{self, ClientAuth};
 pub const RETRY_FROM: usize = 256;
 /// Longest a handshake may take before its slot is freed.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Streams a connection may have open at once (peers).
+/// Streams a peer connection may have open at once.
 const MAX_STREAMS: u32 = 256;
-/// Streams a client connection may have open at once.
+/// A peer connection's receive window.
+const PEER_WINDOW: u32 = 1024 * 1024;
+/// Streams a client connection may have open at once (a TSO client keeps
+/// up to `TsoOptions::max_in_flight`, 64 by default, in flight). An
+/// incoming connection starts with the client limits and is raised to the
+/// peers' once its certificate names a peer: quinn keeps the state of
+/// every stream slot a connection has used (its buffer too) until the
+/// connection closes, so the limit granted in the handshake is what a
+/// client connection costs once settled (BENCHMARKS.md, "Clients per
+/// site").
 const CLIENT_STREAMS: u32 = 64;
-/// A client connection's receive window (peers get 1 MiB).
+/// A client connection's receive window.
 const CLIENT_WINDOW: u32 = 256 * 1024;
 
 /// Why the endpoint could not start.
@@ -69,9 +78,12 @@ pub struct NetSetup {
     pub max_sample_age: Duration,
 }
 
-fn transport(dead_after: Duration) -> Arc<quinn::TransportConfig> {
+/// Transport settings; `streams` and `window` are the limits granted in
+/// the handshake (`MAX_STREAMS`/`PEER_WINDOW` on the connections we dial,
+/// the clients' on those we accept).
+fn transport(dead_after: Duration, streams: u32, window: u32) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
-    t.max_concurrent_bidi_streams(MAX_STREAMS.into());
+    t.max_concurrent_bidi_streams(streams.into());
     t.max_concurrent_uni_streams(0u8.into());
     // Dead-peer detection: silence for `dead_after` closes the connection;
     // keep-alives at a third of it keep a healthy but idle link open.
@@ -82,7 +94,7 @@ fn transport(dead_after: Duration) -> Arc<quinn::TransportConfig> {
     // Flow control keeps what a stalled or hostile sender can make us buffer
     // small: messages are at most 64 KiB, most far smaller.
     t.stream_receive_window(quinn::VarInt::from_u32(64 * 1024));
-    t.receive_window(quinn::VarInt::from_u32(1024 * 1024));
+    t.receive_window(quinn::VarInt::from_u32(window));
     Arc::new(t)
 }
 
@@ -107,11 +119,10 @@ pub fn start(
     let client_tls = tls::client_config(roots, tls::load_identity(dir, &setup.site.name)?, &[ALPN_PEER])?;
     let quic_server = QuicServerConfig::try_from(server_tls).map_err(|e| EndpointError::QuicTls(e.to_string()))?;
     let quic_client = QuicClientConfig::try_from(client_tls).map_err(|e| EndpointError::QuicTls(e.to_string()))?;
-    let transport = transport(setup.site.dead_after());
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(quic_server));
-    server_config.transport_config(Arc::clone(&transport));
+    server_config.transport_config(transport(setup.site.dead_after(), CLIENT_STREAMS, CLIENT_WINDOW));
     let mut client_config = quinn::ClientConfig::new(Arc::new(quic_client));
-    client_config.transport_config(transport);
+    client_config.transport_config(transport(setup.site.dead_after(), MAX_STREAMS, PEER_WINDOW));
 
     let addr = setup.site.listen;
     let bound = udp::bind(addr, setup.site.receive_buffer()).map_err(|source| EndpointError::Bind { addr, source })?;
@@ -243,6 +254,8 @@ async fn route(
             return;
         };
         debug!(%remote, peer = %setup.peers.get(index).map_or("", |p| p.name.as_str()), "peer connected to us");
+        conn.set_max_concurrent_bi_streams(MAX_STREAMS.into());
+        conn.set_receive_window(PEER_WINDOW.into());
         let _slot = slot.into_other();
         peer_link::serve_incoming(conn, index, clock, view, peers).await;
     } else if alpn == ALPN_CLIENT && setup.clients.enabled {
@@ -255,8 +268,6 @@ async fn route(
                 return;
             }
         };
-        conn.set_max_concurrent_bi_streams(CLIENT_STREAMS.into());
-        conn.set_receive_window(CLIENT_WINDOW.into());
         let who = client_identity(&conn, remote);
         let rate = setup.clients.max_requests_per_second;
         client_service::serve(conn, rate, Arc::clone(limits), who, setup.site.name.clone(), clock, view, peers).await;

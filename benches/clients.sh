@@ -9,7 +9,8 @@
 # before the "before" half-width is sampled. tsbench samples the daemon from
 # /proc (RSS, CPU time, descriptors) and its published half-width from the
 # segment before the clients and while they are held. Prints a Markdown
-# table, one row per N; the JSON of each run stays in $KEEP if set.
+# table, one row per N; the JSON and the daemon log of each run stay in
+# $KEEP if set. TSOD_LOG sets the daemon's log filter (default warn).
 #
 # PER_SOCKET=1 is what separate client hosts look like, but tsbench then
 # runs a receive loop per client, and past ~5 000 clients on its one core
@@ -125,7 +126,7 @@ TOML
 
 start_daemon() {
   rm -f "$work/segment" "$work/segment.status.json"
-  TSOD_LOG=warn $(pin 0) "$tsod" run --config "$work/tsod.toml" 2>>"$work/tsod.log" &
+  TSOD_LOG=${TSOD_LOG:-warn} $(pin 0) "$tsod" run --config "$work/tsod.toml" 2>>"$work/tsod.log" &
   daemon=$!
   "$tsod" wait-sync --segment "$work/segment" --timeout 60s >/dev/null
   # The TSO leads once its lease is committed: wait for the status to say so.
@@ -156,7 +157,7 @@ for n in $COUNTS; do
     --per-socket "$PER_SOCKET" --ramp-rate "$RAMP_RATE" --in-flight "$IN_FLIGHT" --sources 127.0.0.0/8 --per-prefix "$PER_PREFIX" \
     --threads "$THREADS" --hold "$HOLD" --before "$BEFORE" --daemon-pid "$daemon" --segment "$work/segment" \
     ${DEAD_AFTER:+--dead-after "$DEAD_AFTER"} --json >"$out" || echo "tsbench clients with $n clients failed (figures below)" >&2
-  [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp "$out" "$KEEP/"
+  [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp "$out" "$KEEP/" && cp "$work/tsod.log" "$KEEP/tsod-$n.log"
   python3 - "$out" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

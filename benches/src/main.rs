@@ -94,6 +94,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Diagnostics of the client library and quinn (e.g.
+    // `TSBENCH_LOG=quinn_proto=debug`), to stderr; off unless asked for.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("TSBENCH_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let result = match Cli::parse().command {
         Command::Now(args) => now::run(&args),
         Command::Uncertainty(args) => uncertainty::run(&args),

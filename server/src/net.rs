@@ -18,6 +18,7 @@
 //! [`SiteView`](crate::site::SiteView) on a watch channel, probe math is [`crate::peer::probe`].
 
 pub mod admission;
+pub mod cid;
 pub mod client_service;
 pub mod endpoint;
 pub mod limit;

@@ -138,13 +138,12 @@ pub fn start(
     } else {
         debug!(%addr, granted_kib = bound.granted / 1024, "QUIC socket receive buffer");
     }
-    let mut endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(server_config),
-        bound.socket,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .map_err(|source| EndpointError::Bind { addr, source })?;
+    // Connection IDs with 8 random bytes, not quinn's 3 (see `cid`).
+    let mut endpoint_config = quinn::EndpointConfig::default();
+    endpoint_config.cid_generator(|| Box::new(super::cid::Cids::new()));
+    let mut endpoint =
+        quinn::Endpoint::new(endpoint_config, Some(server_config), bound.socket, Arc::new(quinn::TokioRuntime))
+            .map_err(|source| EndpointError::Bind { addr, source })?;
     endpoint.set_default_client_config(client_config);
     let peers = Arc::new(PeerTable::new(setup.peers.iter().map(|p| (p.name.clone(), p.address.to_string()))));
     info!(%addr, site = %setup.site.name, peers = setup.peers.len(), "QUIC endpoint listening");

@@ -39,6 +39,25 @@ fn start_cluster(scratch: &Scratch, certs: &Path, extra: &str) -> Vec<ClusterSit
     start_sites(&scratch.0, &Setup { certs, extra, tso: ["", "", ""] }, |_, address| address)
 }
 
+/// The three sites and an `app` client certificate, `extra` in every
+/// configuration, once bj-a has all its peers: bj-a's QUIC address and a
+/// runtime to be its client on.
+struct ClientCluster {
+    certs: PathBuf,
+    sites: Vec<ClusterSite>,
+    addr: SocketAddr,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn cluster_for_clients(scratch: &Scratch, extra: &str) -> ClientCluster {
+    let certs = cluster_dir(scratch, "certs", &["bj-a", "bj-b", "xa", "app"]);
+    let sites = start_cluster(scratch, &certs, extra);
+    wait_for(&sites[0], "all peers usable", Duration::from_secs(20), all_peers_usable);
+    let addr: SocketAddr = format!("127.0.0.1:{}", sites[0].port).parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    ClientCluster { certs, sites, addr, runtime }
+}
+
 /// Waits until `check` holds for the site's status file.
 fn wait_for(
     site: &ClusterSite,
@@ -319,12 +338,7 @@ async fn refusal(conn: Result<quinn::Connection, String>) -> Option<String> {
 #[test]
 fn a_client_that_never_reads_its_answer_is_reset() {
     let scratch = Scratch::new("peers", "never-reads");
-    let certs = cluster_dir(&scratch, "certs", &["bj-a", "bj-b", "xa", "app"]);
-    let sites = start_cluster(&scratch, &certs, "");
-    let target = &sites[0];
-    wait_for(target, "all peers usable", Duration::from_secs(20), all_peers_usable);
-    let addr: SocketAddr = format!("127.0.0.1:{}", target.port).parse().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ClientCluster { certs, sites: _sites, addr, runtime } = cluster_for_clients(&scratch, "");
     runtime.block_on(async {
         let roots = tsod::tls::load_roots(&certs).unwrap();
         let identity = tsod::tls::load_identity(&certs, "app").unwrap();
@@ -358,12 +372,7 @@ fn a_client_that_never_reads_its_answer_is_reset() {
 #[test]
 fn a_client_connection_gets_fewer_streams_than_a_peer() {
     let scratch = Scratch::new("peers", "stream-limits");
-    let certs = cluster_dir(&scratch, "certs", &["bj-a", "bj-b", "xa", "app"]);
-    let sites = start_cluster(&scratch, &certs, "");
-    let target = &sites[0];
-    wait_for(target, "all peers usable", Duration::from_secs(20), all_peers_usable);
-    let addr: SocketAddr = format!("127.0.0.1:{}", target.port).parse().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ClientCluster { certs, sites: _sites, addr, runtime } = cluster_for_clients(&scratch, "");
     runtime.block_on(async {
         // How many streams the server lets us open at once: opening is
         // local (nothing is sent on an unwritten stream), so the first
@@ -396,12 +405,8 @@ fn a_client_connection_gets_fewer_streams_than_a_peer() {
 #[test]
 fn a_client_with_many_connections_shares_one_limit() {
     let scratch = Scratch::new("peers", "per-client");
-    let certs = cluster_dir(&scratch, "certs", &["bj-a", "bj-b", "xa", "app"]);
-    let sites = start_cluster(&scratch, &certs, "[clients]\nmax-timestamps-per-second-per-client = 50\n");
-    let target = &sites[0];
-    wait_for(target, "all peers usable", Duration::from_secs(20), all_peers_usable);
-    let addr: SocketAddr = format!("127.0.0.1:{}", target.port).parse().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ClientCluster { certs, sites: _sites, addr, runtime } =
+        cluster_for_clients(&scratch, "[clients]\nmax-timestamps-per-second-per-client = 50\n");
     let (ok, limited) = runtime.block_on(async {
         let mut options = RemoteOptions::new(certs.join("ca.crt"), "bj-a");
         options.client_identity = Some((certs.join("app.crt"), certs.join("app.key")));
@@ -437,12 +442,9 @@ fn a_client_with_many_connections_shares_one_limit() {
 #[test]
 fn configured_client_connection_limits_hold() {
     let scratch = Scratch::new("peers", "client-limits");
-    let certs = cluster_dir(&scratch, "certs", &["bj-a", "bj-b", "xa", "app"]);
-    let sites = start_cluster(&scratch, &certs, "[clients]\nmax-connections = 4\nmax-connections-per-prefix = 2\n");
+    let ClientCluster { certs, sites, addr, runtime } =
+        cluster_for_clients(&scratch, "[clients]\nmax-connections = 4\nmax-connections-per-prefix = 2\n");
     let target = &sites[0];
-    wait_for(target, "all peers usable", Duration::from_secs(20), all_peers_usable);
-    let addr: SocketAddr = format!("127.0.0.1:{}", target.port).parse().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let from = |local: [u8; 4]| {
             let mut options = RemoteOptions::new(certs.join("ca.crt"), "bj-a");

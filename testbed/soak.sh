@@ -65,8 +65,8 @@ for v in minutes fault_every warmup sample_every rss_tol fd_tol age_match settle
 done
 [[ $lat_factor =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "soak.sh: LATENCY_FACTOR must be a number" >&2; exit 2; }
 duration=$((minutes * 60))
-((minutes >= 2 && fault_every >= 25 && sample_every >= 5 && warmup <= 600)) || {
-    echo "soak.sh: needs SOAK_MINUTES ≥ 2, FAULT_EVERY ≥ 25 (the longest fault lasts 20 s), SAMPLE_EVERY ≥ 5, WARMUP ≤ 600" >&2
+((minutes >= 2 && minutes <= 360 && fault_every >= 25 && sample_every >= 5 && warmup <= 600)) || {
+    echo "soak.sh: needs 2 ≤ SOAK_MINUTES ≤ 360 (a scenario lasts at most 6 h), FAULT_EVERY ≥ 25 (the longest fault lasts 20 s), SAMPLE_EVERY ≥ 5, WARMUP ≤ 600" >&2
     exit 2
 }
 lat_window=${LATENCY_WINDOW:-300}

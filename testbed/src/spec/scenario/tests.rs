@@ -541,7 +541,7 @@ fn sources_a_site_lacks_cannot_fail() {
 fn values_out_of_range() {
     assert!(error(&on_dr(&event(61, "kill", "site = \"xa\""))).contains("at-s = 61 must be within 0 … 60"));
     assert!(error(&on_dr("[[event]]\nat-s = -1\naction = \"kill\"\nsite = \"xa\"\n")).contains("at-s = -1"));
-    assert!(error("name = \"t\"\nduration-s = 0\n").contains("duration-s = 0 must be within 1 … 3600"));
+    assert!(error("name = \"t\"\nduration-s = 0\n").contains("duration-s = 0 must be within 1 … 21600"));
     assert!(error("name = \"t\"\nduration-s = 5\nwarmup-s = 601\n").contains("warmup-s = 601 must be"));
     assert!(error("name = \"T\"\nduration-s = 5\n").contains("lowercase DNS label"));
     let gps = |keys: &str| error(&on_dr(&event(1, "gps-drift", &format!("site = \"xa\"\n{keys}"))));
